@@ -1,0 +1,1 @@
+"""Data stage: readers and writers for every data set polyret touches."""

