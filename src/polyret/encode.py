@@ -1,0 +1,245 @@
+"""Encoding: texts -> L2-normalised float32 embeddings, fast on CPU, cached on disk.
+
+What this adds over a bare `SentenceTransformer.encode`:
+- bf16 autocast on CPUs where it pays (see `bf16_supported`), with an fp32 switch;
+- the model's own prompt for the text kind (`query: ` / `passage: ` for e5 models);
+- an on-disk cache keyed by model identity, kind, precision, max length and the text itself, so
+  re-running an evaluation (after a crash, or for another metric) encodes nothing twice.
+sentence-transformers already sorts each call by length, which keeps padding small.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from polyret.errors import PolyretError
+from polyret.paths import cache_dir
+
+
+def bf16_supported() -> bool:
+    """True when bf16 autocast is worth using on this CPU: only with native bf16 instructions.
+
+    Measured on the project machines (AVX-512F but no AVX512_BF16/AMX): a bf16 matmul is ~5x
+    *slower* than fp32 there, because oneDNN emulates bf16. Override with POLYRET_BF16=0/1.
+    """
+    env = os.environ.get("POLYRET_BF16")
+    if env is not None:
+        return env not in ("0", "false", "False", "")
+    try:
+        import torch
+
+        if not torch.backends.mkldnn.is_available():
+            return False
+        flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    except OSError:
+        return False
+    return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
+
+
+def model_id(model) -> str:
+    """A stable identity for a model's weights + tokenisation + pooling (for cache keys and reports).
+
+    Hashes a strided sample of every parameter, so a fine-tuned model in memory gets a new id.
+    """
+    import torch
+
+    h = hashlib.sha1()
+    h.update(str(getattr(model, "max_seq_length", "")).encode())
+    h.update(repr([type(m).__name__ for m in model]).encode())
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            flat = p.detach().reshape(-1)
+            sample = flat[:: max(1, flat.numel() // 4096)].float().cpu().numpy()
+            h.update(name.encode())
+            h.update(str(tuple(p.shape)).encode())
+            h.update(sample.tobytes())
+    return h.hexdigest()[:16]
+
+
+def _prompt_for(model, kind: str | None) -> str:
+    if kind is None:
+        return ""
+    if kind not in ("query", "passage"):
+        raise PolyretError(f"kind must be 'query' or 'passage', not {kind!r}")
+    prompts = getattr(model, "prompts", None) or {}
+    return prompts.get(kind, "")
+
+
+class EmbeddingStore:
+    """Append-only on-disk map text-key -> vector for one (model, kind, precision) combination.
+
+    `keys.txt` holds one hex digest per line; `vectors.f32` the rows in the same order. Vectors are
+    written before keys, so a crash can only leave unreferenced trailing rows, which are ignored.
+    """
+
+    def __init__(self, root: Path, dim: int):
+        self.root = root
+        self.dim = dim
+        root.mkdir(parents=True, exist_ok=True)
+        self.keys_path = root / "keys.txt"
+        self.vec_path = root / "vectors.f32"
+        self._index: dict[str, int] | None = None
+
+    @contextlib.contextmanager
+    def _locked(self):
+        with open(self.root / ".lock", "w") as lf:
+            fcntl.flock(lf, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lf, fcntl.LOCK_UN)
+
+    def _load_index(self) -> dict[str, int]:
+        keys = self.keys_path.read_text().split() if self.keys_path.exists() else []
+        rows = self.vec_path.stat().st_size // (4 * self.dim) if self.vec_path.exists() else 0
+        keys = keys[: min(len(keys), rows)]
+        return {k: i for i, k in enumerate(keys)}
+
+    def get(self, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(found mask, vectors for found keys in order)."""
+        with self._locked():
+            self._index = self._load_index()
+            idx = np.array([self._index.get(k, -1) for k in keys], dtype=np.int64)
+        found = idx >= 0
+        if not found.any():
+            return found, np.zeros((0, self.dim), np.float32)
+        mm = np.memmap(self.vec_path, dtype=np.float32, mode="r").reshape(-1, self.dim)
+        return found, np.array(mm[idx[found]])
+
+    def put(self, keys: Sequence[str], vecs: np.ndarray) -> None:
+        if not len(keys):
+            return
+        with self._locked():
+            index = self._load_index()
+            rows = len(index)
+            # Drop any unreferenced trailing rows first so keys and rows stay aligned.
+            if self.vec_path.exists() and self.vec_path.stat().st_size != rows * 4 * self.dim:
+                with open(self.vec_path, "r+b") as f:
+                    f.truncate(rows * 4 * self.dim)
+            keep = [i for i, k in enumerate(keys) if k not in index]
+            if not keep:
+                return
+            with open(self.vec_path, "ab") as f:
+                f.write(np.ascontiguousarray(vecs[keep], dtype=np.float32).tobytes())
+            with open(self.keys_path, "a") as f:
+                f.write("".join(keys[i] + "\n" for i in keep))
+
+
+def _embedding_dim(model) -> int:
+    get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(get())
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def _raw_encode(model, texts: list[str], prompt: str, batch_size: int, bf16: bool, show_progress: bool) -> np.ndarray:
+    import torch
+
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with torch.inference_mode(), ctx:
+        emb = model.encode(
+            texts,
+            prompt=prompt or None,
+            batch_size=batch_size,
+            show_progress_bar=show_progress,
+            convert_to_numpy=False,
+            convert_to_tensor=True,
+            normalize_embeddings=False,
+        )
+    emb = emb.float()
+    emb = torch.nn.functional.normalize(emb, dim=-1)
+    return emb.cpu().numpy().astype(np.float32, copy=False)
+
+
+def encode_texts(
+    model,
+    texts: Sequence[str],
+    kind: str | None = None,
+    *,
+    batch_size: int = 64,
+    bf16: bool | None = None,
+    max_length: int | None = None,
+    show_progress: bool = True,
+    cache: bool | str | Path = False,
+) -> np.ndarray:
+    """Embed `texts` (same order), float32, L2-normalised.
+
+    kind: 'query' / 'passage' adds the model's prompt for that kind (none if the model has none).
+    bf16: None = automatic (`bf16_supported()`); cache: False, True (polyret cache dir) or a directory.
+    """
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise PolyretError(f"text #{i} is {type(t).__name__}, not a string")
+    if bf16 is None:
+        bf16 = bf16_supported()
+    prompt = _prompt_for(model, kind)
+    old_len = model.max_seq_length
+    if max_length:
+        model.max_seq_length = max_length
+    try:
+        dim = _embedding_dim(model)
+        if not texts:
+            return np.zeros((0, dim), np.float32)
+        if not cache:
+            return _raw_encode(model, texts, prompt, batch_size, bf16, show_progress)
+        root = Path(cache) if not isinstance(cache, bool) else cache_dir() / "embeddings"
+        store = EmbeddingStore(
+            root / model_id(model) / f"{kind or 'none'}-{'bf16' if bf16 else 'fp32'}-{model.max_seq_length}", dim
+        )
+        keys = [_text_key(t) for t in texts]
+        found, found_vecs = store.get(keys)
+        out = np.empty((len(texts), dim), np.float32)
+        out[found] = found_vecs
+        todo = np.flatnonzero(~found)
+        if len(todo):
+            # Encode each distinct missing text once.
+            uniq: dict[str, int] = {}
+            for i in todo:
+                uniq.setdefault(keys[i], i)
+            order = list(uniq.values())
+            vecs = _raw_encode(model, [texts[i] for i in order], prompt, batch_size, bf16, show_progress)
+            store.put([keys[i] for i in order], vecs)
+            row = {keys[i]: r for r, i in enumerate(order)}
+            out[todo] = vecs[[row[keys[i]] for i in todo]]
+        return out
+    finally:
+        model.max_seq_length = old_len
+
+
+def read_encode_input(path: str | Path, field: str = "text") -> list[str]:
+    """Texts from a .txt file (one per line) or .jsonl (a `field` per record)."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise PolyretError(f"{path}: no such input file")
+    texts: list[str] = []
+    if path.suffix == ".jsonl":
+        with path.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise PolyretError(f"{path}:{lineno}: bad JSON ({e.msg})") from None
+                if not isinstance(obj, dict) or not isinstance(obj.get(field), str):
+                    raise PolyretError(f"{path}:{lineno}: record has no string field {field!r}")
+                texts.append(obj[field])
+    else:
+        with path.open(encoding="utf-8") as f:
+            texts = [line.rstrip("\r\n") for line in f]
+        while texts and not texts[-1].strip():
+            texts.pop()
+    if not texts:
+        raise PolyretError(f"{path}: input is empty")
+    return texts
