@@ -1,0 +1,245 @@
+"""BEIR layout reader and writer.
+
+A BEIR data set is a directory with
+
+- `corpus.jsonl`: one `{"_id", "title", "text"}` object per line (polyret also writes/keeps `lang`),
+- `queries.jsonl`: one `{"_id", "text"}` object per line (plus `lang` where known),
+- `qrels/<split>.tsv`: `query-id<TAB>corpus-id<TAB>score` with a header row.
+
+`corpus.jsonl.gz` / `queries.jsonl.gz` are read too. The corpus is only ever *streamed*
+(`iter_corpus`): BEIR/MIRACL corpora can hold millions of passages, so nothing here loads it whole.
+Every malformed record raises one `PolyretError` naming the file and line.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from polyret.errors import PolyretError
+
+QRELS_HEADER = ("query-id", "corpus-id", "score")
+
+
+@dataclass(frozen=True)
+class BeirDoc:
+    """One corpus passage. `lang` is None when the source does not say."""
+
+    id: str
+    text: str
+    title: str = ""
+    lang: str | None = None
+
+    def to_json(self) -> dict:
+        out = {"_id": self.id, "title": self.title, "text": self.text}
+        if self.lang is not None:
+            out["lang"] = self.lang
+        return out
+
+
+@dataclass(frozen=True)
+class BeirQuery:
+    id: str
+    text: str
+    lang: str | None = None
+
+    def to_json(self) -> dict:
+        out = {"_id": self.id, "text": self.text}
+        if self.lang is not None:
+            out["lang"] = self.lang
+        return out
+
+
+Qrels = dict[str, dict[str, int]]
+"""query id -> {doc id -> graded relevance}; 0 means judged not relevant."""
+
+
+def passage_text(title: str, text: str) -> str:
+    """The string an encoder sees for a passage: `title text` (BEIR/pyserini convention), or text alone."""
+    title = (title or "").strip()
+    return f"{title} {text}" if title else text
+
+
+def open_text(path: Path) -> IO[str]:
+    """Open a UTF-8 text file, transparently gunzipping `*.gz`."""
+    path = Path(path)
+    if not path.is_file():
+        raise PolyretError(f"{path} does not exist or is not a file")
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def find_file(directory: Path, name: str) -> Path:
+    """`directory/name` or `directory/name.gz`, else a PolyretError naming both."""
+    for cand in (directory / name, directory / f"{name}.gz"):
+        if cand.is_file():
+            return cand
+    raise PolyretError(f"{directory} holds neither {name} nor {name}.gz (not a BEIR data set directory?)")
+
+
+def _iter_json_lines(path: Path) -> Iterator[tuple[int, dict]]:
+    with open_text(path) as f:
+        try:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise PolyretError(f"{path} line {lineno} is not valid JSON ({e.msg})") from None
+                if not isinstance(obj, dict):
+                    raise PolyretError(f"{path} line {lineno} is not a JSON object")
+                yield lineno, obj
+        except (gzip.BadGzipFile, EOFError, UnicodeDecodeError) as e:
+            raise PolyretError(f"{path} cannot be read ({type(e).__name__}: {e})") from None
+
+
+def _str_field(obj: dict, key: str, path: Path, lineno: int, *, required: bool = True) -> str:
+    if key not in obj or obj[key] is None:
+        if required:
+            raise PolyretError(f"{path} line {lineno} has no {key!r} field")
+        return ""
+    val = obj[key]
+    if isinstance(val, (int, float)) and not isinstance(val, bool) and key == "_id":
+        return str(val)  # some BEIR sets store numeric ids
+    if not isinstance(val, str):
+        raise PolyretError(f"{path} line {lineno}: field {key!r} must be a string, got {type(val).__name__}")
+    return val
+
+
+def iter_corpus(path: Path) -> Iterator[BeirDoc]:
+    """Stream `corpus.jsonl[.gz]`; duplicate ids are an error (they would make qrels ambiguous)."""
+    path = Path(path)
+    seen: set[str] = set()
+    for lineno, obj in _iter_json_lines(path):
+        doc_id = _str_field(obj, "_id", path, lineno)
+        if not doc_id:
+            raise PolyretError(f"{path} line {lineno} has an empty '_id'")
+        if doc_id in seen:
+            raise PolyretError(f"{path} line {lineno} repeats document id {doc_id!r}")
+        seen.add(doc_id)
+        lang = obj.get("lang")
+        yield BeirDoc(
+            id=doc_id,
+            text=_str_field(obj, "text", path, lineno),
+            title=_str_field(obj, "title", path, lineno, required=False),
+            lang=lang if isinstance(lang, str) else None,
+        )
+
+
+def read_queries(path: Path) -> dict[str, BeirQuery]:
+    """`queries.jsonl[.gz]` -> {query id: BeirQuery}, file order kept."""
+    path = Path(path)
+    out: dict[str, BeirQuery] = {}
+    for lineno, obj in _iter_json_lines(path):
+        qid = _str_field(obj, "_id", path, lineno)
+        if qid in out:
+            raise PolyretError(f"{path} line {lineno} repeats query id {qid!r}")
+        lang = obj.get("lang")
+        out[qid] = BeirQuery(qid, _str_field(obj, "text", path, lineno), lang if isinstance(lang, str) else None)
+    return out
+
+
+def read_qrels(path: Path) -> Qrels:
+    """`qrels/<split>.tsv` (header row `query-id corpus-id score`) -> {qid: {docid: relevance}}."""
+    path = Path(path)
+    qrels: Qrels = {}
+    with open_text(path) as f:
+        header = f.readline()
+        cols = tuple(c.strip() for c in header.rstrip("\r\n").split("\t"))
+        if cols[:3] != QRELS_HEADER:
+            raise PolyretError(
+                f"{path} line 1 must be the header 'query-id<TAB>corpus-id<TAB>score', got {header.strip()!r}"
+            )
+        for lineno, line in enumerate(f, 2):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            if len(parts) < 3:
+                raise PolyretError(f"{path} line {lineno} has {len(parts)} tab-separated columns, expected 3")
+            qid, docid, score = parts[0].strip(), parts[1].strip(), parts[2].strip()
+            try:
+                rel = int(float(score))
+            except ValueError:
+                raise PolyretError(f"{path} line {lineno}: score {score!r} is not a number") from None
+            qrels.setdefault(qid, {})[docid] = rel
+    if not qrels:
+        raise PolyretError(f"{path} holds no judgements")
+    return qrels
+
+
+@dataclass
+class BeirSplit:
+    """Queries and judgements of one split; the corpus stays on disk (`corpus_path`)."""
+
+    root: Path
+    split: str
+    corpus_path: Path
+    queries: dict[str, BeirQuery]
+    qrels: Qrels
+
+
+def load_beir(beir_dir: Path, split: str = "test") -> BeirSplit:
+    """Queries + qrels of `split`, restricted to judged queries (as BEIR evaluates)."""
+    root = Path(beir_dir)
+    if not root.is_dir():
+        raise PolyretError(f"BEIR directory {root} does not exist")
+    corpus_path = find_file(root, "corpus.jsonl")
+    queries = read_queries(find_file(root, "queries.jsonl"))
+    qrels_path = root / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        have = sorted(p.stem for p in (root / "qrels").glob("*.tsv")) if (root / "qrels").is_dir() else []
+        raise PolyretError(f"{qrels_path} does not exist (splits present: {', '.join(have) or 'none'})")
+    qrels = read_qrels(qrels_path)
+    missing = [q for q in qrels if q not in queries]
+    if missing:
+        raise PolyretError(
+            f"{qrels_path} judges {len(missing)} query id(s) absent from queries.jsonl, e.g. {missing[0]!r}"
+        )
+    return BeirSplit(root, split, corpus_path, {q: queries[q] for q in queries if q in qrels}, qrels)
+
+
+def write_beir(
+    out_dir: Path,
+    corpus: Iterable[BeirDoc],
+    queries: Iterable[BeirQuery],
+    qrels: Qrels,
+    *,
+    split: str = "test",
+    overwrite: bool = False,
+) -> Path:
+    """Write a BEIR directory. Refuses to touch an existing non-empty directory unless `overwrite`."""
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise PolyretError(f"{out} already exists and is not empty; pass --overwrite to replace its files")
+    (out / "qrels").mkdir(parents=True, exist_ok=True)
+    doc_ids: set[str] = set()
+    with open(out / "corpus.jsonl", "w", encoding="utf-8") as f:
+        for d in corpus:
+            if d.id in doc_ids:
+                raise PolyretError(f"document id {d.id!r} is written twice to {out / 'corpus.jsonl'}")
+            doc_ids.add(d.id)
+            f.write(json.dumps(d.to_json(), ensure_ascii=False) + "\n")
+    query_ids: set[str] = set()
+    with open(out / "queries.jsonl", "w", encoding="utf-8") as f:
+        for q in queries:
+            if q.id in query_ids:
+                raise PolyretError(f"query id {q.id!r} is written twice to {out / 'queries.jsonl'}")
+            query_ids.add(q.id)
+            f.write(json.dumps(q.to_json(), ensure_ascii=False) + "\n")
+    with open(out / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as f:
+        f.write("\t".join(QRELS_HEADER) + "\n")
+        for qid, rels in qrels.items():
+            if qid not in query_ids:
+                raise PolyretError(f"qrels for {split} judge query {qid!r} that is not in the queries written")
+            for docid, rel in rels.items():
+                if docid not in doc_ids:
+                    raise PolyretError(f"qrels for query {qid!r} judge document {docid!r} that is not in the corpus written")
+                f.write(f"{qid}\t{docid}\t{int(rel)}\n")
+    return out

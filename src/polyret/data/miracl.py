@@ -1,0 +1,125 @@
+"""MIRACL readers: topics (`qid<TAB>query`), TREC qrels (`qid Q0 docid rel`) and the passage corpus.
+
+The topics/qrels are the v1.0 files from castorini/anserini-tools (Apache-2.0), present in the shared
+data directory under `miracl/topics/` and `miracl/qrels/`. The corpus (106M passages in 18 languages)
+is not: the user supplies the per-language JSONL from the `miracl/miracl-corpus` data set on the
+Hugging Face hub (one `{"docid", "title", "text"}` object per line, `.jsonl` or `.jsonl.gz`, or
+several shards concatenated).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from polyret.data.beir import BeirDoc, Qrels, open_text
+from polyret.errors import PolyretError
+from polyret.paths import find_data_dir
+
+MIRACL_LANGS = ("ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru", "sw", "te", "th", "yo", "zh")
+CORPUS_SOURCE = (
+    "the MIRACL passage corpus for that language: the JSONL files (`docid`, `title`, `text` per line) under "
+    "miracl-corpus-v1.0-{lang}/ in the `miracl/miracl-corpus` data set on the Hugging Face hub "
+    "(https://huggingface.co/datasets/miracl/miracl-corpus), passed with --corpus FILE.jsonl[.gz]"
+)
+
+
+def corpus_needed_message(lang: str) -> str:
+    return f"MIRACL evaluation needs {CORPUS_SOURCE.format(lang=lang)}; polyret does not download it"
+
+
+def check_lang(lang: str) -> str:
+    if lang not in MIRACL_LANGS:
+        raise PolyretError(f"unknown MIRACL language {lang!r}; MIRACL v1.0 has {', '.join(MIRACL_LANGS)}")
+    return lang
+
+
+def default_files(lang: str, split: str = "dev") -> tuple[Path, Path]:
+    """(topics, qrels) for `lang`/`split` in the data directory, or a PolyretError naming what is missing."""
+    check_lang(lang)
+    root = find_data_dir(required=True)
+    topics = root / "miracl" / "topics" / f"topics.miracl-v1.0-{lang}-{split}.tsv"
+    qrels = root / "miracl" / "qrels" / f"qrels.miracl-v1.0-{lang}-{split}.tsv"
+    for p in (topics, qrels):
+        if not p.is_file():
+            raise PolyretError(f"{p} does not exist (MIRACL {lang}/{split} topics and qrels; pass --topics/--qrels)")
+    return topics, qrels
+
+
+def read_topics(path: Path) -> dict[str, str]:
+    """`qid<TAB>query` per line -> {qid: query}, file order kept."""
+    path = Path(path)
+    out: dict[str, str] = {}
+    with open_text(path) as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            if len(parts) != 2:
+                raise PolyretError(f"{path} line {lineno} has {len(parts)} tab-separated columns, expected 2 (qid, query)")
+            qid, query = parts[0].strip(), parts[1].strip()
+            if not qid or not query:
+                raise PolyretError(f"{path} line {lineno} has an empty query id or query text")
+            if qid in out:
+                raise PolyretError(f"{path} line {lineno} repeats query id {qid!r}")
+            out[qid] = query
+    if not out:
+        raise PolyretError(f"{path} holds no topics")
+    return out
+
+
+def read_trec_qrels(path: Path) -> Qrels:
+    """TREC qrels `qid Q0 docid rel` (whitespace separated) -> {qid: {docid: rel}}."""
+    path = Path(path)
+    qrels: Qrels = {}
+    with open_text(path) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 4:
+                raise PolyretError(f"{path} line {lineno} has {len(parts)} columns, expected 4 (qid Q0 docid rel)")
+            qid, _, docid, rel = parts
+            try:
+                qrels.setdefault(qid, {})[docid] = int(rel)
+            except ValueError:
+                raise PolyretError(f"{path} line {lineno}: relevance {rel!r} is not an integer") from None
+    if not qrels:
+        raise PolyretError(f"{path} holds no judgements")
+    return qrels
+
+
+def iter_corpus(path: Path) -> Iterator[BeirDoc]:
+    """Stream a MIRACL corpus JSONL(.gz) (`docid`, `title`, `text`) as BeirDoc records."""
+    path = Path(path)
+    if not path.is_file():
+        raise PolyretError(f"MIRACL corpus {path} does not exist; expected {CORPUS_SOURCE.format(lang='LL')}")
+    seen: set[str] = set()
+    with open_text(path) as f:
+        try:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise PolyretError(f"{path} line {lineno} is not valid JSON ({e.msg})") from None
+                if not isinstance(obj, dict):
+                    raise PolyretError(f"{path} line {lineno} is not a JSON object")
+                for key in ("docid", "text"):
+                    if not isinstance(obj.get(key), str):
+                        raise PolyretError(
+                            f"{path} line {lineno} has no string {key!r} field (MIRACL corpus lines are "
+                            '{"docid": ..., "title": ..., "text": ...})'
+                        )
+                docid = obj["docid"]
+                if docid in seen:
+                    raise PolyretError(f"{path} line {lineno} repeats docid {docid!r}")
+                seen.add(docid)
+                title = obj.get("title") or ""
+                if not isinstance(title, str):
+                    raise PolyretError(f"{path} line {lineno}: field 'title' must be a string")
+                yield BeirDoc(id=docid, text=obj["text"], title=title)
+        except (EOFError, UnicodeDecodeError, OSError) as e:
+            raise PolyretError(f"{path} cannot be read ({type(e).__name__}: {e})") from None

@@ -1,0 +1,373 @@
+"""Shared engine of the BEIR and MIRACL evaluations: stream-encode the corpus, search, score with trec_eval.
+
+Metrics come from `pytrec_eval` (trec_eval's own code), the scorer behind BEIR, MIRACL and pyserini:
+
+- `ndcg@10` = trec_eval `ndcg_cut.10` (linear gains, graded qrels),
+- `recall@100` = `recall.100`,
+- `mrr@10` = `recip_rank` on each query's first 10 results,
+- `map@D` = `map` on the top-D run (D = `map_depth`, default 1000, BEIR's depth); with
+  `map_depth=None` it is `map` over the *full* ranking of the corpus (what LAReQA's mAP is), computed
+  exactly without ranking every document: average precision only depends on the documents ranked
+  at or above the lowest-ranked relevant one, so each query's run holds every document scoring at
+  least that relevant document's score (minus a margin), and trec_eval does the rest.
+
+Ranking order is trec_eval's: score descending, ties by document id descending. Averages follow
+`trec_eval -c` (as pyserini's MIRACL evaluation runs it): every judged query counts, a query with no
+results or no relevant judgement contributes 0; the number of queries without a relevant judgement
+is reported (and warned about) so such zeros are never silent.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polyret.data.beir import Qrels
+from polyret.errors import PolyretError
+from polyret.search import SearchOptions, search
+from polyret.stream import EmbeddingStore, encode_corpus
+
+RESULTS_FILE = "results.json"
+RUN_FILE = "run.trec"
+EMB_DIR = "corpus-embeddings"
+# Full-ranking MAP collects, per query, all documents down to its worst-ranked relevant one. With a
+# weak model on a large corpus that is most of the corpus per query; refuse rather than swap.
+MAX_FULL_RANKING_ENTRIES = 30_000_000
+# Documents this far below a query's lowest relevant score are kept too: harmless for AP (they rank
+# below it) and it absorbs float rounding differences between two ways of computing the same dot.
+FULL_RANKING_MARGIN = 1e-3
+
+
+def map_key(map_depth: int | None) -> str:
+    return "map" if map_depth is None else f"map@{map_depth}"
+
+
+def metric_keys(map_depth: int | None) -> tuple[str, ...]:
+    return ("ndcg@10", "recall@100", "mrr@10", map_key(map_depth))
+
+
+Run = dict[str, dict[str, float]]
+
+
+def trec_order(docs: dict[str, float]) -> list[tuple[str, float]]:
+    """trec_eval's ranking: score descending, ties broken by document id descending."""
+    return sorted(docs.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+
+
+def per_query_metrics(qrels: Qrels, run: Run, *, map_run: Run | None = None, map_name: str = "map@1000") -> dict[str, dict[str, float]]:
+    """{qid: {ndcg@10, recall@100, mrr@10, <map_name>}} for every query in `qrels`, via pytrec_eval.
+
+    `map_run` (default: `run`) is the run average precision is computed on, so MAP can use a deeper
+    ranking than the other metrics. Queries missing from a run score 0 (trec_eval -c).
+    """
+    import pytrec_eval
+
+    out = {q: {"ndcg@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0, map_name: 0.0} for q in qrels}
+    run = {q: d for q, d in run.items() if q in qrels and d}
+    if run:
+        ev = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100"})
+        for q, m in ev.evaluate(run).items():
+            out[q]["ndcg@10"] = m["ndcg_cut_10"]
+            out[q]["recall@100"] = m["recall_100"]
+        top10 = {q: dict(trec_order(d)[:10]) for q, d in run.items()}
+        for q, m in pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10).items():
+            out[q]["mrr@10"] = m["recip_rank"]
+    map_run = {q: d for q, d in (run if map_run is None else map_run).items() if q in qrels and d}
+    if map_run:
+        for q, m in pytrec_eval.RelevanceEvaluator(qrels, {"map"}).evaluate(map_run).items():
+            out[q][map_name] = m["map"]
+    return out
+
+
+def mean_metrics(per_query: dict[str, dict[str, float]], qids: Iterable[str] | None = None) -> dict[str, float]:
+    qids = list(per_query if qids is None else qids)
+    if not qids:
+        return {}
+    keys = per_query[qids[0]].keys()
+    return {k: float(np.mean([per_query[q][k] for q in qids])) for k in keys}
+
+
+def full_ranking_run(
+    query_vecs: np.ndarray,
+    store: EmbeddingStore,
+    relevant_rows: list[np.ndarray],
+    *,
+    query_block: int = 256,
+    corpus_block: int = 16_384,
+    max_entries: int = MAX_FULL_RANKING_ENTRIES,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per query, (rows, scores) of every document scoring >= its lowest relevant score - margin.
+
+    That set decides average precision over the full ranking exactly (see the module docstring).
+    Scores are float32 dot products computed block by block (numpy matmul), and never form the
+    query x corpus matrix. A query with no relevant document in the corpus gets an empty list.
+    """
+    nq = query_vecs.shape[0]
+    q = np.ascontiguousarray(query_vecs, dtype=np.float32)
+    thresholds = np.full(nq, np.inf, dtype=np.float32)
+    for i, rows in enumerate(relevant_rows):
+        if len(rows):
+            thresholds[i] = float((store.rows(rows) @ q[i]).min()) - FULL_RANKING_MARGIN
+    found_rows: list[list[np.ndarray]] = [[] for _ in range(nq)]
+    found_scores: list[list[np.ndarray]] = [[] for _ in range(nq)]
+    total = 0
+    for c_start, block in store.iter_blocks(corpus_block):
+        for q_start in range(0, nq, query_block):
+            scores = q[q_start : q_start + query_block] @ block.T
+            qi, cj = np.nonzero(scores >= thresholds[q_start : q_start + query_block, None])
+            if not len(qi):
+                continue
+            total += len(qi)
+            if total > max_entries:
+                raise PolyretError(
+                    f"full-ranking MAP would keep more than {max_entries:,} (query, document) pairs for this "
+                    "model and corpus; use a finite MAP depth (--map-depth 1000)"
+                )
+            bounds = np.flatnonzero(np.diff(qi)) + 1  # np.nonzero is row-major: qi is sorted
+            for part_q, part_c in zip(np.split(qi, bounds), np.split(cj, bounds)):
+                row = q_start + int(part_q[0])
+                found_rows[row].append(part_c + c_start)
+                found_scores[row].append(scores[part_q, part_c])
+    return [
+        (np.concatenate(r) if r else np.zeros(0, np.int64), np.concatenate(s) if s else np.zeros(0, np.float32))
+        for r, s in zip(found_rows, found_scores)
+    ]
+
+
+@dataclass
+class RetrievalTask:
+    """What to evaluate: judged queries, their qrels, and a re-iterable corpus of (doc id, passage text)."""
+
+    name: str
+    queries: dict[str, str]
+    qrels: Qrels
+    docs: Callable[[], Iterable[tuple[str, str]]]
+    query_langs: dict[str, str | None] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)  # paths etc., copied into results.json
+
+
+@dataclass
+class Encoders:
+    """How texts become vectors; `identity` must change whenever the vectors would (resume safety)."""
+
+    queries: Callable[[list[str]], np.ndarray]
+    passages: Callable[[list[str]], np.ndarray]
+    identity: str
+    name: str
+
+
+def model_encoders(model, *, batch_size: int = 64, max_length: int | None = None, bf16: bool | None = None,
+                   cache: bool | str | Path = False, show_progress: bool = True) -> Encoders:
+    """Encoders over `polyret.encode.encode_texts` with the model's query / passage prompts."""
+    from polyret.encode import bf16_supported, encode_texts, model_id
+
+    use_bf16 = bf16_supported() if bf16 is None else bf16
+    mid = model_id(model)
+
+    def make(kind: str, progress: bool):
+        return lambda texts: encode_texts(model, texts, kind, batch_size=batch_size, bf16=use_bf16,
+                                          max_length=max_length, show_progress=progress, cache=cache)
+
+    identity = f"{mid}|max_length={max_length or model.max_seq_length}|bf16={use_bf16}"
+    return Encoders(make("query", show_progress), make("passage", False), identity, mid)
+
+
+def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PolyretError(f"{out_dir} exists and is not a directory")
+    if out_dir.is_dir() and not overwrite:
+        if (out_dir / RESULTS_FILE).exists():
+            raise PolyretError(f"{out_dir} already holds {RESULTS_FILE}; pass --overwrite to replace it or choose another --out")
+        ours = (out_dir / EMB_DIR).is_dir()
+        if not ours and any(out_dir.iterdir()):
+            raise PolyretError(f"{out_dir} is not empty and not a polyret run directory; pass --overwrite or choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def write_trec_run(path: Path, run: Run, tag: str = "polyret") -> None:
+    """TREC run format `qid Q0 docid rank score tag`, in trec_eval's order."""
+    with open(path, "w", encoding="utf-8") as f:
+        for qid, docs in run.items():
+            for rank, (docid, score) in enumerate(trec_order(docs), 1):
+                f.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
+
+
+def run_retrieval(
+    task: RetrievalTask,
+    encoders: Encoders,
+    *,
+    out_dir: str | Path | None = None,
+    index: str = "flat",
+    k: int = 100,
+    map_depth: int | None = 1000,
+    search_options: SearchOptions | None = None,
+    chunk_size: int = 4096,
+    overwrite: bool = False,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Encode (resumably), search, score; write results.json, report.md, run.trec, per_query.jsonl, PNG."""
+    from polyret.cli.app import console
+
+    if k < 100:
+        raise PolyretError(f"the run depth k must be at least 100 (Recall@100 needs it), got {k}")
+    if map_depth is not None and map_depth < 1:
+        raise PolyretError(f"MAP depth must be positive or 'all', got {map_depth}")
+    t_start = time.perf_counter()
+    timing: dict[str, float] = {}
+    warnings: list[str] = []
+    tmp = None
+    if out_dir is None:
+        tmp = tempfile.mkdtemp(prefix="polyret-retrieval-")
+        work = Path(tmp)
+    else:
+        work = Path(out_dir)
+        _prepare_out_dir(work, overwrite)
+    try:
+        t = time.perf_counter()
+        store = encode_corpus(task.docs, work / EMB_DIR, encoders.passages, identity=encoders.identity + "|passage",
+                              chunk_size=chunk_size, overwrite=overwrite, show_progress=show_progress,
+                              description=f"{task.name}: encoding corpus")
+        timing["encode_corpus_s"] = time.perf_counter() - t
+
+        qids = list(task.queries)
+        t = time.perf_counter()
+        q_vecs = np.asarray(encoders.queries([task.queries[q] for q in qids]), dtype=np.float32)
+        timing["encode_queries_s"] = time.perf_counter() - t
+        if q_vecs.shape != (len(qids), store.dim):
+            raise PolyretError(f"query encoder returned shape {q_vecs.shape}, expected {(len(qids), store.dim)}")
+
+        depth = max(k, map_depth or 0)
+        t = time.perf_counter()
+        result = search(q_vecs, store, depth, index=index, options=search_options)
+        timing["search_s"] = time.perf_counter() - t
+
+        # Judged documents absent from the corpus (a partial corpus) cannot be retrieved: count them.
+        relevant = {q: [d for d, r in task.qrels[q].items() if r > 0] for q in qids}
+        row_of = store.index_of({d for ds in relevant.values() for d in ds})
+        n_rel = sum(len(ds) for ds in relevant.values())
+        n_rel_missing = sum(1 for ds in relevant.values() for d in ds if d not in row_of)
+        if n_rel_missing:
+            warnings.append(f"{n_rel_missing} of {n_rel} judged-relevant documents are not in the corpus (they count as not retrieved)")
+        no_rel = [q for q in qids if not relevant[q]]
+        if no_rel:
+            warnings.append(f"{len(no_rel)} queries have no relevant judgement; they score 0 (trec_eval -c), e.g. {no_rel[0]!r}")
+
+        docid_of = store.lookup_ids(np.unique(result.indices))
+        run: Run = {}
+        for i, qid in enumerate(qids):
+            rows, scores = result.indices[i], result.scores[i]
+            run[qid] = {docid_of[int(r)]: float(s) for r, s in zip(rows, scores) if r >= 0}
+
+        name = map_key(map_depth)
+        if map_depth is None:
+            t = time.perf_counter()
+            rel_rows = [np.array(sorted(row_of[d] for d in relevant[q] if d in row_of), dtype=np.int64) for q in qids]
+            full = full_ranking_run(q_vecs, store, rel_rows)
+            docid_full = store.lookup_ids(np.unique(np.concatenate([r for r, _ in full] + [np.zeros(0, np.int64)])))
+            map_run = {qid: {docid_full[int(r)]: float(s) for r, s in zip(rows, scores)} for qid, (rows, scores) in zip(qids, full)}
+            timing["full_ranking_s"] = time.perf_counter() - t
+        else:
+            map_run = {qid: dict(trec_order(d)[:map_depth]) for qid, d in run.items()}
+        qrels = {q: task.qrels[q] for q in qids}
+        per_query = per_query_metrics(qrels, {q: dict(trec_order(d)[:k]) for q, d in run.items()},
+                                      map_run=map_run, map_name=name)
+
+        langs = {q: task.query_langs.get(q) for q in qids}
+        per_lang = {}
+        for lang in sorted({l for l in langs.values() if l}):
+            ql = [q for q in qids if langs[q] == lang]
+            per_lang[lang] = mean_metrics(per_query, ql) | {"n_queries": len(ql)}
+        timing["total_s"] = time.perf_counter() - t_start
+        results: dict[str, Any] = {
+            "task": task.name,
+            "model": encoders.name,
+            "encoder_identity": encoders.identity,
+            **task.source,
+            "n_queries": len(qids),
+            "n_docs": store.n,
+            "n_relevant_judgements": n_rel,
+            "n_relevant_missing_from_corpus": n_rel_missing,
+            "n_queries_without_relevant": len(no_rel),
+            "metrics": mean_metrics(per_query),
+            "per_lang": per_lang,
+            "run_depth": k,
+            "map_depth": "all" if map_depth is None else map_depth,
+            "search": result.info,
+            "timing": timing,
+            "warnings": warnings,
+            "scorer": "pytrec_eval (trec_eval -c semantics; ties: doc id descending)",
+        }
+        for w in warnings:
+            console.print(f"[yellow]warning:[/] {w}")
+        if out_dir is not None:
+            write_trec_run(work / RUN_FILE, {q: dict(trec_order(d)[:k]) for q, d in run.items()})
+            with open(work / "per_query.jsonl", "w", encoding="utf-8") as f:
+                for q in qids:
+                    f.write(json.dumps({"qid": q, "lang": langs[q], **per_query[q]}, ensure_ascii=False) + "\n")
+            results["files"] = {"run": RUN_FILE, "per_query": "per_query.jsonl", "embeddings": EMB_DIR,
+                                "report": "report.md", "plot": f"{task.name}_bars.png"}
+            (work / RESULTS_FILE).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            (work / "report.md").write_text(retrieval_markdown(results), encoding="utf-8")
+            plot_retrieval_bars(results, work / f"{task.name}_bars.png")
+        return results
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def retrieval_markdown(results: dict[str, Any]) -> str:
+    keys = list(results["metrics"])
+    info = results["search"]
+    recall_key = f"recall_vs_exact@{info['k']}"
+    search_note = (f"{info['kind']} (exact)" if info["kind"] == "flat" else
+                   f"{info['kind']} (recall vs exact@{info['k']} on {info['recall_sample_queries']} queries: {info[recall_key]:.4f})")
+    lines = [
+        f"# {results['task'].upper()} retrieval — model {results['model']}",
+        "",
+        f"{results['n_queries']} judged queries, {results['n_docs']:,} documents; search: {search_note}. "
+        "Metrics by pytrec_eval, averaged over all judged queries (trec_eval -c).",
+        "",
+        "| | " + " | ".join(keys) + " | queries |",
+        "|---|" + "---:|" * (len(keys) + 1),
+        "| all | " + " | ".join(f"{100 * results['metrics'][k]:.2f}" for k in keys) + f" | {results['n_queries']} |",
+    ]
+    for lang, m in results["per_lang"].items():
+        lines.append(f"| {lang} | " + " | ".join(f"{100 * m[k]:.2f}" for k in keys) + f" | {m['n_queries']} |")
+    lines += ["", "Values in %."]
+    if results["warnings"]:
+        lines += ["", "Warnings:", *[f"- {w}" for w in results["warnings"]]]
+    lines += ["", "Timing (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["timing"].items()), "",
+              f"![bars]({results['task']}_bars.png)", ""]
+    return "\n".join(lines)
+
+
+def plot_retrieval_bars(results: dict[str, Any], path: Path) -> Path:
+    """One group of bars per language (or just 'all'), one bar per metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = {"all": results["metrics"]} | results["per_lang"]
+    keys = list(results["metrics"])
+    x = np.arange(len(groups))
+    width = 0.8 / len(keys)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(groups) + 2), 4))
+    for i, key in enumerate(keys):
+        ax.bar(x + (i - (len(keys) - 1) / 2) * width, [100 * g[key] for g in groups.values()], width, label=key)
+    ax.set_xticks(x, list(groups))
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{results['task'].upper()} — {results['n_queries']} queries, {results['n_docs']:,} docs")
+    ax.legend(loc="upper right", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,280 @@
+"""Streaming, resumable corpus encoding into an on-disk `.npy` matrix.
+
+A directory written by `encode_corpus` holds
+
+- `embeddings.npy`: a regular `(n, dim)` float32 `.npy` file (`np.load(..., mmap_mode="r")` opens it),
+- `ids.jsonl`: the document id of each row, one JSON string per line,
+- `progress.json`: the progress marker `{n, dim, rows_done, fingerprint, complete}`.
+
+Only one chunk of texts and its embeddings is in memory at a time. Rows are written with positioned
+writes (`os.pwrite`) rather than through a writable memory map on purpose: pages dirtied through a
+mapping count in the process's resident set until the kernel writes them back, so a mapped
+100M-row write would show RSS growing with the corpus even though nothing is leaked; plain writes
+go to the page cache, which is not ours. Readers likewise read blocks with `np.fromfile`.
+
+After each chunk the data are flushed and fsync'ed *before* the marker is atomically replaced, so
+after an interruption (Ctrl-C, killed job, lost machine) a rerun with the same corpus and encoder
+continues at `rows_done`; a different corpus or encoder (different fingerprint) is refused
+rather than silently mixed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from polyret.errors import PolyretError
+
+EMBEDDINGS = "embeddings.npy"
+IDS = "ids.jsonl"
+PROGRESS = "progress.json"
+
+EncodeFn = Callable[[list[str]], np.ndarray]
+"""texts -> float32 array (len(texts), dim); rows in the same order as the texts."""
+
+
+@dataclass
+class EmbeddingStore:
+    """A finished (or partially finished) `encode_corpus` directory."""
+
+    dir: Path
+    n: int
+    dim: int
+    offset: int  # byte offset of row 0 in embeddings.npy (after the .npy header)
+
+    @property
+    def path(self) -> Path:
+        return self.dir / EMBEDDINGS
+
+    @classmethod
+    def open(cls, directory: Path) -> "EmbeddingStore":
+        directory = Path(directory)
+        marker = _read_marker(directory)
+        if marker is None or not marker.get("complete"):
+            raise PolyretError(f"{directory} holds no complete polyret embedding store (no finished {PROGRESS})")
+        with open(directory / EMBEDDINGS, "rb") as f:
+            shape, offset = _read_npy_header(f, directory / EMBEDDINGS)
+        if shape != (marker["n"], marker["dim"]):
+            raise PolyretError(f"{directory / EMBEDDINGS} has shape {shape}, its {PROGRESS} says {(marker['n'], marker['dim'])}")
+        return cls(directory, marker["n"], marker["dim"], offset)
+
+    def memmap(self) -> np.ndarray:
+        """Read-only memory map of all rows (convenient; touching all of it makes its pages resident)."""
+        return np.load(self.path, mmap_mode="r")
+
+    def iter_blocks(self, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, float32 block) pairs read with plain file reads: RSS stays at one block."""
+        row_bytes = self.dim * 4
+        with open(self.path, "rb") as f:
+            for start in range(0, self.n, block_rows):
+                rows = min(block_rows, self.n - start)
+                f.seek(self.offset + start * row_bytes)
+                block = np.fromfile(f, dtype="<f4", count=rows * self.dim)
+                if block.size != rows * self.dim:
+                    raise PolyretError(f"{self.path} is truncated at row {start}")
+                yield start, block.reshape(rows, self.dim)
+
+    def rows(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The rows at `indices` (any order), read one by one: for a few thousand rows, not for all."""
+        idx = np.asarray(indices, dtype=np.int64)
+        out = np.empty((len(idx), self.dim), dtype=np.float32)
+        row_bytes = self.dim * 4
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for j in np.argsort(idx, kind="stable"):  # sorted reads are kinder to the disk
+                buf = os.pread(fd, row_bytes, self.offset + int(idx[j]) * row_bytes)
+                out[j] = np.frombuffer(buf, dtype="<f4")
+        finally:
+            os.close(fd)
+        return out
+
+    def iter_ids(self) -> Iterator[str]:
+        with open(self.dir / IDS, encoding="utf-8") as f:
+            for line in f:
+                yield json.loads(line)
+
+    def ids(self) -> list[str]:
+        """All ids in row order (fine for small corpora; large ones should use `lookup_ids`)."""
+        return list(self.iter_ids())
+
+    def lookup_ids(self, indices: Iterable[int]) -> dict[int, str]:
+        """{row: id} for the requested rows, in one pass over ids.jsonl (memory ~ len(indices))."""
+        wanted = {int(i) for i in indices if int(i) >= 0}
+        out: dict[int, str] = {}
+        for row, doc_id in enumerate(self.iter_ids()):
+            if row in wanted:
+                out[row] = doc_id
+        return out
+
+    def index_of(self, doc_ids: Iterable[str]) -> dict[str, int]:
+        """{id: row} for the requested ids that exist (one pass over ids.jsonl)."""
+        wanted = set(doc_ids)
+        out: dict[str, int] = {}
+        for row, doc_id in enumerate(self.iter_ids()):
+            if doc_id in wanted:
+                out[doc_id] = row
+        return out
+
+
+def _read_npy_header(f, path: Path) -> tuple[tuple[int, ...], int]:
+    try:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(f)
+    except Exception as e:  # noqa: BLE001 - any parse failure means "not our file"
+        raise PolyretError(f"{path} is not a valid .npy file ({e})") from None
+    if dtype != np.dtype("<f4") or fortran:
+        raise PolyretError(f"{path} is not a C-order float32 matrix")
+    return tuple(shape), f.tell()
+
+
+def _read_marker(directory: Path) -> dict | None:
+    p = Path(directory) / PROGRESS
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise PolyretError(f"{p} is corrupt (not JSON); delete the directory or pass --overwrite") from None
+
+
+def _write_marker(directory: Path, marker: dict) -> None:
+    tmp = directory / (PROGRESS + ".tmp")
+    tmp.write_text(json.dumps(marker, indent=1), encoding="utf-8")
+    os.replace(tmp, directory / PROGRESS)  # atomic: a reader sees the old or the new marker, never half
+
+
+def _scan_corpus(docs: Iterable[tuple[str, str]], identity: str, ids_tmp: Path) -> tuple[int, str]:
+    """Pass 1: count documents, write their ids, fingerprint (identity, ids, texts)."""
+    h = hashlib.sha256(identity.encode("utf-8") + b"\0")
+    n = 0
+    with open(ids_tmp, "w", encoding="utf-8") as f:
+        for doc_id, text in docs:
+            h.update(doc_id.encode("utf-8") + b"\0" + text.encode("utf-8") + b"\n")
+            f.write(json.dumps(doc_id, ensure_ascii=False) + "\n")
+            n += 1
+    return n, h.hexdigest()
+
+
+def encode_corpus(
+    docs: Callable[[], Iterable[tuple[str, str]]],
+    out_dir: Path,
+    encode_fn: EncodeFn,
+    *,
+    identity: str,
+    chunk_size: int = 4096,
+    overwrite: bool = False,
+    show_progress: bool = True,
+    description: str = "encoding corpus",
+) -> EmbeddingStore:
+    """Encode a corpus chunk by chunk into `out_dir`, resuming an interrupted run of the same job.
+
+    `docs` is called (at most) twice and must yield the same `(doc_id, text)` pairs each time: once to
+    count and fingerprint the corpus, once to encode it. `identity` names the encoder configuration
+    (model id, prompt kind, max length): it is part of the fingerprint, so a rerun with another model
+    is refused instead of appending its vectors to the old ones.
+    """
+    if chunk_size < 1:
+        raise PolyretError(f"chunk size must be positive, got {chunk_size}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise PolyretError(f"{out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    marker = _read_marker(out)
+    if marker is None and any(out.iterdir()) and not overwrite:
+        raise PolyretError(f"{out} is not empty and is not a polyret embedding directory; pass --overwrite to replace it")
+
+    ids_tmp = out / (IDS + ".tmp")
+    n, fingerprint = _scan_corpus(docs(), identity, ids_tmp)
+    if n == 0:
+        ids_tmp.unlink()
+        raise PolyretError("the corpus holds no documents")
+
+    if marker is not None and marker.get("fingerprint") == fingerprint and marker.get("n") == n:
+        ids_tmp.unlink()
+        if marker.get("complete"):
+            return EmbeddingStore.open(out)
+        rows_done, dim = int(marker["rows_done"]), int(marker["dim"])
+        with open(out / EMBEDDINGS, "rb") as f:
+            shape, offset = _read_npy_header(f, out / EMBEDDINGS)
+        if shape != (n, dim):
+            raise PolyretError(f"{out / EMBEDDINGS} does not match {out / PROGRESS}; pass --overwrite to start again")
+    else:
+        if marker is not None and not overwrite:
+            raise PolyretError(
+                f"{out} holds embeddings of a different corpus or encoder ({marker.get('identity')}); "
+                "use another output directory or pass --overwrite"
+            )
+        for name in (EMBEDDINGS, PROGRESS, IDS):
+            (out / name).unlink(missing_ok=True)
+        os.replace(ids_tmp, out / IDS)
+        rows_done, dim, offset = 0, None, None
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from polyret.cli.app import console
+
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, disable=not show_progress, transient=False,
+    )
+    fd = None
+    try:
+        with progress:
+            task = progress.add_task(description, total=n, completed=rows_done)
+            chunk: list[str] = []
+            start = rows_done
+            row = 0
+            for _doc_id, text in docs():
+                if row < rows_done:  # already on disk
+                    row += 1
+                    continue
+                chunk.append(text)
+                row += 1
+                if len(chunk) == chunk_size or row == n:
+                    emb = _check_chunk(encode_fn(chunk), len(chunk), dim, start)
+                    if dim is None:  # first chunk of a fresh run fixes the width and creates the file
+                        dim = emb.shape[1]
+                        offset = _create_npy(out / EMBEDDINGS, n, dim)
+                        marker = {"n": n, "dim": dim, "rows_done": 0, "fingerprint": fingerprint,
+                                  "identity": identity, "complete": False}
+                    if fd is None:
+                        fd = os.open(out / EMBEDDINGS, os.O_WRONLY)
+                    os.pwrite(fd, np.ascontiguousarray(emb, dtype="<f4").tobytes(), offset + start * dim * 4)
+                    os.fsync(fd)
+                    start += len(chunk)
+                    _write_marker(out, {**marker, "dim": dim, "rows_done": start, "complete": start == n})
+                    progress.update(task, completed=start)
+                    chunk = []
+            if start != n:
+                raise PolyretError(f"the corpus yielded {start} documents on the second pass but {n} on the first")
+    finally:
+        if fd is not None:
+            os.close(fd)
+    return EmbeddingStore.open(out)
+
+
+def _create_npy(path: Path, n: int, dim: int) -> int:
+    """Write a .npy header for an (n, dim) float32 matrix and size the file; returns the data offset."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (n, dim)})
+        offset = f.tell()
+        f.truncate(offset + n * dim * 4)  # sparse until written
+    return offset
+
+
+def _check_chunk(emb, rows: int, dim: int | None, start: int) -> np.ndarray:
+    emb = np.asarray(emb, dtype=np.float32)
+    if emb.ndim != 2 or emb.shape[0] != rows or (dim is not None and emb.shape[1] != dim):
+        raise PolyretError(
+            f"the encoder returned shape {emb.shape} for {rows} texts starting at row {start}"
+            + (f" (expected width {dim})" if dim else "")
+        )
+    if not np.isfinite(emb).all():
+        raise PolyretError(f"the encoder returned non-finite values for the chunk starting at row {start}")
+    return emb
