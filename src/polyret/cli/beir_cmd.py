@@ -1,0 +1,112 @@
+"""`polyret eval beir`, `polyret eval miracl` and `polyret data export-beir`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from polyret.cli.app import console, data_app, eval_app
+from polyret.errors import PolyretError
+
+
+def _map_depth(value: str) -> int | None:
+    if value == "all":
+        return None
+    try:
+        depth = int(value)
+    except ValueError:
+        raise PolyretError(f"--map-depth must be a positive integer or 'all', not {value!r}") from None
+    if depth < 1:
+        raise PolyretError(f"--map-depth must be a positive integer or 'all', not {value!r}")
+    return depth
+
+
+def _search_options(hnsw_ef_search: int, ivf_nprobe: int, ivf_nlist: Optional[int]):
+    from polyret.search import SearchOptions
+
+    return SearchOptions(hnsw_ef_search=hnsw_ef_search, ivf_nprobe=ivf_nprobe, ivf_nlist=ivf_nlist)
+
+
+def _print_results(res: dict, title: str) -> None:
+    keys = list(res["metrics"])
+    table = Table(title=title)
+    table.add_column("queries", justify="left")
+    for k in keys + ["n"]:
+        table.add_column(k, justify="right")
+    table.add_row("all", *[f"{100 * res['metrics'][k]:.2f}" for k in keys], str(res["n_queries"]))
+    for lang, m in res["per_lang"].items():
+        table.add_row(lang, *[f"{100 * m[k]:.2f}" for k in keys], str(m["n_queries"]))
+    console.print(table)
+    info = res["search"]
+    if info["kind"] != "flat":
+        console.print(f"{info['kind']}: recall vs exact@{info['k']} = {info[f'recall_vs_exact@' + str(info['k'])]:.4f} "
+                      f"({info['recall_sample_queries']} queries)")
+
+
+INDEX_HELP = "Search index: flat (exact FAISS IndexFlatIP, streamed from disk), hnsw or ivf (approximate, in RAM; recall vs exact is reported)."
+
+
+@eval_app.command("beir")
+def eval_beir(
+    data: Path = typer.Option(..., "--data", help="BEIR directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."),
+    out: Path = typer.Option(..., "--out", help="Output directory (results.json, report.md, run.trec, per_query.jsonl, beir_bars.png, corpus-embeddings/)."),
+    model: str = typer.Option("default", "--model", help="Model name or directory."),
+    split: str = typer.Option("test", "--split", help="Qrels split (qrels/<split>.tsv)."),
+    index: str = typer.Option("flat", "--index", help=INDEX_HELP),
+    k: int = typer.Option(100, "--k", help="Run depth written to run.trec (>= 100)."),
+    map_depth: str = typer.Option("1000", "--map-depth", help="Ranking depth for MAP, or 'all' for the full ranking (LAReQA's mAP)."),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    chunk_size: int = typer.Option(4096, "--chunk-size", help="Passages encoded per resumable chunk (bounds memory)."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Truncate texts to N tokens."),
+    hnsw_ef_search: int = typer.Option(128, "--hnsw-ef-search"),
+    ivf_nprobe: int = typer.Option(16, "--ivf-nprobe"),
+    ivf_nlist: Optional[int] = typer.Option(None, "--ivf-nlist"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results.json / foreign embeddings in --out."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Dense retrieval on a BEIR-layout data set: nDCG@10, Recall@100, MRR@10, MAP (pytrec_eval)."""
+    from polyret.evaluate.beir import evaluate_beir
+    from polyret.model import load_model
+
+    depth = _map_depth(map_depth)
+    res = evaluate_beir(load_model(model), data, split=split, out_dir=out, index=index, k=k, map_depth=depth,
+                        batch_size=batch_size, chunk_size=chunk_size, max_length=max_length,
+                        search_options=_search_options(hnsw_ef_search, ivf_nprobe, ivf_nlist),
+                        overwrite=overwrite, show_progress=progress)
+    _print_results(res, f"BEIR {data} ({split})")
+    console.print(f"results: {out / 'results.json'}")
+
+
+@eval_app.command("miracl")
+def eval_miracl(
+    lang: str = typer.Option(..., "--lang", help="MIRACL language code (ar bn de en es fa fi fr hi id ja ko ru sw te th yo zh)."),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="MIRACL passage corpus for --lang: JSONL(.gz) with docid, title, text (from miracl/miracl-corpus on the Hugging Face hub)."),
+    out: Path = typer.Option(..., "--out", help="Output directory."),
+    model: str = typer.Option("default", "--model", help="Model name or directory."),
+    split: str = typer.Option("dev", "--split", help="dev or train."),
+    topics: Optional[Path] = typer.Option(None, "--topics", help="Topics TSV (default: <data>/miracl/topics/topics.miracl-v1.0-LL-SPLIT.tsv)."),
+    qrels: Optional[Path] = typer.Option(None, "--qrels", help="TREC qrels (default: <data>/miracl/qrels/qrels.miracl-v1.0-LL-SPLIT.tsv)."),
+    index: str = typer.Option("flat", "--index", help=INDEX_HELP),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    chunk_size: int = typer.Option(4096, "--chunk-size", help="Passages encoded per resumable chunk (bounds memory)."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Truncate texts to N tokens."),
+    hnsw_ef_search: int = typer.Option(128, "--hnsw-ef-search"),
+    ivf_nprobe: int = typer.Option(16, "--ivf-nprobe"),
+    ivf_nlist: Optional[int] = typer.Option(None, "--ivf-nlist"),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """MIRACL monolingual retrieval: nDCG@10 and Recall@100 as in the MIRACL paper (top-100 run)."""
+    from polyret.evaluate.miracl import evaluate_miracl, miracl_task
+
+    miracl_task(lang, corpus, split=split, topics=topics, qrels=qrels)  # check inputs before loading a model
+    from polyret.model import load_model
+
+    res = evaluate_miracl(load_model(model), lang, corpus=corpus, split=split, topics=topics, qrels=qrels,
+                          out_dir=out, index=index, batch_size=batch_size, chunk_size=chunk_size,
+                          max_length=max_length, search_options=_search_options(hnsw_ef_search, ivf_nprobe, ivf_nlist),
+                          overwrite=overwrite, show_progress=progress)
+    _print_results(res, f"MIRACL {lang} {split}")
+    console.print(f"results: {out / 'results.json'}")
