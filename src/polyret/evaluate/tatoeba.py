@@ -1,0 +1,169 @@
+"""Tatoeba bitext retrieval: a cheap measure of cross-lingual alignment.
+
+For each language XXX paired with English, every sentence retrieves its nearest neighbour (cosine)
+among all sentences on the other side; accuracy@1 is the share whose neighbour is its own
+translation (same line). Reported in both directions (XXX→en, en→XXX) and their mean, as in
+LASER / XTREME. Duplicate sentences count by line, as in LASER's scorer: retrieving an identical
+copy on another line counts as a miss.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from polyret.data.tatoeba import read_tatoeba, tatoeba_code, tatoeba_files
+from polyret.errors import PolyretError
+
+RESULTS_FILE = "results.json"
+
+
+def retrieval_accuracy_at_1(queries: np.ndarray, targets: np.ndarray, *, chunk: int = 4096) -> float:
+    """Share of rows i whose highest-dot-product target is row i (embeddings L2-normalised => cosine).
+
+    Ties go to the lowest index (numpy argmax), so a tie with an earlier row counts as a miss.
+    """
+    queries = np.asarray(queries, dtype=np.float32)
+    targets = np.asarray(targets, dtype=np.float32)
+    if queries.shape != targets.shape or queries.ndim != 2:
+        raise ValueError(f"aligned 2-D embeddings expected, got {queries.shape} and {targets.shape}")
+    hits = 0
+    for start in range(0, len(queries), chunk):
+        sims = queries[start : start + chunk] @ targets.T
+        hits += int(np.sum(sims.argmax(axis=1) == np.arange(start, start + len(sims))))
+    return hits / len(queries)
+
+
+def evaluate_tatoeba(
+    model,
+    tatoeba_dir: str | Path,
+    langs: Sequence[str],
+    *,
+    out_dir: str | Path | None = None,
+    kind: str | None = "query",
+    cache: bool | str | Path = True,
+    show_progress: bool = True,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Accuracy@1 in both directions for each language in `langs` (ISO 639-3 or two-letter codes).
+
+    Languages without files are listed under "missing" and the others still evaluated. Writes
+    results.json, report.md and tatoeba_bars.png to `out_dir` when given.
+    """
+    from polyret.encode import encode_texts
+
+    t_start = time.perf_counter()
+    tatoeba_dir = Path(tatoeba_dir)
+    if not tatoeba_dir.is_dir():
+        raise PolyretError(f"Tatoeba directory {tatoeba_dir} does not exist")
+    if not langs:
+        raise PolyretError("no Tatoeba languages given (e.g. --langs deu,swh,urd)")
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        if (out_dir / RESULTS_FILE).exists() and not overwrite:
+            raise PolyretError(f"{out_dir / RESULTS_FILE} already exists; pass --overwrite to replace it")
+    if isinstance(model, (str, Path)):
+        from polyret.model import load_model
+
+        model = load_model(str(model))
+
+    langs = list(dict.fromkeys(langs))
+    present = [l for l in langs if all(p.is_file() for p in tatoeba_files(tatoeba_dir, l))]
+    missing = [l for l in langs if l not in present]
+    if not present:
+        raise PolyretError(f"no Tatoeba files in {tatoeba_dir} for {', '.join(langs)}")
+    bitexts = {l: read_tatoeba(tatoeba_dir, l) for l in present}  # fail on bad files before encoding
+
+    per_language: dict[str, dict[str, Any]] = {}
+    for lang, bt in bitexts.items():
+        other = encode_texts(model, bt.other, kind=kind, show_progress=show_progress, cache=cache)
+        eng = encode_texts(model, bt.english, kind=kind, show_progress=show_progress, cache=cache)
+        x2e = retrieval_accuracy_at_1(other, eng)
+        e2x = retrieval_accuracy_at_1(eng, other)
+        per_language[lang] = {
+            "tatoeba_code": bt.lang,
+            "n": len(bt),
+            "xx_to_en": x2e,
+            "en_to_xx": e2x,
+            "mean": (x2e + e2x) / 2,
+        }
+    metrics = ("xx_to_en", "en_to_xx", "mean")
+    results: dict[str, Any] = {
+        "task": "tatoeba",
+        "model": _model_name(model),
+        "tatoeba_dir": str(tatoeba_dir),
+        "prompt": kind,
+        "languages": per_language,
+        "mean": {m: float(np.mean([s[m] for s in per_language.values()])) for m in metrics}
+        | {"n_languages": len(per_language)},
+        "missing": missing,
+        "timing": {"total_s": time.perf_counter() - t_start},
+    }
+    if out_dir is not None:
+        write_tatoeba_outputs(results, out_dir)
+    return results
+
+
+def _model_name(model) -> str:
+    try:
+        from polyret.encode import model_id
+
+        return model_id(model)
+    except Exception:  # an identity string is informative only; never fail a run on it
+        return type(model).__name__
+
+
+def tatoeba_markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"# Tatoeba bitext retrieval — {results['model']}",
+        "",
+        f"Accuracy@1 (%) of nearest-neighbour search by cosine, prompt: {results['prompt'] or 'none'}.",
+        "",
+        "| lang | file code | n | xx→en | en→xx | mean |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for lang, s in results["languages"].items():
+        lines.append(
+            f"| {lang} | {s['tatoeba_code']} | {s['n']} | {100 * s['xx_to_en']:.1f} | "
+            f"{100 * s['en_to_xx']:.1f} | {100 * s['mean']:.1f} |"
+        )
+    m = results["mean"]
+    lines.append(f"| **mean** | | | {100 * m['xx_to_en']:.1f} | {100 * m['en_to_xx']:.1f} | {100 * m['mean']:.1f} |")
+    if results["missing"]:
+        lines += ["", f"Missing (no files): {', '.join(results['missing'])}."]
+    lines += ["", "![Tatoeba bars](tatoeba_bars.png)", ""]
+    return "\n".join(lines)
+
+
+def plot_tatoeba_bars(results: dict[str, Any], path: str | Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    langs = list(results["languages"])
+    x = np.arange(len(langs))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(langs) + 2), 3.6))
+    for k, (metric, label) in enumerate((("xx_to_en", "xx→en"), ("en_to_xx", "en→xx"))):
+        vals = [100 * results["languages"][l][metric] for l in langs]
+        ax.bar(x + (k - 0.5) * 0.4, vals, 0.4, label=label)
+    ax.set_xticks(x, langs)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("accuracy@1 (%)")
+    ax.set_title("Tatoeba bitext retrieval")
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_tatoeba_outputs(results: dict[str, Any], out_dir: str | Path) -> None:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    plot_tatoeba_bars(results, out_dir / "tatoeba_bars.png")
+    (out_dir / "report.md").write_text(tatoeba_markdown(results), encoding="utf-8")

@@ -1,0 +1,526 @@
+"""Zero-shot cross-lingual XNLI with a frozen encoder (the standard protocol, not MTEB's pair AP).
+
+Protocol (what `evaluate_xnli` does):
+1. Encode premise u and hypothesis v with the encoder, frozen, using e5's `query: ` prompt (e5's
+   recommendation for symmetric tasks; `kind=None` encodes without a prompt). Embeddings are
+   cached on disk, so a second run over the same sentences only trains and scores.
+2. Pair features [u, v, |u - v|, u * v] (InferSent / SentEval).
+3. A multinomial logistic regression (scikit-learn, standardised features) is trained on English
+   NLI only: by default SNLI dev+test (line-aligned, de-tokenised) + SICK TRAIN. The regularisation C
+   is chosen on XNLI **English dev** only, by accuracy.
+4. Every `<split>-<lang>.tsv` is scored: accuracy, macro-F1, per-class F1 (scikit-learn), with a 95%
+   percentile-bootstrap CI over pairs; means over languages, a low-resource block (sw, ur by
+   default) and the transfer gap (English minus each language).
+
+With `fine_tune_steps > 0` the encoder is instead fine-tuned together with a linear head on the same
+English pairs (sentence-transformers' SoftmaxLoss over the same four-part features, via
+SentenceTransformerTrainer), and the trained head scores the languages; no C to select then.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from polyret.data.xnli import (
+    NLI_LABELS,
+    NLIPairs,
+    find_xnli_languages,
+    load_english_train,
+    read_xnli_tsv,
+    xnli_file,
+)
+from polyret.errors import PolyretError
+
+DEFAULT_CS: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
+RESULTS_FILE = "results.json"
+
+
+# ----------------------------------------------------------------------------- pure metric helpers
+def pair_features(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """[u, v, |u - v|, u * v] row-wise, float32."""
+    u = np.asarray(u, dtype=np.float32)
+    v = np.asarray(v, dtype=np.float32)
+    if u.shape != v.shape or u.ndim != 2:
+        raise ValueError(f"u and v must be 2-D arrays of one shape, got {u.shape} and {v.shape}")
+    return np.hstack([u, v, np.abs(u - v), u * v])
+
+
+def classification_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    """Accuracy, macro-F1 and per-class F1 over the three NLI labels (scikit-learn)."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    labels = list(range(len(NLI_LABELS)))
+    per_class = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "per_class_f1": {name: float(f) for name, f in zip(NLI_LABELS, per_class)},
+    }
+
+
+def _macro_f1_rows(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Macro-F1 of each row of (B, n) label matrices (sklearn's definition, zero_division=0)."""
+    f1s = []
+    for c in range(n_classes):
+        t, p = y_true == c, y_pred == c
+        tp = np.sum(t & p, axis=1)
+        denom = np.sum(t, axis=1) + np.sum(p, axis=1)  # 2TP + FP + FN
+        f1s.append(np.divide(2.0 * tp, denom, out=np.zeros(len(tp)), where=denom > 0))
+    return np.mean(f1s, axis=0)
+
+
+def bootstrap_ci(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    chunk: int = 250,
+) -> dict[str, list[float]]:
+    """Percentile-bootstrap CIs (resampling pairs) for accuracy and macro-F1, vectorised in chunks."""
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    n = len(y_true)
+    if n == 0:
+        raise ValueError("bootstrap_ci needs at least one prediction")
+    rng = np.random.default_rng(seed)
+    accs, f1s = [], []
+    correct = (y_true == y_pred).astype(np.float64)
+    for start in range(0, n_boot, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+        accs.append(correct[idx].mean(axis=1))
+        f1s.append(_macro_f1_rows(y_true[idx], y_pred[idx], len(NLI_LABELS)))
+    lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+    acc, f1 = np.concatenate(accs), np.concatenate(f1s)
+    return {
+        "accuracy": [float(np.percentile(acc, lo)), float(np.percentile(acc, hi))],
+        "macro_f1": [float(np.percentile(f1, lo)), float(np.percentile(f1, hi))],
+    }
+
+
+def summarise_languages(
+    per_language: dict[str, dict[str, Any]],
+    *,
+    low_resource: Sequence[str] = ("sw", "ur"),
+    english: str = "en",
+) -> dict[str, Any]:
+    """Means over languages, the low-resource block and the transfer gap from per-language scores."""
+    metrics = ("accuracy", "macro_f1")
+    langs = list(per_language)
+
+    def mean_over(ls: list[str]) -> dict[str, float] | None:
+        if not ls:
+            return None
+        return {m: float(np.mean([per_language[l][m] for l in ls])) for m in metrics} | {"n_languages": len(ls)}
+
+    others = [l for l in langs if l != english]
+    low_present = [l for l in low_resource if l in per_language]
+    out: dict[str, Any] = {
+        "mean": mean_over(langs),
+        "mean_non_english": mean_over(others),
+        "low_resource": {
+            "languages": list(low_resource),
+            "missing": [l for l in low_resource if l not in per_language],
+            "mean": mean_over(low_present),
+            "per_language": {l: {m: per_language[l][m] for m in metrics} for l in low_present},
+        },
+    }
+    if english in per_language:
+        en = per_language[english]
+        gaps = {l: {m: float(en[m] - per_language[l][m]) for m in metrics} for l in others}
+        out["transfer_gap"] = {
+            "reference": english,
+            "per_language": gaps,
+            "mean": {m: float(np.mean([g[m] for g in gaps.values()])) for m in metrics} if gaps else None,
+            "low_resource_mean": (
+                {m: float(np.mean([gaps[l][m] for l in low_present if l in gaps])) for m in metrics}
+                if any(l in gaps for l in low_present)
+                else None
+            ),
+        }
+    else:
+        out["transfer_gap"] = None
+    return out
+
+
+# ----------------------------------------------------------------------------- classifier
+def train_classifier(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_select: np.ndarray,
+    y_select: np.ndarray,
+    *,
+    Cs: Sequence[float] = DEFAULT_CS,
+    seed: int = 0,
+):
+    """Fit standardised logistic regression for each C; keep the one best on the selection set.
+
+    Returns (fitted pipeline, {"C": best, "selection_accuracy": {C: acc}}).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if not Cs:
+        raise PolyretError("no regularisation values (Cs) to select from")
+    best, best_acc, scores = None, -1.0, {}
+    for C in sorted(Cs):
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
+        clf.fit(X_train, y_train)
+        acc = float(np.mean(clf.predict(X_select) == y_select))
+        scores[str(C)] = acc
+        if acc > best_acc:  # ties keep the smaller (stronger-regularised) C
+            best, best_acc, best_C = clf, acc, C
+    return best, {"C": float(best_C), "selection_accuracy": scores}
+
+
+# ----------------------------------------------------------------------------- encoding
+def encode_pairs(
+    model, pairs: NLIPairs, *, kind: str | None, cache, show_progress: bool, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings of premises and hypotheses; each distinct sentence is encoded once.
+
+    (XNLI and SNLI repeat every premise three times, so this saves about a third of the work.)
+    """
+    from polyret.encode import encode_texts
+
+    texts = list(dict.fromkeys(pairs.premises + pairs.hypotheses))
+    index = {t: i for i, t in enumerate(texts)}
+    emb = encode_texts(model, texts, kind=kind, batch_size=batch_size, show_progress=show_progress, cache=cache)
+    u = emb[[index[t] for t in pairs.premises]]
+    v = emb[[index[t] for t in pairs.hypotheses]]
+    return u, v
+
+
+def _model_name(model) -> str:
+    try:
+        from polyret.encode import model_id
+
+        return model_id(model)
+    except Exception:  # an identity string is informative only; never fail a run on it
+        return type(model).__name__
+
+
+# ----------------------------------------------------------------------------- fine-tuning option
+def fine_tune_nli(
+    model,
+    train: NLIPairs,
+    *,
+    steps: int,
+    batch_size: int = 32,
+    learning_rate: float = 2e-5,
+    kind: str | None = "query",
+    seed: int = 0,
+    show_progress: bool = True,
+    work_dir: str | Path | None = None,
+):
+    """Fine-tune a copy of `model` with a linear head on English NLI (SoftmaxLoss, u/v/|u-v|/u*v).
+
+    Returns (fine-tuned model, head) where head is the loss's `torch.nn.Linear` over
+    `pair_features` of the fine-tuned, normalised embeddings.
+    """
+    import tempfile
+
+    import torch
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import SoftmaxLoss
+
+    if steps <= 0:
+        raise PolyretError(f"fine-tuning needs a positive number of steps, got {steps}")
+    tuned = copy.deepcopy(model)
+    dim = tuned.get_embedding_dimension() if hasattr(tuned, "get_embedding_dimension") else tuned.get_sentence_embedding_dimension()
+    torch.manual_seed(seed)
+    loss = SoftmaxLoss(
+        tuned, dim, num_labels=len(NLI_LABELS),
+        concatenation_sent_rep=True, concatenation_sent_difference=True, concatenation_sent_multiplication=True,
+    )
+    ds = Dataset.from_dict(
+        {"sentence1": train.premises, "sentence2": train.hypotheses, "label": train.labels.tolist()}
+    )
+    prompt = None
+    if kind is not None:
+        prompt = (getattr(tuned, "prompts", None) or {}).get(kind)
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        args = SentenceTransformerTrainingArguments(
+            output_dir=tmp,
+            max_steps=steps,
+            per_device_train_batch_size=batch_size,
+            learning_rate=learning_rate,
+            warmup_steps=max(1, steps // 10),
+            seed=seed,
+            save_strategy="no",
+            report_to="none",
+            logging_strategy="steps" if show_progress else "no",
+            logging_steps=max(1, steps // 10),
+            disable_tqdm=not show_progress,
+            use_cpu=True,
+            prompts=prompt,
+            dataloader_drop_last=False,
+        )
+        trainer = SentenceTransformerTrainer(model=tuned, args=args, train_dataset=ds, loss=loss)
+        trainer.train()
+    tuned.eval()
+    return tuned, loss.classifier.eval()
+
+
+def _head_predict(head, X: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        logits = head(torch.from_numpy(X).to(head.weight.dtype).to(head.weight.device))
+    return logits.argmax(dim=1).cpu().numpy()
+
+
+# ----------------------------------------------------------------------------- the evaluation
+def evaluate_xnli(
+    model,
+    xnli_dir: str | Path,
+    *,
+    split: str = "dev",
+    english_train: str | Sequence[str] | NLIPairs | None = None,
+    langs: Sequence[str] | None = None,
+    low_resource: Sequence[str] = ("sw", "ur"),
+    out_dir: str | Path | None = None,
+    seed: int = 0,
+    show_progress: bool = True,
+    kind: str | None = "query",
+    Cs: Sequence[float] = DEFAULT_CS,
+    n_bootstrap: int = 1000,
+    max_rows: int | None = None,
+    max_train: int | None = None,
+    fine_tune_steps: int = 0,
+    fine_tune_batch_size: int = 32,
+    cache: bool | str | Path = True,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Zero-shot XNLI: train on English NLI, score every `<split>-<lang>.tsv` in `xnli_dir`.
+
+    `model`: a SentenceTransformer or a name for `polyret.model.load_model`. `english_train`: specs
+    for `polyret.data.xnli.load_english_train` (None = SNLI dev+test + SICK TRAIN) or `NLIPairs`.
+    `langs`: None = every language file of the split; listed languages whose file is missing are
+    reported under "missing" and the others are still evaluated. `max_rows` / `max_train` truncate
+    each evaluation file / the training data (quick runs and tests). Writes results.json, report.md
+    and xnli_bars.png to `out_dir` when given (refusing to replace an existing results.json unless
+    `overwrite`). Returns the results dict (JSON-able).
+    """
+    t_start = time.perf_counter()
+    xnli_dir = Path(xnli_dir)
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        if (out_dir / RESULTS_FILE).exists() and not overwrite:
+            raise PolyretError(f"{out_dir / RESULTS_FILE} already exists; pass --overwrite to replace it")
+    if isinstance(model, (str, Path)):
+        from polyret.model import load_model
+
+        model = load_model(str(model))
+    log = _logger(show_progress)
+
+    # Which languages: requested ones (missing files listed) or every file of the split.
+    if langs is None:
+        langs = find_xnli_languages(xnli_dir, split)
+    langs = list(dict.fromkeys(langs))
+    present = [l for l in langs if xnli_file(xnli_dir, split, l).is_file()]
+    missing = [l for l in langs if l not in present]
+    if missing:
+        log(f"[yellow]XNLI {split}: no file for {', '.join(missing)} in {xnli_dir}; evaluating the others[/]")
+    if not present:
+        raise PolyretError(f"none of the requested XNLI {split} files exist in {xnli_dir} ({', '.join(missing)})")
+    # Read everything first, so a malformed file fails before any encoding time is spent.
+    eval_sets = {l: read_xnli_tsv(xnli_file(xnli_dir, split, l), limit=max_rows) for l in present}
+    select_path = xnli_file(xnli_dir, "dev", "en")
+    if not select_path.is_file():
+        raise PolyretError(f"model selection needs XNLI English dev ({select_path}), which is missing")
+    select_set = read_xnli_tsv(select_path, limit=max_rows)
+    train = english_train if isinstance(english_train, NLIPairs) else load_english_train(english_train)
+    train = train.head(max_train)
+    log(f"English training pairs: {len(train)} ({', '.join(train.parts)})")
+
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if fine_tune_steps > 0:
+        log(f"fine-tuning the encoder with a linear head for {fine_tune_steps} steps (batch {fine_tune_batch_size})")
+        enc_model, head = fine_tune_nli(
+            model, train, steps=fine_tune_steps, batch_size=fine_tune_batch_size, kind=kind,
+            seed=seed, show_progress=show_progress,
+        )
+        timing["fine_tune_s"] = time.perf_counter() - t0
+        enc_cache = False  # the cache is keyed by model identity; a tuned copy must not reuse it
+        predict = lambda X: _head_predict(head, X)  # noqa: E731
+        selection = {"method": "none (fixed hyperparameters; head trained jointly with the encoder)"}
+        tuned_id = _model_name(enc_model)
+    else:
+        tuned_id = None
+        enc_model, enc_cache = model, cache
+        u, v = encode_pairs(enc_model, train, kind=kind, cache=enc_cache, show_progress=show_progress)
+        su, sv = encode_pairs(enc_model, select_set, kind=kind, cache=enc_cache, show_progress=show_progress)
+        timing["encode_train_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        clf, sel = train_classifier(pair_features(u, v), train.labels, pair_features(su, sv), select_set.labels, Cs=Cs, seed=seed)
+        timing["classifier_s"] = time.perf_counter() - t1
+        log(f"selected C={sel['C']} on XNLI English dev (accuracy by C: {sel['selection_accuracy']})")
+        predict = clf.predict
+        selection = {"method": "logistic-regression C by accuracy on XNLI English dev"} | sel
+
+    per_language: dict[str, dict[str, Any]] = {}
+    t2 = time.perf_counter()
+    for i, lang in enumerate(present):
+        pairs = eval_sets[lang]
+        pu, pv = encode_pairs(enc_model, pairs, kind=kind, cache=enc_cache, show_progress=show_progress)
+        y_pred = predict(pair_features(pu, pv))
+        scores = classification_scores(pairs.labels, y_pred)
+        ci = bootstrap_ci(pairs.labels, y_pred, n_boot=n_bootstrap, seed=seed + i)
+        scores["accuracy_ci95"], scores["macro_f1_ci95"] = ci["accuracy"], ci["macro_f1"]
+        per_language[lang] = scores
+        log(f"{split}-{lang}: accuracy {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f}  (n={scores['n']})")
+    timing["evaluate_s"] = time.perf_counter() - t2
+    timing["total_s"] = time.perf_counter() - t_start
+
+    results: dict[str, Any] = {
+        "task": "xnli",
+        "model": _model_name(model),
+        "split": split,
+        "xnli_dir": str(xnli_dir),
+        "protocol": {
+            "mode": "fine-tuned encoder + linear head" if fine_tune_steps > 0 else "frozen encoder + logistic regression",
+            "features": "[u, v, |u-v|, u*v]",
+            "prompt": kind,
+            "english_train": {"sources": train.parts, "n": len(train), "label_counts": train.label_counts()},
+            "selection": selection | {"data": str(select_path), "n": len(select_set)},
+            "selection_on_evaluated_split": split == "dev" and "en" in per_language,
+            "fine_tune_steps": fine_tune_steps,
+            "fine_tuned_model": tuned_id,
+            "n_bootstrap": n_bootstrap,
+            "max_rows": max_rows,
+            "seed": seed,
+        },
+        "languages": per_language,
+        "missing": missing,
+        **summarise_languages(per_language, low_resource=low_resource),
+        "timing": timing,
+    }
+    if out_dir is not None:
+        write_xnli_outputs(results, out_dir)
+    return results
+
+
+def _logger(show: bool):
+    if not show:
+        return lambda msg: None
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    return lambda msg: console.print(msg)
+
+
+# ----------------------------------------------------------------------------- outputs
+def _fmt_ci(ci: list[float]) -> str:
+    return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def xnli_markdown(results: dict[str, Any]) -> str:
+    """The human report: protocol, per-language table, means, low-resource block, transfer gap."""
+    p = results["protocol"]
+    langs = results["languages"]
+    gap = (results.get("transfer_gap") or {}).get("per_language", {})
+    lines = [
+        f"# XNLI zero-shot ({results['split']}) — {results['model']}",
+        "",
+        f"- Mode: {p['mode']}; features {p['features']}; prompt: {p['prompt'] or 'none'}.",
+        f"- English training data: {', '.join(p['english_train']['sources'])} "
+        f"({p['english_train']['n']} pairs).",
+        f"- Model selection: {p['selection']['method']}"
+        + (f" → C = {p['selection']['C']}" if "C" in p["selection"] else "")
+        + ".",
+    ]
+    if p["selection_on_evaluated_split"]:
+        lines.append(
+            "- **Note:** the evaluated split is dev, and XNLI English dev was also used for model "
+            "selection, so the English row (and the transfer gap) is slightly optimistic."
+        )
+    if results["missing"]:
+        lines.append(f"- Missing language files (not evaluated): {', '.join(results['missing'])}.")
+    lines += [
+        "",
+        "Scores in %, 95% bootstrap CI over pairs in brackets; gap = English minus the language.",
+        "",
+        "| lang | n | accuracy | 95% CI | macro-F1 | 95% CI | F1 ent / neu / con | gap acc |",
+        "|---|---:|---:|---|---:|---|---|---:|",
+    ]
+    for lang, s in langs.items():
+        pc = s["per_class_f1"]
+        g = f"{100 * gap[lang]['accuracy']:+.1f}" if lang in gap else ""
+        lines.append(
+            f"| {lang} | {s['n']} | {100 * s['accuracy']:.1f} | {_fmt_ci(s['accuracy_ci95'])} | "
+            f"{100 * s['macro_f1']:.1f} | {_fmt_ci(s['macro_f1_ci95'])} | "
+            f"{100 * pc['entailment']:.1f} / {100 * pc['neutral']:.1f} / {100 * pc['contradiction']:.1f} | {g} |"
+        )
+    lines.append("")
+    for key, label in (("mean", "Mean over languages"), ("mean_non_english", "Mean over non-English languages")):
+        m = results.get(key)
+        if m:
+            lines.append(f"- {label} ({m['n_languages']}): accuracy {100 * m['accuracy']:.1f}, macro-F1 {100 * m['macro_f1']:.1f}")
+    low = results["low_resource"]
+    if low["mean"]:
+        lines.append(
+            f"- Low-resource ({', '.join(low['per_language'])}): accuracy {100 * low['mean']['accuracy']:.1f}, "
+            f"macro-F1 {100 * low['mean']['macro_f1']:.1f}"
+        )
+    tg = results.get("transfer_gap")
+    if tg and tg["mean"]:
+        lines.append(
+            f"- Mean transfer gap (en − other): accuracy {100 * tg['mean']['accuracy']:.1f} points"
+            + (
+                f"; low-resource {100 * tg['low_resource_mean']['accuracy']:.1f} points"
+                if tg.get("low_resource_mean")
+                else ""
+            )
+        )
+    t = results["timing"]
+    lines += ["", "Timing (s): " + ", ".join(f"{k} {v:.1f}" for k, v in t.items()), "", "![XNLI bars](xnli_bars.png)", ""]
+    return "\n".join(lines)
+
+
+def plot_xnli_bars(results: dict[str, Any], path: str | Path) -> Path:
+    """Grouped bars of accuracy and macro-F1 per language with 95% CI whiskers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    langs = list(results["languages"])
+    x = np.arange(len(langs))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(langs) + 2), 4))
+    width = 0.4
+    for k, (metric, colour) in enumerate((("accuracy", "tab:blue"), ("macro_f1", "tab:orange"))):
+        vals = np.array([results["languages"][l][metric] for l in langs]) * 100
+        cis = np.array([results["languages"][l][f"{metric}_ci95"] for l in langs]) * 100
+        err = np.vstack([vals - cis[:, 0], cis[:, 1] - vals])
+        ax.bar(x + (k - 0.5) * width, vals, width, yerr=err, capsize=2, label=metric.replace("_", "-"), color=colour)
+    low = set(results["low_resource"]["per_language"])
+    ax.set_xticks(x, [f"{l}*" if l in low else l for l in langs])
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 100)
+    ax.axhline(100 / 3, color="grey", lw=0.8, ls=":")
+    ax.set_title(f"XNLI {results['split']} zero-shot (* low-resource; dotted: chance)")
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_xnli_outputs(results: dict[str, Any], out_dir: str | Path) -> None:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    plot_xnli_bars(results, out_dir / "xnli_bars.png")
+    (out_dir / "report.md").write_text(xnli_markdown(results), encoding="utf-8")
