@@ -1,0 +1,470 @@
+"""LAReQA evaluation (XQuAD-R, MLQA-R): Mono, Cross and Multi settings, rank distance, own-language share.
+
+Every question and every candidate is encoded once; every setting is a slice of ONE score matrix
+(questions x all candidates), computed in blocks of questions and never held whole:
+
+- Mono  X:    questions in X against the candidates of X.
+- Cross X->Y: questions in X against the candidates of Y != X; a question counts in a pair only
+  if it has a relevant candidate in Y.
+- Multi X:    questions in X against the pooled candidates of all languages.
+
+Hence per (question, relevant candidate) pair only two ranks are needed: its rank among the
+candidates of the candidate's own language (Mono/Cross) and its rank in the whole pool (Multi).
+They are counted, not sorted: rank = 1 + #(candidates scoring higher) + #(equal-scoring
+candidates with a lower index), summed per language segment of the score block.
+
+Ties: scores are compared exactly (float32); among equal scores the candidate with the lower
+index in `dataset.candidates` ranks higher (a stable sort by candidate index). The same rule
+orders the top-k lists (TREC run, top-10 language share).
+
+`polyret.evaluate.lareqa(...)` is this module made callable (it calls `lareqa()` below), so both
+`polyret.evaluate.lareqa(...)` and `polyret.evaluate.lareqa.evaluate_lareqa(...)` work.
+"""
+from __future__ import annotations
+
+import sys
+import time
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from polyret import metrics
+from polyret.data.lareqa import LareqaDataset, load_lareqa
+from polyret.errors import PolyretError
+
+TIE_BREAKING = (
+    "exact float32 score comparison; equal scores are ordered by candidate index in the "
+    "dataset (lower first), i.e. a stable sort by candidate index"
+)
+CANDIDATE_MODES = ("sentence", "sentence+context")
+MULTI_RECALL_K = 10
+OWN_LANGUAGE_TOP_K = 10
+
+
+@dataclass
+class LareqaRanks:
+    """Ranks of every (question, relevant candidate) pair, padded to (n_questions, m).
+
+    rank_pool: 1-based rank in the whole multilingual pool (inf = padding).
+    rank_lang: 1-based rank among the candidates of that candidate's language (inf = padding).
+    rel_lang:  language id (index into dataset.languages) of the relevant candidate (-1 = padding).
+    top_idx / top_scores: the best `top_k` candidates per question over the whole pool, best first.
+    """
+
+    rank_pool: np.ndarray
+    rank_lang: np.ndarray
+    rel_lang: np.ndarray
+    top_idx: np.ndarray
+    top_scores: np.ndarray
+
+
+def _as_matrix(x, rows: int, what: str) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().float().numpy()
+    arr = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+    if arr.ndim != 2 or arr.shape[0] != rows:
+        raise PolyretError(f"{what} embeddings have shape {arr.shape}; expected ({rows}, dim)")
+    if not np.isfinite(arr).all():
+        raise PolyretError(f"{what} embeddings contain NaN or inf")
+    return arr
+
+
+def rank_lareqa(
+    question_emb,
+    candidate_emb,
+    dataset: LareqaDataset,
+    *,
+    top_k: int = 100,
+    score_rows: int = 512,
+    count_elements: int = 3_000_000,
+    show_progress: bool = False,
+) -> LareqaRanks:
+    """Ranks of all relevant pairs and the top-k lists, from embeddings (scores = dot products).
+
+    Scores are computed `score_rows` questions at a time (matmul + top-k, multi-threaded); ranks are
+    counted in sub-blocks of about `count_elements` (question x relevant x candidate) comparisons,
+    sized to stay in cache and run single-threaded: these small ops gain little from a second
+    thread and lose badly when cores are shared. Block sizes change speed, never results.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    nq, nc = dataset.n_questions, dataset.n_candidates
+    Q = _as_matrix(question_emb, nq, "question")
+    C = _as_matrix(candidate_emb, nc, "candidate")
+    if Q.shape[1] != C.shape[1]:
+        raise PolyretError(f"question dim {Q.shape[1]} != candidate dim {C.shape[1]}")
+    n_lang = len(dataset.languages)
+    c_lang = dataset.candidate_lang_ids()
+    # Columns grouped by language (stable, so candidate index order is kept inside a language).
+    perm = np.argsort(c_lang, kind="stable")
+    inv_perm = np.empty(nc, dtype=np.int64)
+    inv_perm[perm] = np.arange(nc)
+    lang_sizes = np.bincount(c_lang, minlength=n_lang)
+    bounds = np.concatenate([[0], np.cumsum(lang_sizes)])
+    segments = [(int(bounds[y]), int(bounds[y + 1])) for y in range(n_lang) if lang_sizes[y] > 0]
+    seg_langs = torch.tensor([y for y in range(n_lang) if lang_sizes[y] > 0], dtype=torch.long)
+
+    rel = dataset.relevant_matrix()  # (nq, m) original candidate indices, -1 padded
+    m = rel.shape[1]
+    valid = rel >= 0
+    rel_pos = np.where(valid, inv_perm[np.maximum(rel, 0)], 0)  # grouped column of each relevant item
+    rel_lang = np.where(valid, c_lang[np.maximum(rel, 0)], -1)
+
+    Qt = torch.from_numpy(Q)
+    Ct = torch.from_numpy(C[perm])
+    col_orig = torch.from_numpy(perm)  # original candidate index of each grouped column
+    col_lang = torch.from_numpy(c_lang[perm])
+    sizes_t = torch.from_numpy(lang_sizes.astype(np.float32))
+    rel_pos_t = torch.from_numpy(rel_pos)
+    valid_t = torch.from_numpy(valid)
+    rel_lang_t = torch.from_numpy(np.maximum(rel_lang, 0))
+    rel_t = torch.from_numpy(np.maximum(rel, 0))
+    own_lang = torch.nn.functional.one_hot(rel_lang_t, n_lang).float()  # (nq, m, L)
+
+    k = min(top_k, nc)
+    r_pool = torch.full((nq, m), float("inf"), dtype=torch.float64)
+    r_lang = torch.full((nq, m), float("inf"), dtype=torch.float64)
+    top_idx = np.full((nq, k), -1, dtype=np.int64)
+    top_scores = np.zeros((nq, k), dtype=np.float32)
+    sub_rows = max(1, count_elements // max(1, m * nc))
+    threads = torch.get_num_threads()
+
+    with torch.inference_mode():
+        for s0 in tqdm(range(0, nq, score_rows), disable=not show_progress, desc="score", unit="blk", leave=False):
+            e0 = min(nq, s0 + score_rows)
+            S_big = Qt[s0:e0] @ Ct.T  # (rows, nc), columns grouped by language
+            top_idx[s0:e0], top_scores[s0:e0] = _top_k_block(S_big, k, col_orig)
+            torch.set_num_threads(1)
+            try:
+                for s in range(s0, e0, sub_rows):
+                    e = min(e0, s + sub_rows)
+                    S = S_big[s - s0 : e - s0]
+                    V = torch.gather(S, 1, rel_pos_t[s:e])
+                    V = torch.where(valid_t[s:e], V, torch.full_like(V, float("inf")))  # padding: below all
+                    # sign(S_j - v): +1 above, -1 below, 0 equal (exact: distinct floats never subtract to 0).
+                    D = torch.sub(S[:, None, :], V[:, :, None]).sign_()
+                    signed = torch.zeros(e - s, m, n_lang)
+                    signed[:, :, seg_langs] = torch.stack([D[:, :, a:b].sum(-1) for a, b in segments], dim=-1)
+                    n_unequal = D.abs_().sum(-1)  # candidates not tied with v
+                    # If only the item itself equals v: above = (signed + size - [own language]) / 2.
+                    above = (signed + sizes_t - own_lang[s:e]) / 2
+                    r_lang[s:e] = 1 + torch.gather(above, 2, rel_lang_t[s:e, :, None])[..., 0]
+                    r_pool[s:e] = 1 + above.sum(-1)
+                    tied = valid_t[s:e] & (n_unequal < nc - 1)  # another candidate scores exactly v
+                    for bi, ki in tied.nonzero().tolist():
+                        row, v, c = S[bi], V[bi, ki], int(rel_t[s + bi, ki])
+                        before = (row > v) | ((row == v) & (col_orig < c))  # ties: lower index first
+                        r_pool[s + bi, ki] = 1 + before.sum()
+                        r_lang[s + bi, ki] = 1 + (before & (col_lang == rel_lang_t[s + bi, ki])).sum()
+            finally:
+                torch.set_num_threads(threads)
+    rank_pool = np.where(valid, r_pool.numpy(), np.inf)
+    rank_lang = np.where(valid, r_lang.numpy(), np.inf)
+    return LareqaRanks(rank_pool, rank_lang, rel_lang, top_idx, top_scores)
+
+
+def _top_k_block(S, k: int, col_orig):
+    """Top-k per row with ties ordered by original candidate index (lower first)."""
+    import torch
+
+    nc = S.shape[1]
+    kk = min(k + 1, nc)  # one extra to detect a tie across the cut
+    vals, pos = torch.topk(S, kk, dim=1)
+    orig = col_orig[pos]
+    vals_np, orig_np = vals.numpy(), orig.numpy()
+    order = np.lexsort((orig_np, -vals_np.astype(np.float64)), axis=-1)  # score desc, index asc
+    vals_np = np.take_along_axis(vals_np, order, 1)
+    orig_np = np.take_along_axis(orig_np, order, 1)
+    if kk > k:
+        # A tie straddling the cut: topk may have kept any of the tied items; redo that row exactly.
+        for r in np.nonzero(vals_np[:, k - 1] == vals_np[:, k])[0]:
+            row = S[r].numpy().astype(np.float64)
+            o = np.lexsort((col_orig.numpy(), -row))[:k]
+            orig_np[r, :k] = col_orig.numpy()[o]
+            vals_np[r, :k] = row[o]
+    return orig_np[:, :k], vals_np[:, :k]
+
+
+# ---- metrics from ranks ---------------------------------------------------------------------
+
+
+def _lang_dict(languages: Sequence[str], values: np.ndarray) -> dict[str, float]:
+    return {l: float(v) for l, v in zip(languages, values)}
+
+
+def lareqa_metrics(ranks: LareqaRanks, dataset: LareqaDataset) -> dict[str, Any]:
+    """The Mono / Cross / Multi / bias numbers of the results dict, from the ranks."""
+    langs = list(dataset.languages)
+    n_lang = len(langs)
+    q_lang = dataset.question_lang_ids()
+    c_lang = dataset.candidate_lang_ids()
+
+    # Per (question, target language Y): the ranks of the question's relevant items in Y among Y.
+    in_y = ranks.rel_lang[:, None, :] == np.arange(n_lang)[None, :, None]  # (nq, L, m)
+    ranks_qy = np.where(in_y, ranks.rank_lang[:, None, :], np.inf)
+    ap_qy = metrics.average_precision(ranks_qy)  # (nq, L), NaN where no relevant item in Y
+    r1_qy = metrics.recall_at_k(ranks_qy, 1)
+
+    # Pair table X->Y: mean over questions in X that have a relevant item in Y.
+    pair_map = np.full((n_lang, n_lang), np.nan)
+    pair_r1 = np.full((n_lang, n_lang), np.nan)
+    pair_n = np.zeros((n_lang, n_lang), dtype=np.int64)
+    for y in range(n_lang):
+        pair_map[:, y], pair_n[:, y] = metrics.group_mean(ap_qy[:, y], q_lang, n_lang)
+        pair_r1[:, y], _ = metrics.group_mean(r1_qy[:, y], q_lang, n_lang)
+
+    mono_pl = {
+        l: {"map": pair_map[x, x], "recall@1": pair_r1[x, x], "n_questions": int(pair_n[x, x])} for x, l in enumerate(langs)
+    }
+    off = ~np.eye(n_lang, dtype=bool) & (pair_n > 0)
+    cross_pl = {}
+    for x, l in enumerate(langs):
+        ys = np.nonzero(off[x])[0]
+        cross_pl[l] = {
+            "map": float(pair_map[x, ys].mean()) if ys.size else np.nan,
+            "recall@1": float(pair_r1[x, ys].mean()) if ys.size else np.nan,
+            "n_targets": int(ys.size),
+        }
+    per_pair = {
+        f"{langs[x]}->{langs[y]}": {"map": pair_map[x, y], "recall@1": pair_r1[x, y], "n_questions": int(pair_n[x, y])}
+        for x in range(n_lang) for y in range(n_lang) if x != y and pair_n[x, y] > 0
+    }
+
+    ap_multi = metrics.average_precision(ranks.rank_pool)
+    r10_multi = metrics.recall_at_k(ranks.rank_pool, MULTI_RECALL_K)
+    multi_map, multi_n = metrics.group_mean(ap_multi, q_lang, n_lang)
+    multi_r10, _ = metrics.group_mean(r10_multi, q_lang, n_lang)
+    multi_pl = {
+        l: {"map": multi_map[x], f"recall@{MULTI_RECALL_K}": multi_r10[x], "n_questions": int(multi_n[x])}
+        for x, l in enumerate(langs)
+    }
+
+    rd, rd_n = metrics.group_mean(metrics.rank_distance(ranks.rank_pool), q_lang, n_lang)
+    top = ranks.top_idx[:, :OWN_LANGUAGE_TOP_K]
+    top_langs = np.where(top >= 0, c_lang[np.maximum(top, 0)], -1)
+    share, _ = metrics.group_mean(metrics.own_language_share(top_langs, q_lang), q_lang, n_lang)
+    pool_share = np.bincount(c_lang, minlength=n_lang) / max(1, len(c_lang))
+
+    def macro(pl: dict, key: str) -> float:
+        return metrics.macro_mean([v[key] for v in pl.values()])
+
+    return {
+        "mono": {"map": macro(mono_pl, "map"), "recall@1": macro(mono_pl, "recall@1"), "per_language": mono_pl},
+        "cross": {
+            "map": macro(cross_pl, "map"),
+            "recall@1": macro(cross_pl, "recall@1"),
+            "per_language": cross_pl,
+            "per_pair": per_pair,
+        },
+        "multi": {
+            "map": macro(multi_pl, "map"),
+            f"recall@{MULTI_RECALL_K}": macro(multi_pl, f"recall@{MULTI_RECALL_K}"),
+            "per_language": multi_pl,
+        },
+        "rank_distance": {
+            "mean": metrics.macro_mean(rd),
+            "per_language": _lang_dict(langs, rd),
+            "n_questions": {l: int(n) for l, n in zip(langs, rd_n)},
+        },
+        f"top{OWN_LANGUAGE_TOP_K}_own_language_share": {
+            "mean": metrics.macro_mean(share),
+            "per_language": _lang_dict(langs, share),
+            "pool_share": _lang_dict(langs, pool_share),  # what a language-blind ranking would give on average
+        },
+        "map_matrix": {"languages": langs, "rows_query_cols_candidate": pair_map},
+    }
+
+
+def score_lareqa(
+    question_emb,
+    candidate_emb,
+    dataset: LareqaDataset,
+    *,
+    top_k: int = 100,
+    show_progress: bool = False,
+    return_ranks: bool = False,
+):
+    """The results dict from embeddings alone (rows align with dataset.questions / .candidates).
+
+    With `return_ranks`, returns `(results, LareqaRanks)` (the ranks feed the TREC run file).
+    """
+    t0 = time.perf_counter()
+    ranks = rank_lareqa(question_emb, candidate_emb, dataset, top_k=top_k, show_progress=show_progress)
+    results = _results_header(dataset)
+    results.update(lareqa_metrics(ranks, dataset))
+    results["timing"] = {"score_s": time.perf_counter() - t0}
+    return (results, ranks) if return_ranks else results
+
+
+def _results_header(dataset: LareqaDataset) -> dict:
+    return {
+        "dataset": dataset.name,
+        "languages": list(dataset.languages),
+        "n_questions": dataset.n_questions,
+        "n_candidates": dataset.n_candidates,
+        "per_language_counts": dataset.stats(),
+        "tie_breaking": TIE_BREAKING,
+        "data_warnings": dict(dataset.load_warnings),
+    }
+
+
+# ---- encoding + evaluation ------------------------------------------------------------------
+
+
+def _encode_unique(model, texts: list[str], kind: str, *, batch_size: int, cache, show_progress: bool) -> np.ndarray:
+    """Encode each distinct text once and scatter the rows back to `texts` order."""
+    from polyret.encode import encode_texts
+
+    uniq, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
+    emb = encode_texts(model, list(uniq), kind=kind, batch_size=batch_size, show_progress=show_progress, cache=cache)
+    return np.asarray(emb)[inverse.reshape(-1)]
+
+
+def evaluate_lareqa(
+    model,
+    dataset: LareqaDataset,
+    *,
+    candidate: str = "sentence",
+    batch_size: int = 64,
+    out_dir: str | Path | None = None,
+    cache: bool | str | Path = True,
+    show_progress: bool = True,
+    overwrite: bool = False,
+    top_k: int = 100,
+) -> dict:
+    """Encode questions and candidates once, score every setting, and (with `out_dir`) write
+    results.json, report.md, cross_map_heatmap.png, multi.trec and qrels.trec."""
+    if candidate not in CANDIDATE_MODES:
+        raise PolyretError(f"unknown --candidate {candidate!r}; use one of {', '.join(CANDIDATE_MODES)}")
+    from polyret.report import prepare_out_dir
+
+    out = prepare_out_dir(out_dir, overwrite=overwrite) if out_dir is not None else None  # fail before encoding
+    t_start = time.perf_counter()
+    q_emb = _encode_unique(model, dataset.question_texts(), "query", batch_size=batch_size, cache=cache, show_progress=show_progress)
+    c_emb = _encode_unique(
+        model, dataset.candidate_texts(candidate), "passage", batch_size=batch_size, cache=cache, show_progress=show_progress
+    )
+    encode_s = time.perf_counter() - t_start
+    scored, ranks = score_lareqa(q_emb, c_emb, dataset, top_k=top_k, show_progress=show_progress, return_ranks=True)
+    from polyret.encode import model_id
+
+    results = {"dataset": dataset.name, "model": model_id(model), "candidate": candidate, **scored}
+    results["timing"] = {"encode_s": encode_s, "score_s": scored["timing"]["score_s"]}
+    if out is not None:
+        t_write = time.perf_counter()
+        write_lareqa_outputs(results, ranks, dataset, out)  # results.json is rewritten below with final timing
+        results["timing"]["write_s"] = time.perf_counter() - t_write
+    results["timing"]["total_s"] = time.perf_counter() - t_start
+    if out is not None:
+        from polyret.report import write_json
+
+        write_json(out / "results.json", results)
+    return results
+
+
+def lareqa(
+    model_name_or_model,
+    data_dir: str | Path,
+    out: str | Path | None = None,
+    langs: Sequence[str] | None = None,
+    *,
+    candidate: str = "sentence",
+    batch_size: int = 64,
+    cache: bool | str | Path = True,
+    show_progress: bool = True,
+    overwrite: bool = False,
+    name: str | None = None,
+) -> dict:
+    """`polyret.evaluate.lareqa(model, data_dir, out)`: load the model (name/dir) and data, evaluate."""
+    dataset = load_lareqa(data_dir, langs=langs, name=name)
+    if isinstance(model_name_or_model, (str, Path)):
+        from polyret.model import load_model
+
+        model = load_model(str(model_name_or_model))
+    else:
+        model = model_name_or_model
+    return evaluate_lareqa(
+        model, dataset, candidate=candidate, batch_size=batch_size, out_dir=out, cache=cache,
+        show_progress=show_progress, overwrite=overwrite,
+    )
+
+
+# ---- outputs --------------------------------------------------------------------------------
+
+
+def qrels_of(dataset: LareqaDataset) -> dict[str, dict[str, int]]:
+    """Multi-setting qrels: question key -> {candidate id: 1}."""
+    cids = [c.cid for c in dataset.candidates]
+    return {q.key: {cids[c]: 1 for c in rel.tolist()} for q, rel in zip(dataset.questions, dataset.relevant)}
+
+
+def report_markdown(results: dict) -> str:
+    """Paper-style tables: one row per source language, plus the macro average."""
+    from polyret.report import markdown_table
+
+    langs = results["languages"]
+    k, own = f"recall@{MULTI_RECALL_K}", f"top{OWN_LANGUAGE_TOP_K}_own_language_share"
+    mono, cross, multi = results["mono"], results["cross"], results["multi"]
+    rd, share = results["rank_distance"], results[own]
+    rows = [
+        [l, mono["per_language"][l]["map"], mono["per_language"][l]["recall@1"], cross["per_language"][l]["map"],
+         cross["per_language"][l]["recall@1"], multi["per_language"][l]["map"], multi["per_language"][l][k],
+         rd["per_language"][l], share["per_language"][l]]
+        for l in langs
+    ]
+    rows.append(["**avg**", mono["map"], mono["recall@1"], cross["map"], cross["recall@1"], multi["map"], multi[k],
+                 rd["mean"], share["mean"]])
+    headers = ["query lang", "Mono mAP", "Mono R@1", "Cross mAP", "Cross R@1", "Multi mAP", f"Multi R@{MULTI_RECALL_K}",
+               "rank dist.", f"top-{OWN_LANGUAGE_TOP_K} own-lang"]
+    matrix = results["map_matrix"]["rows_query_cols_candidate"]
+    mat_rows = [[l, *[matrix[i][j] for j in range(len(langs))]] for i, l in enumerate(langs)]
+    t = results.get("timing", {})
+    lines = [
+        f"# LAReQA: {results['dataset']}",
+        "",
+        f"- model: `{results.get('model', '?')}`; candidates: {results.get('candidate', 'sentence')}",
+        f"- {results['n_questions']} questions, {results['n_candidates']} candidates, languages: {', '.join(langs)}",
+        "- mAP: LAReQA average precision over the full ranking; averages are per query language, "
+        "then the macro mean (Cross: per target language first). Rank distance: Multi pool, questions "
+        "with >= 2 relevant items (lower = less language bias).",
+        f"- ties: {results.get('tie_breaking', TIE_BREAKING)}",
+    ]
+    if results.get("data_warnings"):
+        lines.append("- data warnings: " + "; ".join(f"{n} x {msg}" for msg, n in results["data_warnings"].items()))
+    if t:
+        lines.append("- timing (s): " + ", ".join(f"{key} {val:.1f}" for key, val in t.items()))
+    lines += ["", "## Per query language", "", markdown_table(headers, rows), "",
+              "## mAP by query language (rows) and candidate language (columns); diagonal = Mono", "",
+              markdown_table(["query \\ cand.", *langs], mat_rows, floatfmt=".2f"), ""]
+    return "\n".join(lines)
+
+
+def write_lareqa_outputs(results: dict, ranks: LareqaRanks, dataset: LareqaDataset, out: Path) -> None:
+    from polyret.report import save_heatmap, write_json, write_trec_qrels, write_trec_run
+
+    out = Path(out)
+    write_json(out / "results.json", results)
+    (out / "report.md").write_text(report_markdown(results), encoding="utf-8")
+    langs = list(dataset.languages)
+    save_heatmap(
+        np.asarray(results["map_matrix"]["rows_query_cols_candidate"], dtype=float), langs, langs,
+        out / "cross_map_heatmap.png", title=f"{dataset.name}: mAP (diagonal = Mono)",
+        xlabel="candidate language", ylabel="query language", cbar_label="mAP", vmin=0.0, vmax=1.0,
+    )
+    write_trec_run(out / "multi.trec", [q.key for q in dataset.questions], [c.cid for c in dataset.candidates],
+                   ranks.top_idx, ranks.top_scores, tag="polyret-lareqa-multi")
+    write_trec_qrels(out / "qrels.trec", qrels_of(dataset))
+
+
+class _CallableModule(types.ModuleType):
+    """Lets `polyret.evaluate.lareqa(...)` call `lareqa()` while staying the module."""
+
+    def __call__(self, *args, **kwargs):
+        return lareqa(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,214 @@
+"""Writing results for machines (JSON, TREC) and people (markdown tables, PNG charts).
+
+Generic helpers shared by every evaluator. Matplotlib runs with the Agg backend (no display).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from polyret.errors import PolyretError
+
+
+# ---- output directories ---------------------------------------------------------------------
+
+
+def prepare_out_dir(out: str | Path, overwrite: bool = False) -> Path:
+    """Create `out`, refusing to write into a non-empty directory unless `overwrite`.
+
+    With `overwrite`, only the files the caller writes are replaced; nothing else is deleted.
+    """
+    p = Path(out).expanduser()
+    if p.exists() and not p.is_dir():
+        raise PolyretError(f"{p}: exists and is not a directory")
+    if p.is_dir() and any(p.iterdir()) and not overwrite:
+        raise PolyretError(f"{p}: directory already holds files; choose a new --out or pass --overwrite")
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+# ---- JSON -----------------------------------------------------------------------------------
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON types: numpy scalars/arrays become Python values, NaN/inf become None."""
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write JSON atomically (temp file + rename), NaN as null."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+# ---- markdown -------------------------------------------------------------------------------
+
+
+def format_value(value: Any, floatfmt: str = ".3f") -> str:
+    """A table cell: floats with `floatfmt`, None/NaN as an en dash."""
+    if value is None:
+        return "–"
+    if isinstance(value, (float, np.floating)):
+        return "–" if not math.isfinite(float(value)) else format(float(value), floatfmt)
+    return str(value)
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], floatfmt: str = ".3f") -> str:
+    """A GitHub markdown table; first column left-aligned, the others right-aligned."""
+    head = "| " + " | ".join(headers) + " |"
+    sep = "|" + "|".join([":---"] + ["---:"] * (len(headers) - 1)) + "|"
+    body = ["| " + " | ".join(format_value(v, floatfmt) for v in row) + " |" for row in rows]
+    return "\n".join([head, sep, *body])
+
+
+# ---- figures --------------------------------------------------------------------------------
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_heatmap(
+    matrix: np.ndarray,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    path: str | Path,
+    *,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    cbar_label: str = "",
+    fmt: str = ".2f",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    cmap: str = "viridis",
+) -> Path:
+    """A labelled heatmap PNG with the value written in each cell (NaN cells left blank)."""
+    plt = _pyplot()
+    m = np.asarray(matrix, dtype=float)
+    size = max(4.0, 0.55 * max(len(col_labels), len(row_labels)) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_xticks(range(len(col_labels)), labels=list(col_labels))
+    ax.set_yticks(range(len(row_labels)), labels=list(row_labels))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    lo, hi = np.nanmin(m) if np.isfinite(m).any() else 0, np.nanmax(m) if np.isfinite(m).any() else 1
+    mid = (lo + hi) / 2
+    if m.size <= 400:  # annotate only while the numbers stay readable
+        for i in range(m.shape[0]):
+            for j in range(m.shape[1]):
+                if np.isfinite(m[i, j]):
+                    ax.text(j, i, format(m[i, j], fmt), ha="center", va="center", fontsize=7,
+                            color="black" if m[i, j] > mid else "white")
+    cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    if cbar_label:
+        cb.set_label(cbar_label)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def save_grouped_bars(
+    series: Mapping[str, Mapping[str, float]],
+    path: str | Path,
+    *,
+    title: str = "",
+    ylabel: str = "",
+    xlabel: str = "",
+) -> Path:
+    """Grouped bar chart: one group per label (x), one bar per series; missing values skipped."""
+    plt = _pyplot()
+    labels: list[str] = list(dict.fromkeys(k for s in series.values() for k in s))
+    n = max(1, len(series))
+    width = 0.8 / n
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(labels) * n + 2), 4))
+    x = np.arange(len(labels))
+    for i, (name, vals) in enumerate(series.items()):
+        ys = [vals.get(l, np.nan) for l in labels]
+        ys = [np.nan if v is None else v for v in ys]
+        ax.bar(x + (i - (n - 1) / 2) * width, ys, width, label=name)
+    ax.set_xticks(x, labels=labels)
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel(xlabel)
+    if title:
+        ax.set_title(title)
+    if len(series) > 1:
+        ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# ---- TREC files -----------------------------------------------------------------------------
+
+
+def _check_trec_id(x: str, what: str) -> str:
+    if not x or any(ch.isspace() for ch in x):
+        raise PolyretError(f"{what} id {x!r} cannot be written to a TREC file (empty or contains whitespace)")
+    return x
+
+
+def write_trec_run(
+    path: str | Path,
+    query_ids: Sequence[str],
+    doc_ids: Sequence[str],
+    top_idx: np.ndarray,
+    top_scores: np.ndarray,
+    tag: str = "polyret",
+) -> Path:
+    """TREC run `qid Q0 docid rank score tag`, from per-query arrays of doc indices (best first).
+
+    Negative indices in `top_idx` mean "no result" and are skipped.
+    """
+    qids = [_check_trec_id(q, "query") for q in query_ids]
+    dids = [_check_trec_id(d, "document") for d in doc_ids]
+    path = Path(path)
+    with path.open("w", encoding="utf-8") as f:
+        for qi, (idx_row, sc_row) in enumerate(zip(np.asarray(top_idx).tolist(), np.asarray(top_scores).tolist())):
+            q = qids[qi]
+            f.write("".join(
+                f"{q} Q0 {dids[d]} {r} {s:.6f} {tag}\n" for r, (d, s) in enumerate(zip(idx_row, sc_row), 1) if d >= 0
+            ))
+    return path
+
+
+def write_trec_qrels(path: str | Path, qrels: Mapping[str, Mapping[str, int]]) -> Path:
+    """TREC qrels `qid 0 docid relevance`."""
+    path = Path(path)
+    with path.open("w", encoding="utf-8") as f:
+        for q, docs in qrels.items():
+            _check_trec_id(q, "query")
+            f.write("".join(f"{q} 0 {_check_trec_id(d, 'document')} {int(rel)}\n" for d, rel in docs.items()))
+    return path
