@@ -11,6 +11,7 @@ from polyret.cli import model_cmd, data_cmd  # noqa: F401,E402
 from polyret.cli import xnli_cmd  # noqa: F401,E402
 from polyret.cli import beir_cmd  # noqa: F401,E402
 from polyret.cli import train_cmd  # noqa: F401,E402
+from polyret.cli import pairs_cmd  # noqa: F401,E402
 
 
 def main(argv: list[str] | None = None) -> None:
