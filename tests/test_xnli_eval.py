@@ -179,3 +179,22 @@ def test_default_model_transfers_above_chance(default_model, shared_data, small_
     )
     for lang in ("en", "de"):
         assert res["languages"][lang]["accuracy_ci95"][0] > 0.36, (lang, res["languages"][lang])
+
+
+def test_cli_eval_xnli(tiny_model, shared_data, tmp_path, capsys):
+    from polyret.cli import main
+
+    xnli = need(shared_data, "xnli")
+    need(shared_data, "nli-en", "SICK.txt")
+    model_dir = tmp_path / "tiny"
+    tiny_model.save(str(model_dir))
+    out = tmp_path / "out"
+    args = ["eval", "xnli", "--model", str(model_dir), "--data", str(xnli), "--langs", "en,sw",
+            "--english-train", "sick:TRIAL", "--max-rows", "40", "--cs", "0.1", "--out", str(out), "--no-progress"]
+    main(args)
+    res = json.loads((out / "results.json").read_text())
+    assert res["protocol"]["english_train"]["n"] == 495 and res["languages"]["sw"]["n"] == 40
+    for bad, words in ((["--prompt", "doc"], "--prompt must be"), (["--cs", "x"], "--cs must be"), ([], "already exists")):
+        with pytest.raises(SystemExit) as e:
+            main(args + bad)
+        assert e.value.code == 2 and words in capsys.readouterr().err

@@ -34,7 +34,7 @@ def eval_xnli(
     english_train: Optional[str] = typer.Option(
         None, "--english-train",
         help="Comma-separated English training data: snli:dev, snli:test, sick:TRAIN, or TSV paths "
-        "(default: snli:dev,snli:test,sick:TRAIN).",
+        "(default: snli:dev,sick:TRAIN).",
     ),
     langs: Optional[str] = typer.Option(None, "--langs", help="Comma-separated languages (default: every file of the split)."),
     low_resource: str = typer.Option("sw,ur", "--low-resource", help="Languages for the low-resource block."),

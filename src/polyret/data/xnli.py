@@ -209,9 +209,12 @@ def read_sick(path: str | Path, sets: tuple[str, ...] | list[str] = ("TRAIN",)) 
     return NLIPairs(premises, hypotheses, np.array(labels), source=f"sick:{'+'.join(wanted)}")
 
 
-# The documented default English training data for the zero-shot protocol: every labelled SNLI pair
-# in the shared folder (dev + test, ~19.7k, balanced labels) plus SICK TRAIN (4.4k, other domain).
-DEFAULT_ENGLISH_TRAIN: tuple[str, ...] = ("snli:dev", "snli:test", "sick:TRAIN")
+# The documented default English training data for the zero-shot protocol: SNLI dev (9.8k pairs,
+# balanced labels, image-caption premises) plus SICK TRAIN (4.4k pairs, another domain) = 14.2k
+# pairs, ~20k distinct sentences. SNLI test (another 9.8k pairs, ~13k sentences) is left out by
+# default only to keep CPU encoding time down; add it with
+# `--english-train snli:dev,snli:test,sick:TRAIN`.
+DEFAULT_ENGLISH_TRAIN: tuple[str, ...] = ("snli:dev", "sick:TRAIN")
 
 
 def load_english_train(specs: str | list[str] | tuple[str, ...] | None = None, *, data_dir: str | Path | None = None) -> NLIPairs:

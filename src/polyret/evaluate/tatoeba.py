@@ -8,7 +8,6 @@ copy on another line counts as a miss.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,6 +16,7 @@ import numpy as np
 
 from polyret.data.tatoeba import read_tatoeba, tatoeba_code, tatoeba_files
 from polyret.errors import PolyretError
+from polyret.report import write_json
 
 RESULTS_FILE = "results.json"
 
@@ -139,31 +139,19 @@ def tatoeba_markdown(results: dict[str, Any]) -> str:
 
 
 def plot_tatoeba_bars(results: dict[str, Any], path: str | Path) -> Path:
-    import matplotlib
+    from polyret.report import save_grouped_bars
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    langs = list(results["languages"])
-    x = np.arange(len(langs))
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(langs) + 2), 3.6))
-    for k, (metric, label) in enumerate((("xx_to_en", "xx→en"), ("en_to_xx", "en→xx"))):
-        vals = [100 * results["languages"][l][metric] for l in langs]
-        ax.bar(x + (k - 0.5) * 0.4, vals, 0.4, label=label)
-    ax.set_xticks(x, langs)
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("accuracy@1 (%)")
-    ax.set_title("Tatoeba bitext retrieval")
-    ax.legend(loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    langs = results["languages"]
+    series = {
+        "xx→en": {l: 100 * s["xx_to_en"] for l, s in langs.items()},
+        "en→xx": {l: 100 * s["en_to_xx"] for l, s in langs.items()},
+    }
+    return save_grouped_bars(series, path, title="Tatoeba bitext retrieval", ylabel="accuracy@1 (%)")
 
 
 def write_tatoeba_outputs(results: dict[str, Any], out_dir: str | Path) -> None:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(out_dir / RESULTS_FILE, results)
     plot_tatoeba_bars(results, out_dir / "tatoeba_bars.png")
     (out_dir / "report.md").write_text(tatoeba_markdown(results), encoding="utf-8")

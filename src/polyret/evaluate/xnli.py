@@ -6,7 +6,7 @@ Protocol (what `evaluate_xnli` does):
    cached on disk, so a second run over the same sentences only trains and scores.
 2. Pair features [u, v, |u - v|, u * v] (InferSent / SentEval).
 3. A multinomial logistic regression (scikit-learn, standardised features) is trained on English
-   NLI only: by default SNLI dev+test (line-aligned, de-tokenised) + SICK TRAIN. The regularisation C
+   NLI only: by default SNLI dev (line-aligned, de-tokenised) + SICK TRAIN. The regularisation C
    is chosen on XNLI **English dev** only, by accuracy.
 4. Every `<split>-<lang>.tsv` is scored: accuracy, macro-F1, per-class F1 (scikit-learn), with a 95%
    percentile-bootstrap CI over pairs; means over languages, a low-resource block (sw, ur by
@@ -19,7 +19,6 @@ SentenceTransformerTrainer), and the trained head scores the languages; no C to 
 from __future__ import annotations
 
 import copy
-import json
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,6 +34,7 @@ from polyret.data.xnli import (
     xnli_file,
 )
 from polyret.errors import PolyretError
+from polyret.report import write_json
 
 DEFAULT_CS: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
 RESULTS_FILE = "results.json"
@@ -183,17 +183,35 @@ def train_classifier(
 
 # ----------------------------------------------------------------------------- encoding
 def encode_pairs(
-    model, pairs: NLIPairs, *, kind: str | None, cache, show_progress: bool, batch_size: int = 64
+    model,
+    pairs: NLIPairs,
+    *,
+    kind: str | None,
+    cache,
+    show_progress: bool,
+    batch_size: int = 64,
+    chunk: int = 2048,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings of premises and hypotheses; each distinct sentence is encoded once.
 
-    (XNLI and SNLI repeat every premise three times, so this saves about a third of the work.)
+    XNLI and SNLI repeat every premise three times, so de-duplicating saves a third of the work.
+    With a cache, texts go to the encoder in chunks of `chunk`, so an interrupted run keeps what
+    it has encoded (each chunk is stored on completion) and a re-run resumes from there.
     """
     from polyret.encode import encode_texts
 
     texts = list(dict.fromkeys(pairs.premises + pairs.hypotheses))
     index = {t: i for i, t in enumerate(texts)}
-    emb = encode_texts(model, texts, kind=kind, batch_size=batch_size, show_progress=show_progress, cache=cache)
+    step = chunk if cache else max(1, len(texts))
+    parts = []
+    for start in range(0, len(texts), step):
+        parts.append(
+            encode_texts(
+                model, texts[start : start + step], kind=kind, batch_size=batch_size,
+                show_progress=show_progress, cache=cache,
+            )
+        )
+    emb = np.concatenate(parts) if len(parts) > 1 else parts[0]
     u = emb[[index[t] for t in pairs.premises]]
     v = emb[[index[t] for t in pairs.hypotheses]]
     return u, v
@@ -216,6 +234,7 @@ def fine_tune_nli(
     steps: int,
     batch_size: int = 32,
     learning_rate: float = 2e-5,
+    head_learning_rate: float = 1e-3,
     kind: str | None = "query",
     seed: int = 0,
     show_progress: bool = True,
@@ -224,7 +243,8 @@ def fine_tune_nli(
     """Fine-tune a copy of `model` with a linear head on English NLI (SoftmaxLoss, u/v/|u-v|/u*v).
 
     Returns (fine-tuned model, head) where head is the loss's `torch.nn.Linear` over
-    `pair_features` of the fine-tuned, normalised embeddings.
+    `pair_features` of the fine-tuned, normalised embeddings. The freshly initialised head gets its
+    own, larger learning rate: at the encoder's 2e-5 it would barely move in a few hundred steps.
     """
     import tempfile
 
@@ -254,6 +274,7 @@ def fine_tune_nli(
             max_steps=steps,
             per_device_train_batch_size=batch_size,
             learning_rate=learning_rate,
+            learning_rate_mapping={r"^classifier\.": head_learning_rate},
             warmup_steps=max(1, steps // 10),
             seed=seed,
             save_strategy="no",
@@ -298,13 +319,14 @@ def evaluate_xnli(
     max_train: int | None = None,
     fine_tune_steps: int = 0,
     fine_tune_batch_size: int = 32,
+    fine_tune_lr: float = 2e-5,
     cache: bool | str | Path = True,
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Zero-shot XNLI: train on English NLI, score every `<split>-<lang>.tsv` in `xnli_dir`.
 
     `model`: a SentenceTransformer or a name for `polyret.model.load_model`. `english_train`: specs
-    for `polyret.data.xnli.load_english_train` (None = SNLI dev+test + SICK TRAIN) or `NLIPairs`.
+    for `polyret.data.xnli.load_english_train` (None = SNLI dev + SICK TRAIN) or `NLIPairs`.
     `langs`: None = every language file of the split; listed languages whose file is missing are
     reported under "missing" and the others are still evaluated. `max_rows` / `max_train` truncate
     each evaluation file / the training data (quick runs and tests). Writes results.json, report.md
@@ -348,7 +370,7 @@ def evaluate_xnli(
     if fine_tune_steps > 0:
         log(f"fine-tuning the encoder with a linear head for {fine_tune_steps} steps (batch {fine_tune_batch_size})")
         enc_model, head = fine_tune_nli(
-            model, train, steps=fine_tune_steps, batch_size=fine_tune_batch_size, kind=kind,
+            model, train, steps=fine_tune_steps, batch_size=fine_tune_batch_size, learning_rate=fine_tune_lr, kind=kind,
             seed=seed, show_progress=show_progress,
         )
         timing["fine_tune_s"] = time.perf_counter() - t0
@@ -394,8 +416,12 @@ def evaluate_xnli(
             "prompt": kind,
             "english_train": {"sources": train.parts, "n": len(train), "label_counts": train.label_counts()},
             "selection": selection | {"data": str(select_path), "n": len(select_set)},
-            "selection_on_evaluated_split": split == "dev" and "en" in per_language,
+            "selection_on_evaluated_split": split == "dev" and "en" in per_language and fine_tune_steps <= 0,
             "fine_tune_steps": fine_tune_steps,
+            "fine_tune": (
+                {"batch_size": fine_tune_batch_size, "lr": fine_tune_lr, "loss": "SoftmaxLoss", "max_steps": fine_tune_steps}
+                if fine_tune_steps > 0 else None
+            ),
             "fine_tuned_model": tuned_id,
             "n_bootstrap": n_bootstrap,
             "max_rows": max_rows,
@@ -492,7 +518,7 @@ def plot_xnli_bars(results: dict[str, Any], path: str | Path) -> Path:
     """Grouped bars of accuracy and macro-F1 per language with 95% CI whiskers."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
     langs = list(results["languages"])
@@ -521,6 +547,6 @@ def plot_xnli_bars(results: dict[str, Any], path: str | Path) -> Path:
 def write_xnli_outputs(results: dict[str, Any], out_dir: str | Path) -> None:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(out_dir / RESULTS_FILE, results)
     plot_xnli_bars(results, out_dir / "xnli_bars.png")
     (out_dir / "report.md").write_text(xnli_markdown(results), encoding="utf-8")
