@@ -186,7 +186,8 @@ def encode_corpus(
         raise PolyretError(f"{out} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     marker = _read_marker(out)
-    if marker is None and any(out.iterdir()) and not overwrite:
+    ours = {EMBEDDINGS, IDS, PROGRESS, IDS + ".tmp", PROGRESS + ".tmp"}  # a run that died before its first chunk
+    if marker is None and any(p.name not in ours for p in out.iterdir()) and not overwrite:
         raise PolyretError(f"{out} is not empty and is not a polyret embedding directory; pass --overwrite to replace it")
 
     ids_tmp = out / (IDS + ".tmp")

@@ -67,10 +67,11 @@ def eval_beir(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Dense retrieval on a BEIR-layout data set: nDCG@10, Recall@100, MRR@10, MAP (pytrec_eval)."""
-    from polyret.evaluate.beir import evaluate_beir
+    from polyret.evaluate.beir import beir_task, evaluate_beir
     from polyret.model import load_model
 
     depth = _map_depth(map_depth)
+    beir_task(data, split)  # check the data before spending time on loading a model
     res = evaluate_beir(load_model(model), data, split=split, out_dir=out, index=index, k=k, map_depth=depth,
                         batch_size=batch_size, chunk_size=chunk_size, max_length=max_length,
                         search_options=_search_options(hnsw_ef_search, ivf_nprobe, ivf_nlist),

@@ -1,0 +1,166 @@
+"""BEIR evaluation: metrics agree with ranx and hand computation, full-ranking MAP is exact, outputs."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from polyret.cli import main
+from polyret.data.beir import BeirDoc, BeirQuery, write_beir
+from polyret.errors import PolyretError
+from polyret.evaluate.beir import evaluate_beir
+from polyret.evaluate.retrieval import full_ranking_run, per_query_metrics, trec_order
+from polyret.stream import encode_corpus
+from retrieval_fakes import TopicEncoder, synthetic_beir
+
+
+def _reference(qrels, run, depth_map):
+    """Textbook definitions, written independently of trec_eval (no ties in the runs used here)."""
+    out = {}
+    for q, judged in qrels.items():
+        ranked = [d for d, _ in sorted(run.get(q, {}).items(), key=lambda kv: -kv[1])]
+        rel = {d: r for d, r in judged.items() if r > 0}
+        gains = [rel.get(d, 0) for d in ranked]
+        ideal = sorted(rel.values(), reverse=True)
+        dcg = sum(g / np.log2(i + 2) for i, g in enumerate(gains[:10]))
+        idcg = sum(g / np.log2(i + 2) for i, g in enumerate(ideal[:10]))
+        hits = [i for i, d in enumerate(ranked[:depth_map]) if d in rel]
+        out[q] = {
+            "ndcg@10": dcg / idcg if idcg else 0.0,
+            "recall@100": sum(d in rel for d in ranked[:100]) / len(rel) if rel else 0.0,
+            "mrr@10": next((1 / (i + 1) for i, d in enumerate(ranked[:10]) if d in rel), 0.0),
+            f"map@{depth_map}": sum((n + 1) / (i + 1) for n, i in enumerate(hits)) / len(rel) if rel else 0.0,
+        }
+    return out
+
+
+def _mean(per_query, key):
+    return float(np.mean([m[key] for m in per_query.values()]))
+
+
+def test_metrics_by_hand():
+    qrels = {"q1": {"a": 1, "b": 1, "c": 1, "z": 0}, "q2": {"x": 1}, "q3": {"n": 0}}
+    # q1: relevant at ranks 1 and 3 of 4, "c" never retrieved; q2: relevant at rank 11; q3: nothing relevant
+    run = {"q1": {"a": 0.9, "z": 0.8, "b": 0.7, "w": 0.6},
+           "q2": {f"o{i}": 1.0 - i / 100 for i in range(10)} | {"x": 0.5}}
+    m = per_query_metrics(qrels, run, map_name="map")
+    assert m["q1"]["map"] == pytest.approx((1 / 1 + 2 / 3) / 3)
+    assert m["q1"]["mrr@10"] == 1.0 and m["q1"]["recall@100"] == pytest.approx(2 / 3)
+    idcg = 1 + 1 / np.log2(3) + 1 / np.log2(4)
+    assert m["q1"]["ndcg@10"] == pytest.approx((1 + 1 / np.log2(4)) / idcg)
+    assert m["q2"]["mrr@10"] == 0.0 and m["q2"]["map"] == pytest.approx(1 / 11) and m["q2"]["recall@100"] == 1.0
+    assert m["q3"] == {"ndcg@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0, "map": 0.0}  # trec_eval -c: counts as 0
+
+
+def test_ties_follow_trec_eval_doc_id_descending():
+    assert [d for d, _ in trec_order({"a": 1.0, "c": 0.5, "b": 1.0})] == ["b", "a", "c"]
+    m = per_query_metrics({"q": {"a": 1}}, {"q": {"a": 1.0, "b": 1.0}}, map_name="map")
+    assert m["q"]["mrr@10"] == 0.5 and m["q"]["map"] == 0.5
+
+
+def test_metrics_agree_with_a_reference_implementation_on_random_runs():
+    rng = np.random.default_rng(0)
+    docs = [f"d{i}" for i in range(400)]
+    qrels = {f"q{j}": {d: int(rng.integers(0, 3)) for d in rng.choice(docs, 8, replace=False)} for j in range(50)}
+    qrels = {q: ds | {docs[j]: 1} for j, (q, ds) in enumerate(qrels.items())}  # at least one relevant each
+    run = {q: {d: float(s) for d, s in zip(docs, rng.random(400))} for q in qrels}
+    run = {q: dict(trec_order(ds)[:150]) for q, ds in run.items()}
+    ours = per_query_metrics(qrels, run, map_name="map@150")
+    ref = _reference(qrels, run, 150)
+    for q in qrels:
+        for key in ("ndcg@10", "recall@100", "mrr@10", "map@150"):
+            assert ours[q][key] == pytest.approx(ref[q][key], abs=1e-9), (q, key)
+
+
+def test_full_ranking_map_equals_map_over_every_document(tmp_path):
+    docs, queries, qrels = synthetic_beir(n_docs=500, n_queries=40)
+    enc = TopicEncoder(noise=1.6)  # noisy, so relevant documents spread deep into the ranking
+    store = encode_corpus(lambda: ((d.id, d.text) for d in docs), tmp_path / "e", enc, identity="t", show_progress=False)
+    qv = enc([q.text for q in queries])
+    row = {d.id: i for i, d in enumerate(docs)}
+    rel_rows = [np.array(sorted(row[d] for d, r in qrels[q.id].items() if r > 0)) for q in queries]
+    partial = full_ranking_run(qv, store, rel_rows, query_block=7, corpus_block=64)
+    ids = [d.id for d in docs]
+    all_scores = qv @ store.memmap().T
+    complete = {q.id: {ids[j]: float(all_scores[i, j]) for j in range(len(ids))} for i, q in enumerate(queries)}
+    kept = {q.id: {ids[r]: float(s) for r, s in zip(*partial[i])} for i, q in enumerate(queries)}
+    assert sum(map(len, kept.values())) < 0.7 * 500 * 40  # really partial
+    a = per_query_metrics(qrels, complete, map_name="map")
+    b = per_query_metrics(qrels, complete, map_run=kept, map_name="map")
+    for q in qrels:
+        assert b[q]["map"] == pytest.approx(a[q]["map"], abs=1e-12)
+    assert np.mean([a[q]["map"] for q in qrels]) < 0.9
+
+
+def _beir_dir(tmp_path, **kw):
+    docs, queries, qrels = synthetic_beir(**kw)
+    return write_beir(tmp_path / "beir", docs, queries, qrels), qrels
+
+
+def test_evaluate_beir_end_to_end_matches_a_reference_on_its_own_run_file(tmp_path):
+    root, qrels = _beir_dir(tmp_path)
+    out = tmp_path / "run"
+    res = evaluate_beir(None, root, out_dir=out, encoders=TopicEncoder().encoders(), map_depth=100,
+                        chunk_size=128, show_progress=False)
+    assert set(res["metrics"]) == {"ndcg@10", "recall@100", "mrr@10", "map@100"}
+    assert res["n_queries"] == 60 and res["n_docs"] == 600 and res["n_queries_without_relevant"] == 0
+    assert {k: v["n_queries"] for k, v in res["per_lang"].items()} == {"de": 20, "en": 20, "sw": 20}
+    for name in ("results.json", "report.md", "run.trec", "per_query.jsonl", "beir_bars.png", "corpus-embeddings/embeddings.npy"):
+        assert (out / name).exists(), name
+    run: dict[str, dict[str, float]] = {}
+    for line in (out / "run.trec").read_text().splitlines():
+        qid, _, docid, rank, score, tag = line.split()
+        run.setdefault(qid, {})[docid] = float(score)
+    assert all(len(d) == 100 for d in run.values())
+    ref = _reference(qrels, run, 100)
+    for key in ("ndcg@10", "recall@100", "mrr@10", "map@100"):
+        assert res["metrics"][key] == pytest.approx(_mean(ref, key), abs=1e-5), key  # run.trec scores are rounded to 1e-6
+    assert 0.2 < res["metrics"]["ndcg@10"] < 0.95  # a real, imperfect ranking
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["metrics"] == res["metrics"]
+    per_q = [json.loads(line) for line in (out / "per_query.jsonl").read_text().splitlines()]
+    assert np.mean([p["ndcg@10"] for p in per_q]) == pytest.approx(res["metrics"]["ndcg@10"])
+
+    # our own run dir: refused without --overwrite; with it, the embeddings are reused, not re-encoded
+    with pytest.raises(PolyretError, match="already holds results.json"):
+        evaluate_beir(None, root, out_dir=out, encoders=TopicEncoder().encoders(), show_progress=False)
+    enc = TopicEncoder()
+    res2 = evaluate_beir(None, root, out_dir=out, encoders=enc.encoders(), map_depth=None, index="hnsw",
+                         overwrite=True, show_progress=False)
+    assert enc.calls == [60]  # queries only
+    assert res2["search"]["recall_vs_exact@100"] > 0.95 and "map" in res2["metrics"]
+
+
+def test_partial_corpus_and_unjudged_relevance_are_reported(tmp_path):
+    root, _ = _beir_dir(tmp_path, n_docs=200, n_queries=10)
+    with open(root / "qrels" / "test.tsv", "a") as f:
+        f.write("q1\tmissing-doc\t1\n")
+    with open(root / "queries.jsonl", "a") as f:
+        f.write(json.dumps({"_id": "q-none", "text": "topic 3 nothing"}) + "\n")
+    with open(root / "qrels" / "test.tsv", "a") as f:
+        f.write("q-none\td0003\t0\n")
+    res = evaluate_beir(None, root, encoders=TopicEncoder().encoders(), show_progress=False)
+    assert res["n_relevant_missing_from_corpus"] == 1 and res["n_queries_without_relevant"] == 1
+    assert any("not in the corpus" in w for w in res["warnings"])
+    assert res["n_queries"] == 11
+
+
+def test_evaluate_beir_with_a_real_encoder(tmp_path, tiny_model):
+    docs = [BeirDoc(f"d{i}", f"sentence number {i} about {w}") for i, w in enumerate(["cats", "dogs", "rain", "sun"] * 30)]
+    queries = [BeirQuery("q1", "cats"), BeirQuery("q2", "rain")]
+    root = write_beir(tmp_path / "b", docs, queries, {"q1": {"d0": 1}, "q2": {"d2": 1}})
+    res = evaluate_beir(tiny_model, root, out_dir=tmp_path / "o", show_progress=False, chunk_size=50)
+    assert res["n_docs"] == 120 and 0 <= res["metrics"]["ndcg@10"] <= 1
+    assert res["encoder_identity"].startswith(res["model"])
+
+
+def test_cli_errors_before_loading_a_model(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "beir", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert e.value.code == 2
+    assert "does not" in capsys.readouterr().err
+    root, _ = _beir_dir(tmp_path, n_docs=200, n_queries=5)
+    with pytest.raises(SystemExit):
+        main(["eval", "beir", "--data", str(root), "--out", str(tmp_path / "o"), "--map-depth", "deep"])
+    assert "--map-depth must be a positive integer or 'all'" in capsys.readouterr().err
