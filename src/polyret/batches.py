@@ -220,7 +220,9 @@ class PairTable:
         return ds
 
     def owns_dataset(self, dataset) -> bool:
-        """Whether `dataset` is (a view of) this table's `to_dataset()` output, row for row."""
+        """Whether `dataset` has this table's rows: same length, and (when both are known) a
+        fingerprint of one of our `to_dataset()` outputs. Formatting/transforms added by the
+        trainer may change a fingerprint, so the factory falls back to length alone."""
         if len(dataset) != len(self):
             return False
         fp = getattr(dataset, "_fingerprint", None)
@@ -560,15 +562,17 @@ def make_batch_sampler_factory(
 
     def factory(dataset, batch_size, drop_last, valid_label_columns=None, generator=None, seed: int = 0):
         use_seed = seed_override if seed_override is not None else (seed or 0)
-        if table.owns_dataset(dataset):
-            tab = table
-        elif eval_table is not None and eval_table.owns_dataset(dataset):
-            tab = eval_table
-        else:
+        tables = [t for t in (table, eval_table) if t is not None and len(t) == len(dataset)]
+        if len(tables) > 1:  # train and eval tables of equal length: the fingerprint decides
+            tables = [t for t in tables if t.owns_dataset(dataset)]
+        if len(tables) != 1:
             raise PolyretError(
                 f"the batch sampler got a dataset of {len(dataset)} rows that is not the PairTable's "
-                f"({len(table)} rows); build the trainer's datasets with PairTable.to_dataset()"
+                f"({len(table)} rows"
+                + (f", eval table {len(eval_table)} rows" if eval_table is not None else "")
+                + "); build the trainer's datasets with PairTable.to_dataset()"
             )
+        tab = tables[0]
         return make_batch_sampler(
             tab, strategy, batch_size, drop_last, alpha=alpha, temperature=temperature, seed=use_seed,
             num_replicas=num_replicas, rank=rank, dataset=dataset,
