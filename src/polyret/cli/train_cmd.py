@@ -1,0 +1,72 @@
+"""`polyret train` (hybrid-batch fine-tuning) and `polyret merge` (weight-space merge with the base).
+
+Both also run under `torchrun --nproc_per_node=N -m polyret train ...` (DDP, gloo on CPU).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from polyret.cli.app import app, console
+from polyret.config import STRATEGIES
+from polyret.errors import PolyretError
+
+
+@app.command("train")
+def train_command(
+    out: Path = typer.Option(..., "--out", help="Run directory (model/, checkpoints/, train_log.jsonl, run.json)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML training config (e.g. configs/quick.yaml)."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help=f"Batch strategy: {' | '.join(STRATEGIES)}."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Hybrid: probability of an X-X-mono batch."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Pairs per batch (per process)."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    model: Optional[str] = typer.Option(None, "--model", help="Base model: 'default', a model dir, or a hub id."),
+    merge_weight: Optional[float] = typer.Option(None, "--merge-weight", help="Also write <out>/merged with λ."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing, non-empty --out."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Fine-tune an encoder with X-X-mono / X-X / X-Y / Hybrid(α) batches (arXiv 2408.10536)."""
+    from polyret.config import load_train_config
+    from polyret.train import RUN_JSON, _rank, train
+
+    if strategy is not None and strategy not in STRATEGIES:
+        raise PolyretError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    if resume and overwrite:
+        raise PolyretError("--resume and --overwrite contradict each other; pick one")
+    overrides = {
+        "strategy": strategy, "alpha": alpha, "steps": steps, "batch_size": batch_size, "seed": seed,
+        "model": model, "merge_weight": merge_weight,
+    }
+    cfg = load_train_config(config, overrides)
+    if resume and config is None and (out / "config.yaml").is_file():
+        cfg = load_train_config(out / "config.yaml", overrides)
+    final = train(cfg, out, resume=resume, show_progress=progress, overwrite=overwrite)
+    if _rank() == 0:
+        import json
+
+        run = json.loads((out / RUN_JSON).read_text(encoding="utf-8"))
+        console.print(
+            f"[green]trained[/] {run['steps']} steps in {run['wall_seconds']:.0f} s "
+            f"({run['pairs_per_second']} pairs/s); best validation loss {run['best_validation_loss']}"
+        )
+        print(final)
+
+
+@app.command("merge")
+def merge_command(
+    base: str = typer.Option(..., "--base", help="Base model: 'default' or a model dir."),
+    tuned: str = typer.Option(..., "--tuned", help="Fine-tuned model dir (same architecture)."),
+    weight: float = typer.Option(..., "--weight", help="λ in θ = (1−λ)·θ_base + λ·θ_tuned."),
+    out: Path = typer.Option(..., "--out", help="Output model dir."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing, non-empty --out."),
+) -> None:
+    """Interpolate a fine-tuned model with its base in weight space."""
+    from polyret.merge import merge_models
+
+    path = merge_models(base, tuned, weight, out, overwrite=overwrite)
+    console.print(f"[green]merged[/] λ={weight:g}: (1−λ)·{base} + λ·{tuned}")
+    print(path)

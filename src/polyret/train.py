@@ -1,0 +1,489 @@
+"""Training stage: hybrid-batch contrastive fine-tuning on sentence-transformers' trainer.
+
+`train(config, out_dir)` wires our pieces into `SentenceTransformerTrainer` through its documented
+extension points and writes one self-describing run directory:
+
+    out_dir/
+      config.yaml             the resolved TrainConfig (a resume must match it)
+      validation_groups.jsonl training groups held out (validation loss, best checkpoint, recipe pool)
+      checkpoints/checkpoint-N trainer checkpoints (weights, optimizer, scheduler, RNG state)
+      train_log.jsonl         one JSON object per log/eval event (step, loss, lr, eval_loss, ...)
+      model/                  final sentence-transformers model (+ README.md card, polyret_training.json)
+      merged/                 only with merge_weight λ: θ = (1−λ)θ_base + λθ_tuned
+      run.json                summary: steps, wall time, pairs/s, best checkpoint, final paths
+
+- batches: `SentenceTransformerTrainingArguments(batch_sampler=make_batch_sampler_factory(...))`
+  (our group-aware X-X-mono / X-X / X-Y / Hybrid samplers; language/group metadata live in the
+  PairTable, not in the dataset columns the loss sees);
+- loss: `polyret.losses.build_loss` (ST's MultipleNegativesRankingLoss at scale 1/τ, or Eq. 1);
+- prompts: the model's own query/passage prompts, applied per column by ST's data collator;
+- bf16 autocast on CPU, optional frozen word-embedding matrix, max_seq_length from the config;
+- DDP: launched with `torchrun`, the HF trainer sets up gloo on CPU; every rank builds the same
+  PairTable and the sampler is deterministic, so ranks agree on each step's batch type.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from polyret.config import TrainConfig, dump_train_config, load_train_config
+from polyret.errors import PolyretError
+
+CHECKPOINTS = "checkpoints"
+MODEL_DIR = "model"
+MERGED_DIR = "merged"
+TRAIN_LOG = "train_log.jsonl"
+RUN_JSON = "run.json"
+VALIDATION_GROUPS = "validation_groups.jsonl"
+TRAINING_META = "polyret_training.json"
+
+
+# ---------------------------------------------------------------------------------------------
+# distributed helpers (torchrun sets RANK / WORLD_SIZE; plain runs have neither)
+# ---------------------------------------------------------------------------------------------
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------
+def resolve_data_path(entry: str) -> Path:
+    """A training-set entry -> an existing path: as given (absolute or cwd-relative), else in the data dir."""
+    p = Path(entry).expanduser()
+    if p.exists():
+        return p
+    if not p.is_absolute():
+        from polyret.paths import find_data_dir
+
+        root = find_data_dir(required=False)
+        if root is not None and (root / entry).exists():
+            return root / entry
+        where = f"the current directory or the data directory {root}" if root else "the current directory (no data directory found)"
+        raise PolyretError(f"training data {entry!r} not found in {where}")
+    raise PolyretError(f"training data {entry!r} does not exist")
+
+
+def load_training_groups(cfg: TrainConfig) -> list:
+    """All parallel groups of all configured training sets (each keeps its `source` name)."""
+    from polyret.data.pairs import build_groups
+
+    groups = []
+    for entry in cfg.data:
+        path = resolve_data_path(entry)
+        part, _report = build_groups([path], unit=cfg.unit, negatives=cfg.negatives)
+        if not part:
+            raise PolyretError(f"{path}: no training groups found")
+        groups.extend(part)
+    return groups
+
+
+def split_validation(groups: list, n_validation: int, seed: int) -> tuple[list, list]:
+    """Hold out `n_validation` whole groups (never single pairs: a translation of a validation
+    passage must not be trained on). Deterministic for a seed, independent of the input order."""
+    if n_validation == 0:
+        return list(groups), []
+    if n_validation >= len(groups):
+        raise PolyretError(
+            f"validation_groups={n_validation} leaves no training data ({len(groups)} groups in all)"
+        )
+    keyed = sorted(groups, key=lambda g: (g.source, g.id))
+    order = list(range(len(keyed)))
+    random.Random(seed).shuffle(order)
+    held = set(order[:n_validation])
+    train = [g for i, g in enumerate(keyed) if i not in held]
+    val = [g for i, g in enumerate(keyed) if i in held]
+    return train, val
+
+
+class _PicklableSamplerFactory:
+    """The trainer pickles its arguments into every checkpoint (training_args.bin); the sampler
+    factory is a closure over the whole PairTable. This wrapper calls it unchanged and pickles as a
+    short description instead (nothing reloads the factory from a checkpoint: resume rebuilds it)."""
+
+    def __init__(self, factory, description: str) -> None:
+        self._factory = factory
+        self.description = description
+
+    def __call__(self, *args, **kwargs):
+        return self._factory(*args, **kwargs)
+
+    def __reduce__(self):
+        return (str, (self.description,))
+
+
+def _sampler_factory(table, cfg: TrainConfig, eval_table=None):
+    """Our group-aware sampler for ST's batch_sampler hook (serves the validation set too)."""
+    from polyret.batches import make_batch_sampler_factory
+
+    factory = make_batch_sampler_factory(
+        table, cfg.strategy, alpha=cfg.alpha, temperature=cfg.dataset_temperature, seed=cfg.seed,
+        eval_table=eval_table,
+    )
+    return _PicklableSamplerFactory(factory, f"polyret {cfg.strategy} sampler (alpha={cfg.alpha}, seed={cfg.seed})")
+
+
+def _check_sampler(factory, dataset, batch_size: int, what: str) -> None:
+    """Build the sampler once up front so 'too few groups' surfaces before any run dir is written."""
+    try:
+        factory(dataset, batch_size=batch_size, drop_last=False)
+    except PolyretError as e:
+        raise PolyretError(f"{what}: {e}") from None
+
+
+def _prompts(model, n_negatives: int) -> dict[str, str] | None:
+    """Per-column prompts from the model (e5: 'query: ' / 'passage: '); None if it has none."""
+    prompts = getattr(model, "prompts", None) or {}
+    q = prompts.get("query")
+    p = prompts.get("passage", prompts.get("document"))
+    if q is None and p is None:
+        return None
+    out = {"anchor": q or "", "positive": p or ""}
+    for i in range(1, n_negatives + 1):
+        out[f"negative_{i}"] = p or ""
+    return out
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX-BF16 in /proc/cpuinfo (Linux); without them bf16 matmuls are emulated."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def use_bf16(setting) -> bool:
+    return cpu_has_native_bf16() if setting == "auto" else bool(setting)
+
+
+def freeze_word_embeddings(model) -> int:
+    """Freeze the input (word) embedding matrix; returns how many parameters were frozen."""
+    first = model[0]
+    auto = getattr(first, "auto_model", None) or getattr(first, "model", None)
+    if auto is None or not hasattr(auto, "get_input_embeddings"):
+        raise PolyretError("freeze_word_embeddings: the model's first module has no word-embedding matrix")
+    weight = auto.get_input_embeddings().weight
+    weight.requires_grad_(False)
+    return weight.numel()
+
+
+# ---------------------------------------------------------------------------------------------
+# callbacks
+# ---------------------------------------------------------------------------------------------
+def _make_log_callback(path: Path, resumed_from: str | None):
+    from transformers import TrainerCallback
+
+    class JsonlLogCallback(TrainerCallback):
+        """Appends every trainer log event (train loss, lr, eval_loss, runtime) to train_log.jsonl."""
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                self._write({"event": "train_begin", "step": state.global_step, "resumed_from": resumed_from})
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and logs:
+                self._write({"event": "log", "step": state.global_step, "epoch": state.epoch, **logs})
+
+        def _write(self, record: dict) -> None:
+            record = {"time": round(time.time(), 3), **record}
+            with path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record, default=str) + "\n")
+
+    return JsonlLogCallback()
+
+
+def describe_rows(table, rows: list[int]) -> dict[str, Any]:
+    """Batch type and languages of a set of PairTable rows, read from the table's metadata."""
+    infos = [table.row_info(r) for r in rows]
+    qls = [q for _, q, _, _ in infos]
+    pls = [p for _, _, p, _ in infos]
+    same = [q == p for q, p in zip(qls, pls)]
+    if all(same):
+        langs = set(qls)
+        batch_type, lang = ("x-x-mono", qls[0]) if len(langs) == 1 else ("x-x", None)
+    elif not any(same):
+        batch_type, lang = "x-y", None
+    else:
+        batch_type, lang = "mixed", None
+    return {
+        "batch_type": batch_type,
+        "lang": lang,
+        "sources": sorted({s for *_, s in infos}),
+        "query_langs": sorted(set(qls)),
+        "passage_langs": sorted(set(pls)),
+        "groups": [table.group_ids[g] for g, *_ in infos],
+    }
+
+
+class _BatchLoggingCollator:
+    """Wraps the trainer's collator to record, per rank, what each training step drew.
+
+    The collator sees each batch's rows as text; (anchor, positive) maps back to the PairTable row
+    whose metadata says the batch type and languages -- so only text columns ever reach the loss.
+    Eval batches are collated while the model is in eval mode and are not recorded.
+    """
+
+    def __init__(self, inner, table, model, path: Path) -> None:
+        self._inner, self._table, self._model, self._path = inner, table, model, path
+        self._lookup: dict[tuple[str, str], int] = {}
+        for i, (a, p) in enumerate(zip(table.anchors, table.positives)):
+            self._lookup.setdefault((a, p), i)
+        self._n = 0
+
+    def __call__(self, features):
+        if self._model.training:
+            rows = [self._lookup[(f["anchor"], f["positive"])] for f in features]
+            record = {"batch": self._n, "rank": _rank(), "size": len(rows), **describe_rows(self._table, rows)}
+            self._n += 1
+            with self._path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return self._inner(features)
+
+    def __getattr__(self, name):  # valid_label_columns, tokenize_fn, prompts, ...
+        return getattr(self._inner, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# run dir
+# ---------------------------------------------------------------------------------------------
+def _check_out_dir(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool) -> None:
+    if resume:
+        stored = out / "config.yaml"
+        if not stored.is_file():
+            raise PolyretError(f"--resume: {out} is not a polyret training run (no config.yaml)")
+        old = load_train_config(stored, {})
+        diff = [k for k in TrainConfig.model_fields if getattr(old, k) != getattr(cfg, k)]
+        if diff:
+            shown = ", ".join(f"{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}" for k in diff[:4])
+            raise PolyretError(
+                f"--resume: the config differs from the one {out} was started with ({shown}); "
+                "a resumed run must use the same config"
+            )
+        return
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not overwrite:
+            raise PolyretError(
+                f"{out} already exists and is not empty; pass --resume to continue that run, "
+                "--overwrite to replace it, or choose another --out"
+            )
+
+
+def _last_checkpoint(ckpt_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not ckpt_dir.is_dir():
+        return None
+    return get_last_checkpoint(str(ckpt_dir))
+
+
+def _write_card(model_dir: Path, cfg: TrainConfig, meta: dict[str, Any]) -> None:
+    (model_dir / TRAINING_META).write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
+    card = model_dir / "README.md"
+    text = card.read_text(encoding="utf-8") if card.exists() else ""
+    s = meta["summary"]
+    lines = [
+        "",
+        "",
+        "## polyret training",
+        "",
+        "Contrastive fine-tuning with language-controlled batches (arXiv 2408.10536).",
+        "",
+        "| setting | value |",
+        "|---|---|",
+        f"| base model | `{meta['base_model']}` |",
+        f"| training data | {', '.join(f'`{d}`' for d in meta['data'])} ({meta['train_groups']} groups, {meta['train_pairs']} pairs; {meta['validation_groups']} groups held out) |",
+        f"| unit / negatives | {s['unit']} / {s['negatives']} (k={s['n_negatives']}) |",
+        f"| batch strategy | {s['strategy']} |",
+        f"| α (Hybrid: P[X-X-mono batch]) | {s['alpha'] if s['alpha'] is not None else 'n/a'} |",
+        f"| loss | {s['loss']}{' + symmetric' if s['symmetric'] else ''}, τ = {s['temperature']} |",
+        f"| steps × batch | {meta['steps_done']} × {s['batch_size']} (× {meta['world_size']} processes) |",
+        f"| lr / max length | {s['lr']} / {s['max_seq_length']} |",
+        f"| seed | {s['seed']} |",
+        f"| best checkpoint | {meta.get('best_checkpoint') or 'last'} |",
+        "",
+    ]
+    card.write_text(text + "\n".join(lines), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------------------------
+def train(
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    show_progress: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Train per `config` into `out_dir`; returns the final model dir (`<out>/merged` when the
+    config sets merge_weight, else `<out>/model`). `resume=True` continues from the last checkpoint
+    of `out_dir` and ends at the same weights an uninterrupted run would."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub during training
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.model_validate(config)
+    out = Path(out_dir)
+    rank, world = _rank(), _world_size()
+
+    if resume and (out / RUN_JSON).is_file():
+        done = json.loads((out / RUN_JSON).read_text(encoding="utf-8"))
+        if done.get("status") == "complete":
+            _check_out_dir(cfg, out, True, False)
+            return Path(done["final_model"])
+    _check_out_dir(cfg, out, resume, overwrite)
+
+    # Data before any write: a data error leaves no half-made run dir.
+    from polyret.batches import PairTable
+
+    groups = load_training_groups(cfg)
+    train_groups, val_groups = split_validation(groups, cfg.validation_groups, cfg.seed)
+    train_table = PairTable.from_groups(train_groups, n_negatives=cfg.n_negatives, seed=cfg.seed)
+    train_ds = train_table.to_dataset()
+    val_table = val_ds = None
+    if val_groups:
+        val_table = PairTable.from_groups(val_groups, n_negatives=cfg.n_negatives, seed=cfg.seed)
+        val_ds = val_table.to_dataset()
+    sampler_factory = _sampler_factory(train_table, cfg, eval_table=val_table)
+    if world == 1:  # under DDP the sampler's global batch depends on the process group, built later
+        _check_sampler(sampler_factory, train_ds, cfg.batch_size, "training data")
+        if val_ds is not None:
+            _check_sampler(
+                sampler_factory, val_ds, cfg.batch_size,
+                f"validation data ({len(val_groups)} held-out groups; raise validation_groups)",
+            )
+
+    import torch
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    from polyret.losses import build_loss
+    from polyret.model import load_model
+
+    ckpt_dir = out / CHECKPOINTS
+    resume_from = _last_checkpoint(ckpt_dir) if resume else None
+    if rank == 0:
+        if out.exists() and overwrite and not resume:
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            dump_train_config(cfg, out / "config.yaml")
+            from polyret.data.groups import write_groups_jsonl
+
+            write_groups_jsonl(val_groups, out / VALIDATION_GROUPS)
+
+    torch.manual_seed(cfg.seed)
+    model = load_model(cfg.model)
+    model.max_seq_length = cfg.max_seq_length
+    frozen = freeze_word_embeddings(model) if cfg.freeze_word_embeddings else 0
+    loss = build_loss(model, cfg.loss, temperature=cfg.temperature, symmetric=cfg.symmetric)
+
+    validating = val_ds is not None
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(ckpt_dir),
+        max_steps=cfg.steps,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        learning_rate=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,  # < 1 means a fraction of max_steps
+        lr_scheduler_type=cfg.scheduler,
+        optim=cfg.optimizer,
+        max_grad_norm=cfg.max_grad_norm,
+        bf16=use_bf16(cfg.bf16),
+        use_cpu=True,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        batch_sampler=sampler_factory,
+        prompts=_prompts(model, cfg.n_negatives),
+        eval_strategy="steps" if validating else "no",
+        eval_steps=cfg.eval_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        load_best_model_at_end=validating and cfg.keep_best,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_steps=cfg.logging_steps,
+        report_to="none",
+        disable_tqdm=not show_progress,
+        ddp_backend="gloo" if world > 1 else None,
+        dataloader_num_workers=0,
+    )
+
+    callbacks = [_make_log_callback(out / TRAIN_LOG, resume_from)]
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, loss=loss, callbacks=callbacks
+    )
+    if cfg.log_batches:
+        log_path = out / f"batch_log.rank{rank}.jsonl"
+        if not resume:
+            log_path.unlink(missing_ok=True)
+        trainer.data_collator = _BatchLoggingCollator(trainer.data_collator, train_table, trainer.model, log_path)
+    _barrier()
+
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    wall = time.perf_counter() - t0
+
+    model_dir = out / MODEL_DIR
+    final = model_dir
+    if trainer.is_world_process_zero():
+        if model_dir.exists():
+            shutil.rmtree(model_dir)
+        trainer.model.save(str(model_dir))
+        steps_run = trainer.state.global_step - (int(Path(resume_from).name.split("-")[-1]) if resume_from else 0)
+        meta = {
+            "base_model": cfg.model,
+            "data": [str(resolve_data_path(d)) for d in cfg.data],
+            "summary": cfg.summary(),
+            "steps_done": trainer.state.global_step,
+            "world_size": world,
+            "train_groups": len(train_groups),
+            "train_pairs": len(train_ds),
+            "validation_groups": len(val_groups),
+            "frozen_parameters": frozen,
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+            "best_validation_loss": trainer.state.best_metric,
+        }
+        _write_card(model_dir, cfg, meta)
+        if cfg.merge_weight is not None:
+            from polyret.merge import merge_models
+
+            final = merge_models(cfg.model, model_dir, cfg.merge_weight, out / MERGED_DIR, overwrite=True)
+        pairs = steps_run * cfg.batch_size * world
+        run = {
+            "status": "complete",
+            "final_model": str(final),
+            "model": str(model_dir),
+            "merged": str(out / MERGED_DIR) if cfg.merge_weight is not None else None,
+            "steps": trainer.state.global_step,
+            "steps_this_invocation": steps_run,
+            "resumed_from": resume_from,
+            "wall_seconds": round(wall, 1),
+            "train_runtime": result.metrics.get("train_runtime"),
+            "pairs_per_second": round(pairs / wall, 2) if wall > 0 else None,
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+            "best_validation_loss": trainer.state.best_metric,
+            "config": cfg.summary(),
+        }
+        (out / RUN_JSON).write_text(json.dumps(run, indent=2, default=str) + "\n", encoding="utf-8")
+    elif cfg.merge_weight is not None:
+        final = out / MERGED_DIR
+    _barrier()
+    return final
