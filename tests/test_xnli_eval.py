@@ -82,7 +82,7 @@ def test_summarise_languages_means_low_resource_and_gap():
     assert s["mean"]["accuracy"] == pytest.approx(2.0 / 3)
     assert s["mean_non_english"]["macro_f1"] == pytest.approx(0.57)
     assert s["low_resource"]["missing"] == ["ur"]
-    assert s["low_resource"]["mean"]["accuracy"] == pytest.approx(0.50)
+    assert s["low_resource"]["mean"]["accuracy"] == pytest.approx(0.50) == s["low_resource"]["accuracy"]
     assert s["transfer_gap"]["per_language"]["sw"]["accuracy"] == pytest.approx(0.30)
     assert s["transfer_gap"]["mean"]["accuracy"] == pytest.approx(0.20)
     assert s["transfer_gap"]["low_resource_mean"]["macro_f1"] == pytest.approx(0.34)
@@ -127,6 +127,7 @@ def test_evaluate_xnli_tiny_model_end_to_end(tiny_model, shared_data, small_trai
         assert s["n"] == 200
         assert s["accuracy_ci95"][0] <= s["accuracy"] <= s["accuracy_ci95"][1]
         assert set(s["per_class_f1"]) == {"entailment", "neutral", "contradiction"}
+        assert len(s["correct"]) == 200 and np.mean(s["correct"]) == pytest.approx(s["accuracy"])
     assert res["protocol"]["selection_on_evaluated_split"] is True
     assert res["protocol"]["selection"]["C"] in (0.01, 1.0)
     assert res["mean"]["n_languages"] == 3

@@ -122,13 +122,16 @@ def summarise_languages(
 
     others = [l for l in langs if l != english]
     low_present = [l for l in low_resource if l in per_language]
+    low_mean = mean_over(low_present)
     out: dict[str, Any] = {
         "mean": mean_over(langs),
         "mean_non_english": mean_over(others),
         "low_resource": {
             "languages": list(low_resource),
             "missing": [l for l in low_resource if l not in per_language],
-            "mean": mean_over(low_present),
+            "mean": low_mean,
+            # the same means flat, for consumers that read low_resource["accuracy"]
+            **{m: (low_mean[m] if low_mean else None) for m in metrics},
             "per_language": {l: {m: per_language[l][m] for m in metrics} for l in low_present},
         },
     }
@@ -400,6 +403,8 @@ def evaluate_xnli(
         scores = classification_scores(pairs.labels, y_pred)
         ci = bootstrap_ci(pairs.labels, y_pred, n_boot=n_bootstrap, seed=seed + i)
         scores["accuracy_ci95"], scores["macro_f1_ci95"] = ci["accuracy"], ci["macro_f1"]
+        # Row-level correctness (file order) for paired significance tests between models.
+        scores["correct"] = (y_pred == pairs.labels).astype(int).tolist()
         per_language[lang] = scores
         log(f"{split}-{lang}: accuracy {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f}  (n={scores['n']})")
     timing["evaluate_s"] = time.perf_counter() - t2
