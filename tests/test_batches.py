@@ -275,22 +275,24 @@ def test_batch_plan_matches_iteration(table):
 
 
 # ----------------------------------------------------------------------------------------- DDP
-def test_ddp_ranks_share_type_and_split_rows(table):
+@pytest.mark.parametrize("batch_size", [8, 7])
+def test_ddp_ranks_share_type_and_split_rows(table, batch_size):
     """rank=None yields step-major [rank0, rank1] batches; accelerate's BatchSamplerShard (what the
     sentence-transformers trainer wraps samplers in under DDP) hands rank r exactly our rank-r share."""
     from accelerate.data_loader import BatchSamplerShard
 
-    full = HybridBatchSampler(table, 8, alpha=0.5, seed=9, num_replicas=2)
+    full = HybridBatchSampler(table, batch_size, alpha=0.5, seed=9, num_replicas=2)
     full.set_epoch(2)
     per_rank = []
     for rank in range(2):
-        mine = HybridBatchSampler(table, 8, alpha=0.5, seed=9, num_replicas=2, rank=rank)
+        mine = HybridBatchSampler(table, batch_size, alpha=0.5, seed=9, num_replicas=2, rank=rank)
         mine.set_epoch(2)
         shard = BatchSamplerShard(full, num_processes=2, process_index=rank, even_batches=False)
         got = list(shard)
         assert got == list(mine) and len(shard) == len(mine) == len(got)
         per_rank.append(got)
     plan = full.batch_plan(2)
+    assert len(per_rank[0]) == len(plan) and [len(b) for b in per_rank[1]] == [i.size for i in plan]
     for info, b0, b1 in zip(plan, *per_rank):
         assert not set(table.group_index[b0]) & set(table.group_index[b1])  # disjoint groups across ranks
         for rows in (b0, b1):
