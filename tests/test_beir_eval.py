@@ -10,7 +10,7 @@ from polyret.cli import main
 from polyret.data.beir import BeirDoc, BeirQuery, write_beir
 from polyret.errors import PolyretError
 from polyret.evaluate.beir import evaluate_beir
-from polyret.evaluate.retrieval import full_ranking_run, per_query_metrics, trec_order
+from polyret.evaluate.retrieval import full_ranking_run, per_query_metrics, rank_rows
 from polyret.stream import encode_corpus
 from retrieval_fakes import TopicEncoder, synthetic_beir
 
@@ -19,7 +19,7 @@ def _reference(qrels, run, depth_map):
     """Textbook definitions, written independently of trec_eval (no ties in the runs used here)."""
     out = {}
     for q, judged in qrels.items():
-        ranked = [d for d, _ in sorted(run.get(q, {}).items(), key=lambda kv: -kv[1])]
+        ranked = [d for d, _ in run.get(q, [])]
         rel = {d: r for d, r in judged.items() if r > 0}
         gains = [rel.get(d, 0) for d in ranked]
         ideal = sorted(rel.values(), reverse=True)
@@ -42,8 +42,8 @@ def _mean(per_query, key):
 def test_metrics_by_hand():
     qrels = {"q1": {"a": 1, "b": 1, "c": 1, "z": 0}, "q2": {"x": 1}, "q3": {"n": 0}}
     # q1: relevant at ranks 1 and 3 of 4, "c" never retrieved; q2: relevant at rank 11; q3: nothing relevant
-    run = {"q1": {"a": 0.9, "z": 0.8, "b": 0.7, "w": 0.6},
-           "q2": {f"o{i}": 1.0 - i / 100 for i in range(10)} | {"x": 0.5}}
+    run = {"q1": [("a", 0.9), ("z", 0.8), ("b", 0.7), ("w", 0.6)],
+           "q2": [(f"o{i}", 1.0 - i / 100) for i in range(10)] + [("x", 0.5)]}
     m = per_query_metrics(qrels, run, map_name="map")
     assert m["q1"]["map"] == pytest.approx((1 / 1 + 2 / 3) / 3)
     assert m["q1"]["mrr@10"] == 1.0 and m["q1"]["recall@100"] == pytest.approx(2 / 3)
@@ -53,10 +53,13 @@ def test_metrics_by_hand():
     assert m["q3"] == {"ndcg@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0, "map": 0.0}  # trec_eval -c: counts as 0
 
 
-def test_ties_follow_trec_eval_doc_id_descending():
-    assert [d for d, _ in trec_order({"a": 1.0, "c": 0.5, "b": 1.0})] == ["b", "a", "c"]
-    m = per_query_metrics({"q": {"a": 1}}, {"q": {"a": 1.0, "b": 1.0}}, map_name="map")
-    assert m["q"]["mrr@10"] == 0.5 and m["q"]["map"] == 0.5
+def test_ties_go_to_the_earlier_corpus_row_and_trec_eval_keeps_that_order():
+    rows, scores = np.array([5, 2, 7, -1]), np.array([1.0, 1.0, 0.5, -np.inf], dtype=np.float32)
+    assert rows[rank_rows(rows, scores)].tolist() == [2, 5, 7]
+    # trec_eval alone would put "b" before "a" (doc id descending); the given order must win
+    for ranking, rr in (([("a", 1.0), ("b", 1.0)], 1.0), ([("b", 1.0), ("a", 1.0)], 0.5)):
+        m = per_query_metrics({"q": {"a": 1}}, {"q": ranking}, map_name="map")
+        assert m["q"]["mrr@10"] == rr and m["q"]["map"] == rr
 
 
 def test_metrics_agree_with_a_reference_implementation_on_random_runs():
@@ -64,8 +67,7 @@ def test_metrics_agree_with_a_reference_implementation_on_random_runs():
     docs = [f"d{i}" for i in range(400)]
     qrels = {f"q{j}": {d: int(rng.integers(0, 3)) for d in rng.choice(docs, 8, replace=False)} for j in range(50)}
     qrels = {q: ds | {docs[j]: 1} for j, (q, ds) in enumerate(qrels.items())}  # at least one relevant each
-    run = {q: {d: float(s) for d, s in zip(docs, rng.random(400))} for q in qrels}
-    run = {q: dict(trec_order(ds)[:150]) for q, ds in run.items()}
+    run = {q: sorted(zip(docs, rng.random(400).tolist()), key=lambda ds: -ds[1])[:150] for q in qrels}
     ours = per_query_metrics(qrels, run, map_name="map@150")
     ref = _reference(qrels, run, 150)
     for q in qrels:
@@ -83,8 +85,11 @@ def test_full_ranking_map_equals_map_over_every_document(tmp_path):
     partial = full_ranking_run(qv, store, rel_rows, query_block=7, corpus_block=64)
     ids = [d.id for d in docs]
     all_scores = qv @ store.memmap().T
-    complete = {q.id: {ids[j]: float(all_scores[i, j]) for j in range(len(ids))} for i, q in enumerate(queries)}
-    kept = {q.id: {ids[r]: float(s) for r, s in zip(*partial[i])} for i, q in enumerate(queries)}
+    every_row = np.arange(len(ids))
+    complete = {q.id: [(ids[j], float(all_scores[i, j])) for j in rank_rows(every_row, all_scores[i])]
+                for i, q in enumerate(queries)}
+    kept = {q.id: [(ids[partial[i][0][j]], float(partial[i][1][j])) for j in rank_rows(*partial[i])]
+            for i, q in enumerate(queries)}
     assert sum(map(len, kept.values())) < 0.7 * 500 * 40  # really partial
     a = per_query_metrics(qrels, complete, map_name="map")
     b = per_query_metrics(qrels, complete, map_run=kept, map_name="map")
@@ -108,10 +113,11 @@ def test_evaluate_beir_end_to_end_matches_a_reference_on_its_own_run_file(tmp_pa
     assert {k: v["n_queries"] for k, v in res["per_lang"].items()} == {"de": 20, "en": 20, "sw": 20}
     for name in ("results.json", "report.md", "run.trec", "per_query.jsonl", "beir_bars.png", "corpus-embeddings/embeddings.npy"):
         assert (out / name).exists(), name
-    run: dict[str, dict[str, float]] = {}
+    run: dict[str, list] = {}
     for line in (out / "run.trec").read_text().splitlines():
         qid, _, docid, rank, score, tag = line.split()
-        run.setdefault(qid, {})[docid] = float(score)
+        assert int(rank) == len(run.get(qid, [])) + 1
+        run.setdefault(qid, []).append((docid, float(score)))
     assert all(len(d) == 100 for d in run.values())
     ref = _reference(qrels, run, 100)
     for key in ("ndcg@10", "recall@100", "mrr@10", "map@100"):

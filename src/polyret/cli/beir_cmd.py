@@ -63,6 +63,7 @@ def eval_beir(
     hnsw_ef_search: int = typer.Option(128, "--hnsw-ef-search"),
     ivf_nprobe: int = typer.Option(16, "--ivf-nprobe"),
     ivf_nlist: Optional[int] = typer.Option(None, "--ivf-nlist"),
+    cache: bool = typer.Option(False, "--cache/--no-cache", help="Also reuse/store vectors in the polyret encode cache (shares them with eval lareqa; off by default: the corpus store in --out already makes reruns free)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results.json / foreign embeddings in --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
@@ -73,7 +74,7 @@ def eval_beir(
     depth = _map_depth(map_depth)
     beir_task(data, split)  # check the data before spending time on loading a model
     res = evaluate_beir(load_model(model), data, split=split, out_dir=out, index=index, k=k, map_depth=depth,
-                        batch_size=batch_size, chunk_size=chunk_size, max_length=max_length,
+                        batch_size=batch_size, chunk_size=chunk_size, max_length=max_length, cache=cache,
                         search_options=_search_options(hnsw_ef_search, ivf_nprobe, ivf_nlist),
                         overwrite=overwrite, show_progress=progress)
     _print_results(res, f"BEIR {data} ({split})")
@@ -111,3 +112,25 @@ def eval_miracl(
                           overwrite=overwrite, show_progress=progress)
     _print_results(res, f"MIRACL {lang} {split}")
     console.print(f"results: {out / 'results.json'}")
+
+
+@data_app.command("export-beir")
+def export_beir(
+    data: str = typer.Option(..., "--data", help="LAReQA folder of LL.json files (or a name in the data directory: xquad-r)."),
+    setting: str = typer.Option(..., "--setting", help="multi | mono:LL | cross:XX-YY"),
+    out: Path = typer.Option(..., "--out", help="BEIR directory to write (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."),
+    dataset: str = typer.Option("lareqa", "--dataset", help="Source format; only lareqa (XQuAD-R, MLQA-R) is supported."),
+    langs: Optional[str] = typer.Option(None, "--langs", help="Comma-separated languages for --setting multi (default: all files)."),
+    candidate: str = typer.Option("sentence", "--candidate", help="Candidate text: sentence or sentence+context."),
+    split: str = typer.Option("test", "--split", help="Name of the qrels file written (qrels/<split>.tsv)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace files in an existing non-empty --out."),
+) -> None:
+    """Write a LAReQA setting as a BEIR data set (then: polyret eval beir --data OUT)."""
+    from polyret.cli.app import split_csv
+    from polyret.data.beir import export_lareqa_beir
+
+    if dataset != "lareqa":
+        raise PolyretError(f"--dataset {dataset!r} is not supported; only lareqa can be exported")
+    info = export_lareqa_beir(data, setting, out, langs=split_csv(langs), candidate=candidate, split=split, overwrite=overwrite)
+    console.print(f"wrote {out}: {info['n_queries']} queries, {info['n_docs']} documents, {info['n_judgements']} judgements "
+                  f"({setting}; languages {', '.join(info['languages'])})")

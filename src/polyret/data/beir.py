@@ -243,3 +243,69 @@ def write_beir(
                     raise PolyretError(f"qrels for query {qid!r} judge document {docid!r} that is not in the corpus written")
                 f.write(f"{qid}\t{docid}\t{int(rel)}\n")
     return out
+
+
+# ---- LAReQA -> BEIR export ------------------------------------------------------------------
+
+LAREQA_SETTINGS = "multi | mono:LL | cross:XX-YY"
+
+
+def parse_lareqa_setting(setting: str) -> tuple[str, str | None, str | None]:
+    """'multi' -> ('multi', None, None); 'mono:de' -> ('mono', 'de', 'de'); 'cross:de-en' -> ('cross', 'de', 'en')."""
+    s = setting.strip().lower()
+    if s == "multi":
+        return "multi", None, None
+    kind, _, arg = s.partition(":")
+    if kind == "mono" and arg and "-" not in arg:
+        return "mono", arg, arg
+    if kind == "cross":
+        parts = arg.split("-")
+        if len(parts) == 2 and all(parts) and parts[0] != parts[1]:
+            return "cross", parts[0], parts[1]
+    raise PolyretError(f"--setting {setting!r} is not one of {LAREQA_SETTINGS} (e.g. mono:de, cross:de-en)")
+
+
+def lareqa_to_beir(dataset, setting: str, candidate: str = "sentence") -> tuple[list[BeirDoc], list[BeirQuery], Qrels]:
+    """A LAReQA setting as BEIR records (query id `qid.lang`, doc id `lang/paragraph/position`).
+
+    - multi: every question against the pooled candidates of all loaded languages;
+    - mono:LL: questions in LL against the candidates in LL;
+    - cross:XX-YY: questions in XX that have an answer in YY, against the candidates in YY.
+    Candidates keep the dataset's order (BEIR corpus order = polyret's tie-break order, as in LAReQA).
+    """
+    kind, src, tgt = parse_lareqa_setting(setting)
+    for lang in (src, tgt):
+        if lang is not None and lang not in dataset.languages:
+            raise PolyretError(f"language {lang!r} of --setting {setting} is not loaded (have {', '.join(dataset.languages)})")
+    texts = dataset.candidate_texts(candidate)
+    keep = [i for i, c in enumerate(dataset.candidates) if tgt is None or c.lang == tgt]
+    docs = [BeirDoc(dataset.candidates[i].cid, texts[i], lang=dataset.candidates[i].lang) for i in keep]
+    kept = set(keep)
+    queries, qrels = [], {}
+    for q, rel in zip(dataset.questions, dataset.relevant):
+        if src is not None and q.lang != src:
+            continue
+        hits = [dataset.candidates[int(i)].cid for i in rel if int(i) in kept]
+        if hits:
+            queries.append(BeirQuery(q.key, q.text, lang=q.lang))
+            qrels[q.key] = {cid: 1 for cid in hits}
+    if not queries:
+        raise PolyretError(f"LAReQA setting {setting}: no question has an answer among the candidates")
+    return docs, queries, qrels
+
+
+def export_lareqa_beir(data_dir, setting: str, out_dir, *, langs=None, candidate: str = "sentence",
+                       split: str = "test", overwrite: bool = False) -> dict:
+    """Load a LAReQA folder (only the languages the setting needs) and write it as a BEIR directory."""
+    from polyret.data.lareqa import load_lareqa
+
+    kind, src, tgt = parse_lareqa_setting(setting)
+    if kind != "multi":
+        if langs:
+            raise PolyretError("--langs only applies to --setting multi (mono/cross name their languages)")
+        langs = list(dict.fromkeys([src, tgt]))
+    dataset = load_lareqa(data_dir, langs=langs)
+    docs, queries, qrels = lareqa_to_beir(dataset, setting, candidate)
+    write_beir(out_dir, docs, queries, qrels, split=split, overwrite=overwrite)
+    return {"setting": setting, "languages": list(dataset.languages), "n_docs": len(docs), "n_queries": len(queries),
+            "n_judgements": sum(map(len, qrels.values())), "out": str(out_dir), "split": split}

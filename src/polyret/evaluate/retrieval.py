@@ -11,7 +11,11 @@ Metrics come from `pytrec_eval` (trec_eval's own code), the scorer behind BEIR, 
   at or above the lowest-ranked relevant one, so each query's run holds every document scoring at
   least that relevant document's score (minus a margin), and trec_eval does the rest.
 
-Ranking order is trec_eval's: score descending, ties by document id descending. Averages follow
+Ranking order: score descending, ties broken by corpus order (the earlier document first, what a
+stable sort gives; LAReQA's evaluator uses the same rule, so exported LAReQA data scores identically).
+trec_eval itself would break ties by document id, so pytrec_eval is handed each query's ranking as
+rank-derived scores (n, n-1, ..., 1): it evaluates exactly the ranking polyret produced, while
+run.trec keeps the real scores. Averages follow
 `trec_eval -c` (as pyserini's MIRACL evaluation runs it): every judged query counts, a query with no
 results or no relevant judgement contributes 0; the number of queries without a relevant judgement
 is reported (and warned about) so such zeros are never silent.
@@ -53,35 +57,49 @@ def metric_keys(map_depth: int | None) -> tuple[str, ...]:
     return ("ndcg@10", "recall@100", "mrr@10", map_key(map_depth))
 
 
-Run = dict[str, dict[str, float]]
+Ranking = list[tuple[str, float]]
+"""(doc id, score) pairs, best first: the order *is* the ranking (ties already broken)."""
+Run = dict[str, Ranking]
 
 
-def trec_order(docs: dict[str, float]) -> list[tuple[str, float]]:
-    """trec_eval's ranking: score descending, ties broken by document id descending."""
-    return sorted(docs.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+def rank_rows(rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Order of (row, score) pairs: score descending, ties by row ascending; rows < 0 (padding) dropped."""
+    keep = np.flatnonzero(rows >= 0)
+    return keep[np.lexsort((rows[keep], -scores[keep].astype(np.float64)))]
+
+
+def _for_trec_eval(run: Run, depth: int | None = None) -> dict[str, dict[str, float]]:
+    """Rankings as trec_eval input whose order cannot be changed by its tie-breaking: score = n - position."""
+    out = {}
+    for q, ranking in run.items():
+        docs = ranking[:depth] if depth else ranking
+        if docs:
+            out[q] = {d: float(len(docs) - i) for i, (d, _) in enumerate(docs)}
+    return out
 
 
 def per_query_metrics(qrels: Qrels, run: Run, *, map_run: Run | None = None, map_name: str = "map@1000") -> dict[str, dict[str, float]]:
     """{qid: {ndcg@10, recall@100, mrr@10, <map_name>}} for every query in `qrels`, via pytrec_eval.
 
-    `map_run` (default: `run`) is the run average precision is computed on, so MAP can use a deeper
-    ranking than the other metrics. Queries missing from a run score 0 (trec_eval -c).
+    Rankings are evaluated in the given order. `map_run` (default: `run`) is the run average
+    precision is computed on, so MAP can use a deeper ranking than the other metrics. Queries
+    missing from a run score 0 (trec_eval -c).
     """
     import pytrec_eval
 
     out = {q: {"ndcg@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0, map_name: 0.0} for q in qrels}
-    run = {q: d for q, d in run.items() if q in qrels and d}
-    if run:
+    run = {q: r for q, r in run.items() if q in qrels}
+    trec_run = _for_trec_eval(run)
+    if trec_run:
         ev = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100"})
-        for q, m in ev.evaluate(run).items():
+        for q, m in ev.evaluate(trec_run).items():
             out[q]["ndcg@10"] = m["ndcg_cut_10"]
             out[q]["recall@100"] = m["recall_100"]
-        top10 = {q: dict(trec_order(d)[:10]) for q, d in run.items()}
-        for q, m in pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10).items():
+        for q, m in pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(_for_trec_eval(run, 10)).items():
             out[q]["mrr@10"] = m["recip_rank"]
-    map_run = {q: d for q, d in (run if map_run is None else map_run).items() if q in qrels and d}
-    if map_run:
-        for q, m in pytrec_eval.RelevanceEvaluator(qrels, {"map"}).evaluate(map_run).items():
+    trec_map_run = trec_run if map_run is None else _for_trec_eval({q: r for q, r in map_run.items() if q in qrels})
+    if trec_map_run:
+        for q, m in pytrec_eval.RelevanceEvaluator(qrels, {"map"}).evaluate(trec_map_run).items():
             out[q][map_name] = m["map"]
     return out
 
@@ -192,10 +210,10 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
 
 
 def write_trec_run(path: Path, run: Run, tag: str = "polyret") -> None:
-    """TREC run format `qid Q0 docid rank score tag`, in trec_eval's order."""
+    """TREC run format `qid Q0 docid rank score tag`, rankings in polyret's order."""
     with open(path, "w", encoding="utf-8") as f:
         for qid, docs in run.items():
-            for rank, (docid, score) in enumerate(trec_order(docs), 1):
+            for rank, (docid, score) in enumerate(docs, 1):
                 f.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
 
 
@@ -263,7 +281,8 @@ def run_retrieval(
         run: Run = {}
         for i, qid in enumerate(qids):
             rows, scores = result.indices[i], result.scores[i]
-            run[qid] = {docid_of[int(r)]: float(s) for r, s in zip(rows, scores) if r >= 0}
+            order = rank_rows(rows, scores)
+            run[qid] = [(docid_of[int(rows[j])], float(scores[j])) for j in order]
 
         name = map_key(map_depth)
         if map_depth is None:
@@ -271,12 +290,13 @@ def run_retrieval(
             rel_rows = [np.array(sorted(row_of[d] for d in relevant[q] if d in row_of), dtype=np.int64) for q in qids]
             full = full_ranking_run(q_vecs, store, rel_rows)
             docid_full = store.lookup_ids(np.unique(np.concatenate([r for r, _ in full] + [np.zeros(0, np.int64)])))
-            map_run = {qid: {docid_full[int(r)]: float(s) for r, s in zip(rows, scores)} for qid, (rows, scores) in zip(qids, full)}
+            map_run = {qid: [(docid_full[int(rows[j])], float(scores[j])) for j in rank_rows(rows, scores)]
+                       for qid, (rows, scores) in zip(qids, full)}
             timing["full_ranking_s"] = time.perf_counter() - t
         else:
-            map_run = {qid: dict(trec_order(d)[:map_depth]) for qid, d in run.items()}
+            map_run = {qid: r[:map_depth] for qid, r in run.items()}
         qrels = {q: task.qrels[q] for q in qids}
-        per_query = per_query_metrics(qrels, {q: dict(trec_order(d)[:k]) for q, d in run.items()},
+        per_query = per_query_metrics(qrels, {q: r[:k] for q, r in run.items()},
                                       map_run=map_run, map_name=name)
 
         langs = {q: task.query_langs.get(q) for q in qids}
@@ -302,12 +322,12 @@ def run_retrieval(
             "search": result.info,
             "timing": timing,
             "warnings": warnings,
-            "scorer": "pytrec_eval (trec_eval -c semantics; ties: doc id descending)",
+            "scorer": "pytrec_eval on polyret's rankings (trec_eval -c averaging; ties: earlier corpus document first)",
         }
         for w in warnings:
             console.print(f"[yellow]warning:[/] {w}")
         if out_dir is not None:
-            write_trec_run(work / RUN_FILE, {q: dict(trec_order(d)[:k]) for q, d in run.items()})
+            write_trec_run(work / RUN_FILE, {q: r[:k] for q, r in run.items()})
             with open(work / "per_query.jsonl", "w", encoding="utf-8") as f:
                 for q in qids:
                     f.write(json.dumps({"qid": q, "lang": langs[q], **per_query[q]}, ensure_ascii=False) + "\n")
