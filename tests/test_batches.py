@@ -16,6 +16,7 @@ from polyret.batches import (
     XYBatchSampler,
     make_batch_sampler,
     make_batch_sampler_factory,
+    text_key,
 )
 from polyret.data.groups import ParallelGroup
 from polyret.errors import PolyretError
@@ -99,7 +100,7 @@ def test_hard_negatives_fill_and_drop():
         for borrowed in negs[1:]:  # the rest: positives of OTHER groups, same passage language
             owner, lang = positives_by_lang[borrowed]
             assert owner != gs[gi].id and lang == p
-            assert hash(borrowed) in t.group_keys[gi]  # so the lender never shares its batch
+            assert text_key(borrowed) in t.group_keys[gi]  # so the lender never shares its batch
     assert t.stats["negatives_filled"] == 2 * len(t)
 
     half = synthetic_groups(300, seed=2, negatives=1)

@@ -43,8 +43,8 @@ given, the sampler yields only rank r's share (for a plain DataLoader without ac
 """
 from __future__ import annotations
 
+import hashlib
 import logging
-import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
@@ -68,6 +68,12 @@ NEGATIVE_POLICIES = ("fill", "drop")
 
 
 # ----------------------------------------------------------------------------------------- table
+def text_key(text: str) -> int:
+    """A stable 64-bit key of a passage text. Python's own str hash is salted per process, and DDP
+    ranks must agree on which groups conflict, so the key must not depend on the process."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
 class PairTable:
     """Training rows expanded from parallel groups, with metadata kept outside the dataset columns.
 
@@ -133,9 +139,9 @@ class PairTable:
         for gi, g in enumerate(groups):
             t.group_ids.append(g.id)
             t.group_sources.append(g.source)
-            gkeys = {hash(s) for s in g.positives.values()}
+            gkeys = {text_key(s) for s in g.positives.values()}
             for negs in g.negatives.values():
-                gkeys.update(hash(s) for s in negs)
+                gkeys.update(text_key(s) for s in negs)
             if len(g.languages) == 1:
                 single_language += 1
             for q in sorted(g.queries):
@@ -157,7 +163,7 @@ class PairTable:
                                 text, lender = pool[int(rng.integers(len(pool)))]
                                 if lender != gi and text not in own and text != g.positives[p]:
                                     own.append(text)
-                                    gkeys.add(hash(text))
+                                    gkeys.add(text_key(text))
                                     filled += 1
                                     if len(own) == n_negatives:
                                         break
@@ -595,4 +601,5 @@ __all__ = [
     "XYBatchSampler",
     "make_batch_sampler",
     "make_batch_sampler_factory",
+    "text_key",
 ]
