@@ -150,7 +150,7 @@ class PairTable:
                     if n_negatives:
                         own = list(g.negatives.get(p, []))
                         if len(own) > n_negatives:
-                            pick = rng.choice(len(own), size=n_negatives, replace=False)
+                            pick = rng.permutation(len(own))[:n_negatives]
                             own = [own[i] for i in sorted(pick)]
                         if len(own) < n_negatives:
                             if negatives_policy == "drop":

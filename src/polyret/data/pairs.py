@@ -241,7 +241,7 @@ def build_groups(
                 counts["positives_unlocated"] += 1
                 done.add(key)
                 continue
-            spans, texts = r.paragraph.sentences()
+            _, texts = r.paragraph.sentences()
             if not texts:
                 raise PolyretError(f"{r.where}: empty context")
             first = last = locate_sentence(question, texts, r.clang)
@@ -249,7 +249,7 @@ def build_groups(
         else:
             first, last = _answer_sentences(r, unit, counts)
         done.add(key)
-        positive, negs = _unit_text(r.paragraph, first, last, unit, negatives, counts, r.where)
+        positive, negs = _unit_text(r.paragraph, first, last, unit, negatives, counts)
         if _put(g.positives, r.clang, positive, counts, "conflicting_positives") and negs:
             g.negatives[r.clang] = negs
 
@@ -345,8 +345,8 @@ def _answer_sentences(r: _Record, unit: str, counts: Counter) -> tuple[int, int]
     return first, last
 
 
-def _unit_text(paragraph: _Paragraph, first: int, last: int, unit: str, negatives: str, counts: Counter,
-               where: str) -> tuple[str, list[str]]:
+def _unit_text(paragraph: _Paragraph, first: int, last: int, unit: str, negatives: str,
+               counts: Counter) -> tuple[str, list[str]]:
     if unit == "paragraph":
         return paragraph.context.strip(), []
     _, texts = paragraph.sentences()
