@@ -390,3 +390,38 @@ def test_trainer_dataloader_uses_our_batches(table, tmp_path, tiny_model):
     decode = lambda ids: tiny_model.tokenizer.batch_decode(ids, skip_special_tokens=True)  # noqa: E731
     assert decode(batch["anchor_input_ids"]) == [table.anchors[r] for r in first]
     assert decode(batch["positive_input_ids"]) == [table.positives[r] for r in first]
+
+
+def test_random_configurations_keep_every_invariant():
+    """Property sweep: random table sizes, sources, strategies, batch sizes, replicas and drop_last."""
+    rnd = random.Random(123)
+    checked = 0
+    for trial in range(25):
+        n = rnd.randint(40, 400)
+        gs = synthetic_groups(n, seed=trial, sources={"a": 1.0, "b": rnd.random() + 0.1},
+                              negatives=rnd.randint(0, 2), share_paragraphs=rnd.random() < 0.5)
+        t = PairTable.from_groups(gs, n_negatives=rnd.randint(0, 1))
+        strategy = rnd.choice(["x-x-mono", "x-x", "x-y", "hybrid"])
+        bs, replicas, drop_last = rnd.randint(1, 6), rnd.randint(1, 3), rnd.random() < 0.5
+        try:
+            s = make_batch_sampler(t, strategy, bs, drop_last, num_replicas=replicas, seed=trial,
+                                   alpha=rnd.random(), temperature=rnd.choice([0.5, 1.0, 3.0]))
+            steps = list(s.iter_steps())
+        except PolyretError as e:  # only the documented "too few" / "cannot form" cases may stop it
+            assert "too few training groups" in str(e) or "free of shared passages" in str(e)
+            continue
+        assert len(steps) == s.steps_per_epoch and len(s) == len(steps) * replicas
+        for info, shares in steps:
+            rows = [r for sh in shares for r in sh]
+            assert len(rows) == info.size * replicas and (info.size == bs or info.step == len(steps) - 1)
+            assert_group_aware(t, rows)
+            q, p = t.query_lang[rows], t.passage_lang[rows]
+            assert set(t.source[rows]) == {info.source}
+            if info.batch_type == "x-x-mono":
+                assert set(q) == set(p) == {info.lang}
+            elif info.batch_type == "x-x":
+                assert (q == p).all()
+            else:
+                assert (q != p).all()
+        checked += 1
+    assert checked >= 15
