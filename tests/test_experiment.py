@@ -36,7 +36,11 @@ class Fakes:
     def train(self, config, out_dir, *, resume=False, show_progress=True):
         out_dir = Path(out_dir)
         self.train_calls.append((out_dir.name, resume))
-        (out_dir / "checkpoint-1").mkdir(parents=True, exist_ok=True)
+        if resume:
+            assert (out_dir / "config.yaml").read_text() == config.model_dump_json()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.yaml").write_text(config.model_dump_json())  # what the real `train` writes first
+        (out_dir / "checkpoints").mkdir(exist_ok=True)
         if config.seed in self.crash_train_once:
             self.crash_train_once.discard(config.seed)
             raise KeyboardInterrupt("simulated kill during training")
@@ -190,6 +194,8 @@ def test_summary_schema_and_aggregation(finished):
     # Each training ran once, each (run, suite) was evaluated once.
     assert len(fakes.train_calls) == 12 and not any(resume for _, resume in fakes.train_calls)
     assert len(fakes.eval_calls) == 13
+    # Finished trainings drop their checkpoints (only a resume needs them); models stay.
+    assert len(list(out.glob("train/*/final/model.json"))) == 12 and not list(out.glob("train/*/checkpoints"))
 
 
 def test_paired_tests_match_aggregate_and_detect_effects(finished):
@@ -320,3 +326,56 @@ def test_report_only_aggregates_partial_results(tmp_path):
     assert (out / "report.md").is_file()
     with pytest.raises(PolyretError, match="not an experiment directory"):
         run_experiment(make_config(), tmp_path / "empty", report_only=True, **fakes.kwargs())
+
+
+# ------------------------------------------------------------------------------------ adapters
+def _toy_lareqa(rng):
+    """MLQA-R-shaped toy: 3 languages, questions in 1-3 of them, unbalanced, non-parallel pools."""
+    from polyret.data.lareqa import LareqaCandidate, LareqaDataset, LareqaQuestion
+
+    langs = ["de", "en", "zh"]
+    cands = [LareqaCandidate(l, f"{l} sentence {i}", f"{l} ctx", f"p{i // 3}", i % 3)
+             for l, n in zip(langs, (7, 12, 5)) for i in range(n)]
+    by_lang = {l: [i for i, c in enumerate(cands) if c.lang == l] for l in langs}
+    questions, relevant = [], []
+    for qid in range(15):
+        present = [l for l in langs if rng.random() < 0.6] or ["en"]
+        answer_langs = sorted(set(present) | ({"en"} if qid % 2 else set()))
+        rel = [int(rng.choice(by_lang[l])) for l in answer_langs]
+        for l in present:
+            questions.append(LareqaQuestion(f"q{qid}", l, f"{l} question {qid}"))
+            relevant.append(np.asarray(rel))
+    return LareqaDataset("toy", questions, cands, relevant)
+
+
+def test_lareqa_per_query_values_reproduce_the_evaluators_numbers():
+    from polyret.evaluate.lareqa import score_lareqa
+    from polyret.experiment import check_per_query, lareqa_output, lareqa_per_query_from_ranks
+    from polyret.stats import macro_weights, paired_randomization_test
+
+    rng = np.random.default_rng(0)
+    ds = _toy_lareqa(rng)
+    outs = []
+    for seed in (1, 2):
+        r = np.random.default_rng(seed)
+        q, c = r.normal(size=(ds.n_questions, 8)), r.normal(size=(ds.n_candidates, 8))
+        results, ranks = score_lareqa(q, c, ds, return_ranks=True)
+        out = lareqa_output(results)
+        out.per_query = lareqa_per_query_from_ranks(ranks, ds)
+        check_per_query(out, "toy")  # raises if any per-query array misses its headline number
+        outs.append(out)
+    assert {"mono.map", "cross.map", "multi.map", "multi.recall@10", "rank_distance"} <= set(outs[0].per_query)
+    cross = outs[0].per_query["cross.map"]
+    assert cross.groups.shape[1] == 2 and cross.clusters is not None
+    # A question without an answer in Y is absent from X->Y.
+    assert len(cross.values) < ds.n_questions * 2
+    # A paired test between the two "models" has exactly the delta of their macro numbers.
+    a, b = outs[0].per_query["cross.map"], outs[1].per_query["cross.map"]
+    assert list(a.ids) == list(b.ids)
+    t = paired_randomization_test(a.values, b.values, weights=macro_weights([tuple(g) for g in a.groups.tolist()]),
+                                  clusters=a.clusters, n_permutations=200)
+    assert t.delta == pytest.approx(outs[0].metrics["cross.map"] - outs[1].metrics["cross.map"], abs=1e-12)
+    # A broken per-query array is caught, not averaged silently.
+    outs[0].per_query["multi.map"].values[0] += 0.5
+    with pytest.raises(RuntimeError, match="multi.map"):
+        check_per_query(outs[0], "toy")

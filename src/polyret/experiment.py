@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ class TrainSection(BaseModel):
     overrides: dict[str, Any] = Field(
         default_factory=dict, description="TrainConfig keys applied to every run (steps, batch_size, lr, ...)"
     )
+    keep_checkpoints: bool = Field(False, description="keep trainer checkpoints of finished runs (only a resume needs them)")
 
     @field_validator("overrides")
     @classmethod
@@ -358,14 +360,118 @@ def resolve_data_dir(spec: str | None, default: str, ctx: SuiteContext, suite: s
 
 def _lareqa_suite(model, suite: SuiteConfig, out_dir: Path, ctx: SuiteContext) -> SuiteOutput:
     from polyret.data.lareqa import load_lareqa
-    from polyret.evaluate.lareqa import evaluate_lareqa
+    from polyret.encode import encode_texts
+    from polyret.evaluate.lareqa import evaluate_lareqa, score_lareqa
 
     data = resolve_data_dir(suite.data, "lareqa/xquad-r", ctx, suite_label(suite))
     dataset = load_lareqa(data, langs=suite.langs)
     opts = dict(suite.options)
+    max_paragraphs = opts.pop("max_paragraphs", None)
+    if max_paragraphs is not None:
+        dataset = subset_lareqa(dataset, int(max_paragraphs))
     opts.setdefault("show_progress", ctx.show_progress)
-    results = _call_with_supported(evaluate_lareqa, model, dataset, out_dir=out_dir, overwrite=True, **opts)
-    return lareqa_output(results)
+    results = evaluate_lareqa(model, dataset, out_dir=out_dir, overwrite=True, **opts)
+    out = lareqa_output(results)
+    if not out.per_query:
+        # The evaluator returns aggregates only; the per-query values paired tests need come from
+        # its own ranking function on the embeddings it just cached (no second encoding), and are
+        # checked against its aggregates below.
+        candidate = opts.get("candidate", "sentence")
+        cache = opts.get("cache", True)
+        q = encode_texts(model, dataset.question_texts(), kind="query", show_progress=False, cache=cache)
+        c = encode_texts(model, dataset.candidate_texts(candidate), kind="passage", show_progress=False, cache=cache)
+        _, ranks = score_lareqa(q, c, dataset, return_ranks=True)
+        out.per_query = lareqa_per_query_from_ranks(ranks, dataset)
+        check_per_query(out, suite_label(suite))
+    return out
+
+
+def subset_lareqa(dataset, max_paragraphs: int):
+    """The first `max_paragraphs` paragraphs of each language (file order) and the questions with a
+    relevant sentence among them (relevant sets cut to what is kept). For smoke runs: the task is
+    smaller and easier than the full pool, so its numbers are not comparable with full runs."""
+    from polyret.data.lareqa import LareqaDataset
+
+    kept_pids: dict[str, list[str]] = {}
+    keep_c = []
+    for i, c in enumerate(dataset.candidates):
+        pids = kept_pids.setdefault(c.lang, [])
+        if c.paragraph_id not in pids and len(pids) < max_paragraphs:
+            pids.append(c.paragraph_id)
+        if c.paragraph_id in pids:
+            keep_c.append(i)
+    new_index = np.full(dataset.n_candidates, -1, dtype=np.int64)
+    new_index[keep_c] = np.arange(len(keep_c))
+    questions, relevant = [], []
+    for q, rel in zip(dataset.questions, dataset.relevant):
+        r = new_index[rel]
+        r = r[r >= 0]
+        if r.size:
+            questions.append(q)
+            relevant.append(r)
+    if not questions:
+        raise PolyretError(f"LAReQA {dataset.name}: no question has an answer in the first {max_paragraphs} paragraphs")
+    return LareqaDataset(f"{dataset.name}[:{max_paragraphs} paragraphs]", questions,
+                         [dataset.candidates[i] for i in keep_c], relevant, dataset.languages, dict(dataset.load_warnings))
+
+
+def lareqa_per_query_from_ranks(ranks, dataset) -> dict[str, PerQuery]:
+    """Per-query Mono / Cross / Multi values, rank distance and own-language share from the LAReQA
+    evaluator's ranks, with its metric functions. Groups reproduce its averaging: per source
+    language (Cross: per target first), so a macro-weighted mean equals its headline number."""
+    from polyret import metrics
+    from polyret.evaluate.lareqa import MULTI_RECALL_K, OWN_LANGUAGE_TOP_K
+
+    langs = list(dataset.languages)
+    keys = np.asarray([q.key for q in dataset.questions])
+    # The unit of the tests is the question id: its translations (one per language) are not
+    # independent evidence, so they are flipped / resampled together.
+    qids = np.asarray([q.qid for q in dataset.questions])
+    q_lang = dataset.question_lang_ids()
+    c_lang = dataset.candidate_lang_ids()
+    src = np.asarray(langs)[q_lang]
+    out: dict[str, PerQuery] = {}
+
+    def put(name: str, values: np.ndarray, ids, groups, clusters=None):
+        ok = np.isfinite(values)
+        out[name] = PerQuery(np.asarray(ids)[ok], values[ok], np.asarray(groups, dtype=str)[ok],
+                             None if clusters is None else np.asarray(clusters)[ok])
+
+    # Ranks of each question's relevant items among the candidates of each language Y.
+    n_lang = len(langs)
+    in_y = ranks.rel_lang[:, None, :] == np.arange(n_lang)[None, :, None]
+    ranks_qy = np.where(in_y, ranks.rank_lang[:, None, :], np.inf)
+    ap_qy = metrics.average_precision(ranks_qy)
+    r1_qy = metrics.recall_at_k(ranks_qy, 1)
+    own = np.arange(len(keys)), q_lang
+    put("mono.map", ap_qy[own], keys, src[:, None], qids)
+    put("mono.recall@1", r1_qy[own], keys, src[:, None], qids)
+    qi, yi = np.nonzero(np.arange(n_lang)[None, :] != q_lang[:, None])
+    pair_ids = [f"{keys[i]}>{langs[y]}" for i, y in zip(qi.tolist(), yi.tolist())]
+    pair_groups = np.stack([src[qi], np.asarray(langs)[yi]], axis=1)
+    put("cross.map", ap_qy[qi, yi], pair_ids, pair_groups, qids[qi])
+    put("cross.recall@1", r1_qy[qi, yi], pair_ids, pair_groups, qids[qi])
+    put("multi.map", metrics.average_precision(ranks.rank_pool), keys, src[:, None], qids)
+    put(f"multi.recall@{MULTI_RECALL_K}", metrics.recall_at_k(ranks.rank_pool, MULTI_RECALL_K), keys, src[:, None], qids)
+    put("rank_distance", metrics.rank_distance(ranks.rank_pool), keys, src[:, None], qids)
+    top = ranks.top_idx[:, :OWN_LANGUAGE_TOP_K]
+    top_langs = np.where(top >= 0, c_lang[np.maximum(top, 0)], -1)
+    put(f"top{OWN_LANGUAGE_TOP_K}_own_language_share", metrics.own_language_share(top_langs, q_lang), keys, src[:, None], qids)
+    return out
+
+
+def check_per_query(out: SuiteOutput, suite: str, tol: float = 1e-6) -> None:
+    """A per-query array must reproduce its headline number under the macro weights; a mismatch
+    would make every test on it meaningless, so it stops the run."""
+    from polyret.stats import macro_weights
+
+    for metric, pq in out.per_query.items():
+        if metric not in out.metrics or len(pq.values) == 0:
+            continue
+        got = float(macro_weights([tuple(g) for g in pq.groups.tolist()]) @ pq.values)
+        want = out.metrics[metric]
+        if abs(got - want) > tol * max(1.0, abs(want)):
+            raise RuntimeError(f"{suite} {metric}: per-query values average to {got}, the evaluator reports {want}")
 
 
 def lareqa_output(results: dict[str, Any]) -> SuiteOutput:
@@ -425,7 +531,9 @@ def _xnli_suite(model, suite: SuiteConfig, out_dir: Path, ctx: SuiteContext) -> 
     results = evaluate_xnli(
         model, data, split=suite.split or "dev", langs=suite.langs, out_dir=out_dir, overwrite=True, **opts
     )
-    return xnli_output(results)
+    out = xnli_output(results)
+    check_per_query(out, suite_label(suite))
+    return out
 
 
 def xnli_output(results: dict[str, Any]) -> SuiteOutput:
@@ -439,6 +547,11 @@ def xnli_output(results: dict[str, Any]) -> SuiteOutput:
         if k in mean:
             metrics[k] = float(mean[k])
             headline.append(k)
+    non_en = results.get("mean_non_english") or {}
+    for k in ("accuracy",):
+        if isinstance(non_en.get(k), (int, float)):
+            metrics[f"non_english.{k}"] = float(non_en[k])
+            headline.append(f"non_english.{k}")
     low = results.get("low_resource") or {}
     for k in ("accuracy", "macro_f1"):
         if isinstance(low.get(k), (int, float)):
@@ -446,7 +559,9 @@ def xnli_output(results: dict[str, Any]) -> SuiteOutput:
             headline.append(f"low_resource.{k}")
     per_query: dict[str, PerQuery] = {}
     # Per-row correctness for paired tests, if the evaluator reports predictions per language.
-    ids, vals, groups = [], [], []
+    # XNLI rows are aligned across languages (translations of one premise/hypothesis pair): the
+    # row index is the cluster, so a pair's translations are tested together.
+    ids, vals, groups, clusters = [], [], [], []
     for lang, s in (results.get("languages") or {}).items():
         correct = s.get("correct")
         if correct is None:
@@ -455,8 +570,9 @@ def xnli_output(results: dict[str, Any]) -> SuiteOutput:
         ids += [f"{lang}|{i}" for i in range(len(correct))]
         vals += [float(c) for c in correct]
         groups += [[lang]] * len(correct)
+        clusters += [str(i) for i in range(len(correct))]
     if ids:
-        per_query["accuracy"] = PerQuery(np.asarray(ids), np.asarray(vals), np.asarray(groups, dtype=str))
+        per_query["accuracy"] = PerQuery(np.asarray(ids), np.asarray(vals), np.asarray(groups, dtype=str), np.asarray(clusters))
     return SuiteOutput(metrics, per_query, headline, {"XNLI accuracy": ["accuracy"], "XNLI macro-F1": ["macro_f1"]})
 
 
@@ -471,6 +587,7 @@ def _tatoeba_suite(model, suite: SuiteConfig, out_dir: Path, ctx: SuiteContext) 
     results = evaluate_tatoeba(model, data, suite.langs, out_dir=out_dir, overwrite=True, **opts)
     out = tatoeba_output(results)
     out.per_query.update(_tatoeba_hits(model, data, results, kind=opts.get("kind", "query")))
+    check_per_query(out, suite_label(suite))
     return out
 
 
@@ -522,17 +639,36 @@ def _beir_suite(model, suite: SuiteConfig, out_dir: Path, ctx: SuiteContext) -> 
         raise PolyretError(f"suite {suite_label(suite)}: give the BEIR data dir under `data`")
     data = resolve_data_dir(suite.data, suite.data, ctx, suite_label(suite))
     opts = dict(suite.options)
+    opts.setdefault("show_progress", ctx.show_progress)
     if suite.split:
         opts["split"] = suite.split
-    results = _call_with_supported(evaluate_beir, model, data, out_dir=out_dir, overwrite=True, **opts)
+    results = evaluate_beir(model, data, out_dir=out_dir, overwrite=True, **opts)
+    out = beir_output(results, out_dir / "per_query.jsonl")
+    check_per_query(out, suite_label(suite))
+    return out
+
+
+def beir_output(results: dict[str, Any], per_query_file: Path | None = None) -> SuiteOutput:
+    """BEIR metrics (plain means over queries) and, from the evaluator's per_query.jsonl, the
+    per-query values (one group: the headline is an unweighted mean)."""
     metrics = {k: float(v) for k, v in (results.get("metrics") or {}).items() if isinstance(v, (int, float))}
+    for lang, block in (results.get("per_lang") or {}).items():
+        for k, v in block.items():
+            if k in metrics:
+                metrics[f"{k}[{lang}]"] = float(v)
     per_query: dict[str, PerQuery] = {}
-    for metric, per_q in (results.get("per_query") or {}).items():
-        qids = sorted(per_q)
-        per_query[metric] = PerQuery(
-            np.asarray(qids), np.asarray([per_q[q] for q in qids], dtype=float), np.full((len(qids), 1), "")
-        )
-    return SuiteOutput(metrics, per_query, list(metrics), {})
+    if per_query_file is not None and per_query_file.is_file():
+        rows = [json.loads(line) for line in per_query_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        for metric in metrics:
+            if "[" in metric:
+                continue
+            vals = [(r["qid"], r[metric]) for r in rows if isinstance(r.get(metric), (int, float))]
+            if vals:
+                per_query[metric] = PerQuery(np.asarray([q for q, _ in vals]), np.asarray([v for _, v in vals], dtype=float),
+                                             np.full((len(vals), 1), "all"))
+    headline = [m for m in metrics if "[" not in m]
+    per_language = {m: [m] for m in headline} if results.get("per_lang") else {}
+    return SuiteOutput(metrics, per_query, headline, per_language)
 
 
 def _call_with_supported(fn: Callable, *args, **kwargs):
@@ -701,13 +837,23 @@ class Runner:
 
         tconf = dict(run.train_config)
         tconf["model"] = self.base_model_path(run.variant.base_model)
-        resume = tdir.is_dir() and any(tdir.iterdir())
+        # A training dir with its config.yaml (written by `train` before the first step) was
+        # interrupted: resume it. One without (killed while loading data) holds nothing worth
+        # keeping; it is ours (inside the experiment dir), so start it afresh.
+        resume = (tdir / "config.yaml").is_file()
+        if tdir.exists() and not resume:
+            shutil.rmtree(tdir)
         self.log(f"{'resuming' if resume else 'training'} {run.label} seed {run.seed} -> {tdir}")
-        tdir.mkdir(parents=True, exist_ok=True)
         model_dir = Path(self.train_fn(TrainConfig.model_validate(tconf), tdir, resume=resume, show_progress=self.show_progress))
         self.counts["resumed" if resume else "trained"] += 1
         rel = os.path.relpath(model_dir, tdir)
         _write_json_atomic(done, {"model_dir": rel, "config": run.train_config, "finished": time.time()})
+        if not self.config.train.keep_checkpoints:
+            # Checkpoints only serve a resume; a finished run does not need them (they are most
+            # of the disk an experiment takes).
+            for ckpt in ("checkpoints",):
+                if (tdir / ckpt).is_dir():
+                    shutil.rmtree(tdir / ckpt)
         return str(tdir / rel)
 
     def _model_for(self, run: RunSpec) -> str:
@@ -728,8 +874,6 @@ class Runner:
 
                 self.merge_fn = merge_models
             if mdir.exists():  # an interrupted merge: our own dir, rebuild it
-                import shutil
-
                 shutil.rmtree(mdir)
             self.merge_fn(base, tuned, lam, mdir)
             marker.write_text("done\n", encoding="utf-8")

@@ -29,13 +29,15 @@ def fmt_value(v: float | None) -> str:
 
 
 def fmt_cell(stat: dict[str, Any] | None) -> str:
-    """'0.712 ± 0.010' (half-width of the 95% CI), or just the mean when there is no interval."""
+    """'0.712 ± 0.010' (half-width of the 95% CI, same decimals as the mean), or just the mean
+    when there is no interval."""
     if not stat:
         return "–"
     mean = stat["mean"]
-    if stat.get("ci95"):
+    if stat.get("ci95") and mean is not None and not math.isnan(mean):
         lo, hi = stat["ci95"]
-        return f"{fmt_value(mean)} ± {fmt_value((hi - lo) / 2)}"
+        digits = 1 if abs(mean) >= 10 else 3
+        return f"{mean:.{digits}f} ± {(hi - lo) / 2:.{digits}f}"
     return fmt_value(mean)
 
 

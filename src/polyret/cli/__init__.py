@@ -12,6 +12,7 @@ from polyret.cli import lareqa_cmd  # noqa: F401,E402
 from polyret.cli import xnli_cmd  # noqa: F401,E402
 from polyret.cli import beir_cmd  # noqa: F401,E402
 from polyret.cli import train_cmd  # noqa: F401,E402
+from polyret.cli import experiment_cmd  # noqa: F401,E402
 from polyret.cli import pairs_cmd  # noqa: F401,E402
 
 
