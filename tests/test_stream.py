@@ -98,3 +98,14 @@ def test_bad_encoder_output_and_empty_corpus(tmp_path):
         encode_corpus(_docs(4), tmp_path / "b", lambda t: np.full((len(t), 4), np.nan), identity="x", show_progress=False)
     with pytest.raises(PolyretError, match="corpus holds no documents"):
         encode_corpus(_docs(0), tmp_path / "c", TopicEncoder(), identity="x", show_progress=False)
+
+
+def test_any_float32_npy_can_be_searched_as_a_store(tmp_path):
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    np.save(tmp_path / "vecs.npy", x)
+    store = EmbeddingStore.from_npy(tmp_path / "vecs.npy")
+    assert (store.n, store.dim) == (4, 3)
+    np.testing.assert_array_equal(np.vstack([b for _, b in store.iter_blocks(3)]), x)
+    np.save(tmp_path / "ints.npy", x.astype(np.int64))
+    with pytest.raises(PolyretError, match="not a C-order float32 matrix"):
+        EmbeddingStore.from_npy(tmp_path / "ints.npy")

@@ -46,10 +46,21 @@ class EmbeddingStore:
     n: int
     dim: int
     offset: int  # byte offset of row 0 in embeddings.npy (after the .npy header)
+    filename: str = EMBEDDINGS
 
     @property
     def path(self) -> Path:
-        return self.dir / EMBEDDINGS
+        return self.dir / self.filename
+
+    @classmethod
+    def from_npy(cls, path: Path) -> "EmbeddingStore":
+        """Any 2-D float32 .npy as a store of vectors (no ids): for searching precomputed embeddings."""
+        path = Path(path)
+        with open(path, "rb") as f:
+            shape, offset = _read_npy_header(f, path)
+        if len(shape) != 2:
+            raise PolyretError(f"{path} is not a 2-D matrix (shape {shape})")
+        return cls(path.parent, shape[0], shape[1], offset, path.name)
 
     @classmethod
     def open(cls, directory: Path) -> "EmbeddingStore":
