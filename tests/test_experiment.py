@@ -84,7 +84,8 @@ class Fakes:
         rd = 100.0 - 300 * q + 5 * noise.mean()
         (Path(out_dir) / "results.json").write_text(json.dumps({"map": (en + de) / 2}))
         return SuiteOutput(
-            metrics={"map": (en + de) / 2, "map[en]": en, "map[de]": de, "rank_distance": rd},
+            metrics={"map": (en + de) / 2, "map[en]": en, "map[de]": de, "rank_distance": rd,
+                     "undefined": float("nan")},  # e.g. Cross mAP with a single language
             per_query={"map": PerQuery(ids, vals, np.array(langs)[:, None])},
             headline=["map", "rank_distance"],
             per_language={"Fake mAP": ["map"]},
@@ -179,8 +180,12 @@ def finished(tmp_path_factory):
 
 def test_summary_schema_and_aggregation(finished):
     out, fakes, summary = finished
-    on_disk = json.loads((out / "summary.json").read_text())
-    assert on_disk["aggregate"] == json.loads(json.dumps(summary["aggregate"]))
+    def no_nan(token):
+        raise AssertionError(f"summary.json is not strict JSON: {token}")
+
+    on_disk = json.loads((out / "summary.json").read_text(), parse_constant=no_nan)
+    assert on_disk["aggregate"] == summary["aggregate"]
+    assert on_disk["aggregate"]["x-y"]["fakeqa"]["undefined"] == {"mean": None, "ci95": None, "n": 0, "std": None}
     assert len(summary["runs"]) == 1 + 4 * 3 and all(r["complete"] for r in summary["runs"])
     assert list(summary["aggregate"]) == ["base", "x-y", "hybrid α=0", "hybrid α=0.5", "hybrid α=1"]
     # Aggregate = t-interval over the seeds' own numbers.
@@ -379,3 +384,20 @@ def test_lareqa_per_query_values_reproduce_the_evaluators_numbers():
     outs[0].per_query["multi.map"].values[0] += 0.5
     with pytest.raises(RuntimeError, match="multi.map"):
         check_per_query(outs[0], "toy")
+
+
+def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
+    from polyret.cli import main
+
+    bad = tmp_path / "exp.yaml"
+    bad.write_text("grid: {strategies: [x-z]}\nsuites: [{name: xnli}]\n")
+    with pytest.raises(SystemExit) as e:
+        main(["experiment", str(bad), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert e.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert "exp.yaml: key 'grid.strategies.0': Input should be" in err and "Traceback" not in err
+    good = tmp_path / "ok.yaml"
+    good.write_text("grid: {strategies: [x-y]}\nsuites: [{name: xnli}]\n")
+    with pytest.raises(SystemExit) as e:
+        main(["experiment", str(good), "--out", str(tmp_path / "nothing-here"), "--report-only"])
+    assert e.value.code == 2 and "not an experiment directory" in " ".join(capsys.readouterr().err.split())

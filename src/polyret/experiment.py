@@ -694,9 +694,22 @@ SUITES: dict[str, SuiteFn] = {
 
 # ------------------------------------------------------------------------------ storage helpers
 def _write_json_atomic(path: Path, obj: Any) -> None:
+    """Strict JSON (NaN/inf -> null: a metric that is undefined, e.g. Cross for one language),
+    written to a temp file and renamed, so a crash never leaves a half-written marker."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n", encoding="utf-8")
+    text = json.dumps(_finite(obj), indent=2, ensure_ascii=False, default=_json_default, allow_nan=False)
+    tmp.write_text(text + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _json_default(o):
@@ -945,6 +958,7 @@ class Runner:
         summary = self.aggregate()
         summary["timing"] = {"wall_s": wall_s}
         summary["counts"] = dict(self.counts)
+        summary = _finite(summary)
         _write_json_atomic(self.out_dir / SUMMARY_FILE, summary)
         from polyret.experiment_report import write_report
 

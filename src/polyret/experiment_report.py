@@ -179,7 +179,7 @@ def _plt():
 
 
 def _err(stat: dict[str, Any] | None) -> tuple[float, float, float]:
-    if not stat:
+    if not stat or stat.get("mean") is None:
         return (np.nan, 0.0, 0.0)
     m = stat["mean"]
     if stat.get("ci95"):
