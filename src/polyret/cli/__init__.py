@@ -8,6 +8,7 @@ from polyret.errors import PolyretError
 
 # Command modules (import for their registration side effect).
 from polyret.cli import model_cmd, data_cmd  # noqa: F401,E402
+from polyret.cli import demo_cmd  # noqa: F401,E402
 from polyret.cli import lareqa_cmd  # noqa: F401,E402
 from polyret.cli import xnli_cmd  # noqa: F401,E402
 from polyret.cli import beir_cmd  # noqa: F401,E402
