@@ -32,7 +32,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -267,7 +267,7 @@ def expand_grid(
 ) -> tuple[list[Variant], list[RunSpec]]:
     """All variants (base rows first) and all runs. Run keys hash the full run config."""
     if load_train_config is None:
-        from polyret.config import load_train_config as load_train_config
+        from polyret.config import load_train_config
     train_path = None
     if cfg.train.config:
         train_path = Path(cfg.train.config)
@@ -669,19 +669,6 @@ def beir_output(results: dict[str, Any], per_query_file: Path | None = None) -> 
     headline = [m for m in metrics if "[" not in m]
     per_language = {m: [m] for m in headline} if results.get("per_lang") else {}
     return SuiteOutput(metrics, per_query, headline, per_language)
-
-
-def _call_with_supported(fn: Callable, *args, **kwargs):
-    """Call `fn` dropping keyword arguments it does not accept (e.g. `overwrite`, `show_progress`)
-    unless the user set them explicitly in `options` — those must reach it or fail loudly."""
-    import inspect
-
-    params = inspect.signature(fn).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        for k in ("overwrite", "show_progress"):
-            if k not in params:
-                kwargs.pop(k, None)
-    return fn(*args, **kwargs)
 
 
 SUITES: dict[str, SuiteFn] = {

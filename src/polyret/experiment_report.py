@@ -309,7 +309,12 @@ def plot_language_heatmap(summary: dict[str, Any], suite: str, prefix: str, path
     for i in range(mat.shape[0]):
         for j in range(mat.shape[1]):
             if not np.isnan(mat[i, j]):
-                ax.text(j, i, fmt_value(float(mat[i, j])), ha="center", va="center", fontsize=7, color="w")
+                # Dark text on the bright end of viridis, light text on the dark end.
+                bright = im.norm(mat[i, j]) > 0.5
+                if lower_is_better(prefix):
+                    bright = not bright
+                ax.text(j, i, fmt_value(float(mat[i, j])), ha="center", va="center", fontsize=7,
+                        color="k" if bright else "w")
     fig.colorbar(im, ax=ax)
     ax.set_title(f"{suite}: {prefix} per source language")
     fig.tight_layout()
