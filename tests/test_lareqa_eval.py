@@ -209,10 +209,16 @@ def test_ties_are_broken_by_candidate_index(mlqa_like):
     C = rng.integers(0, 2, (ds.n_candidates, 3)).astype(np.float32)
     res = score_lareqa(Q, C, ds)
     assert_matches_reference(res, reference_results(Q @ C.T, ds))
-    # Block sizes change speed only, never the numbers.
-    small = rank_lareqa(Q, C, ds, score_rows=7, count_elements=1)
+    # Top-k lists follow the same rule (score desc, then candidate index), ties at the cut included.
+    S = Q @ C.T
     big = rank_lareqa(Q, C, ds)
-    assert np.array_equal(small.rank_pool, big.rank_pool) and np.array_equal(small.top_idx, big.top_idx)
+    expected = np.stack([np.lexsort((np.arange(ds.n_candidates), -S[i]))[:100] for i in range(ds.n_questions)])
+    assert np.array_equal(big.top_idx, expected)
+    assert np.array_equal(big.top_scores, np.take_along_axis(S, expected, 1))
+    # Block sizes change speed only, never the numbers.
+    small = rank_lareqa(Q, C, ds, score_rows=7)
+    assert np.array_equal(small.rank_pool, big.rank_pool) and np.array_equal(small.rank_lang, big.rank_lang)
+    assert np.array_equal(small.top_idx, big.top_idx)
 
 
 def test_xquad_subset_matches_reference(shared_data):

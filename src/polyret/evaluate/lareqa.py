@@ -9,9 +9,9 @@ Every question and every candidate is encoded once; every setting is a slice of 
 - Multi X:    questions in X against the pooled candidates of all languages.
 
 Hence per (question, relevant candidate) pair only two ranks are needed: its rank among the
-candidates of the candidate's own language (Mono/Cross) and its rank in the whole pool (Multi).
-They are counted, not sorted: rank = 1 + #(candidates scoring higher) + #(equal-scoring
-candidates with a lower index), summed per language segment of the score block.
+candidates of the candidate's own language (Mono/Cross) and its rank in the whole pool (Multi):
+rank = 1 + #(candidates scoring higher) + #(equal-scoring candidates with a lower index), counted
+per language segment of a block of scores (sorted segment + binary search) and summed.
 
 Ties: scores are compared exactly (float32); among equal scores the candidate with the lower
 index in `dataset.candidates` ranks higher (a stable sort by candidate index). The same rule
@@ -79,17 +79,18 @@ def rank_lareqa(
     *,
     top_k: int = 100,
     score_rows: int = 512,
-    count_elements: int = 3_000_000,
     show_progress: bool = False,
 ) -> LareqaRanks:
     """Ranks of all relevant pairs and the top-k lists, from embeddings (scores = dot products).
 
-    Scores are computed `score_rows` questions at a time (matmul + top-k, multi-threaded); ranks are
-    counted in sub-blocks of about `count_elements` (question x relevant x candidate) comparisons,
-    sized to stay in cache and run single-threaded: these small ops gain little from a second
-    thread and lose badly when cores are shared. Block sizes change speed, never results.
+    Scores are computed `score_rows` questions at a time. Each block's scores are sorted per
+    candidate language (numpy's SIMD sort, one thread per language segment); a binary search of
+    each relevant item's score in every language segment then gives how many candidates of that
+    language score above it (-> rank within its language) and, summed, in the whole pool. Block
+    size changes speed and memory, never results.
     """
     import torch
+    from concurrent.futures import ThreadPoolExecutor
     from tqdm.auto import tqdm
 
     nq, nc = dataset.n_questions, dataset.n_candidates
@@ -105,8 +106,7 @@ def rank_lareqa(
     inv_perm[perm] = np.arange(nc)
     lang_sizes = np.bincount(c_lang, minlength=n_lang)
     bounds = np.concatenate([[0], np.cumsum(lang_sizes)])
-    segments = [(int(bounds[y]), int(bounds[y + 1])) for y in range(n_lang) if lang_sizes[y] > 0]
-    seg_langs = torch.tensor([y for y in range(n_lang) if lang_sizes[y] > 0], dtype=torch.long)
+    segments = [(y, int(bounds[y]), int(bounds[y + 1])) for y in range(n_lang) if lang_sizes[y] > 0]
 
     rel = dataset.relevant_matrix()  # (nq, m) original candidate indices, -1 padded
     m = rel.shape[1]
@@ -115,78 +115,68 @@ def rank_lareqa(
     rel_lang = np.where(valid, c_lang[np.maximum(rel, 0)], -1)
 
     Qt = torch.from_numpy(Q)
-    Ct = torch.from_numpy(C[perm])
-    col_orig = torch.from_numpy(perm)  # original candidate index of each grouped column
-    col_lang = torch.from_numpy(c_lang[perm])
-    sizes_t = torch.from_numpy(lang_sizes.astype(np.float32))
-    rel_pos_t = torch.from_numpy(rel_pos)
-    valid_t = torch.from_numpy(valid)
-    rel_lang_t = torch.from_numpy(np.maximum(rel_lang, 0))
-    rel_t = torch.from_numpy(np.maximum(rel, 0))
-    own_lang = torch.nn.functional.one_hot(rel_lang_t, n_lang).float()  # (nq, m, L)
-
+    Ct = torch.from_numpy(C[perm])  # perm[j] = original candidate index of grouped column j
     k = min(top_k, nc)
-    r_pool = torch.full((nq, m), float("inf"), dtype=torch.float64)
-    r_lang = torch.full((nq, m), float("inf"), dtype=torch.float64)
+    rank_pool = np.full((nq, m), np.inf)
+    rank_lang = np.full((nq, m), np.inf)
     top_idx = np.full((nq, k), -1, dtype=np.int64)
     top_scores = np.zeros((nq, k), dtype=np.float32)
-    sub_rows = max(1, count_elements // max(1, m * nc))
-    threads = torch.get_num_threads()
 
-    with torch.inference_mode():
+    def count_segment(args):
+        # For one language segment: per relevant score v, #candidates above v and #equal to v;
+        # plus the segment's k best scores (for the top-k threshold).
+        S_np, V, (y, a, b) = args
+        srt = np.sort(S_np[:, a:b], axis=1)  # ascending, contiguous
+        srt_t = torch.from_numpy(srt)
+        at_most = torch.searchsorted(srt_t, V, right=True).numpy()
+        below = torch.searchsorted(srt_t, V, right=False).numpy()
+        return y, (b - a) - at_most, at_most - below, srt[:, -k:]
+
+    workers = max(1, min(len(segments), torch.get_num_threads()))
+    with torch.inference_mode(), ThreadPoolExecutor(workers) as pool:
         for s0 in tqdm(range(0, nq, score_rows), disable=not show_progress, desc="score", unit="blk", leave=False):
             e0 = min(nq, s0 + score_rows)
-            S_big = Qt[s0:e0] @ Ct.T  # (rows, nc), columns grouped by language
-            top_idx[s0:e0], top_scores[s0:e0] = _top_k_block(S_big, k, col_orig)
-            torch.set_num_threads(1)
-            try:
-                for s in range(s0, e0, sub_rows):
-                    e = min(e0, s + sub_rows)
-                    S = S_big[s - s0 : e - s0]
-                    V = torch.gather(S, 1, rel_pos_t[s:e])
-                    V = torch.where(valid_t[s:e], V, torch.full_like(V, float("inf")))  # padding: below all
-                    # sign(S_j - v): +1 above, -1 below, 0 equal (exact: distinct floats never subtract to 0).
-                    D = torch.sub(S[:, None, :], V[:, :, None]).sign_()
-                    signed = torch.zeros(e - s, m, n_lang)
-                    signed[:, :, seg_langs] = torch.stack([D[:, :, a:b].sum(-1) for a, b in segments], dim=-1)
-                    n_unequal = D.abs_().sum(-1)  # candidates not tied with v
-                    # If only the item itself equals v: above = (signed + size - [own language]) / 2.
-                    above = (signed + sizes_t - own_lang[s:e]) / 2
-                    r_lang[s:e] = 1 + torch.gather(above, 2, rel_lang_t[s:e, :, None])[..., 0]
-                    r_pool[s:e] = 1 + above.sum(-1)
-                    tied = valid_t[s:e] & (n_unequal < nc - 1)  # another candidate scores exactly v
-                    for bi, ki in tied.nonzero().tolist():
-                        row, v, c = S[bi], V[bi, ki], int(rel_t[s + bi, ki])
-                        before = (row > v) | ((row == v) & (col_orig < c))  # ties: lower index first
-                        r_pool[s + bi, ki] = 1 + before.sum()
-                        r_lang[s + bi, ki] = 1 + (before & (col_lang == rel_lang_t[s + bi, ki])).sum()
-            finally:
-                torch.set_num_threads(threads)
-    rank_pool = np.where(valid, r_pool.numpy(), np.inf)
-    rank_lang = np.where(valid, r_lang.numpy(), np.inf)
+            S = Qt[s0:e0] @ Ct.T  # (rows, nc), columns grouped by language
+            S_np = S.numpy()
+            vb = valid[s0:e0]
+            V = np.take_along_axis(S_np, rel_pos[s0:e0], axis=1)
+            V = torch.from_numpy(np.where(vb, V, np.inf).astype(np.float32))  # padding: above nothing
+            above = np.zeros((e0 - s0, m, n_lang), dtype=np.int64)
+            n_equal = np.zeros((e0 - s0, m), dtype=np.int64)
+            seg_tops = []
+            for y, n_above, n_eq, tops in pool.map(count_segment, [(S_np, V, seg) for seg in segments]):
+                above[:, :, y] = n_above
+                n_equal += n_eq
+                seg_tops.append(tops)
+            top_idx[s0:e0], top_scores[s0:e0] = _top_k_block(S_np, np.concatenate(seg_tops, axis=1), k, perm)
+            rl = np.maximum(rel_lang[s0:e0], 0)
+            r_lang = 1 + np.take_along_axis(above, rl[:, :, None], axis=2)[..., 0]
+            r_pool = 1 + above.sum(-1)
+            # Exact ties with other candidates (n_equal counts the item itself): lower index first.
+            for bi, ki in zip(*np.nonzero(vb & (n_equal > 1))):
+                row, v, c = S_np[bi], S_np[bi, rel_pos[s0 + bi, ki]], rel[s0 + bi, ki]
+                before = (row > v) | ((row == v) & (perm < c))
+                r_pool[bi, ki] = 1 + before.sum()
+                r_lang[bi, ki] = 1 + (before & (c_lang[perm] == rel_lang[s0 + bi, ki])).sum()
+            rank_pool[s0:e0] = np.where(vb, r_pool, np.inf)
+            rank_lang[s0:e0] = np.where(vb, r_lang, np.inf)
     return LareqaRanks(rank_pool, rank_lang, rel_lang, top_idx, top_scores)
 
 
-def _top_k_block(S, k: int, col_orig):
-    """Top-k per row with ties ordered by original candidate index (lower first)."""
-    import torch
+def _top_k_block(S_np: np.ndarray, segment_tops: np.ndarray, k: int, col_orig: np.ndarray):
+    """Top-k per row, best first, equal scores ordered by original candidate index (lower first).
 
-    nc = S.shape[1]
-    kk = min(k + 1, nc)  # one extra to detect a tie across the cut
-    vals, pos = torch.topk(S, kk, dim=1)
-    orig = col_orig[pos]
-    vals_np, orig_np = vals.numpy(), orig.numpy()
-    order = np.lexsort((orig_np, -vals_np.astype(np.float64)), axis=-1)  # score desc, index asc
-    vals_np = np.take_along_axis(vals_np, order, 1)
-    orig_np = np.take_along_axis(orig_np, order, 1)
-    if kk > k:
-        # A tie straddling the cut: topk may have kept any of the tied items; redo that row exactly.
-        for r in np.nonzero(vals_np[:, k - 1] == vals_np[:, k])[0]:
-            row = S[r].numpy().astype(np.float64)
-            o = np.lexsort((col_orig.numpy(), -row))[:k]
-            orig_np[r, :k] = col_orig.numpy()[o]
-            vals_np[r, :k] = row[o]
-    return orig_np[:, :k], vals_np[:, :k]
+    The k-th best score per row (from the per-language top scores) is a threshold; every candidate
+    at or above it is kept (ties at the threshold included), then each row is ordered exactly and cut.
+    """
+    threshold = np.sort(segment_tops, axis=1)[:, -k]
+    rows, cols = np.nonzero(S_np >= threshold[:, None])
+    scores = S_np[rows, cols]
+    orig = col_orig[cols]
+    order = np.lexsort((orig, -scores.astype(np.float64), rows))  # row, then score desc, then index
+    starts = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=S_np.shape[0]))[:-1]])
+    take = order[(starts[:, None] + np.arange(k)[None, :]).reshape(-1)].reshape(-1, k)
+    return orig[take], scores[take]
 
 
 # ---- metrics from ranks ---------------------------------------------------------------------

@@ -1,0 +1,112 @@
+"""Benchmark: LAReQA evaluation end to end vs plain sentence-transformers encoding, same run.
+
+    .venv/bin/python benchmarks/lareqa_eval.py                 # full XQuAD-R, default model
+    .venv/bin/python benchmarks/lareqa_eval.py --langs en,de   # a subset (quicker)
+
+Measures, with a fresh (empty) embedding cache so every text is really encoded:
+  1. polyret: `evaluate_lareqa` end to end (encode + score all settings + write all outputs);
+  2. plain:   `SentenceTransformer.encode` in fp32 on exactly the same texts and prompts;
+  3. polyret again with the now-filled cache (a re-run after a crash / for another metric).
+Targets (issue 3): full XQuAD-R end to end <= 120 s on 2 uncontended cores, scoring + metrics
+<= 10% of it. The load average is printed: timings on a shared machine are contended.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--data", default="xquad-r", help="LAReQA folder or data-set name")
+    ap.add_argument("--langs", default=None, help="comma-separated subset (default: all)")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--candidate", default="sentence")
+    ap.add_argument("--scoring-only", action="store_true",
+                    help="time only scoring + metrics on random 384-d embeddings of the data set's shape")
+    args = ap.parse_args()
+    if args.scoring_only:
+        return scoring_only(args)
+
+    import numpy as np
+    import torch
+
+    from polyret.data.lareqa import load_lareqa
+    from polyret.encode import bf16_supported
+    from polyret.evaluate.lareqa import evaluate_lareqa
+    from polyret.model import load_model
+
+    load0 = os.getloadavg()
+    ds = load_lareqa(args.data, langs=args.langs.split(",") if args.langs else None)
+    model = load_model(args.model)
+    q_texts = ds.question_texts()
+    c_texts = ds.candidate_texts(args.candidate)
+    print(f"{ds.name}: {ds.n_questions} questions, {ds.n_candidates} candidates, languages {','.join(ds.languages)}")
+    print(f"torch threads {torch.get_num_threads()}, cpu count {os.cpu_count()}, bf16 autocast: {bf16_supported()}")
+    model.encode(["warm up"] * 4, prompt="query: ")  # first-call overheads out of both timings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t = time.perf_counter()
+        res = evaluate_lareqa(model, ds, candidate=args.candidate, batch_size=args.batch_size, out_dir=tmp / "out",
+                              cache=tmp / "cache", show_progress=False)
+        polyret_s = time.perf_counter() - t
+
+        t = time.perf_counter()
+        with torch.inference_mode():
+            q = model.encode(q_texts, prompt=model.prompts.get("query"), batch_size=args.batch_size,
+                             normalize_embeddings=True)
+            c = model.encode(c_texts, prompt=model.prompts.get("passage"), batch_size=args.batch_size,
+                             normalize_embeddings=True)
+        plain_s = time.perf_counter() - t
+        assert q.shape[0] == ds.n_questions and c.shape[0] == ds.n_candidates and np.isfinite(q).all()
+
+        t = time.perf_counter()
+        res2 = evaluate_lareqa(model, ds, candidate=args.candidate, batch_size=args.batch_size, out_dir=tmp / "out",
+                               cache=tmp / "cache", show_progress=False, overwrite=True)
+        cached_s = time.perf_counter() - t
+        assert res2["multi"]["map"] == res["multi"]["map"]
+    load1 = os.getloadavg()
+
+    tm = res["timing"]
+    print(f"polyret end to end         {polyret_s:8.1f} s  (encode {tm['encode_s']:.1f}, score+metrics {tm['score_s']:.2f}, "
+          f"write {tm.get('write_s', 0):.2f})")
+    print(f"plain ST.encode fp32       {plain_s:8.1f} s  (same texts and prompts, encoding only)")
+    print(f"ratio polyret / plain      {polyret_s / plain_s:8.2f}x")
+    print(f"polyret re-run, cached     {cached_s:8.1f} s  ({cached_s / plain_s:.2f}x plain)")
+    print(f"scoring share of total     {tm['score_s'] / polyret_s:8.1%}  (target <= 10%)")
+    print(f"target full XQuAD-R <= 120 s: {'met' if polyret_s <= 120 else 'NOT met'} in this run"
+          + ("" if ds.n_questions == 13_090 else " (subset only: extrapolate)"))
+    print(f"load average before {load0[0]:.1f}, after {load1[0]:.1f} on {os.cpu_count()} cores"
+          + ("  -> CONTENDED, timings inflated" if max(load0[0], load1[0]) > (os.cpu_count() or 1) + 0.5 else ""))
+    print(f"mAP mono {res['mono']['map']:.3f} cross {res['cross']['map']:.3f} multi {res['multi']['map']:.3f}; "
+          f"rank distance {res['rank_distance']['mean']:.1f}")
+
+
+def scoring_only(args) -> None:
+    import numpy as np
+
+    from polyret.data.lareqa import load_lareqa
+    from polyret.evaluate.lareqa import score_lareqa
+
+    ds = load_lareqa(args.data, langs=args.langs.split(",") if args.langs else None)
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((ds.n_questions, 384)).astype(np.float32)
+    c = rng.standard_normal((ds.n_candidates, 384)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    load0 = os.getloadavg()
+    t = time.perf_counter()
+    score_lareqa(q, c, ds)
+    dt = time.perf_counter() - t
+    print(f"{ds.name}: {ds.n_questions} x {ds.n_candidates} scores, all settings + metrics: {dt:.2f} s "
+          f"(load average {load0[0]:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
