@@ -116,6 +116,7 @@ def rank_lareqa(
 
     Qt = torch.from_numpy(Q)
     Ct = torch.from_numpy(C[perm])  # perm[j] = original candidate index of grouped column j
+    col_lang = c_lang[perm]
     k = min(top_k, nc)
     rank_pool = np.full((nq, m), np.inf)
     rank_lang = np.full((nq, m), np.inf)
@@ -157,7 +158,7 @@ def rank_lareqa(
                 row, v, c = S_np[bi], S_np[bi, rel_pos[s0 + bi, ki]], rel[s0 + bi, ki]
                 before = (row > v) | ((row == v) & (perm < c))
                 r_pool[bi, ki] = 1 + before.sum()
-                r_lang[bi, ki] = 1 + (before & (c_lang[perm] == rel_lang[s0 + bi, ki])).sum()
+                r_lang[bi, ki] = 1 + (before & (col_lang == rel_lang[s0 + bi, ki])).sum()
             rank_pool[s0:e0] = np.where(vb, r_pool, np.inf)
             rank_lang[s0:e0] = np.where(vb, r_lang, np.inf)
     return LareqaRanks(rank_pool, rank_lang, rel_lang, top_idx, top_scores)
