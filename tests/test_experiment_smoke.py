@@ -30,17 +30,27 @@ def test_shipped_configs_validate_and_expand():
     assert sizes["lambda-sweep"] == (5, 13, 3)
 
 
-def test_smoke_experiment_end_to_end(tmp_path, shared_data, monkeypatch):
+def test_smoke_experiment_end_to_end(tmp_path, shared_data, monkeypatch, tiny_model):
     for part in ("lareqa/xquad-r", "tatoeba", "xnli", "mlqa-test"):
         need(shared_data, *part.split("/"))
     monkeypatch.setenv("POLYRET_CACHE", str(tmp_path / "cache"))
     import polyret.train
 
     cfg, cdir = load_experiment_config(SMOKE)
-    # Test-only trims that keep the grid's shape (the shipped file is the CLI's smoke run).
-    cfg.train.overrides.update(steps=2, save_steps=1, logging_steps=1)
+    # Test-only trims that keep the grid's shape (the shipped file is the CLI's smoke run): two of
+    # the MLQA files (joined on question id, as in one training set: es/de questions and
+    # passages, so X-X-mono and X-Y pairs both exist), 2 steps, smaller evaluation subsets, and
+    # the session's tiny model instead of building another one.
+    mlqa = tmp_path / "mlqa-two-files"
+    mlqa.mkdir()
+    for name in ("test-context-de-question-es.json", "test-context-es-question-de.json"):
+        (mlqa / name).symlink_to(need(shared_data, "mlqa-test", name))
+    cfg.train.overrides.update(data=[str(mlqa)], steps=2, save_steps=2, logging_steps=1)
+    lareqa = next(s for s in cfg.suites if s.name == "lareqa")
+    lareqa.options.update(max_paragraphs=6)
     xnli = next(s for s in cfg.suites if s.name == "xnli")
     xnli.options.update(max_rows=60, max_train=200)
+    tiny_dir = tiny_model[0].auto_model.config._name_or_path
 
     trained: list[tuple[str, bool]] = []
 
@@ -53,7 +63,8 @@ def test_smoke_experiment_end_to_end(tmp_path, shared_data, monkeypatch):
             raise RuntimeError("simulated crash mid-grid")
 
     out = tmp_path / "exp"
-    common = dict(config_dir=cdir, train_fn=counting_train, show_progress=False)
+    common = dict(config_dir=cdir, train_fn=counting_train, show_progress=False,
+                  build_base_fn=lambda spec, root: tiny_dir if spec == "tiny" else spec)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_experiment(cfg, out, hook=crash_after_last_training, **common)
     assert len(trained) == 4 and not any(resume for _, resume in trained)
