@@ -51,6 +51,19 @@ def test_reader_errors_name_file_and_line(tmp_path):
         list(iter_corpus(c))
 
 
+def test_corpus_directory_of_shards_in_natural_order(tmp_path):
+    shards = tmp_path / "miracl-corpus-v1.0-sw"
+    shards.mkdir()
+    for i in (10, 2, 1):
+        with gzip.open(shards / f"docs-{i}.jsonl.gz", "wt", encoding="utf-8") as f:
+            f.write(json.dumps({"docid": f"{i}#0", "title": "", "text": f"shard {i}"}) + "\n")
+    assert [d.id for d in iter_corpus(shards)] == ["1#0", "2#0", "10#0"]
+    with gzip.open(shards / "docs-3.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.write(json.dumps({"docid": "2#0", "title": "", "text": "again"}) + "\n")
+    with pytest.raises(PolyretError, match="docs-3.jsonl.gz line 1 repeats docid '2#0'"):
+        list(iter_corpus(shards))
+
+
 def test_without_a_corpus_the_error_says_which_file_is_needed(shared_data, capsys):
     with pytest.raises(PolyretError, match="miracl-corpus-v1.0-sw.*miracl/miracl-corpus.*Hugging Face"):
         miracl_task("sw", None)

@@ -84,7 +84,7 @@ def eval_beir(
 @eval_app.command("miracl")
 def eval_miracl(
     lang: str = typer.Option(..., "--lang", help="MIRACL language code (ar bn de en es fa fi fr hi id ja ko ru sw te th yo zh)."),
-    corpus: Optional[Path] = typer.Option(None, "--corpus", help="MIRACL passage corpus for --lang: JSONL(.gz) with docid, title, text (from miracl/miracl-corpus on the Hugging Face hub)."),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="MIRACL passage corpus for --lang: a JSONL(.gz) file with docid, title, text, or a directory of such shards (miracl-corpus-v1.0-LL/ from miracl/miracl-corpus on the Hugging Face hub)."),
     out: Path = typer.Option(..., "--out", help="Output directory."),
     model: str = typer.Option("default", "--model", help="Model name or directory."),
     split: str = typer.Option("dev", "--split", help="dev or train."),

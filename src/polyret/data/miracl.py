@@ -9,6 +9,7 @@ several shards concatenated).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ MIRACL_LANGS = ("ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja"
 CORPUS_SOURCE = (
     "the MIRACL passage corpus for that language: the JSONL files (`docid`, `title`, `text` per line) under "
     "miracl-corpus-v1.0-{lang}/ in the `miracl/miracl-corpus` data set on the Hugging Face hub "
-    "(https://huggingface.co/datasets/miracl/miracl-corpus), passed with --corpus FILE.jsonl[.gz]"
+    "(https://huggingface.co/datasets/miracl/miracl-corpus), passed with --corpus FILE.jsonl[.gz] or --corpus DIR (its shards)"
 )
 
 
@@ -90,12 +91,30 @@ def read_trec_qrels(path: Path) -> Qrels:
     return qrels
 
 
-def iter_corpus(path: Path) -> Iterator[BeirDoc]:
-    """Stream a MIRACL corpus JSONL(.gz) (`docid`, `title`, `text`) as BeirDoc records."""
+def corpus_files(path: Path) -> list[Path]:
+    """The corpus shards: `path` itself, or the `*.jsonl[.gz]` files of a directory such as
+    `miracl-corpus-v1.0-sw/` (docs-0.jsonl.gz, docs-1.jsonl.gz, ...), in natural order."""
     path = Path(path)
-    if not path.is_file():
-        raise PolyretError(f"MIRACL corpus {path} does not exist; expected {CORPUS_SOURCE.format(lang='LL')}")
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = [p for p in path.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz"))]
+        if not files:
+            raise PolyretError(f"MIRACL corpus directory {path} holds no .jsonl or .jsonl.gz files")
+        def natural(p: Path):
+            return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
+        return sorted(files, key=natural)
+    raise PolyretError(f"MIRACL corpus {path} does not exist; expected {CORPUS_SOURCE.format(lang='LL')}")
+
+
+def iter_corpus(path: Path) -> Iterator[BeirDoc]:
+    """Stream a MIRACL corpus (a JSONL(.gz) file or a directory of shards) as BeirDoc records."""
     seen: set[str] = set()
+    for shard in corpus_files(path):
+        yield from _iter_shard(shard, seen)
+
+
+def _iter_shard(path: Path, seen: set[str]) -> Iterator[BeirDoc]:
     with open_text(path) as f:
         try:
             for lineno, line in enumerate(f, 1):

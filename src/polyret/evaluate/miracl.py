@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from polyret.data.beir import passage_text
-from polyret.data.miracl import check_lang, corpus_needed_message, default_files, iter_corpus, read_topics, read_trec_qrels
+from polyret.data.miracl import check_lang, corpus_files, corpus_needed_message, default_files, iter_corpus, read_topics, read_trec_qrels
 from polyret.errors import PolyretError
 from polyret.evaluate.retrieval import Encoders, RetrievalTask, model_encoders, run_retrieval
 from polyret.search import SearchOptions
@@ -24,8 +24,9 @@ def miracl_task(lang: str, corpus: str | Path | None, *, split: str = "dev",
     if corpus is None:
         raise PolyretError(corpus_needed_message(lang))
     corpus = Path(corpus)
-    if not corpus.is_file():
+    if not corpus.exists():
         raise PolyretError(f"MIRACL corpus {corpus} does not exist; {corpus_needed_message(lang)}")
+    corpus_files(corpus)  # a directory must hold shards
     if topics is None or qrels is None:
         default_topics, default_qrels = default_files(lang, split)
         topics, qrels = topics or default_topics, qrels or default_qrels
