@@ -28,6 +28,7 @@ import os
 import random
 import shutil
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -237,27 +238,40 @@ class _BatchLoggingCollator:
 
     The collator sees each batch's rows as text; (anchor, positive) maps back to the PairTable row
     whose metadata says the batch type and languages -- so only text columns ever reach the loss.
-    Eval batches are collated while the model is in eval mode and are not recorded.
+    Validation batches (rows of the held-out table, absent from the training table) are not recorded.
+    The dataloader collates one batch ahead, so records wait in `pending` until a step ends
+    (`step_callback`): each written line is a batch that was actually trained on, with its step.
     """
 
-    def __init__(self, inner, table, model, path: Path) -> None:
-        self._inner, self._table, self._model, self._path = inner, table, model, path
+    def __init__(self, inner, table, path: Path) -> None:
+        self._inner, self._table, self._path = inner, table, path
         self._lookup: dict[tuple[str, str], int] = {}
         for i, (a, p) in enumerate(zip(table.anchors, table.positives)):
             self._lookup.setdefault((a, p), i)
-        self._n = 0
+        self.pending: deque[dict] = deque()
 
     def __call__(self, features):
-        if self._model.training:
-            rows = [self._lookup[(f["anchor"], f["positive"])] for f in features]
-            record = {"batch": self._n, "rank": _rank(), "size": len(rows), **describe_rows(self._table, rows)}
-            self._n += 1
-            with self._path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        rows = [self._lookup.get((f["anchor"], f["positive"])) for f in features]
+        if all(r is not None for r in rows):
+            self.pending.append({"rank": _rank(), "size": len(rows), **describe_rows(self._table, rows)})
         return self._inner(features)
 
     def __getattr__(self, name):  # valid_label_columns, tokenize_fn, prompts, ...
         return getattr(self._inner, name)
+
+    def step_callback(self):
+        from transformers import TrainerCallback
+
+        log = self
+
+        class _WriteTrainedBatch(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if log.pending:
+                    record = {"step": state.global_step, **log.pending.popleft()}
+                    with log._path.open("a", encoding="utf-8") as f:
+                        f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+        return _WriteTrainedBatch()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,7 +403,8 @@ def train(
 
     torch.manual_seed(cfg.seed)
     model = load_model(cfg.model)
-    model.max_seq_length = cfg.max_seq_length
+    base_max_length = model.max_seq_length
+    model.max_seq_length = cfg.max_seq_length  # a training-time truncation, not a property of the result
     frozen = freeze_word_embeddings(model) if cfg.freeze_word_embeddings else 0
     loss = build_loss(model, cfg.loss, temperature=cfg.temperature, symmetric=cfg.symmetric)
 
@@ -434,7 +449,9 @@ def train(
         log_path = out / f"batch_log.rank{rank}.jsonl"
         if not resume:
             log_path.unlink(missing_ok=True)
-        trainer.data_collator = _BatchLoggingCollator(trainer.data_collator, train_table, trainer.model, log_path)
+        batch_log = _BatchLoggingCollator(trainer.data_collator, train_table, log_path)
+        trainer.data_collator = batch_log
+        trainer.add_callback(batch_log.step_callback())
     _barrier()
 
     t0 = time.perf_counter()
@@ -446,6 +463,7 @@ def train(
     if trainer.is_world_process_zero():
         if model_dir.exists():
             shutil.rmtree(model_dir)
+        trainer.model.max_seq_length = base_max_length
         trainer.model.save(str(model_dir))
         steps_run = trainer.state.global_step - (int(Path(resume_from).name.split("-")[-1]) if resume_from else 0)
         meta = {

@@ -1,0 +1,170 @@
+"""Training on the tiny model: outputs, frozen embeddings, held-out groups, exact resume, config errors."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+from sentence_transformers import SentenceTransformer
+
+from polyret.cli import main
+from polyret.config import TrainConfig, load_train_config
+from polyret.errors import PolyretError
+from polyret.train import train
+from train_helpers import tiny_overrides, write_synthetic
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    model_dir = root / "tiny"
+    tiny_model.save(str(model_dir))
+    data = write_synthetic(root / "groups.jsonl", n=60)
+    return root, model_dir, data
+
+
+@pytest.fixture(scope="module")
+def run_a(setup):
+    """One uninterrupted 6-step Hybrid run with batch logging and a 50/50 merge at the end."""
+    root, model_dir, data = setup
+    cfg = load_train_config(None, tiny_overrides(model_dir, data, log_batches=True, merge_weight=0.5))
+    final = train(cfg, root / "A", show_progress=False)
+    return root / "A", final, cfg
+
+
+def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(Path(model_dir) / "model.safetensors"))
+
+
+def test_run_outputs_model_card_logs_and_merge(run_a, setup):
+    out, final, cfg = run_a
+    _, model_dir, data = setup
+    assert final == out / "merged"
+    model = SentenceTransformer(str(out / "model"), device="cpu")  # a normal sentence-transformers dir
+    assert model.encode(["query: x"]).shape == (1, 32)
+    card = (out / "model" / "README.md").read_text()
+    for needle in (str(model_dir), str(data), "hybrid", "| 0.5 |", "τ = 0.05", "| 42 |", "6 × 4"):
+        assert needle in card, needle
+    meta = json.loads((out / "model" / "polyret_training.json").read_text())
+    assert meta["steps_done"] == 6 and meta["summary"]["strategy"] == "hybrid" and meta["train_groups"] == 48
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "complete" and run["steps"] == 6
+    log = [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in log if "eval_loss" in r] == [2, 4, 6]
+    assert all(r["loss"] > 0 for r in log if "loss" in r)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
+    assert yaml.safe_load((out / "config.yaml").read_text())["strategy"] == "hybrid"
+    # merged = the average of base and tuned; its card records λ
+    base, tuned, merged = _weights(model_dir), _weights(out / "model"), _weights(out / "merged")
+    for k in base:
+        if base[k].is_floating_point():
+            torch.testing.assert_close(merged[k], 0.5 * base[k] + 0.5 * tuned[k], rtol=1e-5, atol=1e-6)
+    assert "λ = 0.5" in (out / "merged" / "README.md").read_text()
+
+
+def test_word_embeddings_frozen_and_the_rest_trained(run_a, setup):
+    out, _, _ = run_a
+    base, tuned = _weights(setup[1]), _weights(out / "model")
+    emb = [k for k in base if "word_embeddings" in k]
+    assert emb and all(torch.equal(base[k], tuned[k]) for k in emb)
+    moved = [k for k in base if base[k].is_floating_point() and not torch.equal(base[k], tuned[k])]
+    assert any("encoder.layer" in k for k in moved)
+
+
+def test_batches_follow_the_strategy_and_never_touch_held_out_groups(run_a):
+    out, _, _ = run_a
+    held_out = {json.loads(l)["id"] for l in (out / "validation_groups.jsonl").read_text().splitlines()}
+    assert len(held_out) == 12
+    batches = [json.loads(l) for l in (out / "batch_log.rank0.jsonl").read_text().splitlines()]
+    assert [b["step"] for b in batches] == [1, 2, 3, 4, 5, 6]
+    for b in batches:
+        assert b["batch_type"] in ("x-x-mono", "x-y")  # hybrid = X-X-mono or X-Y per batch
+        assert len(set(b["groups"])) == b["size"] == 4  # group-aware: one row per group
+        assert not held_out & set(b["groups"])
+        if b["batch_type"] == "x-x-mono":
+            assert b["query_langs"] == b["passage_langs"] == [b["lang"]]
+
+
+def test_resume_ends_at_the_same_weights(run_a, setup, capsys):
+    """Simulate a crash after step 2: keep only checkpoint-2, resume through the CLI, compare."""
+    out, _, _ = run_a
+    root = setup[0]
+    b = root / "B"
+    shutil.copytree(out, b)
+    for name in ("checkpoints/checkpoint-4", "checkpoints/checkpoint-6", "model", "merged", "run.json"):
+        p = b / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    main(["train", "--out", str(b), "--resume", "--no-progress"])
+    assert capsys.readouterr().out.strip().endswith(str(b / "merged"))
+    run = json.loads((b / "run.json").read_text())
+    assert run["resumed_from"].endswith("checkpoint-2") and run["steps_this_invocation"] == 4
+    a_w, b_w = _weights(out / "model"), _weights(b / "model")
+    assert a_w.keys() == b_w.keys()
+    assert all(torch.equal(a_w[k], b_w[k]) for k in a_w)
+
+
+def test_run_dir_is_never_overwritten_silently(run_a):
+    out, _, cfg = run_a
+    with pytest.raises(PolyretError, match="already exists"):
+        train(cfg, out, show_progress=False)
+    other = cfg.model_copy(update={"strategy": "x-y"})
+    with pytest.raises(PolyretError, match="differs.*strategy"):
+        train(other, out, resume=True, show_progress=False)
+    assert train(cfg, out, resume=True) == out / "merged"  # a complete run: resume is a no-op
+
+
+def test_config_file_errors_name_file_and_key(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("strategy: hybrid\nalfa: 0.3\n")
+    with pytest.raises(PolyretError, match=r"c\.yaml: unknown key 'alfa'"):
+        load_train_config(f, {})
+    f.write_text("alpha: 1.5\n")
+    with pytest.raises(PolyretError, match=r"c\.yaml: key 'alpha'"):
+        load_train_config(f, {})
+    f.write_text("strategy: x-z\n")
+    with pytest.raises(PolyretError, match="key 'strategy'"):
+        load_train_config(f, {})
+    f.write_text("loss: eq1\n")
+    with pytest.raises(PolyretError, match="hard negatives"):
+        load_train_config(f, {})
+    f.write_text("- a\n- b\n")
+    with pytest.raises(PolyretError, match="mapping"):
+        load_train_config(f, {})
+    with pytest.raises(PolyretError, match="not found"):
+        load_train_config(tmp_path / "missing.yaml", {})
+
+
+def test_cli_overrides_beat_the_file_and_relative_data_is_next_to_it(tmp_path):
+    (tmp_path / "g.jsonl").write_text("")
+    f = tmp_path / "c.yaml"
+    f.write_text("strategy: x-y\nsteps: 7\nalpha: 0.3\ndata: [g.jsonl]\n")
+    cfg = load_train_config(f, {"steps": 9, "alpha": None, "strategy": "hybrid"})
+    assert (cfg.steps, cfg.alpha, cfg.strategy) == (9, 0.3, "hybrid")
+    assert cfg.data == [str(tmp_path / "g.jsonl")]
+    assert TrainConfig().temperature == 0.05 and TrainConfig().loss == "in-batch"
+    with pytest.raises(PolyretError, match="not a config key"):
+        load_train_config(f, {"stepz": 3})
+
+
+def test_shipped_configs_load():
+    root = Path(__file__).resolve().parents[1] / "configs"
+    quick = load_train_config(root / "quick.yaml", {})
+    assert (quick.model, quick.strategy, quick.alpha, quick.data) == ("default", "hybrid", 0.5, ["mlqa-test"])
+    paper = load_train_config(root / "paper.yaml", {})
+    assert (paper.optimizer, paper.lr, paper.weight_decay, paper.batch_size) == ("adamw_torch", 3e-5, 0.01, 100)
+
+
+def test_too_few_groups_is_a_clear_error_before_any_write(setup, tmp_path):
+    _, model_dir, _ = setup
+    small = write_synthetic(tmp_path / "small.jsonl", n=16)
+    cfg = load_train_config(None, tiny_overrides(model_dir, small, batch_size=8, validation_groups=4))
+    with pytest.raises(PolyretError, match="too few"):
+        train(cfg, tmp_path / "run", show_progress=False)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(PolyretError, match="not found"):
+        train(cfg.model_copy(update={"data": ["no-such-set"]}), tmp_path / "run2", show_progress=False)
