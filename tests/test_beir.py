@@ -96,3 +96,20 @@ def test_writer_refuses_existing_dir_and_dangling_judgements(tmp_path):
     assert len(list(iter_corpus(root / "corpus.jsonl"))) == 2
     with pytest.raises(PolyretError, match="judge document 'd9'"):
         write_beir(tmp_path / "other", docs, queries, {"q1": {"d9": 1}})
+
+
+def test_duplicate_ids_found_across_batches_and_named(tmp_path):
+    from polyret.data.beir import DuplicateIds
+
+    p = tmp_path / "c.jsonl"
+    seen = DuplicateIds("document id", batch=3)
+    for i in range(10):
+        seen.add(f"d{i}", p, i + 1)
+    seen.add("d1", p, 11)  # repeats an id from an earlier, already merged batch
+    with pytest.raises(PolyretError, match="c.jsonl line 11 repeats document id 'd1'"):
+        seen.finish()
+    seen = DuplicateIds("document id", batch=100)
+    for i, d in enumerate(["a", "b", "a"]):
+        seen.add(d, p, i + 1)
+    with pytest.raises(PolyretError, match="line 3 repeats document id 'a'"):
+        seen.finish()

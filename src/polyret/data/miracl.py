@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from polyret.data.beir import BeirDoc, Qrels, open_text
+from polyret.data.beir import BeirDoc, DuplicateIds, Qrels, open_text
 from polyret.errors import PolyretError
 from polyret.paths import find_data_dir
 
@@ -109,12 +109,13 @@ def corpus_files(path: Path) -> list[Path]:
 
 def iter_corpus(path: Path) -> Iterator[BeirDoc]:
     """Stream a MIRACL corpus (a JSONL(.gz) file or a directory of shards) as BeirDoc records."""
-    seen: set[str] = set()
+    seen = DuplicateIds("docid")
     for shard in corpus_files(path):
         yield from _iter_shard(shard, seen)
+    seen.finish()
 
 
-def _iter_shard(path: Path, seen: set[str]) -> Iterator[BeirDoc]:
+def _iter_shard(path: Path, seen: DuplicateIds) -> Iterator[BeirDoc]:
     with open_text(path) as f:
         try:
             for lineno, line in enumerate(f, 1):
@@ -133,9 +134,7 @@ def _iter_shard(path: Path, seen: set[str]) -> Iterator[BeirDoc]:
                             '{"docid": ..., "title": ..., "text": ...})'
                         )
                 docid = obj["docid"]
-                if docid in seen:
-                    raise PolyretError(f"{path} line {lineno} repeats docid {docid!r}")
-                seen.add(docid)
+                seen.add(docid, path, lineno)
                 title = obj.get("title") or ""
                 if not isinstance(title, str):
                     raise PolyretError(f"{path} line {lineno}: field 'title' must be a string")
