@@ -144,6 +144,19 @@ def test_bad_train_override_is_a_clear_error(tmp_path):
         expand_grid(cfg, tmp_path)
 
 
+def test_train_yaml_settings_apply_but_the_grid_decides_strategy_seed_and_merging(tmp_path):
+    (tmp_path / "train.yaml").write_text("model: default\nstrategy: x-y\nseed: 42\nsteps: 77\nmerge_weight: 0.5\n")
+    cfg = make_config(train={"config": "train.yaml", "overrides": {"batch_size": 4}},
+                      grid={"strategies": ["hybrid"], "alphas": [0.25], "seeds": [3]})
+    _, runs = expand_grid(cfg, tmp_path)
+    tc = runs[1].train_config
+    assert (tc["steps"], tc["batch_size"], tc["strategy"], tc["alpha"], tc["seed"], tc["model"]) == (
+        77, 4, "hybrid", 0.25, 3, "fake-base")
+    assert tc["merge_weight"] is None  # merging is the grid's λ, never the training's
+    with pytest.raises(PolyretError, match="train.config 'nope.yaml'"):
+        expand_grid(make_config(train={"config": "nope.yaml"}), tmp_path)
+
+
 def test_grid_expansion_and_run_keys(tmp_path):
     cfg = make_config(grid={"strategies": ["x-x-mono", "x-y", "hybrid"], "alphas": [0.25, 0.5],
                             "seeds": [0, 1], "merge_weights": [0.5, 1.0]})

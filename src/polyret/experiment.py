@@ -256,7 +256,7 @@ def config_hash(obj: Any, length: int = 12) -> str:
 
 
 def _norm_label(s: str) -> str:
-    return " ".join(s.replace("alpha", "α").replace("lambda", "λ").replace("=", "=").split()).lower()
+    return " ".join(s.replace("alpha", "α").replace("lambda", "λ").split()).lower()
 
 
 def expand_grid(
@@ -293,14 +293,18 @@ def expand_grid(
                     variants.append(var)
                     for seed in cfg.grid.seeds:
                         overrides = dict(cfg.train.overrides)
-                        overrides.update(strategy=strategy, seed=seed, model=base, merge_weight=None)
+                        overrides.update(strategy=strategy, seed=seed, model=base)
                         if alpha is not None:
                             overrides["alpha"] = alpha
                         try:
                             tcfg = load_train_config(train_path, overrides)
                         except PolyretError as e:
                             raise PolyretError(f"experiment train settings ({var.label()}, seed {seed}): {e}") from None
-                        tdict = tcfg.model_dump(mode="json") if hasattr(tcfg, "model_dump") else dict(tcfg)
+                        tdict = tcfg.model_dump(mode="json")
+                        # The grid merges (one training serves every λ): the training itself must
+                        # not, whatever the train YAML says (`polyret train` returns the merged dir
+                        # when merge_weight is set, which would silently turn λ = 1 into a merge).
+                        tdict["merge_weight"] = None
                         tkey = config_hash(tdict)
                         rkey = config_hash({"base_model": base, "train": tdict, "merge_weight": lam})
                         if rkey in seen:
