@@ -40,7 +40,7 @@ def eval_lareqa(
     enc = load_model(model)
     res = evaluate_lareqa(
         enc, dataset, candidate=candidate, batch_size=batch_size, out_dir=out, cache=cache,
-        show_progress=progress, overwrite=overwrite,
+        show_progress=progress, overwrite=overwrite, model_name=model,
     )
     table = Table(title=f"LAReQA {res['dataset']} ({candidate})")
     cols = ("query lang", "Mono mAP", "Mono R@1", "Cross mAP", "Cross R@1", "Multi mAP", "Multi R@10", "rank dist.", "top-10 own")

@@ -326,9 +326,13 @@ def evaluate_lareqa(
     show_progress: bool = True,
     overwrite: bool = False,
     top_k: int = 100,
+    model_name: str | None = None,
 ) -> dict:
     """Encode questions and candidates once, score every setting, and (with `out_dir`) write
-    results.json, report.md, cross_map_heatmap.png, multi.trec and qrels.trec."""
+    results.json, report.md, cross_map_heatmap.png, multi.trec and qrels.trec.
+
+    `results["model"]` is the model's weight-hash identity; `model_name` (e.g. "default") is kept
+    alongside it for people."""
     if candidate not in CANDIDATE_MODES:
         raise PolyretError(f"unknown --candidate {candidate!r}; use one of {', '.join(CANDIDATE_MODES)}")
     from polyret.report import prepare_out_dir
@@ -343,7 +347,8 @@ def evaluate_lareqa(
     scored, ranks = score_lareqa(q_emb, c_emb, dataset, top_k=top_k, show_progress=show_progress, return_ranks=True)
     from polyret.encode import model_id
 
-    results = {"dataset": dataset.name, "model": model_id(model), "candidate": candidate, **scored}
+    results = {"dataset": dataset.name, "model": model_id(model), "model_name": model_name, "candidate": candidate,
+               **scored}
     results["timing"] = {"encode_s": encode_s, "score_s": scored["timing"]["score_s"]}
     if out is not None:
         t_write = time.perf_counter()
@@ -372,15 +377,17 @@ def lareqa(
 ) -> dict:
     """`polyret.evaluate.lareqa(model, data_dir, out)`: load the model (name/dir) and data, evaluate."""
     dataset = load_lareqa(data_dir, langs=langs, name=name)
+    model_name = None
     if isinstance(model_name_or_model, (str, Path)):
         from polyret.model import load_model
 
-        model = load_model(str(model_name_or_model))
+        model_name = str(model_name_or_model)
+        model = load_model(model_name)
     else:
         model = model_name_or_model
     return evaluate_lareqa(
         model, dataset, candidate=candidate, batch_size=batch_size, out_dir=out, cache=cache,
-        show_progress=show_progress, overwrite=overwrite,
+        show_progress=show_progress, overwrite=overwrite, model_name=model_name,
     )
 
 
@@ -417,7 +424,8 @@ def report_markdown(results: dict) -> str:
     lines = [
         f"# LAReQA: {results['dataset']}",
         "",
-        f"- model: `{results.get('model', '?')}`; candidates: {results.get('candidate', 'sentence')}",
+        f"- model: {results.get('model_name') or ''} `{results.get('model', '?')}`; "
+        f"candidates: {results.get('candidate', 'sentence')}",
         f"- {results['n_questions']} questions, {results['n_candidates']} candidates, languages: {', '.join(langs)}",
         "- mAP: LAReQA average precision over the full ranking; averages are per query language, "
         "then the macro mean (Cross: per target language first). Rank distance: Multi pool, questions "
