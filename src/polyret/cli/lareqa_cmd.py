@@ -27,7 +27,9 @@ def eval_lareqa(
     from polyret.evaluate.lareqa import evaluate_lareqa
     from polyret.data.lareqa import load_lareqa
     from polyret.model import load_model
+    from polyret.report import prepare_out_dir
 
+    prepare_out_dir(out, overwrite=overwrite)  # refuse a non-empty --out before any slow work
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dataset = load_lareqa(data, langs=split_csv(langs))
