@@ -265,12 +265,13 @@ def plot_encode(results: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(encoders), figsize=(5 * len(encoders), 3.6), squeeze=False)
     for ax, enc in zip(axes[0], encoders):
         for mode, style in (("stream", "o-"), ("in-memory", "s--")):
-            pts = sorted((r["n"], r["peak_rss_mb"]) for r in runs if r["encoder"] == enc and r["mode"] == mode)
+            pts = sorted((r["n"], r["peak_rss_mb"] - r["rss_before_mb"]) for r in runs if r["encoder"] == enc and r["mode"] == mode)
             if pts:
                 ax.plot(*zip(*pts), style, label=mode)
         ax.set_xscale("log")
+        ax.set_ylim(bottom=0)
         ax.set_xlabel("passages")
-        ax.set_ylabel("peak RSS (MB)")
+        ax.set_ylabel("peak RSS growth while encoding (MB)")
         ax.set_title(f"encoder: {enc}")
         ax.legend()
     fig.tight_layout()
