@@ -168,3 +168,38 @@ def test_too_few_groups_is_a_clear_error_before_any_write(setup, tmp_path):
     assert not (tmp_path / "run").exists()
     with pytest.raises(PolyretError, match="not found"):
         train(cfg.model_copy(update={"data": ["no-such-set"]}), tmp_path / "run2", show_progress=False)
+
+
+def test_validation_pool_and_lambda_rule(run_a, setup):
+    from polyret.outcome import pool_metrics, select_merge_weight, target_check, validation_pool
+
+    out, _, _ = run_a
+    pool = validation_pool(out)
+    assert pool.n_questions == 12 * 3 and pool.n_candidates == 12 * 3  # 12 held-out groups x 3 languages
+    m = pool_metrics(out / "model", pool)
+    assert 0 < m["mono"] <= 1 and 0 < m["multi"] <= 1 and m["rd"] >= 0
+    untrained = {"mono": 0.80, "cross": 0.6, "multi": 0.3, "rd": 1000}
+    by_w = {
+        1.0: {"mono": 0.70, "multi": 0.50},  # best Multi but Mono lost
+        0.75: {"mono": 0.795, "multi": 0.48},
+        0.5: {"mono": 0.81, "multi": 0.40},
+    }
+    assert select_merge_weight(untrained, by_w) == 0.75
+    assert select_merge_weight(untrained, {1.0: {"mono": 0.6, "multi": 0.5}, 0.5: {"mono": 0.7, "multi": 0.4}}) == 0.5
+    assert target_check(untrained, {"mono": 0.795, "cross": 0.65, "multi": 0.51, "rd": 400}) == {
+        "multi_+0.20": True, "rd_halved": True, "mono_within_0.01": True, "cross_up": True,
+    }
+
+
+def test_xquad_subset_keeps_whole_paragraphs_in_every_language(shared_data):
+    from conftest import need
+    from polyret.data.lareqa import load_lareqa
+    from polyret.outcome import subset_paragraphs
+
+    full = load_lareqa(need(shared_data, "lareqa", "xquad-r"), langs=["en", "de"])
+    sub = subset_paragraphs(full, 10)
+    pids = sorted({c.paragraph_id for c in full.candidates})
+    assert {c.paragraph_id for c in sub.candidates} == set(pids[::10])
+    for q, rel in zip(sub.questions, sub.relevant):
+        assert {sub.candidates[i].lang for i in rel} == {"en", "de"}  # one answer sentence per language
+    assert 0 < sub.n_questions < full.n_questions
