@@ -39,7 +39,7 @@ def eval_xnli(
     langs: Optional[str] = typer.Option(None, "--langs", help="Comma-separated languages (default: every file of the split)."),
     low_resource: str = typer.Option("sw,ur", "--low-resource", help="Languages for the low-resource block."),
     prompt: str = typer.Option("query", "--prompt", help="Encoder prompt: query, passage or none."),
-    cs: str = typer.Option("0.001,0.01,0.1,1", "--cs", help="Logistic-regression C values to select from on English dev."),
+    cs: str = typer.Option("0.0001,0.0003,0.001,0.003,0.01", "--cs", help="Logistic-regression C values to select from on English dev."),
     fine_tune_steps: int = typer.Option(0, "--fine-tune-steps", help="Fine-tune the encoder with the head for N steps instead of freezing it (slow)."),
     max_rows: Optional[int] = typer.Option(None, "--max-rows", help="Only the first N rows of each XNLI file (quick runs)."),
     max_train: Optional[int] = typer.Option(None, "--max-train", help="Only the first N English training pairs."),

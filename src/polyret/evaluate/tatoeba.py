@@ -65,17 +65,16 @@ def evaluate_tatoeba(
         out_dir = Path(out_dir)
         if (out_dir / RESULTS_FILE).exists() and not overwrite:
             raise PolyretError(f"{out_dir / RESULTS_FILE} already exists; pass --overwrite to replace it")
-    if isinstance(model, (str, Path)):
-        from polyret.model import load_model
-
-        model = load_model(str(model))
-
     langs = list(dict.fromkeys(langs))
     present = [l for l in langs if all(p.is_file() for p in tatoeba_files(tatoeba_dir, l))]
     missing = [l for l in langs if l not in present]
     if not present:
         raise PolyretError(f"no Tatoeba files in {tatoeba_dir} for {', '.join(langs)}")
-    bitexts = {l: read_tatoeba(tatoeba_dir, l) for l in present}  # fail on bad files before encoding
+    bitexts = {l: read_tatoeba(tatoeba_dir, l) for l in present}  # fail on bad files before any model work
+    if isinstance(model, (str, Path)):
+        from polyret.model import load_model
+
+        model = load_model(str(model))
 
     per_language: dict[str, dict[str, Any]] = {}
     for lang, bt in bitexts.items():

@@ -36,7 +36,9 @@ from polyret.data.xnli import (
 from polyret.errors import PolyretError
 from polyret.report import write_json
 
-DEFAULT_CS: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
+# Around the optimum for multilingual-e5-small on SNLI dev + SICK TRAIN (C = 0.001 on XNLI en dev;
+# 0.1 and 1.0 were 2.7 and 3.4 points worse and the slowest to fit).
+DEFAULT_CS: tuple[float, ...] = (0.0001, 0.0003, 0.001, 0.003, 0.01)
 RESULTS_FILE = "results.json"
 
 
@@ -165,22 +167,32 @@ def train_classifier(
 ):
     """Fit standardised logistic regression for each C; keep the one best on the selection set.
 
+    Cs are tried in increasing order, each fit warm-started from the previous solution (a stronger-
+    regularised optimum is a good start for a weaker one), which cuts the lbfgs iterations.
     Returns (fitted pipeline, {"C": best, "selection_accuracy": {C: acc}}).
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
+    from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
     if not Cs:
         raise PolyretError("no regularisation values (Cs) to select from")
+    scaler = StandardScaler().fit(X_train)
+    Xt, Xs = scaler.transform(X_train), scaler.transform(X_select)
+    lr = LogisticRegression(max_iter=1000, warm_start=True, random_state=seed)
     best, best_acc, scores = None, -1.0, {}
     for C in sorted(Cs):
-        clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
-        clf.fit(X_train, y_train)
-        acc = float(np.mean(clf.predict(X_select) == y_select))
+        lr.set_params(C=C)
+        # One BLAS thread: these matrix products are small, and OpenBLAS's spinning worker threads
+        # made the fit 4.5x slower on a busy 2-core machine (76 s -> 17 s for 14k pairs).
+        with threadpool_limits(limits=1, user_api="blas"):
+            lr.fit(Xt, y_train)
+        acc = float(np.mean(lr.predict(Xs) == y_select))
         scores[str(C)] = acc
         if acc > best_acc:  # ties keep the smaller (stronger-regularised) C
-            best, best_acc, best_C = clf, acc, C
+            best = Pipeline([("scale", scaler), ("logreg", copy.deepcopy(lr))])
+            best_acc, best_C = acc, C
     return best, {"C": float(best_C), "selection_accuracy": scores}
 
 
@@ -342,10 +354,6 @@ def evaluate_xnli(
         out_dir = Path(out_dir)
         if (out_dir / RESULTS_FILE).exists() and not overwrite:
             raise PolyretError(f"{out_dir / RESULTS_FILE} already exists; pass --overwrite to replace it")
-    if isinstance(model, (str, Path)):
-        from polyret.model import load_model
-
-        model = load_model(str(model))
     log = _logger(show_progress)
 
     # Which languages: requested ones (missing files listed) or every file of the split.
@@ -367,6 +375,10 @@ def evaluate_xnli(
     train = english_train if isinstance(english_train, NLIPairs) else load_english_train(english_train)
     train = train.head(max_train)
     log(f"English training pairs: {len(train)} ({', '.join(train.parts)})")
+    if isinstance(model, (str, Path)):  # loaded only once every input file has been read and checked
+        from polyret.model import load_model
+
+        model = load_model(str(model))
 
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
