@@ -90,6 +90,7 @@ def main() -> None:
 
 def scoring_only(args) -> None:
     import numpy as np
+    import torch  # noqa: F401  (imported before timing: the evaluator runs with a model already loaded)
 
     from polyret.data.lareqa import load_lareqa
     from polyret.evaluate.lareqa import score_lareqa
