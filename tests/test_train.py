@@ -203,3 +203,24 @@ def test_xquad_subset_keeps_whole_paragraphs_in_every_language(shared_data):
     for q, rel in zip(sub.questions, sub.relevant):
         assert {sub.candidates[i].lang for i in rel} == {"en", "de"}  # one answer sentence per language
     assert 0 < sub.n_questions < full.n_questions
+
+
+def test_quick_train_demo_writes_the_before_after_table(setup, shared_data, tmp_path, monkeypatch):
+    """The function `make demo` calls, on the tiny model and a small XQuAD-R slice."""
+    from conftest import need
+    from polyret.outcome import quick_train_demo
+
+    need(shared_data, "lareqa", "xquad-r", "en.json")
+    monkeypatch.setenv("POLYRET_CACHE", str(tmp_path / "cache"))  # keep the user's embedding cache clean
+    _, model_dir, data = setup
+    config = tmp_path / "demo.yaml"
+    config.write_text(yaml.safe_dump(tiny_overrides(model_dir, data, merge_weight=0.5)))
+    report = quick_train_demo(tmp_path / "demo", config, xquad_langs=["en", "de"], every_nth_paragraph=40,
+                              show_progress=False)
+    assert [r["model"].split(" ")[0] for r in report["rows"]] == ["untrained", "hybrid", "merged"]
+    for row in report["rows"]:
+        assert 0 < row["mono"] <= 1 and 0 < row["multi"] <= 1 and row["rd"] >= 0
+    assert set(report["target"]) == {"multi_+0.20", "rd_halved", "mono_within_0.01", "cross_up"}
+    md = (tmp_path / "demo" / "report.md").read_text()
+    assert md.count("\n| ") == 4 and "Target" in md  # header + 3 rows
+    assert json.loads((tmp_path / "demo" / "report.json").read_text())["rows"] == report["rows"]
