@@ -85,7 +85,7 @@ def find_file(directory: Path, name: str) -> Path:
     raise PolyretError(f"{directory} holds neither {name} nor {name}.gz (not a BEIR data set directory?)")
 
 
-def _iter_json_lines(path: Path) -> Iterator[tuple[int, dict]]:
+def iter_json_lines(path: Path) -> Iterator[tuple[int, dict]]:
     with open_text(path) as f:
         try:
             for lineno, line in enumerate(f, 1):
@@ -98,7 +98,7 @@ def _iter_json_lines(path: Path) -> Iterator[tuple[int, dict]]:
                 if not isinstance(obj, dict):
                     raise PolyretError(f"{path} line {lineno} is not a JSON object")
                 yield lineno, obj
-        except (gzip.BadGzipFile, EOFError, UnicodeDecodeError) as e:
+        except (gzip.BadGzipFile, EOFError, UnicodeDecodeError, OSError) as e:
             raise PolyretError(f"{path} cannot be read ({type(e).__name__}: {e})") from None
 
 
@@ -156,7 +156,7 @@ def iter_corpus(path: Path) -> Iterator[BeirDoc]:
     """Stream `corpus.jsonl[.gz]`; duplicate ids are an error (they would make qrels ambiguous)."""
     path = Path(path)
     seen = DuplicateIds("document id")
-    for lineno, obj in _iter_json_lines(path):
+    for lineno, obj in iter_json_lines(path):
         doc_id = _str_field(obj, "_id", path, lineno)
         if not doc_id:
             raise PolyretError(f"{path} line {lineno} has an empty '_id'")
@@ -175,7 +175,7 @@ def read_queries(path: Path) -> dict[str, BeirQuery]:
     """`queries.jsonl[.gz]` -> {query id: BeirQuery}, file order kept."""
     path = Path(path)
     out: dict[str, BeirQuery] = {}
-    for lineno, obj in _iter_json_lines(path):
+    for lineno, obj in iter_json_lines(path):
         qid = _str_field(obj, "_id", path, lineno)
         if qid in out:
             raise PolyretError(f"{path} line {lineno} repeats query id {qid!r}")

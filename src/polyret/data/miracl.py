@@ -8,12 +8,11 @@ several shards concatenated).
 """
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from polyret.data.beir import BeirDoc, DuplicateIds, Qrels, open_text
+from polyret.data.beir import BeirDoc, DuplicateIds, Qrels, iter_json_lines, open_text
 from polyret.errors import PolyretError
 from polyret.paths import find_data_dir
 
@@ -116,28 +115,16 @@ def iter_corpus(path: Path) -> Iterator[BeirDoc]:
 
 
 def _iter_shard(path: Path, seen: DuplicateIds) -> Iterator[BeirDoc]:
-    with open_text(path) as f:
-        try:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise PolyretError(f"{path} line {lineno} is not valid JSON ({e.msg})") from None
-                if not isinstance(obj, dict):
-                    raise PolyretError(f"{path} line {lineno} is not a JSON object")
-                for key in ("docid", "text"):
-                    if not isinstance(obj.get(key), str):
-                        raise PolyretError(
-                            f"{path} line {lineno} has no string {key!r} field (MIRACL corpus lines are "
-                            '{"docid": ..., "title": ..., "text": ...})'
-                        )
-                docid = obj["docid"]
-                seen.add(docid, path, lineno)
-                title = obj.get("title") or ""
-                if not isinstance(title, str):
-                    raise PolyretError(f"{path} line {lineno}: field 'title' must be a string")
-                yield BeirDoc(id=docid, text=obj["text"], title=title)
-        except (EOFError, UnicodeDecodeError, OSError) as e:
-            raise PolyretError(f"{path} cannot be read ({type(e).__name__}: {e})") from None
+    for lineno, obj in iter_json_lines(path):
+        for key in ("docid", "text"):
+            if not isinstance(obj.get(key), str):
+                raise PolyretError(
+                    f"{path} line {lineno} has no string {key!r} field (MIRACL corpus lines are "
+                    '{"docid": ..., "title": ..., "text": ...})'
+                )
+        docid = obj["docid"]
+        seen.add(docid, path, lineno)
+        title = obj.get("title") or ""
+        if not isinstance(title, str):
+            raise PolyretError(f"{path} line {lineno}: field 'title' must be a string")
+        yield BeirDoc(id=docid, text=obj["text"], title=title)
