@@ -5,7 +5,6 @@ import logging
 import random
 from collections import Counter
 
-import numpy as np
 import pytest
 
 from polyret.batches import (

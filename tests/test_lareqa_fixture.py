@@ -12,7 +12,6 @@ import random
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from polyret.data.lareqa import LareqaDataset, load_lareqa

@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
 from conftest import need
-from polyret.data.xnli import NLIPairs, load_english_train
+from polyret.data.xnli import load_english_train
 from polyret.errors import PolyretError
 from polyret.evaluate.xnli import (
     _macro_f1_rows,

@@ -244,8 +244,6 @@ def load_model(name: str = DEFAULT_NAME, *, device: str = "cpu", max_seq_length:
             f"model {name!r} is neither 'default' nor a local directory, and could not be fetched from the "
             f"model hub (offline?). Use --model default (the bundled multilingual-e5-small) or a local model directory."
         ) from None
-    if not is_local and not model.prompts:
-        pass
     if max_seq_length:
         model.max_seq_length = max_seq_length
     return model

