@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from polyret.data.xnli import read_text_lines
 from polyret.errors import PolyretError
 
 # Two-letter codes of the XNLI / XQuAD-R / MLQA / MIRACL languages -> Tatoeba file codes.
@@ -58,14 +59,7 @@ def tatoeba_files(tatoeba_dir: str | Path, lang: str) -> tuple[Path, Path]:
 
 
 def _lines(path: Path) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise PolyretError(f"{path} is not UTF-8 text (byte {e.start})") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    lines = read_text_lines(path)
     for i, ln in enumerate(lines, start=1):
         if not ln.strip():
             raise PolyretError(f"{path}, line {i}: blank line (every line must hold one sentence)")

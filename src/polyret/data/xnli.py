@@ -67,7 +67,7 @@ class NLIPairs:
         )
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_text_lines(path: Path) -> list[str]:
     """Lines without their line ends ('\\n' or '\\r\\n'); a final line end is optional."""
     path = Path(path)
     if not path.is_file():
@@ -100,7 +100,7 @@ def read_xnli_tsv(path: str | Path, *, limit: int | None = None) -> NLIPairs:
     premises: list[str] = []
     hypotheses: list[str] = []
     labels: list[int] = []
-    lines = _read_lines(path)
+    lines = read_text_lines(path)
     for lineno, line in enumerate(lines, start=1):
         if limit is not None and len(labels) >= limit:
             break
@@ -147,7 +147,7 @@ def read_snli_aligned(directory: str | Path, split: str, *, detok: bool = True) 
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
         raise PolyretError(f"SNLI split {split!r}: missing {', '.join(missing)}")
-    s1, s2, lab = (_read_lines(files[n]) for n in ("s1", "s2", "labels"))
+    s1, s2, lab = (read_text_lines(files[n]) for n in ("s1", "s2", "labels"))
     if not (len(s1) == len(s2) == len(lab)):
         raise PolyretError(
             f"SNLI split {split!r} in {directory}: files are not line-aligned "
@@ -180,7 +180,7 @@ def read_sick(path: str | Path, sets: tuple[str, ...] | list[str] = ("TRAIN",)) 
     bad = [s for s in wanted if s not in SICK_SETS]
     if bad:
         raise PolyretError(f"SICK set(s) {', '.join(bad)} unknown; choose from {', '.join(SICK_SETS)}")
-    lines = _read_lines(path)
+    lines = read_text_lines(path)
     if not lines:
         raise PolyretError(f"{path} is empty (expected a SICK header row)")
     header = lines[0].split("\t")
