@@ -77,7 +77,7 @@ def test_read_input_formats_and_errors(tmp_path):
     with pytest.raises(PolyretError, match=r"c.jsonl:2: record has no string field 'text'"):
         read_encode_input(tmp_path / "c.jsonl")
     (tmp_path / "d.jsonl").write_text('{"text": "x"}\n{oops\n', encoding="utf-8")
-    with pytest.raises(PolyretError, match=r"d.jsonl:2: bad JSON"):
+    with pytest.raises(PolyretError, match=r"d.jsonl line 2 is not valid JSON"):
         read_encode_input(tmp_path / "d.jsonl")
     (tmp_path / "e.txt").write_text("\n\n", encoding="utf-8")
     with pytest.raises(PolyretError, match="empty"):

@@ -216,25 +216,18 @@ def encode_texts(
 
 
 def read_encode_input(path: str | Path, field: str = "text") -> list[str]:
-    """Texts from a .txt file (one per line) or .jsonl (a `field` per record)."""
-    import json
-
+    """Texts from a .txt file (one per line) or .jsonl / .jsonl.gz (a `field` per record)."""
     path = Path(path)
     if not path.is_file():
         raise PolyretError(f"{path}: no such input file")
     texts: list[str] = []
-    if path.suffix == ".jsonl":
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise PolyretError(f"{path}:{lineno}: bad JSON ({e.msg})") from None
-                if not isinstance(obj, dict) or not isinstance(obj.get(field), str):
-                    raise PolyretError(f"{path}:{lineno}: record has no string field {field!r}")
-                texts.append(obj[field])
+    if path.suffix in (".jsonl", ".gz"):
+        from polyret.data.beir import iter_json_lines
+
+        for lineno, obj in iter_json_lines(path):
+            if not isinstance(obj.get(field), str):
+                raise PolyretError(f"{path}:{lineno}: record has no string field {field!r}")
+            texts.append(obj[field])
     else:
         with path.open(encoding="utf-8") as f:
             texts = [line.rstrip("\r\n") for line in f]
