@@ -29,9 +29,14 @@ def main() -> None:
     ap.add_argument("--candidate", default="sentence")
     ap.add_argument("--scoring-only", action="store_true",
                     help="time only scoring + metrics on random 384-d embeddings of the data set's shape")
+    ap.add_argument("--compute-floor", action="store_true",
+                    help="no encoding: count the tokens and matmul FLOPs the encoder needs for these texts and divide "
+                         "by this machine's measured fp32 GEMM rate (a lower bound on the encode time)")
     args = ap.parse_args()
     if args.scoring_only:
         return scoring_only(args)
+    if args.compute_floor:
+        return compute_floor(args)
 
     import numpy as np
     import torch
@@ -107,6 +112,60 @@ def scoring_only(args) -> None:
     dt = time.perf_counter() - t
     print(f"{ds.name}: {ds.n_questions} x {ds.n_candidates} scores, all settings + metrics: {dt:.2f} s "
           f"(load average {load0[0]:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+
+
+def encoder_flops(seq_lengths, hidden: int, layers: int, intermediate: int) -> float:
+    """Multiply-add FLOPs of a BERT encoder forward pass over sequences of these token lengths:
+    per token the Q/K/V/output projections (4·H²) and the feed-forward (2·H·I), per sequence the
+    attention products QKᵀ and AV (2·n²·H); ×2 for multiply + add, ×layers. Embedding lookups,
+    softmax, layer norms and pooling are left out, so this undercounts: the floor it gives is optimistic."""
+    import numpy as np
+
+    n = np.asarray(seq_lengths, dtype=np.float64)
+    return float(layers * 2 * (n.sum() * (4 * hidden * hidden + 2 * hidden * intermediate) + 2 * (n * n).sum() * hidden))
+
+
+def measured_gemm_gflops(hidden: int, intermediate: int, rows: int = 4096, seconds: float = 3.0) -> float:
+    """Sustained fp32 GEMM rate of this machine with torch's current thread count, on the encoder's own
+    feed-forward shape (rows × H) @ (H × I) — the best case for the real, smaller and mixed-shape work."""
+    import torch
+
+    a, b = torch.randn(rows, hidden), torch.randn(hidden, intermediate)
+    for _ in range(3):
+        a @ b
+    n, t = 0, time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        a @ b
+        n += 1
+    return 2 * rows * hidden * intermediate * n / (time.perf_counter() - t) / 1e9
+
+
+def compute_floor(args) -> None:
+    import torch
+
+    from polyret.data.lareqa import load_lareqa
+    from polyret.model import load_model
+
+    ds = load_lareqa(args.data, langs=args.langs.split(",") if args.langs else None)
+    model = load_model(args.model)
+    cfg = model[0].auto_model.config
+    tok = model.tokenizer
+    lengths = []
+    for kind, texts in (("query", ds.question_texts()), ("passage", ds.candidate_texts(args.candidate))):
+        prompt = (model.prompts or {}).get(kind, "")
+        enc = tok([prompt + t for t in texts], truncation=True, max_length=model.max_seq_length)
+        lengths += [len(ids) for ids in enc["input_ids"]]
+    flops = encoder_flops(lengths, cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size)
+    load0 = os.getloadavg()
+    gflops = measured_gemm_gflops(cfg.hidden_size, cfg.intermediate_size)
+    floor_s = flops / (gflops * 1e9)
+    print(f"{ds.name}: {len(lengths)} texts, {sum(lengths):,} tokens (mean {sum(lengths) / len(lengths):.1f})")
+    print(f"encoder matmul work        {flops / 1e12:8.1f} TFLOP  ({cfg.num_hidden_layers} layers, H={cfg.hidden_size}, "
+          f"I={cfg.intermediate_size})")
+    print(f"fp32 GEMM rate, measured   {gflops:8.1f} GFLOP/s  ({torch.get_num_threads()} torch threads, "
+          f"load average {load0[0]:.1f} on {os.cpu_count()} cores)")
+    print(f"encode-time floor          {floor_s:8.1f} s  (every FLOP at peak GEMM speed; real runs are slower)")
+    print(f"target 120 s needs         {flops / 120e9:8.1f} GFLOP/s sustained = {flops / 120e9 / gflops:.2f}x this machine's peak GEMM")
 
 
 if __name__ == "__main__":

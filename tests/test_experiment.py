@@ -414,3 +414,20 @@ def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["experiment", str(good), "--out", str(tmp_path / "nothing-here"), "--report-only"])
     assert e.value.code == 2 and "not an experiment directory" in " ".join(capsys.readouterr().err.split())
+
+
+def test_lareqa_suite_every_nth_paragraph_is_the_demo_subset(shared_data, tiny_model, tmp_path, monkeypatch):
+    """The shipped paper-grid evaluates on the demo's subset: `every_nth_paragraph` in a lareqa suite."""
+    from conftest import need
+    from polyret.data.lareqa import load_lareqa
+    from polyret.experiment import SuiteConfig, SuiteContext, _lareqa_suite
+    from polyret.outcome import subset_paragraphs
+
+    data = need(shared_data, "lareqa", "xquad-r")
+    monkeypatch.setenv("POLYRET_CACHE", str(tmp_path / "cache"))
+    suite = SuiteConfig(name="lareqa", data=str(data), langs=["en", "de"], options={"every_nth_paragraph": 40})
+    out = _lareqa_suite(tiny_model, suite, tmp_path / "out", SuiteContext(config_dir=tmp_path, show_progress=False))
+    want = subset_paragraphs(load_lareqa(data, langs=["en", "de"]), 40)
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["n_questions"] == want.n_questions and res["n_candidates"] == want.n_candidates
+    assert len(out.per_query["multi.map"].values) == want.n_questions

@@ -385,3 +385,31 @@ def test_default_model_on_xquad_subset(shared_data, default_model, tmp_path):
         assert res["multi"]["per_language"][lang]["recall@10"] > 0.6
     assert 0 <= res["rank_distance"]["mean"] < ds.n_candidates / 4
     assert 0.5 <= res["top10_own_language_share"]["mean"] <= 1.0
+
+
+def test_benchmark_flop_count_matches_torch_flop_counter(tiny_model):
+    """The speed floor in benchmarks/lareqa_eval.py rests on this count: it must equal what torch
+    counts for the matmuls of a real forward pass (mixed lengths, padding-free batches of one)."""
+    import importlib.util
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    spec = importlib.util.spec_from_file_location("bench_lareqa", Path(__file__).parents[1] / "benchmarks" / "lareqa_eval.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bert = tiny_model[0].auto_model.eval()
+    cfg = bert.config
+    old_attn = cfg._attn_implementation
+    bert.set_attn_implementation("eager")  # explicit QKᵀ / AV matmuls, which the counter sees (SDPA it does not)
+    lengths = [3, 7, 12]
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        for n in lengths:
+            ids = torch.randint(5, cfg.vocab_size, (1, n))
+            bert(input_ids=ids, attention_mask=torch.ones_like(ids))
+    bert.set_attn_implementation(old_attn)
+    pooler = 2 * len(lengths) * cfg.hidden_size * cfg.hidden_size  # BertModel's pooler: not in our count (unused)
+    want = counter.get_total_flops() - pooler
+    got = bench.encoder_flops(lengths, cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size)
+    assert got == pytest.approx(want, rel=1e-9)

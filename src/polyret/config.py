@@ -139,6 +139,22 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     return f"{source}: key '{key}': {msg} (got {first.get('input')!r})"
 
 
+def read_yaml_mapping(path: str | Path, what: str, expected: str) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (an empty file is {}); one clear error otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise PolyretError(f"{path}: {what} not found")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise PolyretError(f"{path}: not valid YAML ({e})") from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise PolyretError(f"{path}: the top level must be a mapping of {expected}")
+    return loaded
+
+
 def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> TrainConfig:
     try:
         return TrainConfig.model_validate(raw)
@@ -157,17 +173,7 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
     if path is not None:
         path = Path(path)
         source = str(path)
-        if not path.is_file():
-            raise PolyretError(f"{path}: config file not found")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise PolyretError(f"{path}: not valid YAML ({e})") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise PolyretError(f"{path}: the top level must be a mapping of keys to values")
-        raw.update(loaded)
+        raw.update(read_yaml_mapping(path, "config file", "keys to values"))
     for key, value in (overrides or {}).items():
         if value is None:
             continue

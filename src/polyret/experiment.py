@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from polyret.config import read_yaml_mapping
 from polyret.errors import PolyretError
 
 EXPERIMENT_MARKER = "experiment.json"
@@ -186,14 +186,7 @@ def _format_error(err: ValidationError, source: str) -> str:
 def load_experiment_config(path: str | Path) -> tuple[ExperimentConfig, Path]:
     """Read and validate an experiment YAML; returns the config and the file's directory."""
     path = Path(path)
-    if not path.is_file():
-        raise PolyretError(f"{path}: experiment config not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise PolyretError(f"{path}: not valid YAML ({e})") from None
-    if not isinstance(raw, dict):
-        raise PolyretError(f"{path}: the top level must be a mapping (name, base_models, train, grid, suites, tests)")
+    raw = read_yaml_mapping(path, "experiment config", "(name, base_models, train, grid, suites, tests)")
     try:
         cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as e:
@@ -373,6 +366,12 @@ def _lareqa_suite(model, suite: SuiteConfig, out_dir: Path, ctx: SuiteContext) -
     max_paragraphs = opts.pop("max_paragraphs", None)
     if max_paragraphs is not None:
         dataset = subset_lareqa(dataset, int(max_paragraphs))
+    every_nth = opts.pop("every_nth_paragraph", None)
+    if every_nth is not None:
+        # The demo's subset: every n-th paragraph in all languages, still 11-way parallel.
+        from polyret.outcome import subset_paragraphs
+
+        dataset = subset_paragraphs(dataset, int(every_nth))
     opts.setdefault("show_progress", ctx.show_progress)
     results = evaluate_lareqa(model, dataset, out_dir=out_dir, overwrite=True, **opts)
     out = lareqa_output(results)
