@@ -27,6 +27,28 @@ def test_order_norm_and_prompt(tiny_model):
     np.testing.assert_allclose(e, ref, atol=1e-5)
 
 
+def test_batches_group_texts_of_equal_token_count(tiny_model, monkeypatch):
+    """Texts are batched by exact token count (not characters), and come back in input order."""
+    rng = np.random.default_rng(0)
+    words = ["alpha", "Bücher", "検索", "مرحبا", "x", "retrieval"]
+    texts = [" ".join(rng.choice(words, size=int(n))) for n in rng.integers(1, 12, size=23)]
+    seen: list[list[int]] = []
+    real = type(tiny_model).encode
+
+    def spy(self, sentences, *a, **k):
+        seen.append([len(x) for x in self.tokenizer(["passage: " + t for t in sentences])["input_ids"]])
+        return real(self, sentences, *a, **k)
+
+    monkeypatch.setattr(type(tiny_model), "encode", spy)
+    e = encode_texts(tiny_model, texts, "passage", batch_size=4, show_progress=False)
+    assert [len(b) for b in seen] == [4] * 5 + [3]
+    flat = [n for b in seen for n in b]
+    assert flat == sorted(flat)  # every batch holds neighbours in token count: minimal padding
+    monkeypatch.undo()
+    ref = tiny_model.encode(["passage: " + t for t in texts], normalize_embeddings=True)
+    np.testing.assert_allclose(e, ref, atol=1e-5)
+
+
 def test_cache_skips_encoding(tiny_model, tmp_path, monkeypatch):
     first = encode_texts(tiny_model, TEXTS, "query", cache=tmp_path, show_progress=False)
     calls = []

@@ -5,7 +5,7 @@ What this adds over a bare `SentenceTransformer.encode`:
 - the model's own prompt for the text kind (`query: ` / `passage: ` for e5 models);
 - an on-disk cache keyed by model identity, kind, precision, max length and the text itself, so
   re-running an evaluation (after a crash, or for another metric) encodes nothing twice.
-sentence-transformers already sorts each call by length, which keeps padding small.
+- batches of texts with equal token counts (see `_raw_encode`), 1.7x plain `encode` here.
 """
 from __future__ import annotations
 
@@ -140,23 +140,46 @@ def _text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def _raw_encode(model, texts: list[str], prompt: str, batch_size: int, bf16: bool, show_progress: bool) -> np.ndarray:
-    import torch
+def _token_lengths(model, texts: list[str], prompt: str) -> np.ndarray:
+    """Token count of each text as the model will see it (prompt included, truncated)."""
+    ids = model.tokenizer([prompt + t for t in texts], add_special_tokens=True, truncation=False)["input_ids"]
+    return np.minimum(np.fromiter((len(x) for x in ids), np.int64, len(ids)), model.max_seq_length)
 
+
+def _raw_encode(model, texts: list[str], prompt: str, batch_size: int, bf16: bool, show_progress: bool) -> np.ndarray:
+    """Encode in batches of texts with (nearly) equal token counts.
+
+    sentence-transformers sorts each `encode` call by *character* length, which across scripts
+    (a Chinese character is ~1 token, a Latin one ~1/4) still leaves much padding in each batch.
+    Sorting by the exact token count and handing sentence-transformers one batch at a time removes
+    it: measured here 1.7x the texts/s of one `encode` call on XQuAD-R sentences (benchmarks/encode.py).
+    Small batches (16) also beat large ones on this CPU: activations stay in cache.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    order = np.argsort(_token_lengths(model, texts, prompt), kind="stable")
     ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    with torch.inference_mode(), ctx:
-        emb = model.encode(
-            texts,
-            prompt=prompt or None,
-            batch_size=batch_size,
-            show_progress_bar=show_progress,
-            convert_to_numpy=False,
-            convert_to_tensor=True,
-            normalize_embeddings=False,
-        )
-    emb = emb.float()
-    emb = torch.nn.functional.normalize(emb, dim=-1)
-    return emb.cpu().numpy().astype(np.float32, copy=False)
+    parts = []
+    with torch.inference_mode(), ctx, tqdm(total=len(texts), desc="encode", unit="text", disable=not show_progress) as bar:
+        for start in range(0, len(texts), batch_size):
+            chunk = [texts[i] for i in order[start : start + batch_size]]
+            parts.append(
+                model.encode(
+                    chunk,
+                    prompt=prompt or None,
+                    batch_size=len(chunk),
+                    show_progress_bar=False,
+                    convert_to_numpy=False,
+                    convert_to_tensor=True,
+                    normalize_embeddings=False,
+                ).float()
+            )
+            bar.update(len(chunk))
+    emb = torch.nn.functional.normalize(torch.cat(parts), dim=-1)
+    out = np.empty((len(texts), emb.shape[1]), np.float32)
+    out[order] = emb.cpu().numpy()
+    return out
 
 
 def encode_texts(
@@ -164,7 +187,7 @@ def encode_texts(
     texts: Sequence[str],
     kind: str | None = None,
     *,
-    batch_size: int = 64,
+    batch_size: int = 32,
     bf16: bool | None = None,
     max_length: int | None = None,
     show_progress: bool = True,

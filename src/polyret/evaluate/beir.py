@@ -38,7 +38,7 @@ def evaluate_beir(
     index: str = "flat",
     k: int = 100,
     map_depth: int | None = 1000,
-    batch_size: int = 64,
+    batch_size: int = 32,
     max_length: int | None = None,
     bf16: bool | None = None,
     cache: bool | str | Path = False,

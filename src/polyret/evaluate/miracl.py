@@ -60,7 +60,7 @@ def evaluate_miracl(
     qrels: str | Path | None = None,
     out_dir: str | Path | None = None,
     index: str = "flat",
-    batch_size: int = 64,
+    batch_size: int = 32,
     max_length: int | None = None,
     bf16: bool | None = None,
     chunk_size: int = 4096,

@@ -181,7 +181,7 @@ class Encoders:
     name: str
 
 
-def model_encoders(model, *, batch_size: int = 64, max_length: int | None = None, bf16: bool | None = None,
+def model_encoders(model, *, batch_size: int = 32, max_length: int | None = None, bf16: bool | None = None,
                    cache: bool | str | Path = False, show_progress: bool = True) -> Encoders:
     """Encoders over `polyret.encode.encode_texts` with the model's query / passage prompts."""
     from polyret.encode import bf16_supported, encode_texts, model_id

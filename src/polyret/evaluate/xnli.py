@@ -204,7 +204,7 @@ def encode_pairs(
     kind: str | None,
     cache,
     show_progress: bool,
-    batch_size: int = 64,
+    batch_size: int = 32,
     chunk: int = 2048,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings of premises and hypotheses; each distinct sentence is encoded once.
