@@ -142,8 +142,10 @@ def _text_key(text: str) -> str:
 
 def _token_lengths(model, texts: list[str], prompt: str) -> np.ndarray:
     """Token count of each text as the model will see it (prompt included, truncated)."""
-    ids = model.tokenizer([prompt + t for t in texts], add_special_tokens=True, truncation=False)["input_ids"]
-    return np.minimum(np.fromiter((len(x) for x in ids), np.int64, len(ids)), model.max_seq_length)
+    ids = model.tokenizer(
+        [prompt + t for t in texts], add_special_tokens=True, truncation=True, max_length=model.max_seq_length
+    )["input_ids"]
+    return np.fromiter((len(x) for x in ids), np.int64, len(ids))
 
 
 def _raw_encode(model, texts: list[str], prompt: str, batch_size: int, bf16: bool, show_progress: bool) -> np.ndarray:
