@@ -5,7 +5,7 @@ What this adds over a bare `SentenceTransformer.encode`:
 - the model's own prompt for the text kind (`query: ` / `passage: ` for e5 models);
 - an on-disk cache keyed by model identity, kind, precision, max length and the text itself, so
   re-running an evaluation (after a crash, or for another metric) encodes nothing twice.
-- batches of texts with equal token counts (see `_raw_encode`), 1.7x plain `encode` here.
+- batches of texts with equal token counts (see `_raw_encode`), 1.6x plain `encode` here.
 """
 from __future__ import annotations
 
@@ -154,7 +154,7 @@ def _raw_encode(model, texts: list[str], prompt: str, batch_size: int, bf16: boo
     sentence-transformers sorts each `encode` call by *character* length, which across scripts
     (a Chinese character is ~1 token, a Latin one ~1/4) still leaves much padding in each batch.
     Sorting by the exact token count and handing sentence-transformers one batch at a time removes
-    it: measured here 1.7x the texts/s of one `encode` call on XQuAD-R sentences (benchmarks/encode.py).
+    it: measured here 1.6x the texts/s of one `encode` call on XQuAD-R sentences (benchmarks/encode.py).
     Small batches (16) also beat large ones on this CPU: activations stay in cache.
     """
     import torch
