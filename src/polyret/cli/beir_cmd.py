@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from polyret.cli.app import console, data_app, eval_app
+from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
 
 
@@ -57,7 +58,7 @@ def eval_beir(
     index: str = typer.Option("flat", "--index", help=INDEX_HELP),
     k: int = typer.Option(100, "--k", help="Run depth written to run.trec (>= 100)."),
     map_depth: str = typer.Option("1000", "--map-depth", help="Ranking depth for MAP, or 'all' for the full ranking (LAReQA's mAP)."),
-    batch_size: int = typer.Option(32, "--batch-size"),
+    batch_size: int = typer.Option(ENCODE_BATCH_SIZE, "--batch-size"),
     chunk_size: int = typer.Option(4096, "--chunk-size", help="Passages encoded per resumable chunk (bounds memory)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Truncate texts to N tokens."),
     hnsw_ef_search: int = typer.Option(128, "--hnsw-ef-search"),
@@ -91,7 +92,7 @@ def eval_miracl(
     topics: Optional[Path] = typer.Option(None, "--topics", help="Topics TSV (default: <data>/miracl/topics/topics.miracl-v1.0-LL-SPLIT.tsv)."),
     qrels: Optional[Path] = typer.Option(None, "--qrels", help="TREC qrels (default: <data>/miracl/qrels/qrels.miracl-v1.0-LL-SPLIT.tsv)."),
     index: str = typer.Option("flat", "--index", help=INDEX_HELP),
-    batch_size: int = typer.Option(32, "--batch-size"),
+    batch_size: int = typer.Option(ENCODE_BATCH_SIZE, "--batch-size"),
     chunk_size: int = typer.Option(4096, "--chunk-size", help="Passages encoded per resumable chunk (bounds memory)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Truncate texts to N tokens."),
     hnsw_ef_search: int = typer.Option(128, "--hnsw-ef-search"),

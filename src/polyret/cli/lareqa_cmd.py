@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from polyret.cli.app import console, eval_app, split_csv
+from polyret.encode import ENCODE_BATCH_SIZE
 
 
 @eval_app.command("lareqa")
@@ -18,7 +19,7 @@ def eval_lareqa(
     data: str = typer.Option("xquad-r", "--data", help="Folder of LL.json files, or a data-set name under <data>/lareqa (xquad-r)."),
     langs: Optional[str] = typer.Option(None, "--langs", help="Comma-separated languages (default: every LL.json in --data)."),
     candidate: str = typer.Option("sentence", "--candidate", help="Candidate text: 'sentence' or 'sentence+context'."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Encoding batch size."),
+    batch_size: int = typer.Option(ENCODE_BATCH_SIZE, "--batch-size", min=1, help="Encoding batch size."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse/store embeddings in the polyret cache."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out, replacing our result files."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),

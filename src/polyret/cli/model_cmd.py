@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from polyret.cli.app import app, console, model_app
+from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
 
 
@@ -46,7 +47,7 @@ def encode(
     kind: str = typer.Option("passage", "--kind", help="query or passage (selects the model's prompt)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .npy file (float32, L2-normalised rows)."),
     field: str = typer.Option("text", "--field", help="Text field for .jsonl input."),
-    batch_size: int = typer.Option(32, "--batch-size"),
+    batch_size: int = typer.Option(ENCODE_BATCH_SIZE, "--batch-size"),
     max_length: int = typer.Option(None, "--max-length", help="Truncate to this many tokens (default: the model's)."),
     bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default: on only where the CPU has native bf16)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from polyret.data.beir import iter_corpus, load_beir, passage_text
+from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.evaluate.retrieval import Encoders, RetrievalTask, model_encoders, run_retrieval
 from polyret.search import SearchOptions
 
@@ -38,7 +39,7 @@ def evaluate_beir(
     index: str = "flat",
     k: int = 100,
     map_depth: int | None = 1000,
-    batch_size: int = 32,
+    batch_size: int = ENCODE_BATCH_SIZE,
     max_length: int | None = None,
     bf16: bool | None = None,
     cache: bool | str | Path = False,

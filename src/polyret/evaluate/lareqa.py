@@ -33,6 +33,7 @@ import numpy as np
 
 from polyret import metrics
 from polyret.data.lareqa import LareqaDataset, load_lareqa
+from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
 
 TIE_BREAKING = (
@@ -320,7 +321,7 @@ def evaluate_lareqa(
     dataset: LareqaDataset,
     *,
     candidate: str = "sentence",
-    batch_size: int = 32,
+    batch_size: int = ENCODE_BATCH_SIZE,
     out_dir: str | Path | None = None,
     cache: bool | str | Path = True,
     show_progress: bool = True,
@@ -369,7 +370,7 @@ def lareqa(
     langs: Sequence[str] | None = None,
     *,
     candidate: str = "sentence",
-    batch_size: int = 32,
+    batch_size: int = ENCODE_BATCH_SIZE,
     cache: bool | str | Path = True,
     show_progress: bool = True,
     overwrite: bool = False,

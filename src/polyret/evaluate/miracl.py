@@ -13,6 +13,7 @@ from typing import Any
 
 from polyret.data.beir import passage_text
 from polyret.data.miracl import check_lang, corpus_files, corpus_needed_message, default_files, iter_corpus, read_topics, read_trec_qrels
+from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
 from polyret.evaluate.retrieval import Encoders, RetrievalTask, model_encoders, run_retrieval
 from polyret.search import SearchOptions
@@ -60,7 +61,7 @@ def evaluate_miracl(
     qrels: str | Path | None = None,
     out_dir: str | Path | None = None,
     index: str = "flat",
-    batch_size: int = 32,
+    batch_size: int = ENCODE_BATCH_SIZE,
     max_length: int | None = None,
     bf16: bool | None = None,
     chunk_size: int = 4096,

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from polyret.data.beir import Qrels
+from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
 from polyret.search import SearchOptions, search
 from polyret.stream import EmbeddingStore, encode_corpus
@@ -181,7 +182,7 @@ class Encoders:
     name: str
 
 
-def model_encoders(model, *, batch_size: int = 32, max_length: int | None = None, bf16: bool | None = None,
+def model_encoders(model, *, batch_size: int = ENCODE_BATCH_SIZE, max_length: int | None = None, bf16: bool | None = None,
                    cache: bool | str | Path = False, show_progress: bool = True) -> Encoders:
     """Encoders over `polyret.encode.encode_texts` with the model's query / passage prompts."""
     from polyret.encode import bf16_supported, encode_texts, model_id

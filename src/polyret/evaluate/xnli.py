@@ -33,6 +33,7 @@ from polyret.data.xnli import (
     read_xnli_tsv,
     xnli_file,
 )
+from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
 from polyret.report import write_json
 
@@ -204,7 +205,7 @@ def encode_pairs(
     kind: str | None,
     cache,
     show_progress: bool,
-    batch_size: int = 32,
+    batch_size: int = ENCODE_BATCH_SIZE,
     chunk: int = 2048,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings of premises and hypotheses; each distinct sentence is encoded once.
@@ -247,7 +248,7 @@ def fine_tune_nli(
     train: NLIPairs,
     *,
     steps: int,
-    batch_size: int = 32,
+    batch_size: int = ENCODE_BATCH_SIZE,
     learning_rate: float = 2e-5,
     head_learning_rate: float = 1e-3,
     kind: str | None = "query",
