@@ -252,14 +252,9 @@ class BatchInfo:
 
 
 def _world() -> tuple[int, int]:
-    try:
-        import torch.distributed as dist
+    from polyret import runtime
 
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_world_size(), dist.get_rank()
-    except Exception:  # pragma: no cover - torch without distributed
-        pass
-    return 1, 0
+    return runtime.world_size(), runtime.rank()
 
 
 class ParallelGroupBatchSampler(_BaseSampler):

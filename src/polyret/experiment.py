@@ -1119,9 +1119,8 @@ def _build_base(spec: str, out_root: Path) -> str:
 def _default_log(show: bool) -> Callable[[str], None]:
     if not show:
         return lambda msg: None
-    from rich.console import Console
+    from polyret.runtime import console
 
-    console = Console(stderr=True)
     return lambda msg: console.print(f"[dim]{msg}[/]")
 
 

@@ -458,9 +458,8 @@ def evaluate_xnli(
 def _logger(show: bool):
     if not show:
         return lambda msg: None
-    from rich.console import Console
+    from polyret.runtime import console
 
-    console = Console(stderr=True)
     return lambda msg: console.print(msg)
 
 
