@@ -264,7 +264,9 @@ def _check_out_dir(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool) -
                 "a resumed run must use the same config"
             )
         return
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    # Only rank 0 judges emptiness: under torchrun it creates the dir, and another rank checking later
+    # would find rank 0's own files and refuse the run.
+    if _rank() == 0 and out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not overwrite:
             raise PolyretError(
                 f"{out} already exists and is not empty; pass --resume to continue that run, "

@@ -19,6 +19,8 @@ import dataclasses
 from functools import cached_property
 from typing import Any
 
+from sentence_transformers import SentenceTransformerTrainingArguments
+
 from polyret.errors import PolyretError
 
 # Fields polyret derives from its own config / device decision: set them there, not in trainer_args.
@@ -61,8 +63,6 @@ def validate_trainer_args(trainer_args: dict[str, Any] | None, source: str = "tr
         return {}
     if not isinstance(trainer_args, dict):
         raise PolyretError(f"{source}: must be a mapping of Hugging Face TrainingArguments names to values")
-    from sentence_transformers import SentenceTransformerTrainingArguments
-
     fields = {f.name for f in dataclasses.fields(SentenceTransformerTrainingArguments) if f.init}
     for key in trainer_args:
         if key in OWNED_BY_POLYRET:
@@ -81,28 +81,27 @@ def validate_trainer_args(trainer_args: dict[str, Any] | None, source: str = "tr
     return dict(trainer_args)
 
 
-def _arguments_class():
-    from sentence_transformers import SentenceTransformerTrainingArguments
+@dataclasses.dataclass
+class PolyretTrainingArguments(SentenceTransformerTrainingArguments):
+    """Pins a single-process CUDA run to the GPU polyret resolved (no DataParallel).
 
-    @dataclasses.dataclass
-    class PolyretTrainingArguments(SentenceTransformerTrainingArguments):
-        """Pins a single-process CUDA run to the GPU polyret resolved (no DataParallel)."""
+    Module-level (not built in a function) because the trainer pickles its arguments into every
+    checkpoint (training_args.bin).
+    """
 
-        polyret_device: str | None = dataclasses.field(default=None, metadata={"help": "resolved device"})
+    polyret_device: str | None = dataclasses.field(default=None, metadata={"help": "resolved polyret device"})
 
-        @cached_property
-        def _setup_devices(self):
-            import torch
+    @cached_property
+    def _setup_devices(self):
+        import torch
 
-            device = super()._setup_devices
-            want = self.polyret_device
-            if want and want.startswith("cuda") and self.parallel_mode.value != "distributed":
-                device = torch.device(want)
-                torch.cuda.set_device(device)
-                self._n_gpu = 1
-            return device
-
-    return PolyretTrainingArguments
+        device = super()._setup_devices
+        want = self.polyret_device
+        if want and want.startswith("cuda") and self.parallel_mode.value != "distributed":
+            device = torch.device(want)
+            torch.cuda.set_device(device)
+            self._n_gpu = 1
+        return device
 
 
 def device_kwargs(device: str, precision: str, world: int, backend: str | None = None) -> dict[str, Any]:
@@ -124,8 +123,7 @@ def training_arguments(device: str, precision: str, world: int, base: dict[str, 
     """SentenceTransformerTrainingArguments from polyret's keys + the device decision + the passthrough."""
     extra = validate_trainer_args(trainer_args)
     kwargs = {**base, **device_kwargs(device, precision, world, extra.pop("ddp_backend", None)), **extra}
-    cls = _arguments_class()
     try:
-        return cls(**kwargs)
+        return PolyretTrainingArguments(**kwargs)
     except (ValueError, TypeError) as e:
         raise PolyretError(f"trainer_args: Hugging Face rejected the training arguments: {e}") from None
