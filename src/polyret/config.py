@@ -54,6 +54,16 @@ class TrainConfig(BaseModel):
     )
     temperature: float = Field(0.05, gt=0.0, le=1.0, description="τ (logits are cos/τ)")
     symmetric: bool = Field(False, description="add the passage→query in-batch term")
+    gather_across_ranks: bool = Field(
+        True,
+        description="under DDP, in-batch negatives from every process's rows (the global batch), "
+        "not just this process's; no effect in one process",
+    )
+    mini_batch_size: int | None = Field(
+        None, ge=1,
+        description="GradCache: compute the in-batch loss this many rows at a time (same loss and gradients, "
+        "memory set by mini_batch_size instead of batch_size); in-batch loss only",
+    )
 
     # --- optimisation ---------------------------------------------------------------------------
     steps: int = Field(300, ge=1, description="optimizer steps")
@@ -106,6 +116,8 @@ class TrainConfig(BaseModel):
     def _check_combinations(self) -> "TrainConfig":
         if self.loss == "eq1" and self.n_negatives == 0:
             raise ValueError("loss 'eq1' compares the positive with hard negatives only: set n_negatives >= 1")
+        if self.mini_batch_size is not None and self.loss != "in-batch":
+            raise ValueError("mini_batch_size (GradCache) works with loss 'in-batch' only")
         if self.n_negatives > 0 and self.negatives == "none":
             raise ValueError("n_negatives > 0 needs negatives: same-paragraph")
         if not self.data:

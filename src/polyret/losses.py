@@ -9,6 +9,13 @@
   negatives). sentence-transformers has no such loss, so `HardNegativeInfoNCELoss` below is the one
   piece written here. Its optional symmetric term is the passage→query in-batch InfoNCE.
 
+Scale (both through sentence-transformers, nothing re-implemented):
+- `gather_across_devices=True` (the default under DDP, see `polyret.train`): the in-batch loss sees every
+  rank's positives and negatives (all-gather with gradients), so the negative pool is the global batch,
+  not a 1/world_size slice of it;
+- `mini_batch_size=m`: `CachedMultipleNegativesRankingLoss` (GradCache): the same loss and gradients,
+  computed m rows at a time, so the batch size no longer sets peak activation memory.
+
 Batch composition (which rows share a batch) is the sampler's job, not the loss's: the samplers
 guarantee no two rows share a parallel group, so a translation of the positive is never a negative.
 """
@@ -77,21 +84,43 @@ class HardNegativeInfoNCELoss(nn.Module):
         return "arXiv:2408.10536, Eq. 1"
 
 
-def build_loss(model, kind: str = "in-batch", temperature: float = 0.05, symmetric: bool = False) -> nn.Module:
-    """The loss module for `kind` ('in-batch' | 'eq1') at temperature τ."""
+def build_loss(
+    model,
+    kind: str = "in-batch",
+    temperature: float = 0.05,
+    symmetric: bool = False,
+    *,
+    gather_across_devices: bool = False,
+    mini_batch_size: int | None = None,
+) -> nn.Module:
+    """The loss module for `kind` ('in-batch' | 'eq1') at temperature τ.
+
+    gather_across_devices: in-batch negatives from every DDP rank; mini_batch_size: GradCache
+    (`CachedMultipleNegativesRankingLoss`), in-batch only.
+    """
     if not temperature > 0:
         raise PolyretError(f"temperature must be > 0 (got {temperature})")
     if kind == "in-batch":
-        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+        from sentence_transformers.sentence_transformer.losses import (
+            CachedMultipleNegativesRankingLoss,
+            MultipleNegativesRankingLoss,
+        )
 
+        shape: dict[str, Any] = {}
         if symmetric:
-            return MultipleNegativesRankingLoss(
-                model,
-                scale=1.0 / temperature,
-                directions=("query_to_doc", "doc_to_query"),
-                partition_mode="per_direction",
+            shape = {"directions": ("query_to_doc", "doc_to_query"), "partition_mode": "per_direction"}
+        if mini_batch_size is not None:
+            if mini_batch_size < 1:
+                raise PolyretError(f"mini_batch_size must be >= 1 (got {mini_batch_size})")
+            return CachedMultipleNegativesRankingLoss(
+                model, scale=1.0 / temperature, mini_batch_size=mini_batch_size,
+                gather_across_devices=gather_across_devices, **shape,
             )
-        return MultipleNegativesRankingLoss(model, scale=1.0 / temperature)
+        return MultipleNegativesRankingLoss(
+            model, scale=1.0 / temperature, gather_across_devices=gather_across_devices, **shape
+        )
+    if mini_batch_size is not None:
+        raise PolyretError(f"mini_batch_size (GradCache) works with loss 'in-batch' only, not {kind!r}")
     if kind == "eq1":
         return HardNegativeInfoNCELoss(model, temperature=temperature, symmetric=symmetric)
     raise PolyretError(f"unknown loss {kind!r} (choose from {', '.join(LOSS_KINDS)})")

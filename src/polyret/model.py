@@ -229,9 +229,16 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
-def load_model(name: str = DEFAULT_NAME, *, device: str = "cpu", max_seq_length: int | None = None):
-    """A SentenceTransformer from 'default', a local directory, or a hub id (online only)."""
+def load_model(name: str = DEFAULT_NAME, *, device: str | None = None, max_seq_length: int | None = None):
+    """A SentenceTransformer from 'default', a local directory, or a hub id (online only).
+
+    device: auto | cpu | cuda | cuda:N | mps; None = the command's --device (`polyret.runtime.default_device`).
+    """
     from sentence_transformers import SentenceTransformer
+
+    from polyret.runtime import default_device, resolve_device
+
+    device = default_device() if device is None else resolve_device(device)
 
     path = resolve_model_path(str(name))
     is_local = Path(path).exists()

@@ -123,6 +123,38 @@ def resolve_device(spec: str | None = "auto") -> str:
     return f"cuda:{int(index)}"
 
 
+# The process-wide device choice: `--device` of the running command (set_device), else POLYRET_DEVICE,
+# else auto. Library code that loads a model without being given a device (evaluators called by
+# `experiment`, `demo`) follows it, so one flag reaches every model a command loads.
+DEVICE_ENV = "POLYRET_DEVICE"
+_chosen_device: str | None = None
+
+
+def set_device(spec: str | None) -> str:
+    """Record a command's `--device` (None = not given: POLYRET_DEVICE or auto) and resolve it now,
+    so an impossible request fails before any work. Returns the resolved device."""
+    global _chosen_device
+    if spec is not None:
+        _chosen_device = str(spec)
+    return default_device()
+
+
+def device_for(configured: str | None = None) -> str:
+    """Resolve with precedence: --device > a config file's `device` (unless auto) > POLYRET_DEVICE > auto."""
+    spec = _chosen_device or (configured if configured not in (None, "auto") else None)
+    return resolve_device(spec or os.environ.get(DEVICE_ENV) or "auto")
+
+
+def chosen_device_spec() -> str | None:
+    """The device a user asked for (--device, else POLYRET_DEVICE), or None for 'not asked'."""
+    return _chosen_device or os.environ.get(DEVICE_ENV) or None
+
+
+def default_device() -> str:
+    """The resolved device for models loaded without an explicit device."""
+    return resolve_device(chosen_device_spec() or "auto")
+
+
 def _default_cuda_index(torch) -> int:
     """This process's GPU: LOCAL_RANK under torchrun (one GPU per process), else 0."""
     n = torch.cuda.device_count()
@@ -250,6 +282,12 @@ def check_ddp_backend(backend: str | None, device: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # description for results.json / run.json
 # ---------------------------------------------------------------------------------------------
+def describe_model(model, bf16: bool | str | None = None) -> dict[str, Any]:
+    """`describe` for a loaded model: its device and the precision encoding uses there."""
+    device = str(getattr(model, "device", "cpu"))
+    return describe(device, precision_for(device, "auto" if bf16 is None else bf16))
+
+
 def describe(device: str, precision: str | None = None) -> dict[str, Any]:
     """What ran where: recorded in results.json and run.json."""
     import torch

@@ -326,7 +326,8 @@ def train(
     """Train per `config` into `out_dir`; returns the final model dir (`<out>/merged` when the
     config sets merge_weight, else `<out>/model`). `resume=True` continues from the last checkpoint
     of `out_dir` and ends at the same weights an uninterrupted run would.
-    device: auto | cpu | cuda | cuda:N | mps (None = the config's `device`), see `polyret.runtime`."""
+    device: auto | cpu | cuda | cuda:N | mps; None = the command's --device, else the config's `device`
+    (see `polyret.runtime.device_for`)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub during training
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.model_validate(config)
@@ -335,7 +336,7 @@ def train(
     from polyret import runtime
 
     # Device and precision first: an impossible request (no GPU, bad index, nccl on CPU) fails before any work.
-    device = runtime.resolve_device(device if device is not None else cfg.device)
+    device = runtime.resolve_device(device) if device is not None else runtime.device_for(cfg.device)
     precision = runtime.precision_for(device, cfg.bf16)
     from polyret.train_args import validate_trainer_args
 
@@ -391,7 +392,10 @@ def train(
     base_max_length = model.max_seq_length
     model.max_seq_length = cfg.max_seq_length  # a training-time truncation, not a property of the result
     frozen = freeze_word_embeddings(model) if cfg.freeze_word_embeddings else 0
-    loss = build_loss(model, cfg.loss, temperature=cfg.temperature, symmetric=cfg.symmetric)
+    loss = build_loss(
+        model, cfg.loss, temperature=cfg.temperature, symmetric=cfg.symmetric,
+        gather_across_devices=cfg.gather_across_ranks and world > 1, mini_batch_size=cfg.mini_batch_size,
+    )
 
     validating = val_ds is not None
     base_args = dict(
@@ -484,6 +488,11 @@ def train(
             "best_checkpoint": trainer.state.best_model_checkpoint,
             "best_validation_loss": trainer.state.best_metric,
             "runtime": runtime.describe(device, precision),
+            "in_batch_negatives": {  # what one query's softmax ran over, under DDP and GradCache
+                "across_ranks": bool(cfg.loss == "in-batch" and cfg.gather_across_ranks and world > 1),
+                "pool_rows": cfg.batch_size * (world if cfg.gather_across_ranks and world > 1 else 1),
+                "mini_batch_size": cfg.mini_batch_size,
+            },
             "config": cfg.summary(),
         }
         (out / RUN_JSON).write_text(json.dumps(run, indent=2, default=str) + "\n", encoding="utf-8")

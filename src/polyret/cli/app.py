@@ -20,6 +20,20 @@ app.add_typer(eval_app, name="eval")
 from polyret.runtime import console  # noqa: E402  (the one console; re-exported for the commands)
 
 
+def device_option():
+    """The `--device` option of every command that runs a model (resolved by polyret.runtime)."""
+    from polyret.runtime import DEVICE_HELP
+
+    return typer.Option(None, "--device", help=DEVICE_HELP + " Default: a config's device, POLYRET_DEVICE, else auto.")
+
+
+def use_device(device: str | None) -> str:
+    """Apply a command's --device for every model it loads; an impossible device fails here, before any work."""
+    from polyret.runtime import set_device
+
+    return set_device(device)
+
+
 def split_csv(value: str | None) -> list[str] | None:
     """'ar,de, en' -> ['ar', 'de', 'en']; None/'' -> None."""
     if not value:

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from polyret.cli.app import console, data_app, eval_app
+from polyret.cli.app import console, data_app, device_option, eval_app, use_device
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
 
@@ -67,11 +67,13 @@ def eval_beir(
     cache: bool = typer.Option(False, "--cache/--no-cache", help="Also reuse/store vectors in the polyret encode cache (shares them with eval lareqa; off by default: the corpus store in --out already makes reruns free)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results.json / foreign embeddings in --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    device: Optional[str] = device_option(),
 ) -> None:
     """Dense retrieval on a BEIR-layout data set: nDCG@10, Recall@100, MRR@10, MAP (pytrec_eval)."""
     from polyret.evaluate.beir import beir_task, evaluate_beir
     from polyret.model import load_model
 
+    use_device(device)
     depth = _map_depth(map_depth)
     beir_task(data, split)  # check the data before spending time on loading a model
     res = evaluate_beir(load_model(model), data, split=split, out_dir=out, index=index, k=k, map_depth=depth,
@@ -100,10 +102,12 @@ def eval_miracl(
     ivf_nlist: Optional[int] = typer.Option(None, "--ivf-nlist"),
     overwrite: bool = typer.Option(False, "--overwrite"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    device: Optional[str] = device_option(),
 ) -> None:
     """MIRACL monolingual retrieval: nDCG@10 and Recall@100 as in the MIRACL paper (top-100 run)."""
     from polyret.evaluate.miracl import evaluate_miracl, miracl_task
 
+    use_device(device)
     miracl_task(lang, corpus, split=split, topics=topics, qrels=qrels)  # check inputs before loading a model
     from polyret.model import load_model
 

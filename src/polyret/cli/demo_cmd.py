@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from polyret.cli.app import app, console
+from polyret.cli.app import app, console, device_option, use_device
 
 
 @app.command("demo")
@@ -16,6 +17,7 @@ def demo(
     every_nth_paragraph: int = typer.Option(
         5, "--every-nth-paragraph", min=1,
         help="Evaluate on every n-th XQuAD-R paragraph (all 11 languages); 1 = the full set (~3x longer on 2 cores)."),
+    device: Optional[str] = device_option(),
 ) -> None:
     """Prepare the default model, evaluate it on XQuAD-R, train it quickly with hybrid batches,
     evaluate again, and write the before/after table to OUT/report.md."""
@@ -24,6 +26,7 @@ def demo(
     from polyret.outcome import quick_train_demo
     from polyret.paths import find_data_dir
 
+    use_device(device)
     t0 = time.perf_counter()
     if find_data_dir() is None:
         dest = default_download_dest()

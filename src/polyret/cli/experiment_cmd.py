@@ -3,10 +3,11 @@ confidence intervals over seeds, paired significance tests and a report (see pol
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from polyret.cli.app import app, console
+from polyret.cli.app import app, console, device_option, use_device
 
 
 @app.command("experiment")
@@ -15,10 +16,12 @@ def experiment_command(
     out: Path = typer.Option(..., "--out", help="Experiment directory; re-running reuses finished runs and resumes interrupted ones."),
     report_only: bool = typer.Option(False, "--report-only", help="Run nothing: aggregate what is finished, rewrite summary.json and report.md."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    device: Optional[str] = device_option(),
 ) -> None:
     """Train and evaluate a grid (strategies × α × λ × seeds) against the untrained base model."""
     from polyret.experiment import run_experiment
 
+    use_device(device)  # every model the grid trains or evaluates
     summary = run_experiment(config, out, report_only=report_only, show_progress=progress)
     done = sum(1 for r in summary["runs"] if r["complete"])
     wall = summary["timing"]["wall_s"]

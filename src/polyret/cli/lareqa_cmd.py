@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from polyret.cli.app import console, eval_app, split_csv
+from polyret.cli.app import console, device_option, eval_app, split_csv, use_device
 from polyret.encode import ENCODE_BATCH_SIZE
 
 
@@ -23,6 +23,7 @@ def eval_lareqa(
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse/store embeddings in the polyret cache."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out, replacing our result files."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    device: Optional[str] = device_option(),
 ) -> None:
     """Evaluate an encoder on LAReQA: every setting is a slice of one question x candidate score matrix."""
     from polyret.evaluate.lareqa import evaluate_lareqa
@@ -30,6 +31,7 @@ def eval_lareqa(
     from polyret.model import load_model
     from polyret.report import prepare_out_dir
 
+    use_device(device)
     prepare_out_dir(out, overwrite=overwrite)  # refuse a non-empty --out before any slow work
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import time
+from typing import Optional
 from pathlib import Path
 
 import typer
 
-from polyret.cli.app import app, console, model_app
+from polyret.cli.app import app, console, device_option, model_app, use_device
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
 
@@ -49,8 +50,9 @@ def encode(
     field: str = typer.Option("text", "--field", help="Text field for .jsonl input."),
     batch_size: int = typer.Option(ENCODE_BATCH_SIZE, "--batch-size"),
     max_length: int = typer.Option(None, "--max-length", help="Truncate to this many tokens (default: the model's)."),
-    bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default: on only where the CPU has native bf16)."),
+    bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default: per device; CPU: only with native bf16; GPU: bf16, else fp16)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    device: Optional[str] = device_option(),
 ) -> None:
     """Embed the texts of a file into a .npy matrix."""
     import numpy as np
@@ -58,6 +60,7 @@ def encode(
     from polyret.encode import encode_texts, read_encode_input
     from polyret.model import load_model
 
+    use_device(device)
     if kind not in ("query", "passage"):
         raise PolyretError(f"--kind must be 'query' or 'passage', not {kind!r}")
     if out.exists() and not overwrite:

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from polyret.cli.app import app, console
+from polyret.cli.app import app, console, device_option, use_device
 from polyret.config import STRATEGIES
 from polyret.errors import PolyretError
 
@@ -28,11 +28,14 @@ def train_command(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing, non-empty --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    device: Optional[str] = device_option(),
 ) -> None:
     """Fine-tune an encoder with X-X-mono / X-X / X-Y / Hybrid(α) batches (arXiv 2408.10536)."""
     from polyret.config import load_train_config
     from polyret.train import RUN_JSON, _rank, train
 
+    if device is not None:
+        use_device(device)  # otherwise the config's device (train resolves it before any work)
     if strategy is not None and strategy not in STRATEGIES:
         raise PolyretError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
     if resume and overwrite:
@@ -44,7 +47,7 @@ def train_command(
     cfg = load_train_config(config, overrides)
     if resume and config is None and (out / "config.yaml").is_file():
         cfg = load_train_config(out / "config.yaml", overrides)
-    final = train(cfg, out, resume=resume, show_progress=progress, overwrite=overwrite)
+    final = train(cfg, out, resume=resume, show_progress=progress, overwrite=overwrite, device=device)
     if _rank() == 0:
         import json
 

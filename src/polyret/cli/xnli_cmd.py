@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from polyret.cli.app import console, eval_app, split_csv
+from polyret.cli.app import console, device_option, eval_app, split_csv, use_device
 from polyret.errors import PolyretError
 
 
@@ -46,10 +46,12 @@ def eval_xnli(
     seed: int = typer.Option(0, "--seed"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results.json in --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    device: Optional[str] = device_option(),
 ) -> None:
     """Zero-shot cross-lingual XNLI: English-only classifier over frozen embeddings, every language scored."""
     from polyret.evaluate.xnli import evaluate_xnli
 
+    use_device(device)
     try:
         c_values = [float(c) for c in split_csv(cs) or []]
     except ValueError:
@@ -93,10 +95,12 @@ def eval_tatoeba(
     prompt: str = typer.Option("query", "--prompt", help="Encoder prompt: query, passage or none."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results.json in --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    device: Optional[str] = device_option(),
 ) -> None:
     """Tatoeba bitext retrieval: accuracy@1 in both directions for each language paired with English."""
     from polyret.evaluate.tatoeba import evaluate_tatoeba
 
+    use_device(device)
     res = evaluate_tatoeba(
         model,
         _data_dir(data, "tatoeba"),

@@ -35,6 +35,7 @@ from polyret import metrics
 from polyret.data.lareqa import LareqaDataset, load_lareqa
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
+from polyret.runtime import describe_model
 
 TIE_BREAKING = (
     "exact float32 score comparison; equal scores are ordered by candidate index in the "
@@ -351,6 +352,7 @@ def evaluate_lareqa(
     results = {"dataset": dataset.name, "model": model_id(model), "model_name": model_name, "candidate": candidate,
                **scored}
     results["timing"] = {"encode_s": encode_s, "score_s": scored["timing"]["score_s"]}
+    results["runtime"] = describe_model(model)
     if out is not None:
         t_write = time.perf_counter()
         write_lareqa_outputs(results, ranks, dataset, out)  # results.json is rewritten below with final timing

@@ -180,13 +180,14 @@ class Encoders:
     passages: Callable[[list[str]], np.ndarray]
     identity: str
     name: str
+    runtime: dict[str, Any] = field(default_factory=dict)  # device / precision, copied into results.json
 
 
 def model_encoders(model, *, batch_size: int = ENCODE_BATCH_SIZE, max_length: int | None = None, bf16: bool | None = None,
                    cache: bool | str | Path = False, show_progress: bool = True) -> Encoders:
     """Encoders over `polyret.encode.encode_texts` with the model's query / passage prompts."""
     from polyret.encode import encode_texts, model_id
-    from polyret.runtime import precision_for
+    from polyret.runtime import describe, precision_for
 
     precision = precision_for(str(model.device), "auto" if bf16 is None else bf16)
     mid = model_id(model)
@@ -198,7 +199,8 @@ def model_encoders(model, *, batch_size: int = ENCODE_BATCH_SIZE, max_length: in
     # bf16=True/False keeps the identities (and corpus stores) of CPU runs made before fp16 existed.
     numerics = f"bf16={precision == 'bf16'}" if precision != "fp16" else "precision=fp16"
     identity = f"{mid}|max_length={max_length or model.max_seq_length}|{numerics}"
-    return Encoders(make("query", show_progress), make("passage", False), identity, mid)
+    return Encoders(make("query", show_progress), make("passage", False), identity, mid,
+                    describe(str(model.device), precision))
 
 
 def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
@@ -325,6 +327,7 @@ def run_retrieval(
             "map_depth": "all" if map_depth is None else map_depth,
             "search": result.info,
             "timing": timing,
+            "runtime": encoders.runtime,
             "warnings": warnings,
             "scorer": "pytrec_eval on polyret's rankings (trec_eval -c averaging; ties: earlier corpus document first)",
         }

@@ -17,6 +17,7 @@ import numpy as np
 from polyret.data.tatoeba import read_tatoeba, tatoeba_files
 from polyret.errors import PolyretError
 from polyret.report import write_json
+from polyret.runtime import describe_model
 
 RESULTS_FILE = "results.json"
 
@@ -100,6 +101,7 @@ def evaluate_tatoeba(
         | {"n_languages": len(per_language)},
         "missing": missing,
         "timing": {"total_s": time.perf_counter() - t_start},
+        "runtime": describe_model(model),
     }
     if out_dir is not None:
         write_tatoeba_outputs(results, out_dir)

@@ -36,6 +36,7 @@ from polyret.data.xnli import (
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
 from polyret.report import write_json
+from polyret.runtime import describe_model
 
 # Around the optimum for multilingual-e5-small on SNLI dev + SICK TRAIN (C = 0.001 on XNLI en dev;
 # 0.1 and 1.0 were 2.7 and 3.4 points worse and the slowest to fit).
@@ -266,7 +267,7 @@ def fine_tune_nli(
 
     import torch
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.losses import SoftmaxLoss
 
     if steps <= 0:
@@ -284,8 +285,13 @@ def fine_tune_nli(
     prompt = None
     if kind is not None:
         prompt = (getattr(tuned, "prompts", None) or {}).get(kind)
+    from polyret.runtime import precision_for
+    from polyret.train_args import PolyretTrainingArguments, device_kwargs
+
+    device = str(tuned.device)  # the model's own device (the command's --device when it was loaded)
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
-        args = SentenceTransformerTrainingArguments(
+        args = PolyretTrainingArguments(
+            **device_kwargs(device, precision_for(device), world=1),
             output_dir=tmp,
             max_steps=steps,
             per_device_train_batch_size=batch_size,
@@ -298,7 +304,6 @@ def fine_tune_nli(
             logging_strategy="steps" if show_progress else "no",
             logging_steps=max(1, steps // 10),
             disable_tqdm=not show_progress,
-            use_cpu=True,
             prompts=prompt,
             dataloader_drop_last=False,
         )
@@ -449,6 +454,7 @@ def evaluate_xnli(
         "missing": missing,
         **summarise_languages(per_language, low_resource=low_resource),
         "timing": timing,
+        "runtime": describe_model(model),
     }
     if out_dir is not None:
         write_xnli_outputs(results, out_dir)

@@ -1,0 +1,55 @@
+"""One rank of the cross-rank in-batch loss check (tests/test_ddp_loss.py), launched by torchrun.
+
+Each rank takes its slice of one fixed global batch, computes polyret's in-batch loss with
+gather_across_devices=True, backpropagates and averages the gradients over ranks exactly as DDP does;
+rank 0 saves (mean loss, averaged gradients) for the test to compare with one process on the whole batch.
+"""
+from __future__ import annotations
+
+import sys
+
+import torch
+import torch.distributed as dist
+
+ROWS = [
+    (f"query {i}: where is the {w}?", f"passage {i}: the {w} lies by the river.", f"passage {i}b: a {w} in the hills.")
+    for i, w in enumerate(["castle", "harbour", "forest", "mountain", "city", "bridge", "tower", "garden"])
+]
+
+
+def loss_and_grads(model, rows, *, gather: bool, mini_batch_size: int | None):
+    """(loss, {param name: grad}) of polyret's in-batch loss on `rows` (anchor, positive, negative)."""
+    from polyret.losses import build_loss
+
+    model.zero_grad(set_to_none=True)
+    loss_fn = build_loss(model, "in-batch", temperature=0.05, gather_across_devices=gather, mini_batch_size=mini_batch_size)
+    features = [model.tokenize([r[c] for r in rows]) for c in range(3)]
+    loss = loss_fn(features, None)
+    loss.backward()
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+    return loss.detach(), grads
+
+
+def main(model_dir: str, out: str, mini: str) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    model = SentenceTransformer(model_dir, device="cpu")
+    model.eval()  # no dropout: the comparison is about the loss, not about random masks
+    per = len(ROWS) // world
+    loss, grads = loss_and_grads(model, ROWS[rank * per:(rank + 1) * per], gather=True,
+                                 mini_batch_size=int(mini) if mini != "none" else None)
+    dist.all_reduce(loss)
+    loss /= world  # what the trainer logs: the mean of the ranks' losses
+    for g in grads.values():  # DDP: gradients are averaged over ranks
+        dist.all_reduce(g)
+        g /= world
+    if rank == 0:
+        torch.save({"loss": loss, "grads": grads, "world": world}, out)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
