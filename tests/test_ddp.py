@@ -38,6 +38,9 @@ def test_two_process_gloo_run_agrees_on_batch_type_and_language(tiny_model, tmp_
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads((out / "run.json").read_text())
     assert run["steps"] == 6 and (out / "model" / "model.safetensors").exists()
+    # In-batch negatives come from both ranks (the default under DDP), on the CPU with gloo.
+    assert run["in_batch_negatives"] == {"across_ranks": True, "pool_rows": 6, "mini_batch_size": None}
+    assert run["runtime"]["device"] == "cpu" and run["runtime"]["world_size"] == 2
     logs = [[json.loads(l) for l in (out / f"batch_log.rank{r}.jsonl").read_text().splitlines()] for r in (0, 1)]
     assert [b["step"] for b in logs[0]] == [b["step"] for b in logs[1]] == [1, 2, 3, 4, 5, 6]
     types = set()

@@ -85,6 +85,41 @@ def barrier() -> None:
         dist.barrier()
 
 
+def init_process_group_for_coordination() -> None:
+    """Under torchrun, a gloo process group for barriers between ranks (no-op if one is up or in one process).
+
+    gloo even on GPUs: only CPU-side coordination (barriers) goes through it. The timeout is long
+    (POLYRET_DIST_TIMEOUT_HOURS, default 24) because a rank may wait at a barrier while slower ranks
+    encode their shards; a rank that *dies* is handled by torchrun, which stops the others.
+    """
+    if world_size() == 1 or _dist() is not None:
+        return
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    hours = float(os.environ.get("POLYRET_DIST_TIMEOUT_HOURS", "24"))
+    dist.init_process_group("gloo", timeout=timedelta(hours=hours))
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt (the CLI's clean 'interrupted' exit).
+
+    torchrun SIGTERMs the surviving ranks when one rank dies; without this they would vanish
+    mid-write with no message. Stores are crash-safe either way (see polyret.stream); this makes the
+    stop visible and lets `finally` blocks close files.
+    """
+    import signal
+
+    def _raise(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt(f"rank {rank()} stopped by SIGTERM (another process of the job failed?)")
+
+    try:
+        signal.signal(signal.SIGTERM, _raise)
+    except ValueError:  # not the main thread
+        pass
+
+
 # ---------------------------------------------------------------------------------------------
 # devices
 # ---------------------------------------------------------------------------------------------

@@ -15,17 +15,28 @@ from polyret.cli import beir_cmd  # noqa: F401,E402
 from polyret.cli import train_cmd  # noqa: F401,E402
 from polyret.cli import experiment_cmd  # noqa: F401,E402
 from polyret.cli import pairs_cmd  # noqa: F401,E402
+from polyret.cli import encode_corpus_cmd  # noqa: F401,E402
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors print one red line and exit 2, never a traceback."""
+    from polyret import runtime
+
+    if runtime.world_size() > 1:  # under torchrun: stop with a message when torchrun tears the job down
+        runtime.stop_cleanly_on_sigterm()
     try:
         app(args=argv, standalone_mode=False)
     except PolyretError as e:
         console.print(f"[bold red]error:[/] {e}")
         sys.exit(2)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
+    except KeyboardInterrupt as e:
+        from polyret import runtime
+
+        if runtime.world_size() > 1:
+            console.print(f"[yellow]rank {runtime.rank()} interrupted[/] ({e or 'Ctrl-C'}); "
+                          "re-run the same command to resume")
+        else:
+            console.print("[yellow]interrupted[/]")
         sys.exit(130)
     except SystemExit:
         raise

@@ -80,6 +80,8 @@ def eval_beir(
                         batch_size=batch_size, chunk_size=chunk_size, max_length=max_length, cache=cache,
                         search_options=_search_options(hnsw_ef_search, ivf_nprobe, ivf_nlist),
                         overwrite=overwrite, show_progress=progress)
+    if "metrics" not in res:  # a non-zero torchrun rank: it encoded its corpus shards, rank 0 reports
+        return
     _print_results(res, f"BEIR {data} ({split})")
     console.print(f"results: {out / 'results.json'}")
 
@@ -115,6 +117,8 @@ def eval_miracl(
                           out_dir=out, index=index, batch_size=batch_size, chunk_size=chunk_size,
                           max_length=max_length, search_options=_search_options(hnsw_ef_search, ivf_nprobe, ivf_nlist),
                           overwrite=overwrite, show_progress=progress)
+    if "metrics" not in res:  # a non-zero torchrun rank: it encoded its corpus shards, rank 0 reports
+        return
     _print_results(res, f"MIRACL {lang} {split}")
     console.print(f"results: {out / 'results.json'}")
 

@@ -237,8 +237,11 @@ def run_retrieval(
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Encode (resumably), search, score; write results.json, report.md, run.trec, per_query.jsonl, PNG."""
-    from polyret.runtime import console
+    from polyret.runtime import console, is_main_process, rank, world_size
+    from polyret.shard import encode_corpus_sharded
 
+    if world_size() > 1 and out_dir is None:
+        raise PolyretError("under torchrun the corpus shards need a shared output directory: give --out")
     if k < 100:
         raise PolyretError(f"the run depth k must be at least 100 (Recall@100 needs it), got {k}")
     if map_depth is not None and map_depth < 1:
@@ -255,10 +258,13 @@ def run_retrieval(
         _prepare_out_dir(work, overwrite)
     try:
         t = time.perf_counter()
-        store = encode_corpus(task.docs, work / EMB_DIR, encoders.passages, identity=encoders.identity + "|passage",
-                              chunk_size=chunk_size, overwrite=overwrite, show_progress=show_progress,
-                              description=f"{task.name}: encoding corpus")
+        # Under torchrun the corpus is encoded in shards by every rank (polyret.shard); rank 0 goes on alone.
+        store = encode_corpus_sharded(task.docs, work / EMB_DIR, encoders.passages, identity=encoders.identity + "|passage",
+                                      chunk_size=chunk_size, overwrite=overwrite, show_progress=show_progress,
+                                      description=f"{task.name}: encoding corpus")
         timing["encode_corpus_s"] = time.perf_counter() - t
+        if not is_main_process():
+            return {"rank": rank(), "corpus_embeddings": str(work / EMB_DIR), "n_docs": store.n}
 
         qids = list(task.queries)
         t = time.perf_counter()
