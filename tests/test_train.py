@@ -157,6 +157,10 @@ def test_shipped_configs_load():
     assert (quick.model, quick.strategy, quick.alpha, quick.data) == ("default", "hybrid", 0.5, ["mlqa-test"])
     paper = load_train_config(root / "paper.yaml", {})
     assert (paper.optimizer, paper.lr, paper.weight_decay, paper.batch_size) == ("adamw_torch", 3e-5, 0.01, 100)
+    assert (paper.device, paper.bf16, paper.keep_best, paper.early_stopping_patience) == ("auto", "auto", True, 3)
+    from polyret.train_args import validate_trainer_args
+
+    assert validate_trainer_args(paper.trainer_args) == {"report_to": "none"}
 
 
 def test_too_few_groups_is_a_clear_error_before_any_write(setup, tmp_path):

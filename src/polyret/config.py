@@ -102,6 +102,11 @@ class TrainConfig(BaseModel):
     save_steps: int = Field(50, ge=1, description="checkpoint every N steps")
     save_total_limit: int | None = Field(2, ge=1, description="checkpoints kept (None = all)")
     keep_best: bool = Field(True, description="end on the checkpoint with the lowest validation loss")
+    early_stopping_patience: int | None = Field(
+        None, ge=1,
+        description="stop when the validation loss has not improved for this many evaluations "
+        "(transformers' EarlyStoppingCallback; needs keep_best)",
+    )
     logging_steps: int = Field(10, ge=1)
     log_batches: bool = Field(
         False, description="write batch_log.rank<R>.jsonl: each training batch's type and languages, per rank"
@@ -124,6 +129,8 @@ class TrainConfig(BaseModel):
             raise ValueError("data: give at least one training set")
         if self.keep_best and self.validation_groups == 0:
             raise ValueError("keep_best needs validation_groups > 0")
+        if self.early_stopping_patience is not None and not self.keep_best:
+            raise ValueError("early_stopping_patience needs keep_best: true (it stops on the validation loss)")
         if self.keep_best and self.save_steps % self.eval_steps:
             raise ValueError("keep_best needs save_steps to be a multiple of eval_steps")
         return self

@@ -431,6 +431,10 @@ def train(
     args = training_arguments(device, precision, world, base_args, cfg.trainer_args)
 
     callbacks = [_make_log_callback(out / TRAIN_LOG, resume_from)]
+    if cfg.early_stopping_patience is not None and validating:
+        from transformers import EarlyStoppingCallback
+
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, loss=loss, callbacks=callbacks
     )
