@@ -358,7 +358,7 @@ def resolve_data_dir(spec: str | None, default: str, ctx: SuiteContext, suite: s
 def _lareqa_suite(model, suite: SuiteConfig, out_dir: Path, ctx: SuiteContext) -> SuiteOutput:
     from polyret.data.lareqa import load_lareqa
     from polyret.encode import encode_texts
-    from polyret.evaluate.lareqa import evaluate_lareqa, score_lareqa
+    from polyret.evaluate.lareqa import correct_lareqa_embeddings, evaluate_lareqa, score_lareqa
 
     data = resolve_data_dir(suite.data, "lareqa/xquad-r", ctx, suite_label(suite))
     dataset = load_lareqa(data, langs=suite.langs)
@@ -383,6 +383,7 @@ def _lareqa_suite(model, suite: SuiteConfig, out_dir: Path, ctx: SuiteContext) -
         cache = opts.get("cache", True)
         q = encode_texts(model, dataset.question_texts(), kind="query", show_progress=False, cache=cache)
         c = encode_texts(model, dataset.candidate_texts(candidate), kind="passage", show_progress=False, cache=cache)
+        q, c, _ = correct_lareqa_embeddings(q, c, dataset, opts.get("language_correction", "auto"), model=model)
         _, ranks = score_lareqa(q, c, dataset, return_ranks=True)
         out.per_query = lareqa_per_query_from_ranks(ranks, dataset)
         check_per_query(out, suite_label(suite))

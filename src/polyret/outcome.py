@@ -57,14 +57,17 @@ def validation_pool(run_dir: str | Path, max_groups: int | None = None):
     return LareqaDataset.from_groups(groups, name=f"validation pool ({len(groups)} held-out groups)")
 
 
-def pool_metrics(model_or_path, pool, *, max_length: int | None = 64, show_progress: bool = False) -> dict[str, float]:
-    """Mono / Cross / Multi mAP and mean rank distance of a model on a pool (no caching, no files)."""
+def pool_metrics(model_or_path, pool, *, max_length: int | None = 64, show_progress: bool = False,
+                 language_correction="none") -> dict[str, float]:
+    """Mono / Cross / Multi mAP and mean rank distance of a model on a pool (no caching, no files),
+    after `language_correction` (see `polyret.correction.resolve_correction`)."""
     from polyret.encode import encode_texts
-    from polyret.evaluate.lareqa import score_lareqa
+    from polyret.evaluate.lareqa import correct_lareqa_embeddings, score_lareqa
 
     model = _model(model_or_path)
     q = encode_texts(model, pool.question_texts(), kind="query", max_length=max_length, show_progress=show_progress)
     c = encode_texts(model, pool.candidate_texts(), kind="passage", max_length=max_length, show_progress=show_progress)
+    q, c, _ = correct_lareqa_embeddings(q, c, pool, language_correction, model=model)
     return _summary(score_lareqa(q, c, pool))
 
 
@@ -103,6 +106,7 @@ def xquad_metrics(
     langs: Sequence[str] | None = None,
     every_nth_paragraph: int = 1,
     show_progress: bool = True,
+    language_correction="auto",
 ) -> dict[str, float]:
     """The four numbers on XQuAD-R (all 11 languages unless `langs`; all paragraphs unless
     `every_nth_paragraph` > 1); embeddings cached on disk, keyed by model identity."""
@@ -111,7 +115,8 @@ def xquad_metrics(
     from polyret.paths import data_path
 
     dataset = subset_paragraphs(load_lareqa(data_path("lareqa", "xquad-r"), langs=langs), every_nth_paragraph)
-    return _summary(evaluate_lareqa(_model(model_or_path), dataset, show_progress=show_progress))
+    return _summary(evaluate_lareqa(_model(model_or_path), dataset, show_progress=show_progress,
+                                    language_correction=language_correction))
 
 
 def select_merge_weight(

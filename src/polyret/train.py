@@ -23,6 +23,7 @@ extension points and writes one self-describing run directory:
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
@@ -65,6 +66,9 @@ def _barrier() -> None:
 # ---------------------------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------------------------
+XNLI_ALIGN = "xnli-align"  # a training-set name: XNLI dev's alignment side (polyret.data.parallel)
+
+
 def resolve_data_path(entry: str) -> Path:
     """A training-set entry -> an existing path: as given (absolute or cwd-relative), else in the data dir."""
     p = Path(entry).expanduser()
@@ -87,6 +91,12 @@ def load_training_groups(cfg: TrainConfig) -> list:
 
     groups = []
     for entry in cfg.data:
+        if entry == XNLI_ALIGN:
+            from polyret.data.parallel import xnli_parallel_groups
+            from polyret.paths import data_path
+
+            groups.extend(xnli_parallel_groups(data_path("xnli"), side="align"))
+            continue
         path = resolve_data_path(entry)
         part, _report = build_groups([path], unit=cfg.unit, negatives=cfg.negatives)
         if not part:
@@ -172,6 +182,24 @@ def cpu_has_native_bf16() -> bool:
 
 def use_bf16(setting) -> bool:
     return cpu_has_native_bf16() if setting == "auto" else bool(setting)
+
+
+def train_top_layers(model, n_layers: int) -> int:
+    """Freeze everything but the top `n_layers` transformer layers; returns the parameters frozen."""
+    first = model[0]
+    auto = getattr(first, "auto_model", None) or getattr(first, "model", None)
+    layers = getattr(getattr(auto, "encoder", None), "layer", None)
+    if layers is None:
+        raise PolyretError("train_layers: the model's first module has no encoder.layer stack to choose from")
+    if n_layers > len(layers):
+        raise PolyretError(f"train_layers={n_layers}, but the model has only {len(layers)} layers")
+    keep = {id(p) for layer in list(layers)[-n_layers:] for p in layer.parameters()}
+    frozen = 0
+    for p in model.parameters():
+        if id(p) not in keep and p.requires_grad:
+            p.requires_grad_(False)
+            frozen += p.numel()
+    return frozen
 
 
 def freeze_word_embeddings(model) -> int:
@@ -336,6 +364,22 @@ def _write_card(model_dir: Path, cfg: TrainConfig, meta: dict[str, Any]) -> None
     card.write_text(text + "\n".join(lines), encoding="utf-8")
 
 
+def store_language_correction(model_dir: Path, method: str, *, show_progress: bool = True) -> Path:
+    """Fit `method` for the trained model on XNLI dev's alignment side and store it in its dir."""
+    from polyret.correction import fit_model_correction
+    from polyret.data.parallel import xnli_parallel_groups
+    from polyret.model import load_model
+    from polyret.paths import data_path
+
+    groups = xnli_parallel_groups(data_path("xnli"), side="align")
+    model = load_model(str(model_dir))
+    corr = fit_model_correction(
+        model, method, groups=groups, show_progress=show_progress,
+        source=f"XNLI dev alignment side ({len(groups)} premises x {len(groups[0].queries)} languages)",
+    )
+    return corr.save(model_dir)
+
+
 # ---------------------------------------------------------------------------------------------
 # train
 # ---------------------------------------------------------------------------------------------
@@ -405,8 +449,15 @@ def train(
     model = load_model(cfg.model)
     base_max_length = model.max_seq_length
     model.max_seq_length = cfg.max_seq_length  # a training-time truncation, not a property of the result
+    teacher = copy.deepcopy(model) if cfg.teacher_weight > 0 else None  # the base, frozen, before any step
     frozen = freeze_word_embeddings(model) if cfg.freeze_word_embeddings else 0
+    if cfg.train_layers:
+        frozen += train_top_layers(model, cfg.train_layers)
     loss = build_loss(model, cfg.loss, temperature=cfg.temperature, symmetric=cfg.symmetric)
+    if teacher is not None:
+        from polyret.losses import TeacherAnchoredLoss
+
+        loss = TeacherAnchoredLoss(model, loss, teacher, cfg.teacher_weight)
 
     validating = val_ds is not None
     args = SentenceTransformerTrainingArguments(
@@ -484,6 +535,9 @@ def train(
             from polyret.merge import merge_models
 
             final = merge_models(cfg.model, model_dir, cfg.merge_weight, out / MERGED_DIR, overwrite=True)
+        if cfg.language_correction != "none":  # each model dir gets statistics of its own weights
+            for d in dict.fromkeys([model_dir, Path(final)]):
+                store_language_correction(d, cfg.language_correction, show_progress=show_progress)
         pairs = steps_run * cfg.batch_size * world
         run = {
             "status": "complete",

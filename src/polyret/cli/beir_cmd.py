@@ -67,6 +67,10 @@ def eval_beir(
     cache: bool = typer.Option(False, "--cache/--no-cache", help="Also reuse/store vectors in the polyret encode cache (shares them with eval lareqa; off by default: the corpus store in --out already makes reruns free)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results.json / foreign embeddings in --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    language_correction: str = typer.Option(
+        "auto", "--language-correction",
+        help="auto (the model's stored correction, else none) | none | a method the stored statistics support | a model dir holding one.",
+    ),
 ) -> None:
     """Dense retrieval on a BEIR-layout data set: nDCG@10, Recall@100, MRR@10, MAP (pytrec_eval)."""
     from polyret.evaluate.beir import beir_task, evaluate_beir
@@ -77,7 +81,7 @@ def eval_beir(
     res = evaluate_beir(load_model(model), data, split=split, out_dir=out, index=index, k=k, map_depth=depth,
                         batch_size=batch_size, chunk_size=chunk_size, max_length=max_length, cache=cache,
                         search_options=_search_options(hnsw_ef_search, ivf_nprobe, ivf_nlist),
-                        overwrite=overwrite, show_progress=progress)
+                        overwrite=overwrite, show_progress=progress, language_correction=language_correction)
     _print_results(res, f"BEIR {data} ({split})")
     console.print(f"results: {out / 'results.json'}")
 
@@ -100,6 +104,10 @@ def eval_miracl(
     ivf_nlist: Optional[int] = typer.Option(None, "--ivf-nlist"),
     overwrite: bool = typer.Option(False, "--overwrite"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    language_correction: str = typer.Option(
+        "auto", "--language-correction",
+        help="auto (the model's stored correction, else none) | none | a method the stored statistics support | a model dir holding one.",
+    ),
 ) -> None:
     """MIRACL monolingual retrieval: nDCG@10 and Recall@100 as in the MIRACL paper (top-100 run)."""
     from polyret.evaluate.miracl import evaluate_miracl, miracl_task
@@ -110,7 +118,7 @@ def eval_miracl(
     res = evaluate_miracl(load_model(model), lang, corpus=corpus, split=split, topics=topics, qrels=qrels,
                           out_dir=out, index=index, batch_size=batch_size, chunk_size=chunk_size,
                           max_length=max_length, search_options=_search_options(hnsw_ef_search, ivf_nprobe, ivf_nlist),
-                          overwrite=overwrite, show_progress=progress)
+                          overwrite=overwrite, show_progress=progress, language_correction=language_correction)
     _print_results(res, f"MIRACL {lang} {split}")
     console.print(f"results: {out / 'results.json'}")
 

@@ -23,6 +23,11 @@ def eval_lareqa(
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse/store embeddings in the polyret cache."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out, replacing our result files."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    language_correction: str = typer.Option(
+        "auto", "--language-correction",
+        help="auto (the model's stored correction, else 'center' on the evaluated pool) | none | center | "
+        "center-both | lir | procrustes | rotate | a model dir holding one.",
+    ),
 ) -> None:
     """Evaluate an encoder on LAReQA: every setting is a slice of one question x candidate score matrix."""
     from polyret.evaluate.lareqa import evaluate_lareqa
@@ -43,7 +48,7 @@ def eval_lareqa(
     enc = load_model(model)
     res = evaluate_lareqa(
         enc, dataset, candidate=candidate, batch_size=batch_size, out_dir=out, cache=cache,
-        show_progress=progress, overwrite=overwrite, model_name=model,
+        show_progress=progress, overwrite=overwrite, model_name=model, language_correction=language_correction,
     )
     table = Table(title=f"LAReQA {res['dataset']} ({candidate})")
     cols = ("query lang", "Mono mAP", "Mono R@1", "Cross mAP", "Cross R@1", "Multi mAP", "Multi R@10", "rank dist.", "top-10 own")
@@ -62,6 +67,9 @@ def eval_lareqa(
                   f(res["multi"]["map"]), f(res["multi"]["recall@10"]), f(res["rank_distance"]["mean"], ".1f"), f(share["mean"]),
                   style="bold")
     console.print(table)
+    lc = res["language_correction"]
+    console.print(f"language correction: {lc['method']}" + (f" ({lc['statistics']})" if lc["method"] != "none" else ""),
+                  markup=False)
     t = res["timing"]
     console.print(
         f"encode {t['encode_s']:.1f}s, score {t['score_s']:.1f}s, total {t['total_s']:.1f}s -> {out}/results.json"

@@ -51,10 +51,17 @@ def encode(
     max_length: int = typer.Option(None, "--max-length", help="Truncate to this many tokens (default: the model's)."),
     bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default: on only where the CPU has native bf16)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    language_correction: str = typer.Option(
+        "auto", "--language-correction",
+        help="auto (the model's stored correction, else none) | none | a method the stored statistics support | a model dir holding one.",
+    ),
+    lang: str = typer.Option(None, "--lang", help="Language of every text (for the correction); default: each text's language is inferred (nearest language mean)."),
+    lang_field: str = typer.Option(None, "--lang-field", help=".jsonl: the field holding each text's language."),
 ) -> None:
-    """Embed the texts of a file into a .npy matrix."""
+    """Embed the texts of a file into a .npy matrix (language-corrected where the model has a correction)."""
     import numpy as np
 
+    from polyret.correction import infer_languages, streaming_correction
     from polyret.encode import encode_texts, read_encode_input
     from polyret.model import load_model
 
@@ -63,10 +70,17 @@ def encode(
     if out.exists() and not overwrite:
         raise PolyretError(f"{out} exists; pass --overwrite to replace it")
     texts = read_encode_input(input, field)
+    if lang_field and input.suffix not in (".jsonl", ".gz"):
+        raise PolyretError(f"--lang-field needs .jsonl input, not {input.name}")
+    langs = read_encode_input(input, lang_field) if lang_field else None
     m = load_model(model)
+    correction, info = streaming_correction(language_correction, m, model_name=model)
     t0 = time.perf_counter()
     emb = encode_texts(m, texts, kind, batch_size=batch_size, bf16=bf16, max_length=max_length, show_progress=True)
     dt = time.perf_counter() - t0
+    if correction is not None:
+        emb = correction.apply(emb, lang or langs or infer_languages(emb, correction, kind), kind, model_name=model)
+        console.print(f"language correction: {info['method']} ({info['statistics']})", markup=False)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, emb)
     console.print(f"[green]{len(texts)}[/] texts -> {out} {emb.shape}  {len(texts) / dt:.1f} texts/s")

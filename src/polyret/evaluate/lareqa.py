@@ -32,6 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from polyret import metrics
+from polyret.correction import AUTO, group_by_language, resolve_correction
 from polyret.data.lareqa import LareqaDataset, load_lareqa
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
@@ -328,12 +329,15 @@ def evaluate_lareqa(
     overwrite: bool = False,
     top_k: int = 100,
     model_name: str | None = None,
+    language_correction=AUTO,
 ) -> dict:
     """Encode questions and candidates once, score every setting, and (with `out_dir`) write
     results.json, report.md, cross_map_heatmap.png, multi.trec and qrels.trec.
 
     `results["model"]` is the model's weight-hash identity; `model_name` (e.g. "default") is kept
-    alongside it for people."""
+    alongside it for people. `language_correction` (see `polyret.correction.resolve_correction`)
+    is applied to the embeddings before scoring, using the dataset's language labels; what was
+    applied is recorded in `results["language_correction"]`."""
     if candidate not in CANDIDATE_MODES:
         raise PolyretError(f"unknown --candidate {candidate!r}; use one of {', '.join(CANDIDATE_MODES)}")
     from polyret.report import prepare_out_dir
@@ -345,11 +349,14 @@ def evaluate_lareqa(
         model, dataset.candidate_texts(candidate), "passage", batch_size=batch_size, cache=cache, show_progress=show_progress
     )
     encode_s = time.perf_counter() - t_start
+    q_emb, c_emb, correction_info = correct_lareqa_embeddings(
+        q_emb, c_emb, dataset, language_correction, model=model, model_name=model_name or ""
+    )
     scored, ranks = score_lareqa(q_emb, c_emb, dataset, top_k=top_k, show_progress=show_progress, return_ranks=True)
     from polyret.encode import model_id
 
     results = {"dataset": dataset.name, "model": model_id(model), "model_name": model_name, "candidate": candidate,
-               **scored}
+               "language_correction": correction_info, **scored}
     results["timing"] = {"encode_s": encode_s, "score_s": scored["timing"]["score_s"]}
     if out is not None:
         t_write = time.perf_counter()
@@ -361,6 +368,20 @@ def evaluate_lareqa(
 
         write_json(out / "results.json", results)
     return results
+
+
+def correct_lareqa_embeddings(q_emb, c_emb, dataset: LareqaDataset, spec, *, model=None, model_name: str = ""):
+    """Apply the language correction `spec` to a pool's embeddings (languages from the dataset)."""
+    q_langs = [q.lang for q in dataset.questions]
+    c_langs = [c.lang for c in dataset.candidates]
+    correction, info = resolve_correction(
+        spec, model, queries=group_by_language(q_emb, q_langs), passages=group_by_language(c_emb, c_langs),
+        model_name=model_name,
+    )
+    if correction is None:
+        return q_emb, c_emb, info
+    return (correction.apply(q_emb, q_langs, "query", model_name=model_name),
+            correction.apply(c_emb, c_langs, "passage", model_name=model_name), info)
 
 
 def lareqa(
@@ -375,6 +396,7 @@ def lareqa(
     show_progress: bool = True,
     overwrite: bool = False,
     name: str | None = None,
+    language_correction=AUTO,
 ) -> dict:
     """`polyret.evaluate.lareqa(model, data_dir, out)`: load the model (name/dir) and data, evaluate."""
     dataset = load_lareqa(data_dir, langs=langs, name=name)
@@ -389,6 +411,7 @@ def lareqa(
     return evaluate_lareqa(
         model, dataset, candidate=candidate, batch_size=batch_size, out_dir=out, cache=cache,
         show_progress=show_progress, overwrite=overwrite, model_name=model_name,
+        language_correction=language_correction,
     )
 
 
