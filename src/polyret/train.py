@@ -519,7 +519,7 @@ def train(
         steps_run = trainer.state.global_step - (int(Path(resume_from).name.split("-")[-1]) if resume_from else 0)
         meta = {
             "base_model": cfg.model,
-            "data": [str(resolve_data_path(d)) for d in cfg.data],
+            "data": [d if d == XNLI_ALIGN else str(resolve_data_path(d)) for d in cfg.data],
             "summary": cfg.summary(),
             "steps_done": trainer.state.global_step,
             "world_size": world,
