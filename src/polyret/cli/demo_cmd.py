@@ -21,7 +21,7 @@ def demo(
     evaluate again, and write the before/after table to OUT/report.md."""
     from polyret.data.download import default_download_dest, download
     from polyret.model import prepare_default_model
-    from polyret.outcome import quick_train_demo
+    from polyret.experiment.demo import quick_train_demo
     from polyret.paths import find_data_dir
 
     t0 = time.perf_counter()

@@ -25,7 +25,7 @@ def eval_lareqa(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Evaluate an encoder on LAReQA: every setting is a slice of one question x candidate score matrix."""
-    from polyret.evaluate.lareqa import evaluate_lareqa
+    from polyret.evaluate.lareqa_eval import evaluate_lareqa
     from polyret.data.lareqa import load_lareqa
     from polyret.model import load_model
     from polyret.report import prepare_out_dir

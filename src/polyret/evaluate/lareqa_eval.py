@@ -17,14 +17,11 @@ Ties: scores are compared exactly (float32); among equal scores the candidate wi
 index in `dataset.candidates` ranks higher (a stable sort by candidate index). The same rule
 orders the top-k lists (TREC run, top-10 language share).
 
-`polyret.evaluate.lareqa(...)` is this module made callable (it calls `lareqa()` below), so both
-`polyret.evaluate.lareqa(...)` and `polyret.evaluate.lareqa.evaluate_lareqa(...)` work.
+`polyret.evaluate.lareqa(...)` is `lareqa()` below (exported by `polyret.evaluate`).
 """
 from __future__ import annotations
 
-import sys
 import time
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,6 +32,7 @@ from polyret import metrics
 from polyret.data.lareqa import LareqaDataset, load_lareqa
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
+from polyret.evaluate.result import EvalResult, PerQuery
 
 TIE_BREAKING = (
     "exact float32 score comparison; equal scores are ordered by candidate index in the "
@@ -328,7 +326,7 @@ def evaluate_lareqa(
     overwrite: bool = False,
     top_k: int = 100,
     model_name: str | None = None,
-) -> dict:
+) -> EvalResult:
     """Encode questions and candidates once, score every setting, and (with `out_dir`) write
     results.json, report.md, cross_map_heatmap.png, multi.trec and qrels.trec.
 
@@ -360,7 +358,7 @@ def evaluate_lareqa(
         from polyret.report import write_json
 
         write_json(out / "results.json", results)
-    return results
+    return lareqa_result(results, ranks, dataset)
 
 
 def lareqa(
@@ -375,7 +373,7 @@ def lareqa(
     show_progress: bool = True,
     overwrite: bool = False,
     name: str | None = None,
-) -> dict:
+) -> EvalResult:
     """`polyret.evaluate.lareqa(model, data_dir, out)`: load the model (name/dir) and data, evaluate."""
     dataset = load_lareqa(data_dir, langs=langs, name=name)
     model_name = None
@@ -460,11 +458,66 @@ def write_lareqa_outputs(results: dict, ranks: LareqaRanks, dataset: LareqaDatas
     write_trec_qrels(out / "qrels.trec", qrels_of(dataset))
 
 
-class _CallableModule(types.ModuleType):
-    """Lets `polyret.evaluate.lareqa(...)` call `lareqa()` while staying the module."""
-
-    def __call__(self, *args, **kwargs):
-        return lareqa(*args, **kwargs)
+# ---- typed result ---------------------------------------------------------------------------
 
 
-sys.modules[__name__].__class__ = _CallableModule
+def lareqa_per_query(ranks: LareqaRanks, dataset: LareqaDataset) -> dict[str, PerQuery]:
+    """Per-query Mono / Cross / Multi values, rank distance and own-language share from the ranks,
+    with the same metric functions as `lareqa_metrics`. Groups reproduce its averaging (per source
+    language; Cross: per target first), so a macro-weighted mean equals the headline number. The
+    cluster of an entry is its question id: translations of one question are not independent."""
+    langs = list(dataset.languages)
+    n_lang = len(langs)
+    keys = np.asarray([q.key for q in dataset.questions])
+    qids = np.asarray([q.qid for q in dataset.questions])
+    q_lang = dataset.question_lang_ids()
+    c_lang = dataset.candidate_lang_ids()
+    src = np.asarray(langs)[q_lang][:, None]
+
+    in_y = ranks.rel_lang[:, None, :] == np.arange(n_lang)[None, :, None]
+    ranks_qy = np.where(in_y, ranks.rank_lang[:, None, :], np.inf)
+    ap_qy = metrics.average_precision(ranks_qy)
+    r1_qy = metrics.recall_at_k(ranks_qy, 1)
+    own = np.arange(len(keys)), q_lang
+    qi, yi = np.nonzero(np.arange(n_lang)[None, :] != q_lang[:, None])
+    pair_ids = [f"{keys[i]}>{langs[y]}" for i, y in zip(qi.tolist(), yi.tolist())]
+    pair_groups = np.stack([src[qi, 0], np.asarray(langs)[yi]], axis=1)
+    top = ranks.top_idx[:, :OWN_LANGUAGE_TOP_K]
+    top_langs = np.where(top >= 0, c_lang[np.maximum(top, 0)], -1)
+    return {
+        "mono.map": PerQuery.build(keys, ap_qy[own], src, qids),
+        "mono.recall@1": PerQuery.build(keys, r1_qy[own], src, qids),
+        "cross.map": PerQuery.build(pair_ids, ap_qy[qi, yi], pair_groups, qids[qi]),
+        "cross.recall@1": PerQuery.build(pair_ids, r1_qy[qi, yi], pair_groups, qids[qi]),
+        "multi.map": PerQuery.build(keys, metrics.average_precision(ranks.rank_pool), src, qids),
+        f"multi.recall@{MULTI_RECALL_K}": PerQuery.build(
+            keys, metrics.recall_at_k(ranks.rank_pool, MULTI_RECALL_K), src, qids),
+        "rank_distance": PerQuery.build(keys, metrics.rank_distance(ranks.rank_pool), src, qids),
+        f"top{OWN_LANGUAGE_TOP_K}_own_language_share": PerQuery.build(
+            keys, metrics.own_language_share(top_langs, q_lang), src, qids),
+    }
+
+
+def lareqa_result(results: dict[str, Any], ranks: LareqaRanks, dataset: LareqaDataset) -> EvalResult:
+    """The results dict as an `EvalResult`: flat metrics, headline, per-language tables, per-query values."""
+    flat: dict[str, float] = {}
+    headline: list[str] = []
+    per_language: dict[str, list[str]] = {}
+    settings = (("mono", ("map", "recall@1")), ("cross", ("map", "recall@1")),
+                ("multi", ("map", f"recall@{MULTI_RECALL_K}")))
+    for setting, ks in settings:
+        block = results[setting]
+        for k in ks:
+            flat[f"{setting}.{k}"] = float(block[k])
+            headline.append(f"{setting}.{k}")
+            for lang, vals in block["per_language"].items():
+                flat[f"{setting}.{k}[{lang}]"] = float(vals[k])
+        per_language[f"{setting.capitalize()} mAP"] = [f"{setting}.map"]
+    own = f"top{OWN_LANGUAGE_TOP_K}_own_language_share"
+    for extra, title in (("rank_distance", "Rank distance"), (own, f"Top-{OWN_LANGUAGE_TOP_K} own-language share")):
+        flat[extra] = float(results[extra]["mean"])
+        headline.append(extra)
+        for lang, v in results[extra]["per_language"].items():
+            flat[f"{extra}[{lang}]"] = float(v)
+        per_language[title] = [extra]
+    return EvalResult("lareqa", flat, headline, per_language, lareqa_per_query(ranks, dataset), results)

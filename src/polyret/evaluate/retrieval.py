@@ -36,6 +36,7 @@ import numpy as np
 from polyret.data.beir import Qrels
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
+from polyret.evaluate.result import EvalResult, PerQuery
 from polyret.search import SearchOptions, search
 from polyret.stream import EmbeddingStore, encode_corpus
 
@@ -230,7 +231,7 @@ def run_retrieval(
     chunk_size: int = 4096,
     overwrite: bool = False,
     show_progress: bool = True,
-) -> dict[str, Any]:
+) -> EvalResult:
     """Encode (resumably), search, score; write results.json, report.md, run.trec, per_query.jsonl, PNG."""
     from polyret.cli.app import console
 
@@ -337,10 +338,23 @@ def run_retrieval(
             (work / RESULTS_FILE).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             (work / "report.md").write_text(retrieval_markdown(results), encoding="utf-8")
             plot_retrieval_bars(results, work / f"{task.name}_bars.png")
-        return results
+        return retrieval_result(results, per_query)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def retrieval_result(results: dict[str, Any], per_query: dict[str, dict[str, float]]) -> EvalResult:
+    """Flat metrics (plain means over judged queries, per language as `metric[lang]`) and each
+    query's values (one group: the headline is an unweighted mean)."""
+    flat = {k: float(v) for k, v in results["metrics"].items()}
+    headline = list(flat)
+    for lang, block in results["per_lang"].items():
+        flat |= {f"{k}[{lang}]": float(block[k]) for k in headline}
+    qids = list(per_query)
+    pq = {m: PerQuery.build(qids, [per_query[q][m] for q in qids], np.full((len(qids), 1), "all")) for m in headline}
+    per_language = {m: [m] for m in headline} if results["per_lang"] else {}
+    return EvalResult(results["task"], flat, headline, per_language, pq, results)
 
 
 def retrieval_markdown(results: dict[str, Any]) -> str:

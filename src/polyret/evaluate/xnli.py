@@ -35,6 +35,7 @@ from polyret.data.xnli import (
 )
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
+from polyret.evaluate.result import EvalResult, PerQuery
 from polyret.report import write_json
 
 # Around the optimum for multilingual-e5-small on SNLI dev + SICK TRAIN (C = 0.001 on XNLI en dev;
@@ -338,7 +339,7 @@ def evaluate_xnli(
     fine_tune_lr: float = 2e-5,
     cache: bool | str | Path = True,
     overwrite: bool = False,
-) -> dict[str, Any]:
+) -> EvalResult:
     """Zero-shot XNLI: train on English NLI, score every `<split>-<lang>.tsv` in `xnli_dir`.
 
     `model`: a SentenceTransformer or a name for `polyret.model.load_model`. `english_train`: specs
@@ -347,7 +348,7 @@ def evaluate_xnli(
     reported under "missing" and the others are still evaluated. `max_rows` / `max_train` truncate
     each evaluation file / the training data (quick runs and tests). Writes results.json, report.md
     and xnli_bars.png to `out_dir` when given (refusing to replace an existing results.json unless
-    `overwrite`). Returns the results dict (JSON-able).
+    `overwrite`). Per-row correctness is the per-query value of `accuracy`.
     """
     t_start = time.perf_counter()
     xnli_dir = Path(xnli_dir)
@@ -452,7 +453,29 @@ def evaluate_xnli(
     }
     if out_dir is not None:
         write_xnli_outputs(results, out_dir)
-    return results
+    return xnli_result(results)
+
+
+def xnli_result(results: dict[str, Any]) -> EvalResult:
+    """Flat metrics (accuracy / macro-F1 per language and their means) and per-row correctness.
+    XNLI rows are aligned across languages (translations of one pair): the row index is the
+    cluster, so a pair's translations are tested together."""
+    langs = results["languages"]
+    flat = {f"{m}[{l}]": float(s[m]) for l, s in langs.items() for m in ("accuracy", "macro_f1")}
+    headline = []
+    for prefix, block, keys in (("", results["mean"], ("accuracy", "macro_f1")),
+                                ("non_english.", results.get("mean_non_english"), ("accuracy",)),
+                                ("low_resource.", results.get("low_resource"), ("accuracy", "macro_f1"))):
+        for k in keys:
+            if isinstance((block or {}).get(k), (int, float)):
+                flat[prefix + k] = float(block[k])
+                headline.append(prefix + k)
+    ids = [f"{l}|{i}" for l, s in langs.items() for i in range(len(s["correct"]))]
+    per_query = {"accuracy": PerQuery.build(
+        ids, [c for s in langs.values() for c in s["correct"]], [i.split("|")[0] for i in ids],
+        [i.split("|")[1] for i in ids])}
+    return EvalResult("xnli", flat, headline, {"XNLI accuracy": ["accuracy"], "XNLI macro-F1": ["macro_f1"]},
+                      per_query, results)
 
 
 def _logger(show: bool):

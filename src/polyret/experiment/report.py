@@ -1,4 +1,4 @@
-"""report.md and plots for an experiment, from its summary dict (see `polyret.experiment`).
+"""report.md and plots for an experiment, from its summary dict (see `polyret.experiment.runner`).
 
 Tables: one per suite with the headline metrics (mean ± half-width of the 95% t-interval over
 seeds) and ranx-style significance marks; per-source-language tables; the list of paired tests.
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from polyret.experiment import lower_is_better
+from polyret.evaluate.result import lower_is_better
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 SUPERSCRIPT = str.maketrans(
