@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -68,13 +67,11 @@ def passage_text(title: str, text: str) -> str:
 
 
 def open_text(path: Path) -> IO[str]:
-    """Open a UTF-8 text file, transparently gunzipping `*.gz`."""
-    path = Path(path)
-    if not path.is_file():
-        raise PolyretError(f"{path} does not exist or is not a file")
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")
+    """Open a UTF-8 text file, transparently gunzipping `*.gz` (bytes that are not UTF-8: an error
+    naming the file, line and byte offset; see polyret.io.open_text)."""
+    from polyret.io import open_text as _open_text
+
+    return _open_text(path)
 
 
 def find_file(directory: Path, name: str) -> Path:

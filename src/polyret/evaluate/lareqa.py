@@ -444,7 +444,8 @@ def report_markdown(results: dict) -> str:
 
 
 def write_lareqa_outputs(results: dict, ranks: LareqaRanks, dataset: LareqaDataset, out: Path) -> None:
-    from polyret.report import save_heatmap, write_json, write_trec_qrels, write_trec_run
+    from polyret.io import run_from_arrays, write_json, write_trec_qrels, write_trec_run
+    from polyret.report import save_heatmap
 
     out = Path(out)
     write_json(out / "results.json", results)
@@ -455,8 +456,8 @@ def write_lareqa_outputs(results: dict, ranks: LareqaRanks, dataset: LareqaDatas
         out / "cross_map_heatmap.png", title=f"{dataset.name}: mAP (diagonal = Mono)",
         xlabel="candidate language", ylabel="query language", cbar_label="mAP", vmin=0.0, vmax=1.0,
     )
-    write_trec_run(out / "multi.trec", [q.key for q in dataset.questions], [c.cid for c in dataset.candidates],
-                   ranks.top_idx, ranks.top_scores, tag="polyret-lareqa-multi")
+    write_trec_run(out / "multi.trec", run_from_arrays([q.key for q in dataset.questions], [c.cid for c in dataset.candidates],
+                                                       ranks.top_idx, ranks.top_scores), tag="polyret-lareqa-multi")
     write_trec_qrels(out / "qrels.trec", qrels_of(dataset))
 
 

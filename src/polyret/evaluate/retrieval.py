@@ -36,6 +36,7 @@ import numpy as np
 from polyret.data.beir import Qrels
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
+from polyret.io import write_trec_run
 from polyret.search import SearchOptions, search
 from polyret.stream import EmbeddingStore, encode_corpus
 
@@ -208,14 +209,6 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
         if not ours and any(out_dir.iterdir()):
             raise PolyretError(f"{out_dir} is not empty and not a polyret run directory; pass --overwrite or choose another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
-
-
-def write_trec_run(path: Path, run: Run, tag: str = "polyret") -> None:
-    """TREC run format `qid Q0 docid rank score tag`, rankings in polyret's order."""
-    with open(path, "w", encoding="utf-8") as f:
-        for qid, docs in run.items():
-            for rank, (docid, score) in enumerate(docs, 1):
-                f.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
 
 
 def run_retrieval(

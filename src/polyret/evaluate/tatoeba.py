@@ -16,7 +16,7 @@ import numpy as np
 
 from polyret.data.tatoeba import read_tatoeba, tatoeba_files
 from polyret.errors import PolyretError
-from polyret.report import write_json
+from polyret.io import write_json
 
 RESULTS_FILE = "results.json"
 

@@ -35,7 +35,7 @@ from polyret.data.xnli import (
 )
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
-from polyret.report import write_json
+from polyret.io import write_json
 
 # Around the optimum for multilingual-e5-small on SNLI dev + SICK TRAIN (C = 0.001 on XNLI en dev;
 # 0.1 and 1.0 were 2.7 and 3.4 points worse and the slowest to fit).
