@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from polyret.config import read_yaml_mapping
 from polyret.errors import PolyretError
+from rich.markup import escape
 
 EXPERIMENT_MARKER = "experiment.json"
 TRAIN_DONE = "polyret_experiment_train.json"
@@ -1122,7 +1123,7 @@ def _default_log(show: bool) -> Callable[[str], None]:
     from rich.console import Console
 
     console = Console(stderr=True)
-    return lambda msg: console.print(f"[dim]{msg}[/]")
+    return lambda msg: console.print(f"[dim]{escape(str(msg))}[/]")
 
 
 def _progress(show: bool):

@@ -345,11 +345,12 @@ class OutputDir:
 
     `reuse`: a complete output of this kind is reopened in place instead of refused (commands whose
     re-run reuses finished work, e.g. `experiment`). `legacy_files`: files that identify an output of
-    this kind written before markers existed.
+    this kind written before markers existed (`legacy_partial_files`: of an unfinished one).
     """
 
     def __init__(self, out: str | Path, kind: str, *, overwrite: bool = False, inputs: Iterable[str | Path | None] = (),
-                 reuse: bool = False, legacy_files: Sequence[str] = (), flag: str = "--out") -> None:
+                 reuse: bool = False, legacy_files: Sequence[str] = (), legacy_partial_files: Sequence[str] = (),
+                 flag: str = "--out") -> None:
         self.final = Path(out).expanduser()
         self.kind = kind
         self.overwrite = overwrite
@@ -361,7 +362,7 @@ class OutputDir:
         _recover(out)
         if out.exists() and not out.is_dir():
             raise PolyretError(f"{flag} {out} exists and is not a folder")
-        self.state = _classify_kind(out, kind, legacy_files)
+        self.state = _classify_kind(out, kind, legacy_files, legacy_partial_files)
         if self.state == "foreign":
             raise PolyretError(
                 f"{flag} {out} is not empty and was not written by polyret; polyret never replaces such a folder "
@@ -417,14 +418,16 @@ class OutputDir:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _classify_kind(out: Path, kind: str, legacy_files: Sequence[str]) -> str:
+def _classify_kind(out: Path, kind: str, legacy_files: Sequence[str], legacy_partial_files: Sequence[str] = ()) -> str:
     """'empty' | 'complete' | 'incomplete' | 'other:<kind>' | 'foreign' for `out` seen by a `kind` command."""
     if not out.exists() or not any(out.iterdir()):
         return "empty"
     marker = read_marker(out)
     if marker is None:
-        if legacy_files and any((out / f).exists() for f in legacy_files):
+        if any((out / f).exists() for f in legacy_files):
             return "complete"
+        if any((out / f).exists() for f in legacy_partial_files):
+            return "incomplete"
         return "foreign"
     if marker["kind"] != kind:
         return "other:" + marker["kind"]
@@ -456,3 +459,12 @@ class OutputFile:
     def open(self, mode: str = "w"):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         return atomic_open(self.path, mode)
+
+
+def output_dir(out: str | Path | OutputDir | None, kind: str, *, overwrite: bool = False,
+               legacy_files: Sequence[str] = ("results.json",), **kw) -> OutputDir | None:
+    """An `OutputDir` for a library function's `out_dir` argument: None stays None, an OutputDir a
+    command already checked (with its inputs) is used as it is, a path is checked now."""
+    if out is None or isinstance(out, OutputDir):
+        return out
+    return OutputDir(out, kind, overwrite=overwrite, legacy_files=legacy_files, **kw)

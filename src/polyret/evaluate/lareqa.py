@@ -336,9 +336,9 @@ def evaluate_lareqa(
     alongside it for people."""
     if candidate not in CANDIDATE_MODES:
         raise PolyretError(f"unknown --candidate {candidate!r}; use one of {', '.join(CANDIDATE_MODES)}")
-    from polyret.report import prepare_out_dir
+    from polyret.io import output_dir
 
-    out = prepare_out_dir(out_dir, overwrite=overwrite) if out_dir is not None else None  # fail before encoding
+    out = output_dir(out_dir, "eval-lareqa", overwrite=overwrite)  # the output-folder policy, checked before encoding
     t_start = time.perf_counter()
     q_emb = _encode_unique(model, dataset.question_texts(), "query", batch_size=batch_size, cache=cache, show_progress=show_progress)
     c_emb = _encode_unique(
@@ -351,15 +351,17 @@ def evaluate_lareqa(
     results = {"dataset": dataset.name, "model": model_id(model), "model_name": model_name, "candidate": candidate,
                **scored}
     results["timing"] = {"encode_s": encode_s, "score_s": scored["timing"]["score_s"]}
-    if out is not None:
+    if out is None:
+        results["timing"]["total_s"] = time.perf_counter() - t_start
+        return results
+    with out:
         t_write = time.perf_counter()
-        write_lareqa_outputs(results, ranks, dataset, out)  # results.json is rewritten below with final timing
+        write_lareqa_outputs(results, ranks, dataset, out.path)  # results.json is rewritten below with final timing
         results["timing"]["write_s"] = time.perf_counter() - t_write
-    results["timing"]["total_s"] = time.perf_counter() - t_start
-    if out is not None:
-        from polyret.report import write_json
+        results["timing"]["total_s"] = time.perf_counter() - t_start
+        from polyret.io import write_json
 
-        write_json(out / "results.json", results)
+        write_json(out.path / "results.json", results)
     return results
 
 
