@@ -321,7 +321,7 @@ def test_refuses_foreign_output_dir_and_unknown_suite(tmp_path):
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("user data")
-    with pytest.raises(PolyretError, match="not a polyret experiment directory"):
+    with pytest.raises(PolyretError, match="was not written by polyret"):
         run_experiment(make_config(), foreign, **Fakes().kwargs())
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
     with pytest.raises(PolyretError, match="unknown evaluation suite 'nope'"):

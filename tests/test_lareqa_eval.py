@@ -310,7 +310,7 @@ def test_outputs_cache_and_overwrite(mlqa_like, tiny_model, tmp_path, monkeypatc
     ours = recall_at_k(ranks.rank_pool, 10)
     assert np.mean([ev[q.key]["recall_10"] for q in ds.questions]) == pytest.approx(ours.mean(), abs=1e-9)
 
-    with pytest.raises(PolyretError, match="already holds files"):
+    with pytest.raises(PolyretError, match="already holds a finished eval-lareqa output"):
         evaluate_lareqa(tiny_model, ds, out_dir=out, cache=tmp_path / "cache", show_progress=False)
 
     # Second run: everything comes from the embedding cache (the encoder must not be called).

@@ -110,7 +110,7 @@ def test_resume_ends_at_the_same_weights(run_a, setup, capsys):
 
 def test_run_dir_is_never_overwritten_silently(run_a):
     out, _, cfg = run_a
-    with pytest.raises(PolyretError, match="already exists"):
+    with pytest.raises(PolyretError, match="already holds a finished train output"):
         train(cfg, out, show_progress=False)
     other = cfg.model_copy(update={"strategy": "x-y"})
     with pytest.raises(PolyretError, match="differs.*strategy"):

@@ -21,7 +21,9 @@ STRATEGIES: tuple[str, ...] = ("x-x-mono", "x-x", "x-y", "hybrid")
 class TrainConfig(BaseModel):
     """Everything a training run depends on. Field docs double as the README's key table."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # strict: YAML 1.1 reads `steps: yes` as True, and lax pydantic would take it as 1 step; a number
+    # written as a string ("300") is refused too. (An int is still accepted where a float is expected.)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
 
     # --- what to train --------------------------------------------------------------------------
     model: str = Field("default", description="base encoder: 'default', a local model dir, or a hub id")

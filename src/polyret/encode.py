@@ -257,7 +257,9 @@ def read_encode_input(path: str | Path, field: str = "text") -> list[str]:
                 raise PolyretError(f"{path}:{lineno}: record has no string field {field!r}")
             texts.append(obj[field])
     else:
-        with path.open(encoding="utf-8") as f:
+        from polyret.io import open_text  # bytes that are not UTF-8: an error naming file and byte offset
+
+        with open_text(path) as f:
             texts = [line.rstrip("\r\n") for line in f]
         while texts and not texts[-1].strip():
             texts.pop()

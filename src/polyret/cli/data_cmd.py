@@ -66,4 +66,4 @@ def download(
         report = dl.download(dest, datasets=split_csv(only), mirror=mirror, progress=on_progress)
     for r in report:
         mark = "verified" if r["verified"] else "sha256 recorded (no published checksum)"
-        console.print(f"{r['status']:>10}  {r['file']}  {mark}")
+        console.print(f"{r['status']:>10}  {r['file']}  {mark}", markup=False)

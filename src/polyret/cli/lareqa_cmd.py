@@ -10,6 +10,7 @@ from rich.table import Table
 
 from polyret.cli.app import console, eval_app, split_csv
 from polyret.encode import ENCODE_BATCH_SIZE
+from rich.markup import escape
 
 
 @eval_app.command("lareqa")
@@ -28,21 +29,22 @@ def eval_lareqa(
     from polyret.evaluate.lareqa_eval import evaluate_lareqa
     from polyret.data.lareqa import load_lareqa
     from polyret.model import load_model
-    from polyret.report import prepare_out_dir
+    from polyret.io import OutputDir
 
-    prepare_out_dir(out, overwrite=overwrite)  # refuse a non-empty --out before any slow work
+    # The output-folder policy (polyret.io) before any slow work.
+    target = OutputDir(out, "eval-lareqa", overwrite=overwrite, inputs=[Path(data), Path(model)], legacy_files=("results.json",))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dataset = load_lareqa(data, langs=split_csv(langs))
     for w in caught:
-        console.print(f"[yellow]warning:[/] {w.message}")
+        console.print(f"[yellow]warning:[/] {escape(str(w.message))}")
     console.print(
         f"{dataset.name}: {dataset.n_questions} questions, {dataset.n_candidates} candidates, "
         f"{len(dataset.languages)} languages ({', '.join(dataset.languages)})"
     )
     enc = load_model(model)
     res = evaluate_lareqa(
-        enc, dataset, candidate=candidate, batch_size=batch_size, out_dir=out, cache=cache,
+        enc, dataset, candidate=candidate, batch_size=batch_size, out_dir=target, cache=cache,
         show_progress=progress, overwrite=overwrite, model_name=model,
     )
     table = Table(title=f"LAReQA {res['dataset']} ({candidate})")
@@ -64,5 +66,5 @@ def eval_lareqa(
     console.print(table)
     t = res["timing"]
     console.print(
-        f"encode {t['encode_s']:.1f}s, score {t['score_s']:.1f}s, total {t['total_s']:.1f}s -> {out}/results.json"
+        f"encode {t['encode_s']:.1f}s, score {t['score_s']:.1f}s, total {t['total_s']:.1f}s -> {out}/results.json", markup=False
     )

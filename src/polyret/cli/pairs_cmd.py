@@ -32,10 +32,11 @@ def build_pairs(
 
     from polyret.data.groups import write_groups_jsonl
     from polyret.data.pairs import build_groups
-    from polyret.errors import PolyretError
 
-    if out.exists() and not overwrite:
-        raise PolyretError(f"{out} exists; pass --overwrite to replace it")
+    from polyret.io import OutputFile
+
+    # Checked before reading anything; written atomically at the end (polyret.io).
+    OutputFile(out, overwrite=overwrite, inputs=inputs)
     groups, report = build_groups(inputs, unit=unit, negatives=negatives, splitter=splitter, source=source,
                                   answerless=answerless, progress=True)
     n = write_groups_jsonl(groups, out)
@@ -48,9 +49,9 @@ def build_pairs(
     for lang in sorted(set(report.query_langs) | set(report.passage_langs)):
         t.add_row(lang, str(report.query_langs.get(lang, 0)), str(report.passage_langs.get(lang, 0)))
     console.print(t)
-    console.print(f"{len(report.files)} files, {report.records} records; sources: {dict(report.sources)}")
+    console.print(f"{len(report.files)} files, {report.records} records; sources: {dict(report.sources)}", markup=False)
     for key, value in sorted(report.counts.items()):
-        console.print(f"  {key}: {value}")
+        console.print(f"  {key}: {value}", markup=False)
 
 
 @data_app.command("sentence-agreement")

@@ -12,6 +12,7 @@ import typer
 from polyret.cli.app import app, console
 from polyret.config import STRATEGIES
 from polyret.errors import PolyretError
+from rich.markup import escape
 
 
 @app.command("train")
@@ -68,5 +69,5 @@ def merge_command(
     from polyret.merge import merge_models
 
     path = merge_models(base, tuned, weight, out, overwrite=overwrite)
-    console.print(f"[green]merged[/] λ={weight:g}: (1−λ)·{base} + λ·{tuned}")
+    console.print(f"[green]merged[/] λ={weight:g}: (1−λ)·{escape(base)} + λ·{escape(tuned)}")
     print(path)

@@ -237,12 +237,45 @@ def _require(obj, key: str, typ, where: str):
     return val
 
 
+def check_lareqa_paragraph(par, where: str) -> tuple[str, list[tuple[int, int]], list[str], list]:
+    """The one validator of a LAReQA paragraph (eval lareqa, export-beir and build-pairs all use it):
+    (context, sentence spans, sentence strings, qas), or a PolyretError naming the paragraph."""
+    context = _require(par, "context", str, where)
+    breaks = _require(par, "sentence_breaks", list, where)
+    sentences = _require(par, "sentences", list, where)
+    qas = _require(par, "qas", list, where)
+    if len(breaks) != len(sentences):
+        raise PolyretError(f"{where}: {len(breaks)} sentence_breaks but {len(sentences)} sentences")
+    if not breaks and qas:
+        raise PolyretError(f"{where}: questions but no sentences")
+    spans: list[tuple[int, int]] = []
+    for si, (span, sent) in enumerate(zip(breaks, sentences)):
+        if (
+            not isinstance(span, list)
+            or len(span) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in span)
+        ):
+            raise PolyretError(f"{where}: sentence_breaks[{si}] is not a [start, end] pair of integers (got {span!r})")
+        if not 0 <= span[0] <= span[1] <= len(context):
+            raise PolyretError(f"{where}: sentence_breaks[{si}] = {span} is outside the context ({len(context)} characters)")
+        if not isinstance(sent, str):
+            raise PolyretError(f"{where}: sentences[{si}] is not a string (got {type(sent).__name__} {sent!r})")
+        spans.append((span[0], span[1]))
+    return context, spans, sentences, qas
+
+
+def check_answer_start(start: int, context: str, qwhere: str) -> int:
+    """An answer start must lie inside its context (one verdict for every command reading LAReQA/SQuAD)."""
+    if not 0 <= start < len(context):
+        raise PolyretError(f"{qwhere}: answer_start {start} is outside its context ({len(context)} characters)")
+    return start
+
+
 def _read_language_file(path: Path, lang: str, warn_counts: Counter):
     """Parse one LL.json -> (questions, candidates, answer candidate index per question)."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise PolyretError(f"{path}: not valid JSON ({e})") from None
+    from polyret.io import read_json
+
+    raw = read_json(path)
     articles = _require(raw, "data", list, f"{path}")
     questions: list[LareqaQuestion] = []
     candidates: list[LareqaCandidate] = []
@@ -253,27 +286,8 @@ def _read_language_file(path: Path, lang: str, warn_counts: Counter):
         paragraphs = _require(art, "paragraphs", list, _where(path, ai, title))
         for pi, par in enumerate(paragraphs):
             where = _where(path, ai, title, pi)
-            context = _require(par, "context", str, where)
-            breaks = _require(par, "sentence_breaks", list, where)
-            sentences = _require(par, "sentences", list, where)
-            qas = _require(par, "qas", list, where)
-            if len(breaks) != len(sentences):
-                raise PolyretError(f"{where}: {len(breaks)} sentence_breaks but {len(sentences)} sentences")
-            if not breaks and qas:
-                raise PolyretError(f"{where}: questions but no sentences")
-            spans: list[tuple[int, int]] = []
-            for si, (span, sent) in enumerate(zip(breaks, sentences)):
-                if (
-                    not isinstance(span, list)
-                    or len(span) != 2
-                    or not all(isinstance(x, int) and not isinstance(x, bool) for x in span)
-                ):
-                    raise PolyretError(f"{where}: sentence_breaks[{si}] is not a [start, end] pair of integers")
-                if not isinstance(sent, str):
-                    raise PolyretError(f"{where}: sentences[{si}] is not a string")
-                if context[span[0] : span[1]] != sent:
-                    warn_counts[WARN_SENTENCE_MISMATCH] += 1
-                spans.append((span[0], span[1]))
+            context, spans, sentences, qas = check_lareqa_paragraph(par, where)
+            warn_counts[WARN_SENTENCE_MISMATCH] += sum(context[a:b] != t for (a, b), t in zip(spans, sentences))
             first = len(candidates)
             paragraph_id = f"{ai}-{pi}"
             for si, sent in enumerate(sentences):
@@ -286,9 +300,8 @@ def _read_language_file(path: Path, lang: str, warn_counts: Counter):
                 answers = _require(qa, "answers", list, qwhere)
                 if not answers:
                     raise PolyretError(f"{qwhere}: empty 'answers'")
-                start = _require(answers[0], "answer_start", int, f"{qwhere}, answers[0]")
-                if start < 0:
-                    raise PolyretError(f"{qwhere}: negative answer_start {start}")
+                start = check_answer_start(_require(answers[0], "answer_start", int, f"{qwhere}, answers[0]"),
+                                           context, qwhere)
                 if qid in seen_ids:
                     raise PolyretError(f"{qwhere}: duplicate question id (first seen at {seen_ids[qid]})")
                 seen_ids[qid] = where
@@ -340,6 +353,8 @@ def load_lareqa(data_dir: str | Path, langs: Sequence[str] | None = None, name: 
         for msg, n in counts.items():
             warnings.warn(f"{path}: {n} x {msg}", stacklevel=2)
         warn_total.update(counts)
+    if not questions:
+        raise PolyretError(f"{d}: no questions in {', '.join(f'{l}.json' for l in langs)} (every 'paragraphs' list is empty?)")
     # Relevant: the answer sentence of the same question id in every loaded language.
     answers_by_qid: dict[str, list[int]] = {}
     for q, a in zip(questions, answer_of_question):

@@ -69,13 +69,9 @@ class NLIPairs:
 
 def read_text_lines(path: Path) -> list[str]:
     """Lines without their line ends ('\\n' or '\\r\\n'); a final line end is optional."""
-    path = Path(path)
-    if not path.is_file():
-        raise PolyretError(f"{path} does not exist or is not a file")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise PolyretError(f"{path} is not UTF-8 text (byte {e.start})") from None
+    from polyret.io import read_text  # not UTF-8: an error naming the file, line and byte offset; BOM dropped
+
+    text = read_text(path)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()

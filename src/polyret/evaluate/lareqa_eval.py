@@ -334,9 +334,9 @@ def evaluate_lareqa(
     alongside it for people."""
     if candidate not in CANDIDATE_MODES:
         raise PolyretError(f"unknown --candidate {candidate!r}; use one of {', '.join(CANDIDATE_MODES)}")
-    from polyret.report import prepare_out_dir
+    from polyret.io import output_dir
 
-    out = prepare_out_dir(out_dir, overwrite=overwrite) if out_dir is not None else None  # fail before encoding
+    out = output_dir(out_dir, "eval-lareqa", overwrite=overwrite)  # the output-folder policy, checked before encoding
     t_start = time.perf_counter()
     q_emb = _encode_unique(model, dataset.question_texts(), "query", batch_size=batch_size, cache=cache, show_progress=show_progress)
     c_emb = _encode_unique(
@@ -349,15 +349,17 @@ def evaluate_lareqa(
     results = {"dataset": dataset.name, "model": model_id(model), "model_name": model_name, "candidate": candidate,
                **scored}
     results["timing"] = {"encode_s": encode_s, "score_s": scored["timing"]["score_s"]}
-    if out is not None:
+    if out is None:
+        results["timing"]["total_s"] = time.perf_counter() - t_start
+        return lareqa_result(results, ranks, dataset)
+    with out:
         t_write = time.perf_counter()
-        write_lareqa_outputs(results, ranks, dataset, out)  # results.json is rewritten below with final timing
+        write_lareqa_outputs(results, ranks, dataset, out.path)  # results.json is rewritten below with final timing
         results["timing"]["write_s"] = time.perf_counter() - t_write
-    results["timing"]["total_s"] = time.perf_counter() - t_start
-    if out is not None:
-        from polyret.report import write_json
+        results["timing"]["total_s"] = time.perf_counter() - t_start
+        from polyret.io import write_json
 
-        write_json(out / "results.json", results)
+        write_json(out.path / "results.json", results)
     return lareqa_result(results, ranks, dataset)
 
 
@@ -442,7 +444,8 @@ def report_markdown(results: dict) -> str:
 
 
 def write_lareqa_outputs(results: dict, ranks: LareqaRanks, dataset: LareqaDataset, out: Path) -> None:
-    from polyret.report import save_heatmap, write_json, write_trec_qrels, write_trec_run
+    from polyret.io import run_from_arrays, write_json, write_trec_qrels, write_trec_run
+    from polyret.report import save_heatmap
 
     out = Path(out)
     write_json(out / "results.json", results)
@@ -453,8 +456,8 @@ def write_lareqa_outputs(results: dict, ranks: LareqaRanks, dataset: LareqaDatas
         out / "cross_map_heatmap.png", title=f"{dataset.name}: mAP (diagonal = Mono)",
         xlabel="candidate language", ylabel="query language", cbar_label="mAP", vmin=0.0, vmax=1.0,
     )
-    write_trec_run(out / "multi.trec", [q.key for q in dataset.questions], [c.cid for c in dataset.candidates],
-                   ranks.top_idx, ranks.top_scores, tag="polyret-lareqa-multi")
+    write_trec_run(out / "multi.trec", run_from_arrays([q.key for q in dataset.questions], [c.cid for c in dataset.candidates],
+                                                       ranks.top_idx, ranks.top_scores), tag="polyret-lareqa-multi")
     write_trec_qrels(out / "qrels.trec", qrels_of(dataset))
 
 

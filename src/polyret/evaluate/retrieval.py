@@ -37,8 +37,10 @@ from polyret.data.beir import Qrels
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
 from polyret.evaluate.result import EvalResult, PerQuery
+from polyret.io import OutputDir, output_dir, write_json, write_trec_run
 from polyret.search import SearchOptions, search
 from polyret.stream import EmbeddingStore, encode_corpus
+from rich.markup import escape
 
 RESULTS_FILE = "results.json"
 RUN_FILE = "run.trec"
@@ -199,31 +201,11 @@ def model_encoders(model, *, batch_size: int = ENCODE_BATCH_SIZE, max_length: in
     return Encoders(make("query", show_progress), make("passage", False), identity, mid)
 
 
-def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise PolyretError(f"{out_dir} exists and is not a directory")
-    if out_dir.is_dir() and not overwrite:
-        if (out_dir / RESULTS_FILE).exists():
-            raise PolyretError(f"{out_dir} already holds {RESULTS_FILE}; pass --overwrite to replace it or choose another --out")
-        ours = (out_dir / EMB_DIR).is_dir()
-        if not ours and any(out_dir.iterdir()):
-            raise PolyretError(f"{out_dir} is not empty and not a polyret run directory; pass --overwrite or choose another --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-
-def write_trec_run(path: Path, run: Run, tag: str = "polyret") -> None:
-    """TREC run format `qid Q0 docid rank score tag`, rankings in polyret's order."""
-    with open(path, "w", encoding="utf-8") as f:
-        for qid, docs in run.items():
-            for rank, (docid, score) in enumerate(docs, 1):
-                f.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
-
-
 def run_retrieval(
     task: RetrievalTask,
     encoders: Encoders,
     *,
-    out_dir: str | Path | None = None,
+    out_dir: str | Path | OutputDir | None = None,
     index: str = "flat",
     k: int = 100,
     map_depth: int | None = 1000,
@@ -243,16 +225,18 @@ def run_retrieval(
     timing: dict[str, float] = {}
     warnings: list[str] = []
     tmp = None
-    if out_dir is None:
+    # An interrupted run of this kind in out_dir is continued in place (the corpus store resumes);
+    # --overwrite works in a sibling folder swapped in at the end (polyret.io's policy).
+    out = output_dir(out_dir, f"eval-{task.name}", overwrite=overwrite, legacy_files=(RESULTS_FILE, EMB_DIR))
+    if out is None:
         tmp = tempfile.mkdtemp(prefix="polyret-retrieval-")
         work = Path(tmp)
     else:
-        work = Path(out_dir)
-        _prepare_out_dir(work, overwrite)
+        work = out.__enter__().path
     try:
         t = time.perf_counter()
         store = encode_corpus(task.docs, work / EMB_DIR, encoders.passages, identity=encoders.identity + "|passage",
-                              chunk_size=chunk_size, overwrite=overwrite, show_progress=show_progress,
+                              chunk_size=chunk_size, overwrite=False, show_progress=show_progress,
                               description=f"{task.name}: encoding corpus")
         timing["encode_corpus_s"] = time.perf_counter() - t
 
@@ -327,7 +311,7 @@ def run_retrieval(
             "scorer": "pytrec_eval on polyret's rankings (trec_eval -c averaging; ties: earlier corpus document first)",
         }
         for w in warnings:
-            console.print(f"[yellow]warning:[/] {w}")
+            console.print(f"[yellow]warning:[/] {escape(w)}")
         if out_dir is not None:
             write_trec_run(work / RUN_FILE, {q: r[:k] for q, r in run.items()})
             with open(work / "per_query.jsonl", "w", encoding="utf-8") as f:
@@ -335,10 +319,16 @@ def run_retrieval(
                     f.write(json.dumps({"qid": q, "lang": langs[q], **per_query[q]}, ensure_ascii=False) + "\n")
             results["files"] = {"run": RUN_FILE, "per_query": "per_query.jsonl", "embeddings": EMB_DIR,
                                 "report": "report.md", "plot": f"{task.name}_bars.png"}
-            (work / RESULTS_FILE).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             (work / "report.md").write_text(retrieval_markdown(results), encoding="utf-8")
             plot_retrieval_bars(results, work / f"{task.name}_bars.png")
+            write_json(work / RESULTS_FILE, results)  # last: its presence means the folder is complete
+        if out is not None:
+            out.__exit__(None, None, None)
         return retrieval_result(results, per_query)
+    except BaseException as e:
+        if out is not None:
+            out.__exit__(type(e), e, e.__traceback__)
+        raise
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

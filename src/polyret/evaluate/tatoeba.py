@@ -17,7 +17,7 @@ import numpy as np
 from polyret.data.tatoeba import read_tatoeba, tatoeba_files
 from polyret.errors import PolyretError
 from polyret.evaluate.result import EvalResult, PerQuery
-from polyret.report import write_json
+from polyret.io import OutputDir, output_dir, write_json
 
 RESULTS_FILE = "results.json"
 
@@ -49,7 +49,7 @@ def evaluate_tatoeba(
     tatoeba_dir: str | Path,
     langs: Sequence[str],
     *,
-    out_dir: str | Path | None = None,
+    out_dir: str | Path | OutputDir | None = None,
     kind: str | None = "query",
     cache: bool | str | Path = True,
     show_progress: bool = True,
@@ -68,10 +68,7 @@ def evaluate_tatoeba(
         raise PolyretError(f"Tatoeba directory {tatoeba_dir} does not exist")
     if not langs:
         raise PolyretError("no Tatoeba languages given (e.g. --langs deu,swh,urd)")
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        if (out_dir / RESULTS_FILE).exists() and not overwrite:
-            raise PolyretError(f"{out_dir / RESULTS_FILE} already exists; pass --overwrite to replace it")
+    out = output_dir(out_dir, "eval-tatoeba", overwrite=overwrite)  # the output-folder policy, checked before any work
     langs = list(dict.fromkeys(langs))
     present = [l for l in langs if all(p.is_file() for p in tatoeba_files(tatoeba_dir, l))]
     missing = [l for l in langs if l not in present]
@@ -111,8 +108,9 @@ def evaluate_tatoeba(
         "missing": missing,
         "timing": {"total_s": time.perf_counter() - t_start},
     }
-    if out_dir is not None:
-        write_tatoeba_outputs(results, out_dir)
+    if out is not None:
+        with out:
+            write_tatoeba_outputs(results, out.path)
     return tatoeba_result(results, hits)
 
 

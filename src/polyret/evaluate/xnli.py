@@ -36,7 +36,7 @@ from polyret.data.xnli import (
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
 from polyret.evaluate.result import EvalResult, PerQuery
-from polyret.report import write_json
+from polyret.io import OutputDir, output_dir, write_json
 
 # Around the optimum for multilingual-e5-small on SNLI dev + SICK TRAIN (C = 0.001 on XNLI en dev;
 # 0.1 and 1.0 were 2.7 and 3.4 points worse and the slowest to fit).
@@ -326,7 +326,7 @@ def evaluate_xnli(
     english_train: str | Sequence[str] | NLIPairs | None = None,
     langs: Sequence[str] | None = None,
     low_resource: Sequence[str] = ("sw", "ur"),
-    out_dir: str | Path | None = None,
+    out_dir: str | Path | OutputDir | None = None,
     seed: int = 0,
     show_progress: bool = True,
     kind: str | None = "query",
@@ -352,10 +352,7 @@ def evaluate_xnli(
     """
     t_start = time.perf_counter()
     xnli_dir = Path(xnli_dir)
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        if (out_dir / RESULTS_FILE).exists() and not overwrite:
-            raise PolyretError(f"{out_dir / RESULTS_FILE} already exists; pass --overwrite to replace it")
+    out = output_dir(out_dir, "eval-xnli", overwrite=overwrite)  # the output-folder policy, checked before any work
     log = _logger(show_progress)
 
     # Which languages: requested ones (missing files listed) or every file of the split.
@@ -451,8 +448,9 @@ def evaluate_xnli(
         **summarise_languages(per_language, low_resource=low_resource),
         "timing": timing,
     }
-    if out_dir is not None:
-        write_xnli_outputs(results, out_dir)
+    if out is not None:
+        with out:
+            write_xnli_outputs(results, out.path)
     return xnli_result(results)
 
 

@@ -7,7 +7,6 @@ and resumes), then writes the before/after table to `<out>/report.md` and `<out>
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,6 +14,7 @@ from typing import Any, Sequence
 from polyret.config import load_train_config
 from polyret.experiment.config import ExperimentConfig, GridSection, SuiteConfig, TestsSection, TrainSection
 from polyret.experiment.runner import run_experiment
+from polyret.io import write_json, write_text
 
 SUITE = "xquad-r"
 # Table column -> flat metric of the LAReQA `EvalResult`.
@@ -89,11 +89,11 @@ def quick_train_demo(
         "tests": [t for t in summary["tests"] if t["metric"] in COLUMNS.values()],
         "wall_seconds": round(time.perf_counter() - t0, 1),
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "report.json", report)
     md = table_markdown(rows, "XQuAD-R before / after (Mono, Cross, Multi mAP; mean rank distance)")
     md += "\nTarget (Multi +0.20, rank distance ≤ half, Mono within 0.01, Cross up): " + ", ".join(
         f"{k} {'yes' if v else 'no'}" for k, v in report["target"].items()
     ) + "\n"
     md += f"\nPaired tests against the untrained model, per-language tables and plots: {out / 'experiment' / 'report.md'}\n"
-    (out / "report.md").write_text(md, encoding="utf-8")
+    write_text(out / "report.md", md)
     return report

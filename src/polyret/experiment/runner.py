@@ -28,7 +28,6 @@ runner computes no metric: each suite returns an `EvalResult` whose per-query va
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -36,13 +35,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from polyret.config import TrainConfig
 from polyret.errors import PolyretError
 from polyret.evaluate.result import PerQuery, load_per_query, save_per_query
+from polyret.io import OutputDir, read_json, to_jsonable, write_json
 from polyret.experiment.compare import paired_tests
 from polyret.experiment.config import ExperimentConfig, SuiteConfig, load_experiment_config, suite_label
 from polyret.experiment.grid import RunSpec, config_hash, expand_grid
@@ -58,36 +58,6 @@ SUITE_DONE = "polyret_suite.json"
 PER_QUERY_FILE = "per_query.npz"
 SUMMARY_FILE = "summary.json"
 SCHEMA_VERSION = 1
-
-
-# ------------------------------------------------------------------------------ storage helpers
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    """Strict JSON (NaN/inf -> null: a metric that is undefined, e.g. Cross for one language),
-    written to a temp file and renamed, so a crash never leaves a half-written marker."""
-    tmp = path.with_name(path.name + ".tmp")
-    text = json.dumps(_finite(obj), indent=2, ensure_ascii=False, default=_json_default, allow_nan=False)
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float | np.floating):
-        return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-def _json_default(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
 # ---------------------------------------------------------------------------------- the runner
@@ -141,19 +111,14 @@ class Runner:
         self._base_paths: dict[str, str] = {}
 
     # -- directory ------------------------------------------------------------------------------
-    def prepare_out_dir(self) -> None:
-        """Create DIR, or accept it if it is one of ours; refuse to write into anything else."""
-        d = self.out_dir
-        if d.exists() and not d.is_dir():
-            raise PolyretError(f"--out {d} is a file, not a directory")
-        if d.is_dir() and any(d.iterdir()) and not (d / EXPERIMENT_MARKER).is_file():
-            raise PolyretError(
-                f"--out {d} exists and is not a polyret experiment directory (no {EXPERIMENT_MARKER}); "
-                "choose a new or empty directory"
-            )
-        d.mkdir(parents=True, exist_ok=True)
-        _write_json_atomic(
-            d / EXPERIMENT_MARKER,
+    def open_out_dir(self) -> OutputDir:
+        """`--out` under polyret's output policy (`polyret.io`): new, empty or an experiment of ours
+        (finished ones are reopened: their runs are reused); anything else is refused."""
+        return OutputDir(self.out_dir, "experiment", reuse=True, legacy_files=(EXPERIMENT_MARKER,))
+
+    def write_marker(self) -> None:
+        write_json(
+            self.out_dir / EXPERIMENT_MARKER,
             {"polyret_experiment": SCHEMA_VERSION, "config": self.config.model_dump(mode="json"),
              "config_dir": str(self.config_dir)},
         )
@@ -181,7 +146,7 @@ class Runner:
         done = tdir / TRAIN_DONE
         if done.is_file():
             self.counts["train_reused"] += 1
-            return str(tdir / json.loads(done.read_text(encoding="utf-8"))["model_dir"])
+            return str(tdir / read_json(done)["model_dir"])
         tconf = dict(run.train_config)
         tconf["model"] = self.base_model_path(run.variant.base_model)
         # A training dir with its config.yaml (written by `train` before the first step) was
@@ -194,7 +159,7 @@ class Runner:
         model_dir = Path(self.train_fn(TrainConfig.model_validate(tconf), tdir, resume=resume, show_progress=self.show_progress))
         self.counts["resumed" if resume else "trained"] += 1
         rel = os.path.relpath(model_dir, tdir)
-        _write_json_atomic(done, {"model_dir": rel, "config": run.train_config, "finished": time.time()})
+        write_json(done, {"model_dir": rel, "config": run.train_config, "finished": time.time()})
         if not self.config.train.keep_checkpoints:
             # Checkpoints only serve a resume; a finished run does not need them (they are most
             # of the disk an experiment takes).
@@ -235,7 +200,7 @@ class Runner:
     def run_one(self, run: RunSpec) -> dict[str, Any]:
         rdir = self.run_dir(run)
         rdir.mkdir(parents=True, exist_ok=True)
-        _write_json_atomic(rdir / "run.json", run.to_json() | {"train_config": run.train_config})
+        write_json(rdir / "run.json", run.to_json() | {"train_config": run.train_config})
         self._fire("run_start", run)
         pending = [s for s in self.config.suites if not (self.suite_dir(run, s) / SUITE_DONE).is_file()]
         self.counts["eval_reused"] += len(self.config.suites) - len(pending)
@@ -252,7 +217,7 @@ class Runner:
                 result = self.suites[suite.name](model, suite, sdir, ctx)
                 result.check_per_query()
                 save_per_query(sdir / PER_QUERY_FILE, result.per_query)
-                _write_json_atomic(
+                write_json(
                     sdir / SUITE_DONE,
                     {"suite": label, "config": suite.model_dump(mode="json"), **result.to_json(),
                      "seconds": time.perf_counter() - t0},
@@ -269,31 +234,31 @@ class Runner:
         for suite in self.config.suites:
             marker = self.suite_dir(run, suite) / SUITE_DONE
             if marker.is_file():
-                rec["results"][suite_label(suite)] = json.loads(marker.read_text(encoding="utf-8"))["metrics"]
+                rec["results"][suite_label(suite)] = read_json(marker)["metrics"]
         rec["complete"] = len(rec["results"]) == len(self.config.suites)
         return rec
 
     def run(self) -> dict[str, Any]:
         """Run everything not yet done, then aggregate and write summary.json and report.md."""
-        self.prepare_out_dir()
         t0 = time.perf_counter()
         progress = _progress(self.show_progress)
-        with progress:
-            task = progress.add_task("experiment", total=len(self.runs))
-            for run in self.runs:
-                progress.update(task, description=f"{run.label}" + (f" seed {run.seed}" if run.seed is not None else ""))
-                self.run_one(run)
-                progress.advance(task)
-        wall = time.perf_counter() - t0
-        return self.finish(wall_s=wall)
+        with self.open_out_dir():  # marked complete only after summary.json and report.md
+            self.write_marker()
+            with progress:
+                task = progress.add_task("experiment", total=len(self.runs))
+                for run in self.runs:
+                    progress.update(task, description=f"{run.label}" + (f" seed {run.seed}" if run.seed is not None else ""))
+                    self.run_one(run)
+                    progress.advance(task)
+            return self.finish(wall_s=time.perf_counter() - t0)
 
     def finish(self, *, wall_s: float | None = None) -> dict[str, Any]:
         """Aggregate whatever is finished; write summary.json, report.md and plots."""
         summary = self.aggregate()
         summary["timing"] = {"wall_s": wall_s}
         summary["counts"] = dict(self.counts)
-        summary = _finite(summary)
-        _write_json_atomic(self.out_dir / SUMMARY_FILE, summary)
+        summary = to_jsonable(summary)  # what summary.json holds (undefined numbers are None)
+        write_json(self.out_dir / SUMMARY_FILE, summary)
         write_report(summary, self.out_dir)
         return summary
 
@@ -326,7 +291,7 @@ class Runner:
             for run in self.runs:
                 marker = self.suite_dir(run, suite) / SUITE_DONE
                 if marker.is_file():
-                    m = json.loads(marker.read_text(encoding="utf-8"))
+                    m = read_json(marker)
                     meta = {"name": suite.name, "headline": m["headline"], "per_language": m["per_language"]}
                     break
             suites_meta[sl] = meta or {"name": suite.name, "headline": [], "per_language": {}}
@@ -363,7 +328,7 @@ def _default_log(show: bool) -> Callable[[str], None]:
     if not show:
         return lambda msg: None
     console = Console(stderr=True)
-    return lambda msg: console.print(f"[dim]{msg}[/]")
+    return lambda msg: console.print(f"[dim]{escape(str(msg))}[/]")
 
 
 def _progress(show: bool):
