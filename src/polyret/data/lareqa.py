@@ -31,6 +31,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from polyret.errors import PolyretError
+from polyret.io import read_json
+from polyret.paths import find_data_dir
 
 # Known LAReQA data sets: name -> language codes (used only to describe/resolve, never required).
 KNOWN_DATASETS: dict[str, tuple[str, ...]] = {
@@ -213,8 +215,6 @@ def _resolve_dir(data_dir: str | Path) -> Path:
         return p
     # A bare name like "xquad-r" resolves inside the data directory (lareqa/<name>).
     if not p.is_absolute() and len(p.parts) == 1:
-        from polyret.paths import find_data_dir
-
         root = find_data_dir(required=False)
         if root is not None:
             for cand in (root / "lareqa" / p.name, root / p.name):
@@ -273,8 +273,6 @@ def check_answer_start(start: int, context: str, qwhere: str) -> int:
 
 def _read_language_file(path: Path, lang: str, warn_counts: Counter):
     """Parse one LL.json -> (questions, candidates, answer candidate index per question)."""
-    from polyret.io import read_json
-
     raw = read_json(path)
     articles = _require(raw, "data", list, f"{path}")
     questions: list[LareqaQuestion] = []

@@ -30,9 +30,12 @@ import numpy as np
 
 from polyret import metrics
 from polyret.data.lareqa import LareqaDataset, load_lareqa
-from polyret.encode import ENCODE_BATCH_SIZE
+from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
 from polyret.evaluate.result import EvalResult, PerQuery
+from polyret.io import output_dir, run_from_arrays, write_json, write_trec_qrels, write_trec_run
+from polyret.model import load_model
+from polyret.report import markdown_table, save_heatmap
 
 TIE_BREAKING = (
     "exact float32 score comparison; equal scores are ordered by candidate index in the "
@@ -307,8 +310,6 @@ def _results_header(dataset: LareqaDataset) -> dict:
 
 def _encode_unique(model, texts: list[str], kind: str, *, batch_size: int, cache, show_progress: bool) -> np.ndarray:
     """Encode each distinct text once and scatter the rows back to `texts` order."""
-    from polyret.encode import encode_texts
-
     uniq, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
     emb = encode_texts(model, list(uniq), kind=kind, batch_size=batch_size, show_progress=show_progress, cache=cache)
     return np.asarray(emb)[inverse.reshape(-1)]
@@ -334,7 +335,6 @@ def evaluate_lareqa(
     alongside it for people."""
     if candidate not in CANDIDATE_MODES:
         raise PolyretError(f"unknown --candidate {candidate!r}; use one of {', '.join(CANDIDATE_MODES)}")
-    from polyret.io import output_dir
 
     out = output_dir(out_dir, "eval-lareqa", overwrite=overwrite)  # the output-folder policy, checked before encoding
     t_start = time.perf_counter()
@@ -344,7 +344,6 @@ def evaluate_lareqa(
     )
     encode_s = time.perf_counter() - t_start
     scored, ranks = score_lareqa(q_emb, c_emb, dataset, top_k=top_k, show_progress=show_progress, return_ranks=True)
-    from polyret.encode import model_id
 
     results = {"dataset": dataset.name, "model": model_id(model), "model_name": model_name, "candidate": candidate,
                **scored}
@@ -357,7 +356,6 @@ def evaluate_lareqa(
         write_lareqa_outputs(results, ranks, dataset, out.path)  # results.json is rewritten below with final timing
         results["timing"]["write_s"] = time.perf_counter() - t_write
         results["timing"]["total_s"] = time.perf_counter() - t_start
-        from polyret.io import write_json
 
         write_json(out.path / "results.json", results)
     return lareqa_result(results, ranks, dataset)
@@ -380,8 +378,6 @@ def lareqa(
     dataset = load_lareqa(data_dir, langs=langs, name=name)
     model_name = None
     if isinstance(model_name_or_model, (str, Path)):
-        from polyret.model import load_model
-
         model_name = str(model_name_or_model)
         model = load_model(model_name)
     else:
@@ -403,8 +399,6 @@ def qrels_of(dataset: LareqaDataset) -> dict[str, dict[str, int]]:
 
 def report_markdown(results: dict) -> str:
     """Paper-style tables: one row per source language, plus the macro average."""
-    from polyret.report import markdown_table
-
     langs = results["languages"]
     k, own = f"recall@{MULTI_RECALL_K}", f"top{OWN_LANGUAGE_TOP_K}_own_language_share"
     mono, cross, multi = results["mono"], results["cross"], results["multi"]
@@ -444,9 +438,6 @@ def report_markdown(results: dict) -> str:
 
 
 def write_lareqa_outputs(results: dict, ranks: LareqaRanks, dataset: LareqaDataset, out: Path) -> None:
-    from polyret.io import run_from_arrays, write_json, write_trec_qrels, write_trec_run
-    from polyret.report import save_heatmap
-
     out = Path(out)
     write_json(out / "results.json", results)
     (out / "report.md").write_text(report_markdown(results), encoding="utf-8")

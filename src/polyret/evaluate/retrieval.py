@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from polyret.data.beir import Qrels
-from polyret.encode import ENCODE_BATCH_SIZE
+from polyret.encode import ENCODE_BATCH_SIZE, bf16_supported, encode_texts, model_id
 from polyret.errors import PolyretError
 from polyret.evaluate.result import EvalResult, PerQuery
 from polyret.io import OutputDir, output_dir, write_json, write_trec_run
@@ -188,8 +188,6 @@ class Encoders:
 def model_encoders(model, *, batch_size: int = ENCODE_BATCH_SIZE, max_length: int | None = None, bf16: bool | None = None,
                    cache: bool | str | Path = False, show_progress: bool = True) -> Encoders:
     """Encoders over `polyret.encode.encode_texts` with the model's query / passage prompts."""
-    from polyret.encode import bf16_supported, encode_texts, model_id
-
     use_bf16 = bf16_supported() if bf16 is None else bf16
     mid = model_id(model)
 

@@ -15,9 +15,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from polyret.data.tatoeba import read_tatoeba, tatoeba_files
+from polyret.encode import encode_texts, model_id
 from polyret.errors import PolyretError
 from polyret.evaluate.result import EvalResult, PerQuery
 from polyret.io import OutputDir, output_dir, write_json
+from polyret.model import load_model
+from polyret.report import save_grouped_bars
 
 RESULTS_FILE = "results.json"
 
@@ -60,8 +63,6 @@ def evaluate_tatoeba(
     Languages without files are listed under "missing" and the others still evaluated. Writes
     results.json, report.md and tatoeba_bars.png to `out_dir` when given.
     """
-    from polyret.encode import encode_texts
-
     t_start = time.perf_counter()
     tatoeba_dir = Path(tatoeba_dir)
     if not tatoeba_dir.is_dir():
@@ -76,8 +77,6 @@ def evaluate_tatoeba(
         raise PolyretError(f"no Tatoeba files in {tatoeba_dir} for {', '.join(langs)}")
     bitexts = {l: read_tatoeba(tatoeba_dir, l) for l in present}  # fail on bad files before any model work
     if isinstance(model, (str, Path)):
-        from polyret.model import load_model
-
         model = load_model(str(model))
 
     per_language: dict[str, dict[str, Any]] = {}
@@ -131,8 +130,6 @@ def tatoeba_result(results: dict[str, Any], hits: dict[tuple[str, str], np.ndarr
 
 def _model_name(model) -> str:
     try:
-        from polyret.encode import model_id
-
         return model_id(model)
     except Exception:  # an identity string is informative only; never fail a run on it
         return type(model).__name__
@@ -161,8 +158,6 @@ def tatoeba_markdown(results: dict[str, Any]) -> str:
 
 
 def plot_tatoeba_bars(results: dict[str, Any], path: str | Path) -> Path:
-    from polyret.report import save_grouped_bars
-
     langs = results["languages"]
     series = {
         "xx→en": {l: 100 * s["xx_to_en"] for l, s in langs.items()},

@@ -33,10 +33,11 @@ from polyret.data.xnli import (
     read_xnli_tsv,
     xnli_file,
 )
-from polyret.encode import ENCODE_BATCH_SIZE
+from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
 from polyret.evaluate.result import EvalResult, PerQuery
 from polyret.io import OutputDir, output_dir, write_json
+from polyret.model import load_model
 
 # Around the optimum for multilingual-e5-small on SNLI dev + SICK TRAIN (C = 0.001 on XNLI en dev;
 # 0.1 and 1.0 were 2.7 and 3.4 points worse and the slowest to fit).
@@ -215,8 +216,6 @@ def encode_pairs(
     With a cache, texts go to the encoder in chunks of `chunk`, so an interrupted run keeps what
     it has encoded (each chunk is stored on completion) and a re-run resumes from there.
     """
-    from polyret.encode import encode_texts
-
     texts = list(dict.fromkeys(pairs.premises + pairs.hypotheses))
     index = {t: i for i, t in enumerate(texts)}
     step = chunk if cache else max(1, len(texts))
@@ -236,8 +235,6 @@ def encode_pairs(
 
 def _model_name(model) -> str:
     try:
-        from polyret.encode import model_id
-
         return model_id(model)
     except Exception:  # an identity string is informative only; never fail a run on it
         return type(model).__name__
@@ -375,7 +372,6 @@ def evaluate_xnli(
     train = train.head(max_train)
     log(f"English training pairs: {len(train)} ({', '.join(train.parts)})")
     if isinstance(model, (str, Path)):  # loaded only once every input file has been read and checked
-        from polyret.model import load_model
 
         model = load_model(str(model))
 
