@@ -15,13 +15,14 @@ TEXTS = ["short", "a somewhat longer sentence about retrieval", "Ein deutscher S
 
 
 def test_order_norm_and_prompt(tiny_model):
-    e = encode_texts(tiny_model, TEXTS, "passage", show_progress=False)
+    # fp32 pinned: the reference below is fp32, and CPUs with native bf16 would autocast by default.
+    e = encode_texts(tiny_model, TEXTS, "passage", bf16=False, show_progress=False)
     assert e.shape == (5, tiny_model.get_embedding_dimension()) and e.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(e[0], e[4], atol=1e-6)  # same text, same vector, whatever the batch order
-    single = encode_texts(tiny_model, [TEXTS[1]], "passage", show_progress=False)
+    single = encode_texts(tiny_model, [TEXTS[1]], "passage", bf16=False, show_progress=False)
     np.testing.assert_allclose(e[1], single[0], atol=1e-5)
-    q = encode_texts(tiny_model, TEXTS[:1], "query", show_progress=False)
+    q = encode_texts(tiny_model, TEXTS[:1], "query", bf16=False, show_progress=False)
     assert not np.allclose(q[0], e[0], atol=1e-4)  # the prompt changes the input
     ref = tiny_model.encode(["passage: " + t for t in TEXTS], normalize_embeddings=True)
     np.testing.assert_allclose(e, ref, atol=1e-5)
@@ -40,7 +41,7 @@ def test_batches_group_texts_of_equal_token_count(tiny_model, monkeypatch):
         return real(self, sentences, *a, **k)
 
     monkeypatch.setattr(type(tiny_model), "encode", spy)
-    e = encode_texts(tiny_model, texts, "passage", batch_size=4, show_progress=False)
+    e = encode_texts(tiny_model, texts, "passage", batch_size=4, bf16=False, show_progress=False)
     assert [len(b) for b in seen] == [4] * 5 + [3]
     flat = [n for b in seen for n in b]
     assert flat == sorted(flat)  # every batch holds neighbours in token count: minimal padding

@@ -51,6 +51,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from polyret import runtime
 from polyret.config import STRATEGIES
 from polyret.data.groups import ParallelGroup
 from polyret.errors import PolyretError
@@ -250,14 +251,7 @@ class BatchInfo:
 
 
 def _world() -> tuple[int, int]:
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_world_size(), dist.get_rank()
-    except Exception:  # pragma: no cover - torch without distributed
-        pass
-    return 1, 0
+    return runtime.world_size(), runtime.rank()
 
 
 class ParallelGroupBatchSampler(_BaseSampler):

@@ -75,6 +75,16 @@ class TrainConfig(BaseModel):
         True, description="freeze the 250k-token embedding table (most of the model's parameters)"
     )
     seed: int = 42
+    device: str = Field(
+        "auto",
+        description="auto (CUDA if present, else CPU) | cpu | cuda | cuda:N | mps; --device overrides it. "
+        "Not part of a run's identity: a run may be resumed on another device",
+    )
+    trainer_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="further sentence-transformers / Hugging Face TrainingArguments by their own names "
+        "(gradient_accumulation_steps, report_to, logging_dir, ...); unknown names are an error",
+    )
 
     # --- validation, checkpoints, logging -------------------------------------------------------
     validation_groups: int = Field(

@@ -32,6 +32,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from polyret import runtime
 from polyret.config import TrainConfig, dump_train_config, load_train_config
 from polyret.data.groups import write_groups_jsonl
 from polyret.data.pairs import build_groups
@@ -39,6 +40,9 @@ from polyret.errors import PolyretError
 from polyret.io import OutputDir, write_json
 from polyret.model import load_model
 from polyret.paths import find_data_dir
+from polyret.runtime import barrier as _barrier
+from polyret.runtime import rank as _rank
+from polyret.runtime import world_size as _world_size
 
 CHECKPOINTS = "checkpoints"
 MODEL_DIR = "model"
@@ -47,24 +51,6 @@ TRAIN_LOG = "train_log.jsonl"
 RUN_JSON = "run.json"
 VALIDATION_GROUPS = "validation_groups.jsonl"
 TRAINING_META = "polyret_training.json"
-
-
-# ---------------------------------------------------------------------------------------------
-# distributed helpers (torchrun sets RANK / WORLD_SIZE; plain runs have neither)
-# ---------------------------------------------------------------------------------------------
-def _rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
-def _world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def _barrier() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,19 +146,6 @@ def _prompts(model, n_negatives: int) -> dict[str, str] | None:
     for i in range(1, n_negatives + 1):
         out[f"negative_{i}"] = p or ""
     return out
-
-
-def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX-BF16 in /proc/cpuinfo (Linux); without them bf16 matmuls are emulated."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore")
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def use_bf16(setting) -> bool:
-    return cpu_has_native_bf16() if setting == "auto" else bool(setting)
 
 
 def freeze_word_embeddings(model) -> int:
@@ -286,7 +259,8 @@ def _check_resume_config(cfg: TrainConfig, out: Path) -> None:
     if not stored.is_file():
         raise PolyretError(f"--resume: {out} is not a polyret training run (no config.yaml)")
     old = load_train_config(stored, {})
-    diff = [k for k in TrainConfig.model_fields if getattr(old, k) != getattr(cfg, k)]
+    # The device is where a run executes, not what it computes: resuming elsewhere is allowed.
+    diff = [k for k in TrainConfig.model_fields if k != "device" and getattr(old, k) != getattr(cfg, k)]
     if diff:
         shown = ", ".join(f"{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}" for k in diff[:4])
         raise PolyretError(
@@ -421,15 +395,24 @@ def train(
     resume: bool = False,
     show_progress: bool = True,
     overwrite: bool = False,
+    device: str | None = None,
 ) -> Path:
     """Train per `config` into `out_dir`; returns the final model dir (`<out>/merged` when the
     config sets merge_weight, else `<out>/model`). `resume=True` continues from the last checkpoint
-    of `out_dir` and ends at the same weights an uninterrupted run would."""
+    of `out_dir` and ends at the same weights an uninterrupted run would.
+    device: auto | cpu | cuda | cuda:N | mps (None = the config's `device`), see `polyret.runtime`."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub during training
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.model_validate(config)
     out = Path(out_dir)
     rank, world = _rank(), _world_size()
+
+    # Device and precision first: an impossible request (no GPU, bad index, nccl on CPU) fails before any work.
+    device = runtime.resolve_device(device if device is not None else cfg.device)
+    precision = runtime.precision_for(device, cfg.bf16)
+    from polyret.train_args import validate_trainer_args
+
+    validate_trainer_args(cfg.trainer_args)
 
     if resume and (out / RUN_JSON).is_file():
         done = json.loads((out / RUN_JSON).read_text(encoding="utf-8"))
@@ -460,12 +443,12 @@ def train(
             )
 
     import torch
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import SentenceTransformerTrainer
 
     from polyret.losses import build_loss
 
     torch.manual_seed(cfg.seed)
-    model = load_model(cfg.model)  # before anything is written: a bad model path leaves no half-made run dir
+    model = load_model(cfg.model, device=device)  # before anything is written: a bad model path leaves no half-made run dir
 
     # `work` is where this run writes (a sibling temporary folder under --overwrite, swapped in at the
     # end); `out` is where the run lives afterwards (paths recorded in run.json name `out`).
@@ -479,7 +462,6 @@ def train(
             _remove_incomplete_checkpoints(work / CHECKPOINTS)
         if not resume or not (work / "config.yaml").is_file():
             dump_train_config(cfg, work / "config.yaml")
-
             write_groups_jsonl(val_groups, work / VALIDATION_GROUPS)
     ckpt_dir = work / CHECKPOINTS
     resume_from = _last_checkpoint(ckpt_dir) if resume else None
@@ -489,7 +471,7 @@ def train(
     loss = build_loss(model, cfg.loss, temperature=cfg.temperature, symmetric=cfg.symmetric)
 
     validating = val_ds is not None
-    args = SentenceTransformerTrainingArguments(
+    base_args = dict(
         output_dir=str(ckpt_dir),
         max_steps=cfg.steps,
         per_device_train_batch_size=cfg.batch_size,
@@ -500,8 +482,6 @@ def train(
         lr_scheduler_type=cfg.scheduler,
         optim=cfg.optimizer,
         max_grad_norm=cfg.max_grad_norm,
-        bf16=use_bf16(cfg.bf16),
-        use_cpu=True,
         seed=cfg.seed,
         data_seed=cfg.seed,
         batch_sampler=sampler_factory,
@@ -517,9 +497,11 @@ def train(
         logging_steps=cfg.logging_steps,
         report_to="none",
         disable_tqdm=not show_progress,
-        ddp_backend="gloo" if world > 1 else None,
         dataloader_num_workers=0,
     )
+    from polyret.train_args import training_arguments
+
+    args = training_arguments(device, precision, world, base_args, cfg.trainer_args)
 
     callbacks = [_make_log_callback(work / TRAIN_LOG, resume_from)]
     trainer = _trainer_class()(
@@ -584,6 +566,7 @@ def train(
             "pairs_per_second": round(pairs / wall, 2) if wall > 0 else None,
             "best_checkpoint": trainer.state.best_model_checkpoint,
             "best_validation_loss": trainer.state.best_metric,
+            "runtime": runtime.describe(device, precision),
             "config": cfg.summary(),
         }
 

@@ -34,10 +34,11 @@ from typing import Any
 import numpy as np
 
 from polyret.data.beir import Qrels
-from polyret.encode import ENCODE_BATCH_SIZE, bf16_supported, encode_texts, model_id
+from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
 from polyret.evaluate.result import EvalResult, PerQuery
 from polyret.io import OutputDir, output_dir, write_json, write_trec_run
+from polyret.runtime import console, precision_for
 from polyret.search import SearchOptions, search
 from polyret.stream import EmbeddingStore, encode_corpus
 from rich.markup import escape
@@ -188,14 +189,16 @@ class Encoders:
 def model_encoders(model, *, batch_size: int = ENCODE_BATCH_SIZE, max_length: int | None = None, bf16: bool | None = None,
                    cache: bool | str | Path = False, show_progress: bool = True) -> Encoders:
     """Encoders over `polyret.encode.encode_texts` with the model's query / passage prompts."""
-    use_bf16 = bf16_supported() if bf16 is None else bf16
+    precision = precision_for(str(model.device), "auto" if bf16 is None else bf16)
     mid = model_id(model)
 
     def make(kind: str, progress: bool):
-        return lambda texts: encode_texts(model, texts, kind, batch_size=batch_size, bf16=use_bf16,
+        return lambda texts: encode_texts(model, texts, kind, batch_size=batch_size, bf16=precision,
                                           max_length=max_length, show_progress=progress, cache=cache)
 
-    identity = f"{mid}|max_length={max_length or model.max_seq_length}|bf16={use_bf16}"
+    # bf16=True/False keeps the identities (and corpus stores) of CPU runs made before fp16 existed.
+    numerics = f"bf16={precision == 'bf16'}" if precision != "fp16" else "precision=fp16"
+    identity = f"{mid}|max_length={max_length or model.max_seq_length}|{numerics}"
     return Encoders(make("query", show_progress), make("passage", False), identity, mid)
 
 
@@ -213,8 +216,6 @@ def run_retrieval(
     show_progress: bool = True,
 ) -> EvalResult:
     """Encode (resumably), search, score; write results.json, report.md, run.trec, per_query.jsonl, PNG."""
-    from polyret.cli.app import console
-
     if k < 100:
         raise PolyretError(f"the run depth k must be at least 100 (Recall@100 needs it), got {k}")
     if map_depth is not None and map_depth < 1:

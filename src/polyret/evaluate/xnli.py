@@ -38,6 +38,7 @@ from polyret.errors import PolyretError
 from polyret.evaluate.result import EvalResult, PerQuery
 from polyret.io import OutputDir, output_dir, write_json
 from polyret.model import load_model
+from polyret.runtime import console
 
 # Around the optimum for multilingual-e5-small on SNLI dev + SICK TRAIN (C = 0.001 on XNLI en dev;
 # 0.1 and 1.0 were 2.7 and 3.4 points worse and the slowest to fit).
@@ -475,9 +476,7 @@ def xnli_result(results: dict[str, Any]) -> EvalResult:
 def _logger(show: bool):
     if not show:
         return lambda msg: None
-    from rich.console import Console
 
-    console = Console(stderr=True)
     return lambda msg: console.print(msg)
 
 

@@ -35,7 +35,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -49,6 +48,7 @@ from polyret.experiment.grid import RunSpec, config_hash, expand_grid
 from polyret.experiment.report import write_report
 from polyret.experiment.suites import SUITES, SuiteContext, SuiteFn
 from polyret.model import build_tiny_model, load_model
+from polyret.runtime import console
 from polyret.stats import mean_ci
 from polyret.train import train
 
@@ -327,7 +327,6 @@ def _build_base(spec: str, out_root: Path) -> str:
 def _default_log(show: bool) -> Callable[[str], None]:
     if not show:
         return lambda msg: None
-    console = Console(stderr=True)
     return lambda msg: console.print(f"[dim]{escape(str(msg))}[/]")
 
 
