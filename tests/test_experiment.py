@@ -306,6 +306,29 @@ def test_merge_weights_share_training_and_give_lambda_curve(tmp_path):
     assert "## λ sweep" in (tmp_path / "out" / "report.md").read_text()
 
 
+def test_auto_merge_weight_is_chosen_once_per_training_and_reused(tmp_path):
+    fakes = Fakes()
+    choices = []
+
+    def choose(base, tuned, train_dir, candidates, work_dir, *, merge_fn=None):
+        choices.append((Path(train_dir).parent.name, list(candidates)))
+        seed = json.loads((Path(tuned) / "model.json").read_text())["seed"]
+        return {"weight": [0.25, 0.75][seed % 2], "by_weight": {}}  # differs by seed: the choice is per run
+
+    cfg = make_config(grid={"strategies": ["x-y"], "seeds": [0, 1], "merge_weights": [1.0, "auto"],
+                            "auto_merge_weights": [0.25, 0.75]})
+    summary = run_experiment(cfg, tmp_path / "out", choose_merge_weight_fn=choose, **fakes.kwargs())
+    assert choices == [("train", [0.25, 0.75])] * 2
+    assert sorted(fakes.merge_calls) == [0.25, 0.75]
+    auto_runs = [r for r in summary["runs"] if r["merge_weight"] == "auto"]
+    assert sorted(r["merge_weight_chosen"] for r in auto_runs) == [0.25, 0.75]
+    assert "x-y λ=auto" in summary["aggregate"] and summary["aggregate"]["x-y λ=auto"]["fakeqa"]
+    run_experiment(cfg, tmp_path / "out", choose_merge_weight_fn=choose, **fakes.kwargs())
+    assert len(choices) == 2 and len(fakes.merge_calls) == 2  # decided once, then reused
+    with pytest.raises(ValueError, match="λ must be in"):
+        make_config(grid={"strategies": ["x-y"], "merge_weights": ["auto"], "auto_merge_weights": [0.0, 0.5]})
+
+
 def test_explicit_pairs_and_unknown_labels(tmp_path):
     fakes = Fakes()
     cfg = make_config(grid={"strategies": ["x-y", "hybrid"], "alphas": [0.5], "seeds": [0]},

@@ -194,6 +194,23 @@ def test_validation_pool_and_lambda_rule(run_a, setup):
     }
 
 
+def test_choose_merge_weight_applies_the_rule_to_real_merges(run_a, setup, tmp_path):
+    """What `grid.merge_weights: [auto]` runs: merge at each candidate, score on the held-out pool."""
+    from polyret.validation import choose_merge_weight, pool_metrics, select_merge_weight, validation_pool
+
+    out, _, _ = run_a
+    _, model_dir, _ = setup
+    choice = choose_merge_weight(str(model_dir), out / "model", out, [0.5, 1.0], tmp_path / "work")
+    assert set(choice["by_weight"]) == {"0.5", "1.0"} and not (tmp_path / "work").exists()
+    by_weight = {float(w): m for w, m in choice["by_weight"].items()}
+    assert choice["weight"] == select_merge_weight(choice["untrained"], by_weight)
+    # λ = 1 is the tuned model itself; λ = 0.5 differs from both ends
+    pool = validation_pool(out)
+    assert by_weight[1.0] == pool_metrics(out / "model", pool)
+    assert choice["untrained"] == pool_metrics(model_dir, pool)
+    assert by_weight[0.5] != by_weight[1.0]
+
+
 def test_xquad_subset_keeps_whole_paragraphs_in_every_language(shared_data):
     from conftest import need
     from polyret.data.lareqa import load_lareqa

@@ -51,8 +51,13 @@ class GridSection(BaseModel):
 
     strategies: list[Strategy] = Field(min_length=1)
     alphas: list[float] = Field(default_factory=lambda: [0.5], min_length=1, description="α values (Hybrid only)")
-    merge_weights: list[float] = Field(
-        default_factory=lambda: [1.0], min_length=1, description="λ in (0, 1]: merge with the base; 1 = unmerged"
+    merge_weights: list[float | Literal["auto"]] = Field(
+        default_factory=lambda: [1.0], min_length=1,
+        description="λ in (0, 1]: merge with the base; 1 = unmerged; 'auto' = chosen per training run by the λ rule "
+                    "on its held-out groups (polyret.validation) among auto_merge_weights",
+    )
+    auto_merge_weights: list[float] = Field(
+        default_factory=lambda: [0.25, 0.5, 0.75, 1.0], min_length=1, description="the λ candidates of 'auto'"
     )
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
 
@@ -63,10 +68,10 @@ class GridSection(BaseModel):
             raise ValueError("every α must be in [0, 1]")
         return list(dict.fromkeys(v))
 
-    @field_validator("merge_weights")
+    @field_validator("merge_weights", "auto_merge_weights")
     @classmethod
-    def _lambda_range(cls, v: list[float]) -> list[float]:
-        if any(not 0.0 < w <= 1.0 for w in v):
+    def _lambda_range(cls, v: list) -> list:
+        if any(w != "auto" and not 0.0 < w <= 1.0 for w in v):
             raise ValueError("every λ must be in (0, 1] (λ = 0 is the base model, which is always evaluated)")
         return list(dict.fromkeys(v))
 

@@ -21,7 +21,7 @@ class Variant:
     base_model: str
     strategy: str  # "base" for the untrained reference
     alpha: float | None = None
-    merge_weight: float | None = None  # None for the base; 1.0 = unmerged
+    merge_weight: float | str | None = None  # None for the base; 1.0 = unmerged; "auto" = the λ rule
 
     @property
     def is_base(self) -> bool:
@@ -33,7 +33,8 @@ class Variant:
         else:
             core = self.strategy + (f" α={self.alpha:g}" if self.alpha is not None else "")
             if self.merge_weight is not None and self.merge_weight != 1.0:
-                core += f" λ={self.merge_weight:g}"
+                lam = self.merge_weight
+                core += f" λ={lam:g}" if isinstance(lam, float) else f" λ={lam}"
         return f"{self.base_model}: {core}" if with_base else core
 
 

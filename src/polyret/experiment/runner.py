@@ -51,12 +51,14 @@ from polyret.model import build_tiny_model, load_model
 from polyret.runtime import console
 from polyret.stats import mean_ci
 from polyret.train import train
+from polyret.validation import choose_merge_weight
 
 EXPERIMENT_MARKER = "experiment.json"
 TRAIN_DONE = "polyret_experiment_train.json"
 SUITE_DONE = "polyret_suite.json"
 PER_QUERY_FILE = "per_query.npz"
 SUMMARY_FILE = "summary.json"
+MERGE_CHOICE = "merge_choice.json"
 SCHEMA_VERSION = 1
 
 
@@ -69,7 +71,8 @@ class Runner:
 
     Injectable pieces (defaults are the real ones): `train_fn(config, out_dir, *, resume,
     show_progress) -> model dir`, `merge_fn(base, tuned, weight, out) -> dir`, `load_model_fn(name)`,
-    `build_base_fn(name, out_dir) -> path or name` (resolves 'tiny'), `suites` (name -> SuiteFn),
+    `build_base_fn(name, out_dir) -> path or name` (resolves 'tiny'), `choose_merge_weight_fn(base,
+    tuned, train_dir, candidates, work_dir, *, merge_fn) -> {"weight", ...}` (λ = auto), `suites` (name -> SuiteFn),
     `hook(event, run, suite)` called at "run_start", "train_done", "suite_done", "run_done" (tests
     raise from it to simulate an interruption).
     """
@@ -84,6 +87,7 @@ class Runner:
         merge_fn: Callable | None = None,
         load_model_fn: Callable | None = None,
         build_base_fn: Callable | None = None,
+        choose_merge_weight_fn: Callable | None = None,
         load_train_config_fn: Callable | None = None,
         suites: dict[str, SuiteFn] | None = None,
         hook: Hook | None = None,
@@ -97,6 +101,7 @@ class Runner:
         self.merge_fn = merge_fn
         self.load_model_fn = load_model_fn or load_model
         self.build_base_fn = build_base_fn or _build_base
+        self.choose_merge_weight_fn = choose_merge_weight_fn or choose_merge_weight
         self.suites = dict(SUITES if suites is None else suites)
         self.hook = hook
         self.show_progress = show_progress
@@ -176,6 +181,8 @@ class Runner:
         tuned = self._train(run)
         self._fire("train_done", run)
         lam = run.variant.merge_weight
+        if lam == "auto":
+            lam = self._chosen_merge_weight(run, base, tuned)
         if lam is None or lam == 1.0:
             return tuned
         mdir = self.run_dir(run) / "merged"
@@ -191,6 +198,18 @@ class Runner:
             marker.write_text("done\n", encoding="utf-8")
             self.counts["merged"] += 1
         return str(mdir)
+
+    def _chosen_merge_weight(self, run: RunSpec, base: str, tuned: str) -> float:
+        """λ = auto: the λ rule on the training run's held-out groups, decided once per run and kept
+        in `merge_choice.json` (with the validation numbers it was decided on)."""
+        path = self.run_dir(run) / MERGE_CHOICE
+        if not path.is_file():
+            self.log(f"choosing λ for {run.label} seed {run.seed} on its held-out groups")
+            choice = self.choose_merge_weight_fn(
+                base, tuned, self.out_dir / "train" / run.train_key, self.config.grid.auto_merge_weights,
+                self.run_dir(run) / "lambda-search", merge_fn=self.merge_fn)
+            write_json(path, choice)
+        return float(read_json(path)["weight"])
 
     def _fire(self, event: str, run: RunSpec, suite: str | None = None) -> None:
         if self.hook is not None:
@@ -236,6 +255,8 @@ class Runner:
             if marker.is_file():
                 rec["results"][suite_label(suite)] = read_json(marker)["metrics"]
         rec["complete"] = len(rec["results"]) == len(self.config.suites)
+        if (self.run_dir(run) / MERGE_CHOICE).is_file():
+            rec["merge_weight_chosen"] = read_json(self.run_dir(run) / MERGE_CHOICE)["weight"]
         return rec
 
     def run(self) -> dict[str, Any]:
