@@ -285,7 +285,8 @@ def _read_language_file(path: Path, lang: str, warn_counts: Counter):
         for pi, par in enumerate(paragraphs):
             where = _where(path, ai, title, pi)
             context, spans, sentences, qas = check_lareqa_paragraph(par, where)
-            warn_counts[WARN_SENTENCE_MISMATCH] += sum(context[a:b] != t for (a, b), t in zip(spans, sentences))
+            if mismatches := sum(context[a:b] != t for (a, b), t in zip(spans, sentences)):
+                warn_counts[WARN_SENTENCE_MISMATCH] += mismatches  # no key for 0: it would warn "0 x ..."
             first = len(candidates)
             paragraph_id = f"{ai}-{pi}"
             for si, sent in enumerate(sentences):
