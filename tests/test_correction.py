@@ -15,7 +15,7 @@ from polyret.correction import (
 from polyret.data.lareqa import LareqaDataset
 from polyret.data.groups import ParallelGroup
 from polyret.errors import PolyretError
-from polyret.evaluate.lareqa import score_lareqa
+from polyret.evaluate.lareqa_eval import score_lareqa
 
 LANGS = ("de", "en", "zh")
 D = 32

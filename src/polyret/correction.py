@@ -37,7 +37,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from polyret.encode import encode_texts, model_id
 from polyret.errors import PolyretError
+from polyret.io import write_json
 
 METHODS: tuple[str, ...] = ("none", "center", "center-both", "lir", "procrustes", "rotate")
 CORRECTION_DIR = "language_correction"
@@ -168,8 +170,6 @@ class LanguageCorrection:
     # ---- storage -----------------------------------------------------------------------------
     def save(self, model_dir: str | Path) -> Path:
         """Write `<model_dir>/language_correction/` (replacing an older correction there)."""
-        from polyret.report import write_json
-
         root = Path(model_dir) / CORRECTION_DIR
         root.mkdir(parents=True, exist_ok=True)
         arrays = {f"{lang}/{key}": val for lang, st in self.stats.items() for key, val in st.items()}
@@ -354,18 +354,16 @@ def resolve_correction(
     on the evaluated texts); or a method name (the stored statistics under that method, else fitted
     on the evaluated texts: `queries` / `passages` map language -> embeddings).
     """
-    from polyret.encode import model_id as _model_id
-
     if spec is None or spec == "none":
         return None, {"method": "none"}
     if isinstance(spec, LanguageCorrection):
         return spec, _describe(spec, "given")
     if isinstance(spec, Path) or (isinstance(spec, str) and spec not in CHOICES and ("/" in spec or Path(spec).is_dir())):
-        corr = LanguageCorrection.load(spec, model_id=_model_id(model) if model is not None else None)
+        corr = LanguageCorrection.load(spec, model_id=model_id(model) if model is not None else None)
         return corr, _describe(corr, f"stored in {spec}")
     if spec not in CHOICES:
         raise PolyretError(f"unknown --language-correction {spec!r}; choose from {', '.join(CHOICES)} or a model dir")
-    mid = _model_id(model) if model is not None else None
+    mid = model_id(model) if model is not None else None
     stored_dir = stored_correction(getattr(model, "polyret_source_dir", None)) if model is not None else None
     if stored_dir is not None:
         corr = LanguageCorrection.load(stored_dir.parent, model_id=mid)
@@ -421,8 +419,6 @@ def fit_model_correction(
     a query and as a passage, and rows of one group are translations (what `procrustes` / `rotate`
     need). texts: language -> plain texts (means and directions only). Both may be given.
     """
-    from polyret.encode import encode_texts, model_id
-
     check_method(method)
     per_lang: dict[str, list[str]] = {}
     for g in groups or []:

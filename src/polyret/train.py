@@ -29,7 +29,6 @@ import os
 import random
 import shutil
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +36,16 @@ from polyret import runtime
 from polyret.config import TrainConfig, dump_train_config, load_train_config
 from polyret.data.groups import write_groups_jsonl
 from polyret.data.pairs import build_groups
+from polyret.correction import fit_model_correction
+from polyret.data.parallel import xnli_parallel_groups
 from polyret.errors import PolyretError
 from polyret.io import OutputDir, write_json
 from polyret.model import load_model
-from polyret.paths import find_data_dir
+from polyret.paths import data_path, find_data_dir
 from polyret.runtime import barrier as _barrier
 from polyret.runtime import rank as _rank
 from polyret.runtime import world_size as _world_size
+from polyret.train_logging import BatchLoggingCollator, make_log_callback
 
 CHECKPOINTS = "checkpoints"
 MODEL_DIR = "model"
@@ -79,9 +81,6 @@ def load_training_groups(cfg: TrainConfig) -> list:
     groups = []
     for entry in cfg.data:
         if entry == XNLI_ALIGN:
-            from polyret.data.parallel import xnli_parallel_groups
-            from polyret.paths import data_path
-
             groups.extend(xnli_parallel_groups(data_path("xnli"), side="align"))
             continue
         path = resolve_data_path(entry)
@@ -185,95 +184,6 @@ def freeze_word_embeddings(model) -> int:
     weight = auto.get_input_embeddings().weight
     weight.requires_grad_(False)
     return weight.numel()
-
-
-# ---------------------------------------------------------------------------------------------
-# callbacks
-# ---------------------------------------------------------------------------------------------
-def _make_log_callback(path: Path, resumed_from: str | None):
-    from transformers import TrainerCallback
-
-    class JsonlLogCallback(TrainerCallback):
-        """Appends every trainer log event (train loss, lr, eval_loss, runtime) to train_log.jsonl."""
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            if state.is_world_process_zero:
-                self._write({"event": "train_begin", "step": state.global_step, "resumed_from": resumed_from})
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if state.is_world_process_zero and logs:
-                self._write({"event": "log", "step": state.global_step, "epoch": state.epoch, **logs})
-
-        def _write(self, record: dict) -> None:
-            record = {"time": round(time.time(), 3), **record}
-            with path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(record, default=str) + "\n")
-
-    return JsonlLogCallback()
-
-
-def describe_rows(table, rows: list[int]) -> dict[str, Any]:
-    """Batch type and languages of a set of PairTable rows, read from the table's metadata."""
-    infos = [table.row_info(r) for r in rows]
-    qls = [q for _, q, _, _ in infos]
-    pls = [p for _, _, p, _ in infos]
-    same = [q == p for q, p in zip(qls, pls)]
-    if all(same):
-        langs = set(qls)
-        batch_type, lang = ("x-x-mono", qls[0]) if len(langs) == 1 else ("x-x", None)
-    elif not any(same):
-        batch_type, lang = "x-y", None
-    else:
-        batch_type, lang = "mixed", None
-    return {
-        "batch_type": batch_type,
-        "lang": lang,
-        "sources": sorted({s for *_, s in infos}),
-        "query_langs": sorted(set(qls)),
-        "passage_langs": sorted(set(pls)),
-        "groups": [table.group_ids[g] for g, *_ in infos],
-    }
-
-
-class _BatchLoggingCollator:
-    """Wraps the trainer's collator to record, per rank, what each training step drew.
-
-    The collator sees each batch's rows as text; (anchor, positive) maps back to the PairTable row
-    whose metadata says the batch type and languages -- so only text columns ever reach the loss.
-    Validation batches (rows of the held-out table, absent from the training table) are not recorded.
-    The dataloader collates one batch ahead, so records wait in `pending` until a step ends
-    (`step_callback`): each written line is a batch that was actually trained on, with its step.
-    """
-
-    def __init__(self, inner, table, path: Path) -> None:
-        self._inner, self._table, self._path = inner, table, path
-        self._lookup: dict[tuple[str, str], int] = {}
-        for i, (a, p) in enumerate(zip(table.anchors, table.positives)):
-            self._lookup.setdefault((a, p), i)
-        self.pending: deque[dict] = deque()
-
-    def __call__(self, features):
-        rows = [self._lookup.get((f["anchor"], f["positive"])) for f in features]
-        if all(r is not None for r in rows):
-            self.pending.append({"rank": _rank(), "size": len(rows), **describe_rows(self._table, rows)})
-        return self._inner(features)
-
-    def __getattr__(self, name):  # valid_label_columns, tokenize_fn, prompts, ...
-        return getattr(self._inner, name)
-
-    def step_callback(self):
-        from transformers import TrainerCallback
-
-        log = self
-
-        class _WriteTrainedBatch(TrainerCallback):
-            def on_step_end(self, args, state, control, **kwargs):
-                if log.pending:
-                    record = {"step": state.global_step, **log.pending.popleft()}
-                    with log._path.open("a", encoding="utf-8") as f:
-                        f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-        return _WriteTrainedBatch()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,11 +325,6 @@ def _write_card(model_dir: Path, cfg: TrainConfig, meta: dict[str, Any]) -> None
 
 def store_language_correction(model_dir: Path, method: str, *, show_progress: bool = True) -> Path:
     """Fit `method` for the trained model on XNLI dev's alignment side and store it in its dir."""
-    from polyret.correction import fit_model_correction
-    from polyret.data.parallel import xnli_parallel_groups
-    from polyret.model import load_model
-    from polyret.paths import data_path
-
     groups = xnli_parallel_groups(data_path("xnli"), side="align")
     model = load_model(str(model_dir))
     corr = fit_model_correction(
@@ -554,7 +459,7 @@ def train(
 
     args = training_arguments(device, precision, world, base_args, cfg.trainer_args)
 
-    callbacks = [_make_log_callback(work / TRAIN_LOG, resume_from)]
+    callbacks = [make_log_callback(work / TRAIN_LOG, resume_from)]
     trainer = _trainer_class()(
         model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, loss=loss, callbacks=callbacks
     )
@@ -562,7 +467,7 @@ def train(
         log_path = work / f"batch_log.rank{rank}.jsonl"
         if not resume:
             log_path.unlink(missing_ok=True)
-        batch_log = _BatchLoggingCollator(trainer.data_collator, train_table, log_path)
+        batch_log = BatchLoggingCollator(trainer.data_collator, train_table, log_path)
         trainer.data_collator = batch_log
         trainer.add_callback(batch_log.step_callback())
     _barrier()
