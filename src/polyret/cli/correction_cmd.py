@@ -37,6 +37,7 @@ def fit(
     langs: Optional[str] = typer.Option(None, "--langs", help="Languages of the parallel text (default: all 15 XNLI languages)."),
     texts: list[str] = typer.Option([], "--texts", help="More text for a language: LANG=FILE (repeatable)."),
     n_directions: int = typer.Option(1, "--n-directions", min=1, help="lir: directions removed per language."),
+    max_groups: Optional[int] = typer.Option(200, "--max-groups", min=0, help="Parallel groups (XNLI premises) to fit on; 0 = all 415."),
     into: Optional[Path] = typer.Option(None, "--into", help="Model dir to store it in (default: the model's own dir)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a correction already stored there."),
 ) -> None:
@@ -53,7 +54,7 @@ def fit(
     if parallel and parallel != "none":
         if parallel != "xnli":
             raise PolyretError(f"--parallel {parallel!r}: use 'xnli' or 'none'")
-        groups = xnli_parallel_groups(data_path("xnli"), split_csv(langs))
+        groups = xnli_parallel_groups(data_path("xnli"), split_csv(langs), max_groups=max_groups or None)
         source.append(f"XNLI dev alignment side ({len(groups)} premises x {len(groups[0].queries)} languages)")
     if extra:
         source.append("texts " + ", ".join(f"{l}: {len(v)}" for l, v in extra.items()))

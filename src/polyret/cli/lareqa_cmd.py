@@ -37,7 +37,7 @@ def eval_lareqa(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     language_correction: str = typer.Option(
         "auto", "--language-correction",
-        help="auto (the model's stored correction, else 'center-both' fitted on the evaluated pool) | none | center | "
+        help="auto (the model's stored correction, else none) | none | center | "
         "center-both | lir | procrustes | rotate | a model dir holding one.",
     ),
 ) -> None:
