@@ -88,7 +88,7 @@ def test_train_layers_trains_only_the_top_layers(setup):
 
 def test_training_stores_a_correction_that_evaluation_applies(setup, shared_data):
     from polyret.data.lareqa import LareqaDataset
-    from polyret.evaluate.lareqa import evaluate_lareqa
+    from polyret.evaluate.lareqa_eval import evaluate_lareqa
     from polyret.model import load_model
 
     if not (shared_data / "xnli" / "dev-en.tsv").is_file():

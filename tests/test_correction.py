@@ -15,7 +15,7 @@ from polyret.correction import (
 from polyret.data.lareqa import LareqaDataset
 from polyret.data.groups import ParallelGroup
 from polyret.errors import PolyretError
-from polyret.evaluate.lareqa import score_lareqa
+from polyret.evaluate.lareqa_eval import score_lareqa
 
 LANGS = ("de", "en", "zh")
 D = 32
@@ -151,3 +151,49 @@ def test_infer_languages_from_the_language_means():
     corr = fit_correction(Q, P, "center")
     guessed = np.array(infer_languages(c, corr, "passage"))
     assert (guessed == cl).mean() > 0.95
+
+
+def test_beir_streaming_applies_a_correction_with_inferred_passage_languages(tmp_path):
+    from polyret.correction import infer_languages
+    from polyret.data.beir import write_beir
+    from polyret.evaluate.beir import evaluate_beir
+    from retrieval_fakes import DIM, TopicEncoder, synthetic_beir
+
+    docs, queries, qrels = synthetic_beir(n_docs=400, n_queries=60)
+    lang_of = {d.text: d.lang for d in docs} | {q.text: q.lang for q in queries}
+    offsets = {l: 0.9 * _unit(np.random.default_rng(i).normal(size=DIM)) for i, l in enumerate(("en", "de", "sw"))}
+    topic = TopicEncoder(noise=0.9)
+
+    def biased(texts):  # the topic encoder plus a strong per-language offset: a language-biased model
+        return _unit(topic(texts) + np.stack([offsets[lang_of[t]] for t in texts])).astype(np.float32)
+
+    from polyret.evaluate.retrieval import Encoders
+
+    enc = Encoders(biased, biased, "biased-topic-encoder", "biased")
+    d_emb, q_emb = biased([d.text for d in docs]), biased([q.text for q in queries])
+    corr = fit_correction(
+        {l: q_emb[[q.lang == l for q in queries]] for l in ("en", "de", "sw")},
+        {l: d_emb[[d.lang == l for d in docs]] for l in ("en", "de")} | {"sw": q_emb[[q.lang == "sw" for q in queries]]},
+        "center-both",
+    )
+    root = write_beir(tmp_path / "beir", docs, queries, qrels)
+    raw = evaluate_beir(None, root, encoders=enc, map_depth=100, show_progress=False, language_correction="none")
+    fixed = evaluate_beir(None, root, out_dir=tmp_path / "out", encoders=enc, map_depth=100, show_progress=False,
+                          language_correction=corr)
+    info = fixed["language_correction"]
+    assert info["method"] == "center-both" and info["query_languages"] == "metadata"
+    assert info["passage_languages"].startswith("inferred")
+    assert raw["language_correction"] == {"method": "none"}
+    assert fixed["metrics"]["ndcg@10"] > raw["metrics"]["ndcg@10"] + 0.02
+    # The run is exactly the ranking of the corrected vectors (passage languages inferred, here exactly).
+    assert infer_languages(d_emb, corr, "passage") == [d.lang for d in docs]
+    dc = corr.apply(d_emb, [d.lang for d in docs], "passage")
+    qc = corr.apply(q_emb, [q.lang for q in queries], "query")
+    top = np.argsort(-(qc @ dc.T), axis=1, kind="stable")[:, :10]
+    run = {}
+    for line in (tmp_path / "out" / "run.trec").read_text().splitlines():
+        qid, _, did, rank, *_ = line.split()
+        if int(rank) <= 10:
+            run.setdefault(qid, []).append(did)
+    for i, q in enumerate(queries):
+        assert run[q.id] == [docs[j].id for j in top[i]]

@@ -7,7 +7,7 @@ grid call; the resolved config is written next to the run so a run dir always sa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -15,13 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from polyret.errors import PolyretError
 
 Strategy = Literal["x-x-mono", "x-x", "x-y", "hybrid"]
-STRATEGIES: tuple[str, ...] = ("x-x-mono", "x-x", "x-y", "hybrid")
+STRATEGIES: tuple[str, ...] = get_args(Strategy)  # the one list (batches, experiment grid, CLI help)
 
 
 class TrainConfig(BaseModel):
     """Everything a training run depends on. Field docs double as the README's key table."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # strict: YAML 1.1 reads `steps: yes` as True, and lax pydantic would take it as 1 step; a number
+    # written as a string ("300") is refused too. (An int is still accepted where a float is expected.)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
 
     # --- what to train --------------------------------------------------------------------------
     model: str = Field("default", description="base encoder: 'default', a local model dir, or a hub id")
@@ -83,6 +85,16 @@ class TrainConfig(BaseModel):
         "forgetting); None = all layers",
     )
     seed: int = 42
+    device: str = Field(
+        "auto",
+        description="auto (CUDA if present, else CPU) | cpu | cuda | cuda:N | mps; --device overrides it. "
+        "Not part of a run's identity: a run may be resumed on another device",
+    )
+    trainer_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="further sentence-transformers / Hugging Face TrainingArguments by their own names "
+        "(gradient_accumulation_steps, report_to, logging_dir, ...); unknown names are an error",
+    )
 
     # --- validation, checkpoints, logging -------------------------------------------------------
     validation_groups: int = Field(

@@ -8,15 +8,18 @@ from typing import Optional
 import typer
 
 from polyret.cli.app import app, console, split_csv
+from polyret.correction import CORRECTION_DIR, check_method, fit_model_correction, stored_correction
+from polyret.data.parallel import xnli_parallel_groups
+from polyret.encode import read_encode_input
 from polyret.errors import PolyretError
+from polyret.model import load_model, resolve_model_path
+from polyret.paths import data_path
 
 correction_app = typer.Typer(help="Fit and inspect language-bias corrections stored with a model.", no_args_is_help=True)
 app.add_typer(correction_app, name="correction")
 
 
 def _parse_texts(specs: list[str]) -> dict[str, list[str]]:
-    from polyret.encode import read_encode_input
-
     out: dict[str, list[str]] = {}
     for spec in specs:
         lang, sep, path = spec.partition("=")
@@ -34,13 +37,11 @@ def fit(
     langs: Optional[str] = typer.Option(None, "--langs", help="Languages of the parallel text (default: all 15 XNLI languages)."),
     texts: list[str] = typer.Option([], "--texts", help="More text for a language: LANG=FILE (repeatable)."),
     n_directions: int = typer.Option(1, "--n-directions", min=1, help="lir: directions removed per language."),
+    max_groups: Optional[int] = typer.Option(200, "--max-groups", min=0, help="Parallel groups (XNLI premises) to fit on; 0 = all 415."),
     into: Optional[Path] = typer.Option(None, "--into", help="Model dir to store it in (default: the model's own dir)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a correction already stored there."),
 ) -> None:
     """Fit a language correction for a model on parallel / per-language text and store it with the model."""
-    from polyret.correction import CORRECTION_DIR, check_method, fit_model_correction, stored_correction
-    from polyret.model import load_model, resolve_model_path
-
     check_method(method)
     target = into or Path(resolve_model_path(model))
     if not Path(target).is_dir():
@@ -53,10 +54,7 @@ def fit(
     if parallel and parallel != "none":
         if parallel != "xnli":
             raise PolyretError(f"--parallel {parallel!r}: use 'xnli' or 'none'")
-        from polyret.data.parallel import xnli_parallel_groups
-        from polyret.paths import data_path
-
-        groups = xnli_parallel_groups(data_path("xnli"), split_csv(langs))
+        groups = xnli_parallel_groups(data_path("xnli"), split_csv(langs), max_groups=max_groups or None)
         source.append(f"XNLI dev alignment side ({len(groups)} premises x {len(groups[0].queries)} languages)")
     if extra:
         source.append("texts " + ", ".join(f"{l}: {len(v)}" for l, v in extra.items()))
@@ -73,9 +71,6 @@ def fit(
 @correction_app.command("show")
 def show(model: str = typer.Option("default", "--model")) -> None:
     """Print the correction stored with a model (method, languages, text counts, source)."""
-    from polyret.correction import CORRECTION_DIR
-    from polyret.model import resolve_model_path
-
     meta = Path(resolve_model_path(model)) / CORRECTION_DIR / "correction.json"
     if not meta.is_file():
         raise PolyretError(f"{meta.parent}: no language correction stored with model {model!r}")

@@ -46,10 +46,11 @@ def xnli_side_rows(xnli_dir: str | Path, side: str, split: str = "dev") -> np.nd
 
 
 def xnli_parallel_groups(
-    xnli_dir: str | Path, langs: Sequence[str] | None = None, *, side: str = "align", split: str = "dev"
+    xnli_dir: str | Path, langs: Sequence[str] | None = None, *, side: str = "align", split: str = "dev",
+    max_groups: int | None = None,
 ) -> list[ParallelGroup]:
     """One group per premise of `side`: its entailed hypothesis (query) and the premise (positive)
-    in every language of `langs` (default: all 15 XNLI languages)."""
+    in every language of `langs` (default: all 15 XNLI languages); the first `max_groups` only."""
     langs = list(langs or XNLI_LANGS)
     rows = {lang: read_xnli_tsv(xnli_file(xnli_dir, split, lang)) for lang in langs}
     n = {len(r) for r in rows.values()}
@@ -71,7 +72,7 @@ def xnli_parallel_groups(
             positives={lang: rows[lang].premises[r] for lang in langs},
             source=XNLI_SOURCE,
         )
-    return [groups[p] for p in sorted(groups)]
+    return [groups[p] for p in sorted(groups)][:max_groups]
 
 
 def xnli_side_sentences(xnli_dir: str | Path, lang: str, *, side: str = "align", split: str = "dev") -> list[str]:

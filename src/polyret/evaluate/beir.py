@@ -6,10 +6,10 @@ The engine (streaming corpus encode, FAISS search, pytrec_eval scoring, outputs)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from polyret.data.beir import iter_corpus, load_beir, passage_text
 from polyret.encode import ENCODE_BATCH_SIZE
+from polyret.evaluate.result import EvalResult
 from polyret.evaluate.retrieval import Encoders, RetrievalTask, model_encoders, run_retrieval
 from polyret.correction import streaming_correction
 from polyret.search import SearchOptions
@@ -50,7 +50,7 @@ def evaluate_beir(
     show_progress: bool = True,
     encoders: Encoders | None = None,
     language_correction="auto",
-) -> dict[str, Any]:
+) -> EvalResult:
     """Evaluate `model` on the BEIR directory `beir_dir` (its `qrels/<split>.tsv`).
 
     Metrics: `ndcg@10`, `recall@100`, `mrr@10` on the top-`k` run, and `map@<map_depth>`

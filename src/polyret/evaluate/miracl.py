@@ -9,12 +9,12 @@ MAP and MRR@10 are reported too (same run), for comparison with the BEIR numbers
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from polyret.data.beir import passage_text
 from polyret.data.miracl import check_lang, corpus_files, corpus_needed_message, default_files, iter_corpus, read_topics, read_trec_qrels
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
+from polyret.evaluate.result import EvalResult
 from polyret.evaluate.retrieval import Encoders, RetrievalTask, model_encoders, run_retrieval
 from polyret.correction import streaming_correction
 from polyret.search import SearchOptions
@@ -72,7 +72,7 @@ def evaluate_miracl(
     show_progress: bool = True,
     encoders: Encoders | None = None,
     language_correction="auto",
-) -> dict[str, Any]:
+) -> EvalResult:
     """nDCG@10 and Recall@100 (plus MRR@10, MAP@100) of `model` on MIRACL `lang`/`split`.
 
     `topics`/`qrels` default to the v1.0 files in the data directory; `corpus` is required (the

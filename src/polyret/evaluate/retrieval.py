@@ -33,11 +33,16 @@ from typing import Any
 
 import numpy as np
 
+from polyret.correction import infer_languages
 from polyret.data.beir import Qrels
-from polyret.encode import ENCODE_BATCH_SIZE
+from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
+from polyret.evaluate.result import EvalResult, PerQuery
+from polyret.io import OutputDir, output_dir, write_json, write_trec_run
+from polyret.runtime import console, precision_for
 from polyret.search import SearchOptions, search
 from polyret.stream import EmbeddingStore, encode_corpus
+from rich.markup import escape
 
 RESULTS_FILE = "results.json"
 RUN_FILE = "run.trec"
@@ -186,16 +191,16 @@ class Encoders:
 def model_encoders(model, *, batch_size: int = ENCODE_BATCH_SIZE, max_length: int | None = None, bf16: bool | None = None,
                    cache: bool | str | Path = False, show_progress: bool = True) -> Encoders:
     """Encoders over `polyret.encode.encode_texts` with the model's query / passage prompts."""
-    from polyret.encode import bf16_supported, encode_texts, model_id
-
-    use_bf16 = bf16_supported() if bf16 is None else bf16
+    precision = precision_for(str(model.device), "auto" if bf16 is None else bf16)
     mid = model_id(model)
 
     def make(kind: str, progress: bool):
-        return lambda texts: encode_texts(model, texts, kind, batch_size=batch_size, bf16=use_bf16,
+        return lambda texts: encode_texts(model, texts, kind, batch_size=batch_size, bf16=precision,
                                           max_length=max_length, show_progress=progress, cache=cache)
 
-    identity = f"{mid}|max_length={max_length or model.max_seq_length}|bf16={use_bf16}"
+    # bf16=True/False keeps the identities (and corpus stores) of CPU runs made before fp16 existed.
+    numerics = f"bf16={precision == 'bf16'}" if precision != "fp16" else "precision=fp16"
+    identity = f"{mid}|max_length={max_length or model.max_seq_length}|{numerics}"
     return Encoders(make("query", show_progress), make("passage", False), identity, mid)
 
 
@@ -206,8 +211,6 @@ def corrected_encoders(encoders: Encoders, correction, *, doc_lang: str | None =
     the corpus is monolingual, else the nearest language mean (`infer_languages`). The store's
     identity names the correction, so corrected and uncorrected vectors are never mixed on resume.
     """
-    from polyret.correction import infer_languages
-
     def passages(texts: list[str]) -> np.ndarray:
         emb = encoders.passages(texts)
         langs = doc_lang or infer_languages(emb, correction, "passage")
@@ -219,8 +222,6 @@ def corrected_encoders(encoders: Encoders, correction, *, doc_lang: str | None =
 
 def correct_queries(q_vecs: np.ndarray, qids: list[str], task: "RetrievalTask", correction) -> tuple[np.ndarray, str]:
     """Queries corrected in their metadata language, inferred where the task has none."""
-    from polyret.correction import infer_languages
-
     langs = [task.query_langs.get(q) for q in qids]
     if all(langs):
         return correction.apply(q_vecs, langs, "query"), "metadata"
@@ -229,31 +230,11 @@ def correct_queries(q_vecs: np.ndarray, qids: list[str], task: "RetrievalTask", 
     return correction.apply(q_vecs, langs, "query"), "inferred where missing"
 
 
-def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise PolyretError(f"{out_dir} exists and is not a directory")
-    if out_dir.is_dir() and not overwrite:
-        if (out_dir / RESULTS_FILE).exists():
-            raise PolyretError(f"{out_dir} already holds {RESULTS_FILE}; pass --overwrite to replace it or choose another --out")
-        ours = (out_dir / EMB_DIR).is_dir()
-        if not ours and any(out_dir.iterdir()):
-            raise PolyretError(f"{out_dir} is not empty and not a polyret run directory; pass --overwrite or choose another --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-
-def write_trec_run(path: Path, run: Run, tag: str = "polyret") -> None:
-    """TREC run format `qid Q0 docid rank score tag`, rankings in polyret's order."""
-    with open(path, "w", encoding="utf-8") as f:
-        for qid, docs in run.items():
-            for rank, (docid, score) in enumerate(docs, 1):
-                f.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
-
-
 def run_retrieval(
     task: RetrievalTask,
     encoders: Encoders,
     *,
-    out_dir: str | Path | None = None,
+    out_dir: str | Path | OutputDir | None = None,
     index: str = "flat",
     k: int = 100,
     map_depth: int | None = 1000,
@@ -263,13 +244,11 @@ def run_retrieval(
     show_progress: bool = True,
     correction=None,
     correction_info: dict | None = None,
-) -> dict[str, Any]:
+) -> EvalResult:
     """Encode (resumably), search, score; write results.json, report.md, run.trec, per_query.jsonl, PNG.
 
     `correction` (a `LanguageCorrection`) is applied to passages as they are encoded and to the
     queries; `correction_info` (how it was chosen) goes to results.json."""
-    from polyret.cli.app import console
-
     if k < 100:
         raise PolyretError(f"the run depth k must be at least 100 (Recall@100 needs it), got {k}")
     if map_depth is not None and map_depth < 1:
@@ -278,18 +257,20 @@ def run_retrieval(
     timing: dict[str, float] = {}
     warnings: list[str] = []
     tmp = None
-    if out_dir is None:
+    # An interrupted run of this kind in out_dir is continued in place (the corpus store resumes);
+    # --overwrite works in a sibling folder swapped in at the end (polyret.io's policy).
+    out = output_dir(out_dir, f"eval-{task.name}", overwrite=overwrite, legacy_files=(RESULTS_FILE, EMB_DIR))
+    if out is None:
         tmp = tempfile.mkdtemp(prefix="polyret-retrieval-")
         work = Path(tmp)
     else:
-        work = Path(out_dir)
-        _prepare_out_dir(work, overwrite)
+        work = out.__enter__().path
     if correction is not None:
         encoders = corrected_encoders(encoders, correction, doc_lang=task.doc_lang)
     try:
         t = time.perf_counter()
         store = encode_corpus(task.docs, work / EMB_DIR, encoders.passages, identity=encoders.identity + "|passage",
-                              chunk_size=chunk_size, overwrite=overwrite, show_progress=show_progress,
+                              chunk_size=chunk_size, overwrite=False, show_progress=show_progress,
                               description=f"{task.name}: encoding corpus")
         timing["encode_corpus_s"] = time.perf_counter() - t
 
@@ -369,7 +350,7 @@ def run_retrieval(
             "scorer": "pytrec_eval on polyret's rankings (trec_eval -c averaging; ties: earlier corpus document first)",
         }
         for w in warnings:
-            console.print(f"[yellow]warning:[/] {w}")
+            console.print(f"[yellow]warning:[/] {escape(w)}")
         if out_dir is not None:
             write_trec_run(work / RUN_FILE, {q: r[:k] for q, r in run.items()})
             with open(work / "per_query.jsonl", "w", encoding="utf-8") as f:
@@ -377,13 +358,32 @@ def run_retrieval(
                     f.write(json.dumps({"qid": q, "lang": langs[q], **per_query[q]}, ensure_ascii=False) + "\n")
             results["files"] = {"run": RUN_FILE, "per_query": "per_query.jsonl", "embeddings": EMB_DIR,
                                 "report": "report.md", "plot": f"{task.name}_bars.png"}
-            (work / RESULTS_FILE).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             (work / "report.md").write_text(retrieval_markdown(results), encoding="utf-8")
             plot_retrieval_bars(results, work / f"{task.name}_bars.png")
-        return results
+            write_json(work / RESULTS_FILE, results)  # last: its presence means the folder is complete
+        if out is not None:
+            out.__exit__(None, None, None)
+        return retrieval_result(results, per_query)
+    except BaseException as e:
+        if out is not None:
+            out.__exit__(type(e), e, e.__traceback__)
+        raise
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def retrieval_result(results: dict[str, Any], per_query: dict[str, dict[str, float]]) -> EvalResult:
+    """Flat metrics (plain means over judged queries, per language as `metric[lang]`) and each
+    query's values (one group: the headline is an unweighted mean)."""
+    flat = {k: float(v) for k, v in results["metrics"].items()}
+    headline = list(flat)
+    for lang, block in results["per_lang"].items():
+        flat |= {f"{k}[{lang}]": float(block[k]) for k in headline}
+    qids = list(per_query)
+    pq = {m: PerQuery.build(qids, [per_query[q][m] for q in qids], np.full((len(qids), 1), "all")) for m in headline}
+    per_language = {m: [m] for m in headline} if results["per_lang"] else {}
+    return EvalResult(results["task"], flat, headline, per_language, pq, results)
 
 
 def retrieval_markdown(results: dict[str, Any]) -> str:
