@@ -374,11 +374,11 @@ def evaluate_xnli(
     keep = None
     if rows == "eval-side":
         keep = xnli_side_rows(xnli_dir, "eval", split)
-    eval_sets = {l: _rows(read_xnli_tsv(xnli_file(xnli_dir, split, l)), keep).head(max_rows) for l in present}
+    eval_sets = {l: read_xnli_tsv(xnli_file(xnli_dir, split, l)).take(keep).head(max_rows) for l in present}
     select_path = xnli_file(xnli_dir, "dev", "en")
     if not select_path.is_file():
         raise PolyretError(f"model selection needs XNLI English dev ({select_path}), which is missing")
-    select_set = _rows(read_xnli_tsv(select_path), keep if split == "dev" else None).head(max_rows)
+    select_set = read_xnli_tsv(select_path).take(keep if split == "dev" else None).head(max_rows)
     train = english_train if isinstance(english_train, NLIPairs) else load_english_train(english_train)
     train = train.head(max_train)
     log(f"English training pairs: {len(train)} ({', '.join(train.parts)})")
@@ -482,14 +482,6 @@ def xnli_result(results: dict[str, Any]) -> EvalResult:
         [i.split("|")[1] for i in ids])}
     return EvalResult("xnli", flat, headline, {"XNLI accuracy": ["accuracy"], "XNLI macro-F1": ["macro_f1"]},
                       per_query, results)
-
-
-def _rows(pairs: NLIPairs, keep) -> NLIPairs:
-    """The pairs at row indices `keep` (all when None)."""
-    if keep is None:
-        return pairs
-    return NLIPairs([pairs.premises[i] for i in keep], [pairs.hypotheses[i] for i in keep], pairs.labels[keep],
-                    f"{pairs.source}[eval side]")
 
 
 def _logger(show: bool):
