@@ -1,7 +1,8 @@
 """Shared fixtures.
 
 - `shared_data`: the data directory (POLYRET_DATA / ./data / ../shared/data); tests that need it skip
-  with the reason when it is absent.
+  with the reason when it is absent -- except in CI (`CI` set to true, as CI services do), where a
+  missing data directory or file FAILS the test: CI must not stay green because the data went missing.
 - `default_model_dir` / `default_model`: the converted multilingual-e5-small (prepared once per
   machine into the polyret cache, reused afterwards).
 - `tiny_model`: a randomly initialised 2-layer BERT with the e5 tokenizer, for fast unit tests of
@@ -11,24 +12,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+
 import pytest
 
 from polyret.paths import find_data_dir
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing_data(reason: str):
+    """Skip locally; fail in CI, where the data is part of the contract."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI is set: tests that need data fail instead of skipping)", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     d = find_data_dir()
     if d is None:
-        pytest.skip("no data directory (set POLYRET_DATA or place ../shared/data next to the repo)")
+        missing_data("no data directory (set POLYRET_DATA or place ../shared/data next to the repo)")
     return d
 
 
 def need(shared_data: Path, *parts: str) -> Path:
-    """A path under the data dir, or skip the test naming what is missing."""
+    """A path under the data dir, or skip (in CI: fail) the test naming what is missing."""
     p = shared_data.joinpath(*parts)
     if not p.exists():
-        pytest.skip(f"data not present: {p}")
+        missing_data(f"data not present: {p}")
     return p
 
 

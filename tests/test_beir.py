@@ -90,7 +90,7 @@ def test_load_errors(tmp_path):
 
 def test_writer_refuses_existing_dir_and_dangling_judgements(tmp_path):
     root, docs, queries, qrels = _small(tmp_path)
-    with pytest.raises(PolyretError, match="already exists and is not empty; pass --overwrite"):
+    with pytest.raises(PolyretError, match="already holds a finished beir-data output; pass --overwrite"):
         write_beir(root, docs, queries, qrels)
     write_beir(root, docs[:2], queries, qrels, overwrite=True)
     assert len(list(iter_corpus(root / "corpus.jsonl"))) == 2

@@ -1,4 +1,5 @@
-"""DDP on CPU: `torchrun --nproc_per_node=2 -m polyret train` (gloo) on the tiny model.
+"""DDP on CPU: `torchrun --nproc_per_node=2 -m polyret train` (gloo) on the tiny model, with the
+cross-rank in-batch gather (default) and GradCache (mini_batch_size).
 
 Each rank logs what it trained on per step (batch_log.rank<R>.jsonl); every rank of a step must
 draw the same batch type (and, for X-X-mono, the same language), and the ranks' rows must come
@@ -24,7 +25,9 @@ def test_two_process_gloo_run_agrees_on_batch_type_and_language(tiny_model, tmp_
     model_dir = tmp_path / "tiny"
     tiny_model.save(str(model_dir))
     data = write_synthetic(tmp_path / "groups.jsonl", n=60)
-    cfg = tiny_overrides(model_dir, data, steps=6, batch_size=3, log_batches=True, eval_steps=6, save_steps=6)
+    # GradCache (mini_batch_size) + the cross-rank gather: the newest loss path, under real DDP.
+    cfg = tiny_overrides(model_dir, data, steps=6, batch_size=3, log_batches=True, eval_steps=6, save_steps=6,
+                         mini_batch_size=2)
     config = tmp_path / "ddp.yaml"
     config.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "run"
@@ -39,7 +42,7 @@ def test_two_process_gloo_run_agrees_on_batch_type_and_language(tiny_model, tmp_
     run = json.loads((out / "run.json").read_text())
     assert run["steps"] == 6 and (out / "model" / "model.safetensors").exists()
     # In-batch negatives come from both ranks (the default under DDP), on the CPU with gloo.
-    assert run["in_batch_negatives"] == {"across_ranks": True, "pool_rows": 6, "mini_batch_size": None}
+    assert run["in_batch_negatives"] == {"across_ranks": True, "pool_rows": 6, "mini_batch_size": 2}
     assert run["runtime"]["device"] == "cpu" and run["runtime"]["world_size"] == 2
     logs = [[json.loads(l) for l in (out / f"batch_log.rank{r}.jsonl").read_text().splitlines()] for r in (0, 1)]
     assert [b["step"] for b in logs[0]] == [b["step"] for b in logs[1]] == [1, 2, 3, 4, 5, 6]

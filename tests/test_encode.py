@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from polyret.encode import EmbeddingStore, encode_texts, model_id, read_encode_input
+from polyret.encode import EmbeddingCache, encode_texts, model_id, read_encode_input
 from polyret.errors import PolyretError
 
 TEXTS = ["short", "a somewhat longer sentence about retrieval", "Ein deutscher Satz.", "短い文", "short"]
@@ -65,7 +65,7 @@ def test_cache_skips_encoding(tiny_model, tmp_path, monkeypatch):
 
 
 def test_store_survives_torn_write(tmp_path):
-    store = EmbeddingStore(tmp_path, dim=4)
+    store = EmbeddingCache(tmp_path, dim=4)
     store.put(["a", "b"], np.eye(4, dtype=np.float32)[:2])
     with open(tmp_path / "vectors.f32", "ab") as f:  # a crash after writing vectors, before keys
         f.write(np.ones(4, np.float32).tobytes())

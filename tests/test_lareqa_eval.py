@@ -14,7 +14,7 @@ from test_lareqa_fixture import MLQA_LANGS, build_mlqa_like
 
 from polyret.data.lareqa import LareqaCandidate, LareqaDataset, LareqaQuestion, load_lareqa
 from polyret.errors import PolyretError
-from polyret.evaluate.lareqa import evaluate_lareqa, rank_lareqa, score_lareqa
+from polyret.evaluate.lareqa_eval import evaluate_lareqa, rank_lareqa, score_lareqa
 
 
 # ---- an independent, slow reference: explicit sorted lists and precision loops --------------
@@ -310,7 +310,7 @@ def test_outputs_cache_and_overwrite(mlqa_like, tiny_model, tmp_path, monkeypatc
     ours = recall_at_k(ranks.rank_pool, 10)
     assert np.mean([ev[q.key]["recall_10"] for q in ds.questions]) == pytest.approx(ours.mean(), abs=1e-9)
 
-    with pytest.raises(PolyretError, match="already holds files"):
+    with pytest.raises(PolyretError, match="already holds a finished eval-lareqa output"):
         evaluate_lareqa(tiny_model, ds, out_dir=out, cache=tmp_path / "cache", show_progress=False)
 
     # Second run: everything comes from the embedding cache (the encoder must not be called).

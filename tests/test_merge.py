@@ -75,7 +75,7 @@ def test_merge_refuses_bad_input(base_and_tuned, tmp_path, tiny_model):
         merge_models(base_dir, tuned_dir, 1.5, tmp_path / "x")
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "f").write_text("mine")
-    with pytest.raises(PolyretError, match="already exists"):
+    with pytest.raises(PolyretError, match="not written by polyret"):
         merge_models(base_dir, tuned_dir, 0.5, tmp_path / "taken")
     assert (tmp_path / "taken" / "f").read_text() == "mine"
     # a different architecture (3 layers instead of 2)
@@ -97,4 +97,4 @@ def test_merge_cli(base_and_tuned, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:  # existing --out without --overwrite: one clear error, exit 2
         main(["merge", "--base", str(base_dir), "--tuned", str(tuned_dir), "--weight", "0.5", "--out", str(out)])
     assert e.value.code == 2
-    assert "already exists" in capsys.readouterr().err
+    assert "already holds a finished merged-model output" in capsys.readouterr().err

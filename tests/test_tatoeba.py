@@ -83,7 +83,7 @@ def test_evaluate_tatoeba_identical_sides_is_perfect(tiny_model, tmp_path):
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["languages"]["abc"]["n"] == 40
     assert "| abc | abc | 40 | 100.0 | 100.0 | 100.0 |" in (tmp_path / "out" / "report.md").read_text()
-    with pytest.raises(PolyretError, match="already exists"):
+    with pytest.raises(PolyretError, match="already holds a finished eval-tatoeba output"):
         evaluate_tatoeba(tiny_model, d, ["abc"], out_dir=tmp_path / "out", show_progress=False)
     with pytest.raises(PolyretError, match="no Tatoeba files"):
         evaluate_tatoeba(tiny_model, d, ["zzz"], show_progress=False)

@@ -141,7 +141,7 @@ def test_evaluate_xnli_tiny_model_end_to_end(tiny_model, shared_data, small_trai
     report = (out / "report.md").read_text()
     assert "English dev was also used for model selection" in report and "| sw | 200 |" in report
     assert (out / "xnli_bars.png").stat().st_size > 5000
-    with pytest.raises(PolyretError, match="already exists"):
+    with pytest.raises(PolyretError, match="already holds a finished eval-xnli output"):
         evaluate_xnli(tiny_model, xnli, langs=["en"], english_train=small_train, out_dir=out, show_progress=False)
 
 
@@ -201,7 +201,7 @@ def test_cli_eval_xnli_and_tatoeba(tiny_model, shared_data, tmp_path, capsys):
     main(args)
     res = json.loads((out / "results.json").read_text())
     assert res["protocol"]["english_train"]["n"] == 495 and res["languages"]["sw"]["n"] == 40
-    for bad, words in ((["--prompt", "doc"], "--prompt must be"), (["--cs", "x"], "--cs must be"), ([], "already exists")):
+    for bad, words in ((["--prompt", "doc"], "--prompt must be"), (["--cs", "x"], "--cs must be"), ([], "already holds a finished eval-xnli output")):
         with pytest.raises(SystemExit) as e:
             main(args + bad)
         assert e.value.code == 2 and words in capsys.readouterr().err

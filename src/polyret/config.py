@@ -7,7 +7,7 @@ grid call; the resolved config is written next to the run so a run dir always sa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -15,13 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from polyret.errors import PolyretError
 
 Strategy = Literal["x-x-mono", "x-x", "x-y", "hybrid"]
-STRATEGIES: tuple[str, ...] = ("x-x-mono", "x-x", "x-y", "hybrid")
+STRATEGIES: tuple[str, ...] = get_args(Strategy)  # the one list (batches, experiment grid, CLI help)
 
 
 class TrainConfig(BaseModel):
     """Everything a training run depends on. Field docs double as the README's key table."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # strict: YAML 1.1 reads `steps: yes` as True, and lax pydantic would take it as 1 step; a number
+    # written as a string ("300") is refused too. (An int is still accepted where a float is expected.)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
 
     # --- what to train --------------------------------------------------------------------------
     model: str = Field("default", description="base encoder: 'default', a local model dir, or a hub id")
@@ -64,6 +66,11 @@ class TrainConfig(BaseModel):
         description="GradCache: compute the in-batch loss this many rows at a time (same loss and gradients, "
         "memory set by mini_batch_size instead of batch_size); in-batch loss only",
     )
+    teacher_weight: float = Field(
+        0.0, ge=0.0,
+        description="β: add β × cosine distance of every text's embedding to the frozen base model's "
+        "embedding of it (keeps what the base knew; 0 = off)",
+    )
 
     # --- optimisation ---------------------------------------------------------------------------
     steps: int = Field(300, ge=1, description="optimizer steps")
@@ -81,6 +88,11 @@ class TrainConfig(BaseModel):
     )
     freeze_word_embeddings: bool = Field(
         True, description="freeze the 250k-token embedding table (most of the model's parameters)"
+    )
+    train_layers: int | None = Field(
+        None, ge=1,
+        description="train only the top N transformer layers (the rest frozen: cheaper steps, less "
+        "forgetting); None = all layers",
     )
     seed: int = 42
     device: str = Field(
@@ -116,6 +128,11 @@ class TrainConfig(BaseModel):
     merge_weight: float | None = Field(
         None, ge=0.0, le=1.0, description="λ: also write θ=(1−λ)θ_base+λθ_tuned to <out>/merged"
     )
+    language_correction: Literal["none", "center", "center-both", "lir", "procrustes", "rotate"] = Field(
+        "none",
+        description="fit this language-bias correction for the final model on the XNLI dev alignment "
+        "side and store it in the model dir (evaluations then apply it automatically)",
+    )
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "TrainConfig":
@@ -123,6 +140,9 @@ class TrainConfig(BaseModel):
             raise ValueError("loss 'eq1' compares the positive with hard negatives only: set n_negatives >= 1")
         if self.mini_batch_size is not None and self.loss != "in-batch":
             raise ValueError("mini_batch_size (GradCache) works with loss 'in-batch' only")
+        if self.mini_batch_size is not None and self.teacher_weight > 0:
+            raise ValueError("mini_batch_size (GradCache) cannot be combined with teacher_weight yet: "
+                             "the teacher term needs the whole batch's embeddings with their graph")
         if self.n_negatives > 0 and self.negatives == "none":
             raise ValueError("n_negatives > 0 needs negatives: same-paragraph")
         if not self.data:
@@ -153,6 +173,9 @@ class TrainConfig(BaseModel):
             "max_seq_length": self.max_seq_length,
             "negatives": self.negatives if self.n_negatives else "none",
             "n_negatives": self.n_negatives,
+            "teacher_weight": self.teacher_weight,
+            "train_layers": self.train_layers,
+            "language_correction": self.language_correction,
         }
 
 

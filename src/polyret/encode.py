@@ -18,8 +18,11 @@ from typing import Sequence
 
 import numpy as np
 
+from polyret.data.beir import iter_json_lines
 from polyret.errors import PolyretError
+from polyret.io import open_text
 from polyret.paths import cache_dir
+from polyret.runtime import autocast, cpu_bf16_autocast, precision_for
 
 # Texts per forward pass when encoding: 16-32 is fastest on the project CPU (see `_raw_encode`).
 ENCODE_BATCH_SIZE = 32
@@ -27,8 +30,6 @@ ENCODE_BATCH_SIZE = 32
 
 def bf16_supported() -> bool:
     """True when bf16 autocast pays on this CPU (the rule lives in `polyret.runtime.cpu_bf16_autocast`)."""
-    from polyret.runtime import cpu_bf16_autocast
-
     return cpu_bf16_autocast()
 
 
@@ -61,7 +62,7 @@ def _prompt_for(model, kind: str | None) -> str:
     return prompts.get(kind, "")
 
 
-class EmbeddingStore:
+class EmbeddingCache:
     """Append-only on-disk map text-key -> vector for one (model, kind, precision) combination.
 
     `keys.txt` holds one hex digest per line; `vectors.f32` the rows in the same order. Vectors are
@@ -150,8 +151,6 @@ def _raw_encode(model, texts: list[str], prompt: str, batch_size: int, precision
     import torch
     from tqdm.auto import tqdm
 
-    from polyret.runtime import autocast
-
     order = np.argsort(_token_lengths(model, texts, prompt), kind="stable")
     ctx = autocast(model.device, precision)
     parts = []
@@ -198,7 +197,6 @@ def encode_texts(
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise PolyretError(f"text #{i} is {type(t).__name__}, not a string")
-    from polyret.runtime import precision_for
 
     precision = precision_for(str(model.device), "auto" if bf16 is None else bf16)
     prompt = _prompt_for(model, kind)
@@ -212,7 +210,7 @@ def encode_texts(
         if not cache:
             return _raw_encode(model, texts, prompt, batch_size, precision, show_progress)
         root = Path(cache) if not isinstance(cache, bool) else cache_dir() / "embeddings"
-        store = EmbeddingStore(
+        store = EmbeddingCache(
             root / model_id(model) / f"{kind or 'none'}-{precision}-{model.max_seq_length}", dim
         )
         keys = [_text_key(t) for t in texts]
@@ -242,14 +240,12 @@ def read_encode_input(path: str | Path, field: str = "text") -> list[str]:
         raise PolyretError(f"{path}: no such input file")
     texts: list[str] = []
     if path.suffix in (".jsonl", ".gz"):
-        from polyret.data.beir import iter_json_lines
-
         for lineno, obj in iter_json_lines(path):
             if not isinstance(obj.get(field), str):
                 raise PolyretError(f"{path}:{lineno}: record has no string field {field!r}")
             texts.append(obj[field])
     else:
-        with path.open(encoding="utf-8") as f:
+        with open_text(path) as f:
             texts = [line.rstrip("\r\n") for line in f]
         while texts and not texts[-1].strip():
             texts.pop()

@@ -9,13 +9,13 @@ card (README.md) and `polyret_merge.json` record λ, base and tuned.
 from __future__ import annotations
 
 import copy
-import json
-import shutil
 from pathlib import Path
 
 import torch
 
 from polyret.errors import PolyretError
+from polyret.io import output_dir, write_json
+from polyret.model import load_model
 
 MERGE_META = "polyret_merge.json"
 
@@ -25,7 +25,6 @@ def _load(model_or_path, role: str):
 
     if isinstance(model_or_path, SentenceTransformer):
         return model_or_path, getattr(model_or_path, "_polyret_source", None) or "<in-memory model>"
-    from polyret.model import load_model
 
     name = str(model_or_path)
     try:
@@ -69,11 +68,11 @@ def merge_models(base, tuned, weight: float, out: str | Path, *, overwrite: bool
     if not isinstance(weight, (int, float)) or not 0.0 <= float(weight) <= 1.0:
         raise PolyretError(f"merge weight λ must be in [0, 1] (got {weight!r})")
     weight = float(weight)
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise PolyretError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
-        shutil.rmtree(out)
+
+    # The output-folder policy (polyret.io) before anything is loaded: --out equal to or inside --tuned /
+    # --base is refused, and --overwrite replaces an earlier merge only once the new one is complete.
+    target = output_dir(out, "merged-model", overwrite=overwrite, legacy_files=(MERGE_META,),
+                        inputs=[m for m in (base, tuned) if isinstance(m, (str, Path))])
     base_model, base_name = _load(base, "base")
     tuned_model, tuned_name = _load(tuned, "tuned")
 
@@ -84,13 +83,13 @@ def merge_models(base, tuned, weight: float, out: str | Path, *, overwrite: bool
 
     result = copy.deepcopy(tuned_model) if isinstance(tuned, SentenceTransformer) else tuned_model
     result.load_state_dict(merged_state)
-    out.mkdir(parents=True, exist_ok=True)
-    result.save(str(out))
     meta = {"merge": "linear", "weight": weight, "base": base_name, "tuned": tuned_name,
             "formula": "theta = (1 - weight) * theta_base + weight * theta_tuned"}
-    (out / MERGE_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    _append_card(out, meta)
-    return out
+    with target:
+        result.save(str(target.path))
+        write_json(target.path / MERGE_META, meta)
+        _append_card(target.path, meta)
+    return target.final
 
 
 def _append_card(out: Path, meta: dict) -> None:

@@ -4,15 +4,14 @@ Generic helpers shared by every evaluator. Matplotlib runs with the Agg backend 
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from polyret.errors import PolyretError
+from polyret.io import to_jsonable, write_json  # noqa: F401  (re-exported)
 
 
 # ---- output directories ---------------------------------------------------------------------
@@ -32,33 +31,7 @@ def prepare_out_dir(out: str | Path, overwrite: bool = False) -> Path:
     return p
 
 
-# ---- JSON -----------------------------------------------------------------------------------
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Plain JSON types: numpy scalars/arrays become Python values, NaN/inf become None."""
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def write_json(path: str | Path, obj: Any) -> Path:
-    """Write JSON atomically (temp file + rename), NaN as null."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+# ---- JSON: the one writer lives in polyret.io (re-exported here for existing imports) ----------
 
 
 # ---- markdown -------------------------------------------------------------------------------
@@ -168,47 +141,4 @@ def save_grouped_bars(
     path = Path(path)
     fig.savefig(path, dpi=120)
     plt.close(fig)
-    return path
-
-
-# ---- TREC files -----------------------------------------------------------------------------
-
-
-def _check_trec_id(x: str, what: str) -> str:
-    if not x or any(ch.isspace() for ch in x):
-        raise PolyretError(f"{what} id {x!r} cannot be written to a TREC file (empty or contains whitespace)")
-    return x
-
-
-def write_trec_run(
-    path: str | Path,
-    query_ids: Sequence[str],
-    doc_ids: Sequence[str],
-    top_idx: np.ndarray,
-    top_scores: np.ndarray,
-    tag: str = "polyret",
-) -> Path:
-    """TREC run `qid Q0 docid rank score tag`, from per-query arrays of doc indices (best first).
-
-    Negative indices in `top_idx` mean "no result" and are skipped.
-    """
-    qids = [_check_trec_id(q, "query") for q in query_ids]
-    dids = [_check_trec_id(d, "document") for d in doc_ids]
-    path = Path(path)
-    with path.open("w", encoding="utf-8") as f:
-        for qi, (idx_row, sc_row) in enumerate(zip(np.asarray(top_idx).tolist(), np.asarray(top_scores).tolist())):
-            q = qids[qi]
-            f.write("".join(
-                f"{q} Q0 {dids[d]} {r} {s:.6f} {tag}\n" for r, (d, s) in enumerate(zip(idx_row, sc_row), 1) if d >= 0
-            ))
-    return path
-
-
-def write_trec_qrels(path: str | Path, qrels: Mapping[str, Mapping[str, int]]) -> Path:
-    """TREC qrels `qid 0 docid relevance`."""
-    path = Path(path)
-    with path.open("w", encoding="utf-8") as f:
-        for q, docs in qrels.items():
-            _check_trec_id(q, "query")
-            f.write("".join(f"{q} 0 {_check_trec_id(d, 'document')} {int(rel)}\n" for d, rel in docs.items()))
     return path

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from polyret import runtime
 from polyret.errors import PolyretError
 from polyret.stream import (
     EMBEDDINGS,
@@ -73,8 +74,6 @@ def encode_corpus_sharded(
     world: int | None = None,
 ) -> EmbeddingStore:
     """Encode `docs` into `out_dir` across the job's processes; every rank returns the merged store."""
-    from polyret import runtime
-
     rank = runtime.rank() if rank is None else rank
     world = runtime.world_size() if world is None else world
     if world == 1:

@@ -23,20 +23,29 @@ extension points and writes one self-describing run directory:
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
 import shutil
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
+from polyret import runtime
 from polyret.config import TrainConfig, dump_train_config, load_train_config
+from polyret.data.groups import write_groups_jsonl
+from polyret.data.pairs import build_groups
+from polyret.correction import fit_model_correction
+from polyret.data.parallel import xnli_parallel_groups
 from polyret.errors import PolyretError
+from polyret.io import OutputDir, write_json
+from polyret.model import load_model
+from polyret.paths import data_path, find_data_dir
 from polyret.runtime import barrier as _barrier
 from polyret.runtime import rank as _rank
 from polyret.runtime import world_size as _world_size
+from polyret.train_logging import BatchLoggingCollator, make_log_callback
 
 CHECKPOINTS = "checkpoints"
 MODEL_DIR = "model"
@@ -50,14 +59,15 @@ TRAINING_META = "polyret_training.json"
 # ---------------------------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------------------------
+XNLI_ALIGN = "xnli-align"  # a training-set name: XNLI dev's alignment side (polyret.data.parallel)
+
+
 def resolve_data_path(entry: str) -> Path:
     """A training-set entry -> an existing path: as given (absolute or cwd-relative), else in the data dir."""
     p = Path(entry).expanduser()
     if p.exists():
         return p
     if not p.is_absolute():
-        from polyret.paths import find_data_dir
-
         root = find_data_dir(required=False)
         if root is not None and (root / entry).exists():
             return root / entry
@@ -68,10 +78,11 @@ def resolve_data_path(entry: str) -> Path:
 
 def load_training_groups(cfg: TrainConfig) -> list:
     """All parallel groups of all configured training sets (each keeps its `source` name)."""
-    from polyret.data.pairs import build_groups
-
     groups = []
     for entry in cfg.data:
+        if entry == XNLI_ALIGN:
+            groups.extend(xnli_parallel_groups(data_path("xnli"), side="align"))
+            continue
         path = resolve_data_path(entry)
         part, _report = build_groups([path], unit=cfg.unit, negatives=cfg.negatives)
         if not part:
@@ -146,6 +157,24 @@ def _prompts(model, n_negatives: int) -> dict[str, str] | None:
     return out
 
 
+def train_top_layers(model, n_layers: int) -> int:
+    """Freeze everything but the top `n_layers` transformer layers; returns the parameters frozen."""
+    first = model[0]
+    auto = getattr(first, "auto_model", None) or getattr(first, "model", None)
+    layers = getattr(getattr(auto, "encoder", None), "layer", None)
+    if layers is None:
+        raise PolyretError("train_layers: the model's first module has no encoder.layer stack to choose from")
+    if n_layers > len(layers):
+        raise PolyretError(f"train_layers={n_layers}, but the model has only {len(layers)} layers")
+    keep = {id(p) for layer in list(layers)[-n_layers:] for p in layer.parameters()}
+    frozen = 0
+    for p in model.parameters():
+        if id(p) not in keep and p.requires_grad:
+            p.requires_grad_(False)
+            frozen += p.numel()
+    return frozen
+
+
 def freeze_word_embeddings(model) -> int:
     """Freeze the input (word) embedding matrix; returns how many parameters were frozen."""
     first = model[0]
@@ -158,128 +187,111 @@ def freeze_word_embeddings(model) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# callbacks
-# ---------------------------------------------------------------------------------------------
-def _make_log_callback(path: Path, resumed_from: str | None):
-    from transformers import TrainerCallback
-
-    class JsonlLogCallback(TrainerCallback):
-        """Appends every trainer log event (train loss, lr, eval_loss, runtime) to train_log.jsonl."""
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            if state.is_world_process_zero:
-                self._write({"event": "train_begin", "step": state.global_step, "resumed_from": resumed_from})
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if state.is_world_process_zero and logs:
-                self._write({"event": "log", "step": state.global_step, "epoch": state.epoch, **logs})
-
-        def _write(self, record: dict) -> None:
-            record = {"time": round(time.time(), 3), **record}
-            with path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(record, default=str) + "\n")
-
-    return JsonlLogCallback()
-
-
-def describe_rows(table, rows: list[int]) -> dict[str, Any]:
-    """Batch type and languages of a set of PairTable rows, read from the table's metadata."""
-    infos = [table.row_info(r) for r in rows]
-    qls = [q for _, q, _, _ in infos]
-    pls = [p for _, _, p, _ in infos]
-    same = [q == p for q, p in zip(qls, pls)]
-    if all(same):
-        langs = set(qls)
-        batch_type, lang = ("x-x-mono", qls[0]) if len(langs) == 1 else ("x-x", None)
-    elif not any(same):
-        batch_type, lang = "x-y", None
-    else:
-        batch_type, lang = "mixed", None
-    return {
-        "batch_type": batch_type,
-        "lang": lang,
-        "sources": sorted({s for *_, s in infos}),
-        "query_langs": sorted(set(qls)),
-        "passage_langs": sorted(set(pls)),
-        "groups": [table.group_ids[g] for g, *_ in infos],
-    }
-
-
-class _BatchLoggingCollator:
-    """Wraps the trainer's collator to record, per rank, what each training step drew.
-
-    The collator sees each batch's rows as text; (anchor, positive) maps back to the PairTable row
-    whose metadata says the batch type and languages -- so only text columns ever reach the loss.
-    Validation batches (rows of the held-out table, absent from the training table) are not recorded.
-    The dataloader collates one batch ahead, so records wait in `pending` until a step ends
-    (`step_callback`): each written line is a batch that was actually trained on, with its step.
-    """
-
-    def __init__(self, inner, table, path: Path) -> None:
-        self._inner, self._table, self._path = inner, table, path
-        self._lookup: dict[tuple[str, str], int] = {}
-        for i, (a, p) in enumerate(zip(table.anchors, table.positives)):
-            self._lookup.setdefault((a, p), i)
-        self.pending: deque[dict] = deque()
-
-    def __call__(self, features):
-        rows = [self._lookup.get((f["anchor"], f["positive"])) for f in features]
-        if all(r is not None for r in rows):
-            self.pending.append({"rank": _rank(), "size": len(rows), **describe_rows(self._table, rows)})
-        return self._inner(features)
-
-    def __getattr__(self, name):  # valid_label_columns, tokenize_fn, prompts, ...
-        return getattr(self._inner, name)
-
-    def step_callback(self):
-        from transformers import TrainerCallback
-
-        log = self
-
-        class _WriteTrainedBatch(TrainerCallback):
-            def on_step_end(self, args, state, control, **kwargs):
-                if log.pending:
-                    record = {"step": state.global_step, **log.pending.popleft()}
-                    with log._path.open("a", encoding="utf-8") as f:
-                        f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-        return _WriteTrainedBatch()
-
-
-# ---------------------------------------------------------------------------------------------
 # run dir
 # ---------------------------------------------------------------------------------------------
-def _check_out_dir(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool) -> None:
+CHECKPOINT_COMPLETE = "polyret-checkpoint-complete"
+
+
+def _check_resume_config(cfg: TrainConfig, out: Path) -> None:
+    stored = out / "config.yaml"
+    if not stored.is_file():
+        raise PolyretError(f"--resume: {out} is not a polyret training run (no config.yaml)")
+    old = load_train_config(stored, {})
+    # The device is where a run executes, not what it computes: resuming elsewhere is allowed.
+    diff = [k for k in TrainConfig.model_fields if k != "device" and getattr(old, k) != getattr(cfg, k)]
+    if diff:
+        shown = ", ".join(f"{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}" for k in diff[:4])
+        raise PolyretError(
+            f"--resume: the config differs from the one {out} was started with ({shown}); "
+            "a resumed run must use the same config"
+        )
+
+
+def _open_run_dir(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, world: int):
+    """The run dir under polyret.io's output-folder policy; returns the OutputDir (not yet entered).
+
+    A run dir that was started but holds no complete checkpoint (e.g. the model failed to load, or it
+    was killed before the first save) holds nothing worth keeping: a plain re-run starts it afresh and
+    `--resume` starts from step 0. One with a complete checkpoint needs `--resume` or `--overwrite`.
+    """
+    if overwrite and resume:
+        raise PolyretError("--resume and --overwrite contradict each other; pick one")
+    if overwrite and world > 1:
+        raise PolyretError("--overwrite is not supported under torchrun (the processes would need one temporary "
+                           "folder); remove the old run yourself or choose another --out")
+    target = OutputDir(out, "train", overwrite=overwrite, reuse=resume, legacy_files=(RUN_JSON,),
+                       legacy_partial_files=("config.yaml",))
     if resume:
-        stored = out / "config.yaml"
-        if not stored.is_file():
-            raise PolyretError(f"--resume: {out} is not a polyret training run (no config.yaml)")
-        old = load_train_config(stored, {})
-        # The device is where a run executes, not what it computes: resuming elsewhere is allowed.
-        diff = [k for k in TrainConfig.model_fields if k != "device" and getattr(old, k) != getattr(cfg, k)]
-        if diff:
-            shown = ", ".join(f"{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}" for k in diff[:4])
+        if target.state == "empty":
+            raise PolyretError(f"--resume: {out} is not a polyret training run (it is empty or missing)")
+        _check_resume_config(cfg, out)
+    elif target.state == "incomplete" and not overwrite:
+        if _last_checkpoint(out / CHECKPOINTS) is not None:
             raise PolyretError(
-                f"--resume: the config differs from the one {out} was started with ({shown}); "
-                "a resumed run must use the same config"
+                f"{out} holds an interrupted training run; pass --resume to continue it, "
+                "--overwrite to start again, or choose another --out"
             )
-        return
-    # Only rank 0 judges emptiness: under torchrun it creates the dir, and another rank checking later
-    # would find rank 0's own files and refuse the run.
-    if _rank() == 0 and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not overwrite:
-            raise PolyretError(
-                f"{out} already exists and is not empty; pass --resume to continue that run, "
-                "--overwrite to replace it, or choose another --out"
-            )
+    return target
 
 
 def _last_checkpoint(ckpt_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete checkpoint: one polyret marked complete after all its files were written
+    (a checkpoint cut short by a kill lacks the marker and is skipped, never resumed from)."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
     if not ckpt_dir.is_dir():
         return None
-    return get_last_checkpoint(str(ckpt_dir))
+    steps = []
+    for p in ckpt_dir.iterdir():
+        name = p.name
+        if name.startswith(PREFIX_CHECKPOINT_DIR + "-") and name.split("-")[-1].isdigit() and (p / CHECKPOINT_COMPLETE).is_file():
+            steps.append((int(name.split("-")[-1]), p))
+    return str(max(steps)[1]) if steps else None
+
+
+def _remove_incomplete_checkpoints(ckpt_dir: Path) -> list[str]:
+    """Delete checkpoint dirs without the completion marker (ours, cut short by a kill)."""
+    import shutil as _shutil
+
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    removed = []
+    if ckpt_dir.is_dir():
+        for p in ckpt_dir.iterdir():
+            if p.is_dir() and p.name.startswith(PREFIX_CHECKPOINT_DIR + "-") and not (p / CHECKPOINT_COMPLETE).is_file():
+                _shutil.rmtree(p)
+                removed.append(p.name)
+    return removed
+
+
+def _trainer_class():
+    """SentenceTransformerTrainer whose checkpoints count only once complete.
+
+    transformers writes `checkpoint-N` file by file and then rotates old checkpoints; a kill in
+    between leaves a dir that `get_last_checkpoint` would pick and a resume would fail on (no
+    trainer_state.json). Here rotation is held back until a marker file is written last, atomically,
+    into the finished checkpoint; `_last_checkpoint` only takes marked ones.
+    """
+    from sentence_transformers import SentenceTransformerTrainer
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+
+    class PolyretTrainer(SentenceTransformerTrainer):
+        def _save_checkpoint(self, model, trial):
+            limit = self.args.save_total_limit
+            self.args.save_total_limit = None  # no rotation before the new checkpoint is marked complete
+            try:
+                super()._save_checkpoint(model, trial)
+            finally:
+                self.args.save_total_limit = limit
+            _barrier()  # every rank has written its part
+            if self.args.should_save:
+                run_dir = self._get_output_dir(trial=trial)
+                ckpt = Path(run_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+                write_json(ckpt / CHECKPOINT_COMPLETE, {"step": self.state.global_step})
+                rotate_checkpoints(output_dir=run_dir, save_total_limit=limit,
+                                   best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+
+    return PolyretTrainer
 
 
 def _write_card(model_dir: Path, cfg: TrainConfig, meta: dict[str, Any]) -> None:
@@ -311,6 +323,22 @@ def _write_card(model_dir: Path, cfg: TrainConfig, meta: dict[str, Any]) -> None
     card.write_text(text + "\n".join(lines), encoding="utf-8")
 
 
+# Parallel groups the stored correction is fitted on: 200 premises x 2 sentences per language estimate
+# a mean to well within the spread between languages, and keep the fit to ~12k short encodes.
+CORRECTION_GROUPS = 200
+
+
+def store_language_correction(model_dir: Path, method: str, *, show_progress: bool = True) -> Path:
+    """Fit `method` for the trained model on XNLI dev's alignment side and store it in its dir."""
+    groups = xnli_parallel_groups(data_path("xnli"), side="align", max_groups=CORRECTION_GROUPS)
+    model = load_model(str(model_dir))
+    corr = fit_model_correction(
+        model, method, groups=groups, show_progress=show_progress,
+        source=f"XNLI dev alignment side ({len(groups)} premises x {len(groups[0].queries)} languages)",
+    )
+    return corr.save(model_dir)
+
+
 # ---------------------------------------------------------------------------------------------
 # train
 # ---------------------------------------------------------------------------------------------
@@ -333,7 +361,6 @@ def train(
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.model_validate(config)
     out = Path(out_dir)
     rank, world = _rank(), _world_size()
-    from polyret import runtime
 
     # Device and precision first: an impossible request (no GPU, bad index, nccl on CPU) fails before any work.
     device = runtime.resolve_device(device) if device is not None else runtime.device_for(cfg.device)
@@ -345,9 +372,10 @@ def train(
     if resume and (out / RUN_JSON).is_file():
         done = json.loads((out / RUN_JSON).read_text(encoding="utf-8"))
         if done.get("status") == "complete":
-            _check_out_dir(cfg, out, True, False)
+            _check_resume_config(cfg, out)
             return Path(done["final_model"])
-    _check_out_dir(cfg, out, resume, overwrite)
+    # The output-folder policy (polyret.io), checked by the process that writes (rank 0).
+    target = _open_run_dir(cfg, out, resume, overwrite, world) if rank == 0 else None
 
     # Data before any write: a data error leaves no half-made run dir.
     from polyret.batches import PairTable
@@ -373,29 +401,39 @@ def train(
     from sentence_transformers import SentenceTransformerTrainer
 
     from polyret.losses import build_loss
-    from polyret.model import load_model
-
-    ckpt_dir = out / CHECKPOINTS
-    resume_from = _last_checkpoint(ckpt_dir) if resume else None
-    if rank == 0:
-        if out.exists() and overwrite and not resume:
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            dump_train_config(cfg, out / "config.yaml")
-            from polyret.data.groups import write_groups_jsonl
-
-            write_groups_jsonl(val_groups, out / VALIDATION_GROUPS)
 
     torch.manual_seed(cfg.seed)
-    model = load_model(cfg.model, device=device)
+    model = load_model(cfg.model, device=device)  # before anything is written: a bad model path leaves no half-made run dir
+
+    # `work` is where this run writes (a sibling temporary folder under --overwrite, swapped in at the
+    # end); `out` is where the run lives afterwards (paths recorded in run.json name `out`).
+    work = out
+    if rank == 0:
+        if not resume and not target.fresh and target.state == "incomplete":  # no complete checkpoint: start afresh
+            for p in out.iterdir():
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        work = target.__enter__().path
+        if resume:
+            _remove_incomplete_checkpoints(work / CHECKPOINTS)
+        if not resume or not (work / "config.yaml").is_file():
+            dump_train_config(cfg, work / "config.yaml")
+            write_groups_jsonl(val_groups, work / VALIDATION_GROUPS)
+    ckpt_dir = work / CHECKPOINTS
+    resume_from = _last_checkpoint(ckpt_dir) if resume else None
     base_max_length = model.max_seq_length
     model.max_seq_length = cfg.max_seq_length  # a training-time truncation, not a property of the result
+    teacher = copy.deepcopy(model) if cfg.teacher_weight > 0 else None  # the base, frozen, before any step
     frozen = freeze_word_embeddings(model) if cfg.freeze_word_embeddings else 0
+    if cfg.train_layers:
+        frozen += train_top_layers(model, cfg.train_layers)
     loss = build_loss(
         model, cfg.loss, temperature=cfg.temperature, symmetric=cfg.symmetric,
         gather_across_devices=cfg.gather_across_ranks and world > 1, mini_batch_size=cfg.mini_batch_size,
     )
+    if teacher is not None:
+        from polyret.losses import TeacherAnchoredLoss
+
+        loss = TeacherAnchoredLoss(model, loss, teacher, cfg.teacher_weight)
 
     validating = val_ds is not None
     base_args = dict(
@@ -430,29 +468,34 @@ def train(
 
     args = training_arguments(device, precision, world, base_args, cfg.trainer_args)
 
-    callbacks = [_make_log_callback(out / TRAIN_LOG, resume_from)]
+    callbacks = [make_log_callback(work / TRAIN_LOG, resume_from)]
     if cfg.early_stopping_patience is not None and validating:
         from transformers import EarlyStoppingCallback
 
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
-    trainer = SentenceTransformerTrainer(
+    trainer = _trainer_class()(
         model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, loss=loss, callbacks=callbacks
     )
     if cfg.log_batches:
-        log_path = out / f"batch_log.rank{rank}.jsonl"
+        log_path = work / f"batch_log.rank{rank}.jsonl"
         if not resume:
             log_path.unlink(missing_ok=True)
-        batch_log = _BatchLoggingCollator(trainer.data_collator, train_table, log_path)
+        batch_log = BatchLoggingCollator(trainer.data_collator, train_table, log_path)
         trainer.data_collator = batch_log
         trainer.add_callback(batch_log.step_callback())
     _barrier()
 
     t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume_from)
+    try:
+        result = trainer.train(resume_from_checkpoint=resume_from)
+    except BaseException as e:
+        if target is not None:
+            target.__exit__(type(e), e, e.__traceback__)  # a temp folder goes; an in-place run dir stays resumable
+        raise
     wall = time.perf_counter() - t0
 
-    model_dir = out / MODEL_DIR
-    final = model_dir
+    model_dir = work / MODEL_DIR
+    final = out / MODEL_DIR
     if trainer.is_world_process_zero():
         if model_dir.exists():
             shutil.rmtree(model_dir)
@@ -461,7 +504,7 @@ def train(
         steps_run = trainer.state.global_step - (int(Path(resume_from).name.split("-")[-1]) if resume_from else 0)
         meta = {
             "base_model": cfg.model,
-            "data": [str(resolve_data_path(d)) for d in cfg.data],
+            "data": [d if d == XNLI_ALIGN else str(resolve_data_path(d)) for d in cfg.data],
             "summary": cfg.summary(),
             "steps_done": trainer.state.global_step,
             "world_size": world,
@@ -476,12 +519,16 @@ def train(
         if cfg.merge_weight is not None:
             from polyret.merge import merge_models
 
-            final = merge_models(cfg.model, model_dir, cfg.merge_weight, out / MERGED_DIR, overwrite=True)
+            merge_models(cfg.model, model_dir, cfg.merge_weight, work / MERGED_DIR, overwrite=True)
+            final = out / MERGED_DIR
+        if cfg.language_correction != "none":  # each model dir gets statistics of its own weights
+            for d in dict.fromkeys([model_dir, work / MERGED_DIR if cfg.merge_weight is not None else model_dir]):
+                store_language_correction(d, cfg.language_correction, show_progress=show_progress)
         pairs = steps_run * cfg.batch_size * world
         run = {
             "status": "complete",
             "final_model": str(final),
-            "model": str(model_dir),
+            "model": str(out / MODEL_DIR),
             "merged": str(out / MERGED_DIR) if cfg.merge_weight is not None else None,
             "steps": trainer.state.global_step,
             "steps_this_invocation": steps_run,
@@ -499,7 +546,9 @@ def train(
             },
             "config": cfg.summary(),
         }
-        (out / RUN_JSON).write_text(json.dumps(run, indent=2, default=str) + "\n", encoding="utf-8")
+
+        write_json(work / RUN_JSON, run)
+        target.commit()
     elif cfg.merge_weight is not None:
         final = out / MERGED_DIR
     _barrier()

@@ -22,6 +22,7 @@ from typing import Any
 from sentence_transformers import SentenceTransformerTrainingArguments
 
 from polyret.errors import PolyretError
+from polyret.runtime import check_ddp_backend, device_type, trainer_precision_args
 
 # Fields polyret derives from its own config / device decision: set them there, not in trainer_args.
 OWNED_BY_POLYRET = {
@@ -106,8 +107,6 @@ class PolyretTrainingArguments(SentenceTransformerTrainingArguments):
 
 def device_kwargs(device: str, precision: str, world: int, backend: str | None = None) -> dict[str, Any]:
     """The TrainingArguments keys that follow from the device decision."""
-    from polyret.runtime import check_ddp_backend, device_type, trainer_precision_args
-
     out: dict[str, Any] = {
         "use_cpu": device_type(device) == "cpu",
         "polyret_device": device,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+from polyret import runtime
 from polyret.cli.app import app, console
 from polyret.errors import PolyretError
 
@@ -15,40 +16,50 @@ from polyret.cli import beir_cmd  # noqa: F401,E402
 from polyret.cli import train_cmd  # noqa: F401,E402
 from polyret.cli import experiment_cmd  # noqa: F401,E402
 from polyret.cli import pairs_cmd  # noqa: F401,E402
+from polyret.cli import correction_cmd  # noqa: F401,E402
 from polyret.cli import encode_corpus_cmd  # noqa: F401,E402
 
 
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors print one red line and exit 2, never a traceback."""
-    from polyret import runtime
+    """Entry point. Exit codes: 0 success, 1 a check found a problem (`typer.Exit(1)`: checksums, a bar
+    in a report), 2 bad input (a PolyretError or a usage error; one red line, never a traceback),
+    130 interrupted (Ctrl-C / SIGINT)."""
+    import typer
+    from rich.markup import escape
 
     if runtime.world_size() > 1:  # under torchrun: stop with a message when torchrun tears the job down
         runtime.stop_cleanly_on_sigterm()
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone_mode=False: the command's exit code (typer.Exit, and 130 for Ctrl-C in typer >= 0.20)
+        # is returned instead of exiting, and usage errors are raised, so every outcome is handled here.
+        code = app(args=argv, standalone_mode=False)
     except PolyretError as e:
-        console.print(f"[bold red]error:[/] {e}")
-        sys.exit(2)
-    except KeyboardInterrupt as e:
-        from polyret import runtime
-
-        if runtime.world_size() > 1:
-            console.print(f"[yellow]rank {runtime.rank()} interrupted[/] ({e or 'Ctrl-C'}); "
-                          "re-run the same command to resume")
-        else:
-            console.print("[yellow]interrupted[/]")
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as e:  # click's own usage errors arrive here with standalone_mode=False
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+        # The message quotes user paths and file excerpts: print it literally (no rich markup).
+        console.print(f"[bold red]error:[/] {escape(str(e))}")
+        sys.exit(EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    except typer.Exit as e:
+        code = e.exit_code
+    except typer.Abort:  # click < typer 0.20 turns Ctrl-C into Abort
+        code = EXIT_INTERRUPTED
+    except Exception as e:
+        # Usage errors (click's ClickException, vendored inside typer >= 0.20): message + exit code 2.
+        if hasattr(e, "show") and isinstance(getattr(e, "exit_code", None), int):
             e.show()
             sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
         raise
+    if code == EXIT_INTERRUPTED and runtime.world_size() > 1:
+        # torchrun stopped this rank (another one failed) or Ctrl-C: every store/checkpoint is resumable.
+        console.print(f"[yellow]rank {runtime.rank()} interrupted[/]; re-run the same command to resume")
+    elif code == EXIT_INTERRUPTED:
+        console.print("[yellow]interrupted[/]")
+    if isinstance(code, int) and code != EXIT_OK:
+        sys.exit(code)
+    # success: return (the console script's sys.exit(main()) exits 0; in-process callers carry on)
 
 
 __all__ = ["app", "main"]

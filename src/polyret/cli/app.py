@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import typer
 
+from polyret.runtime import DEVICE_HELP, console, set_device  # console: the one console, re-exported for the commands
+
 app = typer.Typer(
     name="polyret",
     help="Multilingual dense retrieval: hybrid-batch training and LAReQA / XNLI / BEIR / MIRACL evaluation.",
@@ -17,20 +19,13 @@ app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 
-from polyret.runtime import console  # noqa: E402  (the one console; re-exported for the commands)
-
-
 def device_option():
     """The `--device` option of every command that runs a model (resolved by polyret.runtime)."""
-    from polyret.runtime import DEVICE_HELP
-
     return typer.Option(None, "--device", help=DEVICE_HELP + " Default: a config's device, POLYRET_DEVICE, else auto.")
 
 
 def use_device(device: str | None) -> str:
     """Apply a command's --device for every model it loads; an impossible device fails here, before any work."""
-    from polyret.runtime import set_device
-
     return set_device(device)
 
 

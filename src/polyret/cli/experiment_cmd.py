@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from polyret.cli.app import app, console, device_option, use_device
+from polyret.experiment import run_experiment
 
 
 @app.command("experiment")
@@ -19,8 +20,6 @@ def experiment_command(
     device: Optional[str] = device_option(),
 ) -> None:
     """Train and evaluate a grid (strategies × α × λ × seeds) against the untrained base model."""
-    from polyret.experiment import run_experiment
-
     use_device(device)  # every model the grid trains or evaluates
     summary = run_experiment(config, out, report_only=report_only, show_progress=progress)
     done = sum(1 for r in summary["runs"] if r["complete"])
@@ -38,5 +37,5 @@ def experiment_command(
                 stat = per_suite.get(suite, {}).get(metric)
                 if stat:
                     cells.append(f"{label} {stat['mean']:.4g}")
-            console.print(f"  {suite} {metric}: " + "; ".join(cells))
+            console.print(f"  {suite} {metric}: " + "; ".join(cells), markup=False)
     print(out / "report.md")

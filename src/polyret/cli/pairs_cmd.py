@@ -7,6 +7,10 @@ from pathlib import Path
 import typer
 
 from polyret.cli.app import console, data_app, split_csv
+from polyret.data.groups import write_groups_jsonl
+from polyret.data.pairs import build_groups
+from polyret.data.sentences import agreement_json, agreement_table, sentence_agreement
+from polyret.io import OutputFile
 
 
 @data_app.command("build-pairs")
@@ -30,12 +34,8 @@ def build_pairs(
     """Join QA records on question id into parallel groups and write them as JSONL."""
     from rich.table import Table
 
-    from polyret.data.groups import write_groups_jsonl
-    from polyret.data.pairs import build_groups
-    from polyret.errors import PolyretError
-
-    if out.exists() and not overwrite:
-        raise PolyretError(f"{out} exists; pass --overwrite to replace it")
+    # Checked before reading anything; written atomically at the end (polyret.io).
+    OutputFile(out, overwrite=overwrite, inputs=inputs)
     groups, report = build_groups(inputs, unit=unit, negatives=negatives, splitter=splitter, source=source,
                                   answerless=answerless, progress=True)
     n = write_groups_jsonl(groups, out)
@@ -48,9 +48,9 @@ def build_pairs(
     for lang in sorted(set(report.query_langs) | set(report.passage_langs)):
         t.add_row(lang, str(report.query_langs.get(lang, 0)), str(report.passage_langs.get(lang, 0)))
     console.print(t)
-    console.print(f"{len(report.files)} files, {report.records} records; sources: {dict(report.sources)}")
+    console.print(f"{len(report.files)} files, {report.records} records; sources: {dict(report.sources)}", markup=False)
     for key, value in sorted(report.counts.items()):
-        console.print(f"  {key}: {value}")
+        console.print(f"  {key}: {value}", markup=False)
 
 
 @data_app.command("sentence-agreement")
@@ -61,8 +61,6 @@ def sentence_agreement_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Agreement of sentence splitters with XQuAD-R's gold sentence breaks, per language."""
-    from polyret.data.sentences import agreement_json, agreement_table, sentence_agreement
-
     with console.status("splitting XQuAD-R paragraphs ..."):
         rows = sentence_agreement(xquad_r, split_csv(langs), split_csv(splitters) or ["auto"])
     typer.echo(json.dumps(agreement_json(rows), indent=2) if as_json else agreement_table(rows))

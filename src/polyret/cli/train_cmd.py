@@ -10,8 +10,10 @@ from typing import Optional
 import typer
 
 from polyret.cli.app import app, console, device_option, use_device
-from polyret.config import STRATEGIES
+from polyret.config import STRATEGIES, load_train_config
 from polyret.errors import PolyretError
+from polyret.train import RUN_JSON, _rank, train
+from rich.markup import escape
 
 
 @app.command("train")
@@ -31,9 +33,6 @@ def train_command(
     device: Optional[str] = device_option(),
 ) -> None:
     """Fine-tune an encoder with X-X-mono / X-X / X-Y / Hybrid(α) batches (arXiv 2408.10536)."""
-    from polyret.config import load_train_config
-    from polyret.train import RUN_JSON, _rank, train
-
     if device is not None:
         use_device(device)  # otherwise the config's device (train resolves it before any work)
     if strategy is not None and strategy not in STRATEGIES:
@@ -71,5 +70,5 @@ def merge_command(
     from polyret.merge import merge_models
 
     path = merge_models(base, tuned, weight, out, overwrite=overwrite)
-    console.print(f"[green]merged[/] λ={weight:g}: (1−λ)·{base} + λ·{tuned}")
+    console.print(f"[green]merged[/] λ={weight:g}: (1−λ)·{escape(base)} + λ·{escape(tuned)}")
     print(path)

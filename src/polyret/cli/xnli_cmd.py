@@ -9,6 +9,11 @@ from rich.table import Table
 
 from polyret.cli.app import console, device_option, eval_app, split_csv, use_device
 from polyret.errors import PolyretError
+from polyret.evaluate.tatoeba import evaluate_tatoeba
+from polyret.evaluate.xnli import evaluate_xnli
+from polyret.io import OutputDir
+from polyret.paths import data_path
+from rich.markup import escape
 
 
 def _prompt_kind(prompt: str) -> str | None:
@@ -20,7 +25,6 @@ def _prompt_kind(prompt: str) -> str | None:
 def _data_dir(given: Optional[Path], sub: str) -> Path:
     if given is not None:
         return given
-    from polyret.paths import data_path
 
     return data_path(sub)
 
@@ -42,6 +46,7 @@ def eval_xnli(
     cs: str = typer.Option("0.0001,0.0003,0.001,0.003,0.01", "--cs", help="Logistic-regression C values to select from on English dev."),
     fine_tune_steps: int = typer.Option(0, "--fine-tune-steps", help="Fine-tune the encoder with the head for N steps instead of freezing it (slow)."),
     max_rows: Optional[int] = typer.Option(None, "--max-rows", help="Only the first N rows of each XNLI file (quick runs)."),
+    rows: str = typer.Option("all", "--rows", help="all, or eval-side: only XNLI dev's evaluation side (for models aligned or trained on its alignment side)."),
     max_train: Optional[int] = typer.Option(None, "--max-train", help="Only the first N English training pairs."),
     seed: int = typer.Option(0, "--seed"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results.json in --out."),
@@ -49,26 +54,29 @@ def eval_xnli(
     device: Optional[str] = device_option(),
 ) -> None:
     """Zero-shot cross-lingual XNLI: English-only classifier over frozen embeddings, every language scored."""
-    from polyret.evaluate.xnli import evaluate_xnli
-
     use_device(device)
     try:
         c_values = [float(c) for c in split_csv(cs) or []]
     except ValueError:
         raise PolyretError(f"--cs must be comma-separated numbers, not {cs!r}") from None
+
+    prompt_kind = _prompt_kind(prompt)
+    xnli_dir = _data_dir(data, "xnli")
+    target = OutputDir(out, "eval-xnli", overwrite=overwrite, inputs=[xnli_dir, Path(model)], legacy_files=("results.json",))
     res = evaluate_xnli(
         model,
-        _data_dir(data, "xnli"),
+        xnli_dir,
         split=split,
         english_train=english_train,
         langs=split_csv(langs),
         low_resource=split_csv(low_resource) or (),
-        out_dir=out,
+        out_dir=target,
         seed=seed,
         show_progress=progress,
-        kind=_prompt_kind(prompt),
+        kind=prompt_kind,
         Cs=c_values,
         max_rows=max_rows,
+        rows=rows,
         max_train=max_train,
         fine_tune_steps=fine_tune_steps,
         overwrite=overwrite,
@@ -83,7 +91,7 @@ def eval_xnli(
     m = res["mean"]
     table.add_row("mean", "", f"{100 * m['accuracy']:.1f}", f"{100 * m['macro_f1']:.1f}", "")
     console.print(table)
-    console.print(f"wrote {out / 'results.json'}, {out / 'report.md'}")
+    console.print(f"wrote {out / 'results.json'}, {out / 'report.md'}", markup=False)
 
 
 @eval_app.command("tatoeba")
@@ -98,15 +106,17 @@ def eval_tatoeba(
     device: Optional[str] = device_option(),
 ) -> None:
     """Tatoeba bitext retrieval: accuracy@1 in both directions for each language paired with English."""
-    from polyret.evaluate.tatoeba import evaluate_tatoeba
-
     use_device(device)
+    prompt_kind = _prompt_kind(prompt)
+    tatoeba_dir = _data_dir(data, "tatoeba")
+    target = None if out is None else OutputDir(out, "eval-tatoeba", overwrite=overwrite, inputs=[tatoeba_dir, Path(model)],
+                                                 legacy_files=("results.json",))
     res = evaluate_tatoeba(
         model,
-        _data_dir(data, "tatoeba"),
+        tatoeba_dir,
         split_csv(langs) or [],
-        out_dir=out,
-        kind=_prompt_kind(prompt),
+        out_dir=target,
+        kind=prompt_kind,
         show_progress=progress,
         overwrite=overwrite,
     )
@@ -119,6 +129,6 @@ def eval_tatoeba(
     table.add_row("mean", "", f"{100 * m['xx_to_en']:.1f}", f"{100 * m['en_to_xx']:.1f}", f"{100 * m['mean']:.1f}")
     console.print(table)
     if res["missing"]:
-        console.print(f"[yellow]no files for: {', '.join(res['missing'])}[/]")
+        console.print(f"[yellow]no files for: {escape(', '.join(res['missing']))}[/]")
     if out is not None:
-        console.print(f"wrote {out / 'results.json'}, {out / 'report.md'}")
+        console.print(f"wrote {out / 'results.json'}, {out / 'report.md'}", markup=False)

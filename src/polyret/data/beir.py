@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,7 +22,9 @@ from typing import IO
 
 import numpy as np
 
+from polyret.data.lareqa import load_lareqa
 from polyret.errors import PolyretError
+from polyret.io import open_text as _open_text, output_dir
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 
@@ -68,13 +69,9 @@ def passage_text(title: str, text: str) -> str:
 
 
 def open_text(path: Path) -> IO[str]:
-    """Open a UTF-8 text file, transparently gunzipping `*.gz`."""
-    path = Path(path)
-    if not path.is_file():
-        raise PolyretError(f"{path} does not exist or is not a file")
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")
+    """Open a UTF-8 text file, transparently gunzipping `*.gz` (bytes that are not UTF-8: an error
+    naming the file, line and byte offset; see polyret.io.open_text)."""
+    return _open_text(path)
 
 
 def find_file(directory: Path, name: str) -> Path:
@@ -177,10 +174,15 @@ def read_queries(path: Path) -> dict[str, BeirQuery]:
     out: dict[str, BeirQuery] = {}
     for lineno, obj in iter_json_lines(path):
         qid = _str_field(obj, "_id", path, lineno)
+        if not qid.strip():
+            raise PolyretError(f"{path} line {lineno} has an empty query id")
         if qid in out:
             raise PolyretError(f"{path} line {lineno} repeats query id {qid!r}")
         lang = obj.get("lang")
-        out[qid] = BeirQuery(qid, _str_field(obj, "text", path, lineno), lang if isinstance(lang, str) else None)
+        text = _str_field(obj, "text", path, lineno)
+        if not text.strip():  # an empty query would still be encoded (its prompt alone) and scored: refuse it
+            raise PolyretError(f"{path} line {lineno}: query {qid!r} has empty text")
+        out[qid] = BeirQuery(qid, text, lang if isinstance(lang, str) else None)
     return out
 
 
@@ -245,7 +247,7 @@ def load_beir(beir_dir: Path, split: str = "test") -> BeirSplit:
 
 
 def write_beir(
-    out_dir: Path,
+    out_dir,
     corpus: Iterable[BeirDoc],
     queries: Iterable[BeirQuery],
     qrels: Qrels,
@@ -253,35 +255,36 @@ def write_beir(
     split: str = "test",
     overwrite: bool = False,
 ) -> Path:
-    """Write a BEIR directory. Refuses to touch an existing non-empty directory unless `overwrite`."""
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise PolyretError(f"{out} already exists and is not empty; pass --overwrite to replace its files")
-    (out / "qrels").mkdir(parents=True, exist_ok=True)
-    doc_ids: set[str] = set()
-    with open(out / "corpus.jsonl", "w", encoding="utf-8") as f:
-        for d in corpus:
-            if d.id in doc_ids:
-                raise PolyretError(f"document id {d.id!r} is written twice to {out / 'corpus.jsonl'}")
-            doc_ids.add(d.id)
-            f.write(json.dumps(d.to_json(), ensure_ascii=False) + "\n")
-    query_ids: set[str] = set()
-    with open(out / "queries.jsonl", "w", encoding="utf-8") as f:
-        for q in queries:
-            if q.id in query_ids:
-                raise PolyretError(f"query id {q.id!r} is written twice to {out / 'queries.jsonl'}")
-            query_ids.add(q.id)
-            f.write(json.dumps(q.to_json(), ensure_ascii=False) + "\n")
-    with open(out / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as f:
-        f.write("\t".join(QRELS_HEADER) + "\n")
-        for qid, rels in qrels.items():
-            if qid not in query_ids:
-                raise PolyretError(f"qrels for {split} judge query {qid!r} that is not in the queries written")
-            for docid, rel in rels.items():
-                if docid not in doc_ids:
-                    raise PolyretError(f"qrels for query {qid!r} judge document {docid!r} that is not in the corpus written")
-                f.write(f"{qid}\t{docid}\t{int(rel)}\n")
-    return out
+    """Write a BEIR directory under polyret's output-folder policy (polyret.io): a non-empty folder
+    that is not an earlier BEIR export is refused; `overwrite` replaces an earlier export atomically."""
+    target = output_dir(out_dir, "beir-data", overwrite=overwrite, legacy_files=("corpus.jsonl",))
+    with target:
+        out = target.path
+        (out / "qrels").mkdir(parents=True, exist_ok=True)
+        doc_ids: set[str] = set()
+        with open(out / "corpus.jsonl", "w", encoding="utf-8") as f:
+            for d in corpus:
+                if d.id in doc_ids:
+                    raise PolyretError(f"document id {d.id!r} is written twice to {out / 'corpus.jsonl'}")
+                doc_ids.add(d.id)
+                f.write(json.dumps(d.to_json(), ensure_ascii=False) + "\n")
+        query_ids: set[str] = set()
+        with open(out / "queries.jsonl", "w", encoding="utf-8") as f:
+            for q in queries:
+                if q.id in query_ids:
+                    raise PolyretError(f"query id {q.id!r} is written twice to {out / 'queries.jsonl'}")
+                query_ids.add(q.id)
+                f.write(json.dumps(q.to_json(), ensure_ascii=False) + "\n")
+        with open(out / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as f:
+            f.write("\t".join(QRELS_HEADER) + "\n")
+            for qid, rels in qrels.items():
+                if qid not in query_ids:
+                    raise PolyretError(f"qrels for {split} judge query {qid!r} that is not in the queries written")
+                for docid, rel in rels.items():
+                    if docid not in doc_ids:
+                        raise PolyretError(f"qrels for query {qid!r} judge document {docid!r} that is not in the corpus written")
+                    f.write(f"{qid}\t{docid}\t{int(rel)}\n")
+    return target.final
 
 
 # ---- LAReQA -> BEIR export ------------------------------------------------------------------
@@ -336,8 +339,8 @@ def lareqa_to_beir(dataset, setting: str, candidate: str = "sentence") -> tuple[
 def export_lareqa_beir(data_dir, setting: str, out_dir, *, langs=None, candidate: str = "sentence",
                        split: str = "test", overwrite: bool = False) -> dict:
     """Load a LAReQA folder (only the languages the setting needs) and write it as a BEIR directory."""
-    from polyret.data.lareqa import load_lareqa
-
+    # The output policy first (refuses --out inside the LAReQA folder, a foreign folder, ...), then the data.
+    target = output_dir(out_dir, "beir-data", overwrite=overwrite, legacy_files=("corpus.jsonl",), inputs=[data_dir])
     kind, src, tgt = parse_lareqa_setting(setting)
     if kind != "multi":
         if langs:
@@ -345,6 +348,6 @@ def export_lareqa_beir(data_dir, setting: str, out_dir, *, langs=None, candidate
         langs = list(dict.fromkeys([src, tgt]))
     dataset = load_lareqa(data_dir, langs=langs)
     docs, queries, qrels = lareqa_to_beir(dataset, setting, candidate)
-    write_beir(out_dir, docs, queries, qrels, split=split, overwrite=overwrite)
+    write_beir(target, docs, queries, qrels, split=split, overwrite=overwrite)
     return {"setting": setting, "languages": list(dataset.languages), "n_docs": len(docs), "n_queries": len(queries),
             "n_judgements": sum(map(len, qrels.values())), "out": str(out_dir), "split": split}

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from polyret.errors import PolyretError
+from polyret.io import atomic_open, open_text
 
 
 @dataclass
@@ -76,7 +77,8 @@ def iter_groups_jsonl(path: str | Path) -> Iterator[ParallelGroup]:
     path = Path(path)
     if not path.is_file():
         raise PolyretError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as f:
+
+    with open_text(path) as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -90,6 +92,8 @@ def iter_groups_jsonl(path: str | Path) -> Iterator[ParallelGroup]:
 
 def read_groups_jsonl(path: str | Path) -> list[ParallelGroup]:
     groups = list(iter_groups_jsonl(path))
+    if not groups:
+        raise PolyretError(f"{path}: holds no groups (the file is empty)")
     seen: set[tuple[str, str]] = set()
     for g in groups:
         key = (g.source, g.id)
@@ -100,10 +104,11 @@ def read_groups_jsonl(path: str | Path) -> list[ParallelGroup]:
 
 
 def write_groups_jsonl(groups: Iterable[ParallelGroup], path: str | Path) -> int:
+    """Write groups as JSONL atomically (temp file + rename: a failure leaves an earlier file intact)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    with path.open("w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         for g in groups:
             f.write(json.dumps(g.to_json(), ensure_ascii=False) + "\n")
             n += 1

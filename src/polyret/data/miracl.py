@@ -14,6 +14,7 @@ from pathlib import Path
 
 from polyret.data.beir import BeirDoc, DuplicateIds, Qrels, iter_json_lines, open_text
 from polyret.errors import PolyretError
+from polyret.io import read_trec_qrels  # noqa: F401  (TREC qrels: the one reader in polyret.io)
 from polyret.paths import find_data_dir
 
 MIRACL_LANGS = ("ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru", "sw", "te", "th", "yo", "zh")
@@ -67,27 +68,6 @@ def read_topics(path: Path) -> dict[str, str]:
     if not out:
         raise PolyretError(f"{path} holds no topics")
     return out
-
-
-def read_trec_qrels(path: Path) -> Qrels:
-    """TREC qrels `qid Q0 docid rel` (whitespace separated) -> {qid: {docid: rel}}."""
-    path = Path(path)
-    qrels: Qrels = {}
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 4:
-                raise PolyretError(f"{path} line {lineno} has {len(parts)} columns, expected 4 (qid Q0 docid rel)")
-            qid, _, docid, rel = parts
-            try:
-                qrels.setdefault(qid, {})[docid] = int(rel)
-            except ValueError:
-                raise PolyretError(f"{path} line {lineno}: relevance {rel!r} is not an integer") from None
-    if not qrels:
-        raise PolyretError(f"{path} holds no judgements")
-    return qrels
 
 
 def corpus_files(path: Path) -> list[Path]:

@@ -26,7 +26,6 @@ with gold answer sentences `locator_accuracy` measures; ``unit="paragraph"`` nee
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter
@@ -35,8 +34,10 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from polyret.data.groups import ParallelGroup, read_groups_jsonl
+from polyret.data.lareqa import check_answer_start, check_lareqa_paragraph
 from polyret.data.sentences import DEFAULT_SPLITTER, sentence_at, split_spans
 from polyret.errors import PolyretError
+from polyret.io import read_json
 
 UNITS = ("sentence", "paragraph")
 NEGATIVES = ("none", "same-paragraph")
@@ -106,12 +107,7 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
 
 
 def _load_squad(path: Path) -> list:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise PolyretError(f"{path}: not UTF-8 text") from None
-    except json.JSONDecodeError as e:
-        raise PolyretError(f"{path}: bad JSON at line {e.lineno} ({e.msg})") from None
+    data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise PolyretError(f"{path}: not SQuAD JSON (no top-level 'data' list)")
     return data["data"]
@@ -137,17 +133,14 @@ class _Paragraph:
 
 
 def _gold_sentences(par: dict, where: str) -> dict | None:
-    breaks, sents = par.get("sentence_breaks"), par.get("sentences")
-    if breaks is None:
+    if par.get("sentence_breaks") is None:
         return None
-    ctx = par["context"]
-    if not isinstance(breaks, list) or not all(isinstance(b, list) and len(b) == 2 for b in breaks):
-        raise PolyretError(f"{where}: 'sentence_breaks' must be a list of [start, end] pairs")
+
+    _, gold_spans, sents, _ = check_lareqa_paragraph(par, where)
     spans, texts = [], []
-    for i, (a, b) in enumerate(breaks):
+    for (a, b), text in zip(gold_spans, sents):
         # Gold strings may differ from the context slice (two Turkish XQuAD-R sentences do): the
-        # evaluation's candidates are the `sentences` strings, so use those when given.
-        text = sents[i] if isinstance(sents, list) and i < len(sents) else ctx[a:b]
+        # evaluation's candidates are the `sentences` strings, so use those.
         if text.strip():
             spans.append((a, b))
             texts.append(text.strip())
@@ -271,6 +264,11 @@ def build_groups(
         if len(g.languages) == 1:
             counts["single_language_groups"] += 1
     report.groups = len(out)
+    if not out:
+        raise PolyretError(
+            f"no parallel groups could be built from {', '.join(map(str, files))} "
+            f"({report.records} QA records, {counts['jsonl_groups']} JSONL groups); nothing to write"
+        )
     return out, report
 
 
@@ -307,8 +305,10 @@ def _read_squad_records(path: Path, kind: str, clang: str, qlang: str, source: s
                 answers = qa.get("answers")
                 answer = answers[0] if isinstance(answers, list) and answers and isinstance(answers[0], dict) else {}
                 text, start = answer.get("text"), answer.get("answer_start")
-                if text and not isinstance(start, int):
+                if text and (not isinstance(start, int) or isinstance(start, bool)):
                     raise PolyretError(f"{where}: 'answer_start' must be an integer")
+                if text:
+                    check_answer_start(start, par["context"], where)
                 out.append(_Record(where, src, qid, qlang, qa["question"].strip(), clang, paragraph,
                                    text or None, start if text else None))
     return out

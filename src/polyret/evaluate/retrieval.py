@@ -33,11 +33,17 @@ from typing import Any
 
 import numpy as np
 
+from polyret.correction import infer_languages
 from polyret.data.beir import Qrels
-from polyret.encode import ENCODE_BATCH_SIZE
+from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
+from polyret.evaluate.result import EvalResult, PerQuery
+from polyret.io import OutputDir, output_dir, write_json, write_trec_run
+from polyret.runtime import console, describe, is_main_process, precision_for, world_size
+from polyret.shard import encode_corpus_sharded
 from polyret.search import SearchOptions, search
-from polyret.stream import EmbeddingStore, encode_corpus
+from polyret.stream import EmbeddingStore
+from rich.markup import escape
 
 RESULTS_FILE = "results.json"
 RUN_FILE = "run.trec"
@@ -169,6 +175,7 @@ class RetrievalTask:
     qrels: Qrels
     docs: Callable[[], Iterable[tuple[str, str]]]
     query_langs: dict[str, str | None] = field(default_factory=dict)
+    doc_lang: str | None = None  # every document's language when the corpus is monolingual (MIRACL)
     source: dict[str, Any] = field(default_factory=dict)  # paths etc., copied into results.json
 
 
@@ -186,9 +193,6 @@ class Encoders:
 def model_encoders(model, *, batch_size: int = ENCODE_BATCH_SIZE, max_length: int | None = None, bf16: bool | None = None,
                    cache: bool | str | Path = False, show_progress: bool = True) -> Encoders:
     """Encoders over `polyret.encode.encode_texts` with the model's query / passage prompts."""
-    from polyret.encode import encode_texts, model_id
-    from polyret.runtime import describe, precision_for
-
     precision = precision_for(str(model.device), "auto" if bf16 is None else bf16)
     mid = model_id(model)
 
@@ -203,31 +207,37 @@ def model_encoders(model, *, batch_size: int = ENCODE_BATCH_SIZE, max_length: in
                     describe(str(model.device), precision))
 
 
-def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise PolyretError(f"{out_dir} exists and is not a directory")
-    if out_dir.is_dir() and not overwrite:
-        if (out_dir / RESULTS_FILE).exists():
-            raise PolyretError(f"{out_dir} already holds {RESULTS_FILE}; pass --overwrite to replace it or choose another --out")
-        ours = (out_dir / EMB_DIR).is_dir()
-        if not ours and any(out_dir.iterdir()):
-            raise PolyretError(f"{out_dir} is not empty and not a polyret run directory; pass --overwrite or choose another --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
+def corrected_encoders(encoders: Encoders, correction, *, doc_lang: str | None = None) -> Encoders:
+    """Encoders whose passages come out language-corrected (`polyret.correction`).
+
+    A streamed corpus carries no language per text here, so a passage's language is `doc_lang` when
+    the corpus is monolingual, else the nearest language mean (`infer_languages`). The store's
+    identity names the correction, so corrected and uncorrected vectors are never mixed on resume.
+    """
+    def passages(texts: list[str]) -> np.ndarray:
+        emb = encoders.passages(texts)
+        langs = doc_lang or infer_languages(emb, correction, "passage")
+        return correction.apply(emb, langs, "passage")
+
+    return Encoders(encoders.queries, passages, f"{encoders.identity}|correction={correction.fingerprint()}",
+                    encoders.name, encoders.runtime)
 
 
-def write_trec_run(path: Path, run: Run, tag: str = "polyret") -> None:
-    """TREC run format `qid Q0 docid rank score tag`, rankings in polyret's order."""
-    with open(path, "w", encoding="utf-8") as f:
-        for qid, docs in run.items():
-            for rank, (docid, score) in enumerate(docs, 1):
-                f.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")
+def correct_queries(q_vecs: np.ndarray, qids: list[str], task: "RetrievalTask", correction) -> tuple[np.ndarray, str]:
+    """Queries corrected in their metadata language, inferred where the task has none."""
+    langs = [task.query_langs.get(q) for q in qids]
+    if all(langs):
+        return correction.apply(q_vecs, langs, "query"), "metadata"
+    guessed = infer_languages(q_vecs, correction, "query")
+    langs = [l or g for l, g in zip(langs, guessed)]
+    return correction.apply(q_vecs, langs, "query"), "inferred where missing"
 
 
 def run_retrieval(
     task: RetrievalTask,
     encoders: Encoders,
     *,
-    out_dir: str | Path | None = None,
+    out_dir: str | Path | OutputDir | None = None,
     index: str = "flat",
     k: int = 100,
     map_depth: int | None = 1000,
@@ -235,13 +245,16 @@ def run_retrieval(
     chunk_size: int = 4096,
     overwrite: bool = False,
     show_progress: bool = True,
-) -> dict[str, Any]:
-    """Encode (resumably), search, score; write results.json, report.md, run.trec, per_query.jsonl, PNG."""
-    from polyret.runtime import console, is_main_process, rank, world_size
-    from polyret.shard import encode_corpus_sharded
+    correction=None,
+    correction_info: dict | None = None,
+) -> EvalResult | None:
+    """Encode (resumably), search, score; write results.json, report.md, run.trec, per_query.jsonl, PNG.
 
-    if world_size() > 1 and out_dir is None:
-        raise PolyretError("under torchrun the corpus shards need a shared output directory: give --out")
+    `correction` (a `LanguageCorrection`) is applied to passages as they are encoded and to the
+    queries; `correction_info` (how it was chosen) goes to results.json.
+
+    Under torchrun every rank encodes its chunks of the corpus (polyret.shard) into the shared
+    store; rank 0 then searches, scores and writes alone, the other ranks return None."""
     if k < 100:
         raise PolyretError(f"the run depth k must be at least 100 (Recall@100 needs it), got {k}")
     if map_depth is not None and map_depth < 1:
@@ -250,21 +263,33 @@ def run_retrieval(
     timing: dict[str, float] = {}
     warnings: list[str] = []
     tmp = None
-    if out_dir is None:
+    # An interrupted run of this kind in out_dir is continued in place (the corpus store resumes);
+    # --overwrite works in a sibling folder swapped in at the end (polyret.io's policy).
+    out = output_dir(out_dir, f"eval-{task.name}", overwrite=overwrite, legacy_files=(RESULTS_FILE, EMB_DIR))
+    sharded = world_size() > 1
+    if sharded and out is None:
+        raise PolyretError("under torchrun the corpus shards need a shared output folder: give --out")
+    if sharded and out.fresh:
+        raise PolyretError(f"--overwrite does not combine with torchrun (each process would start its own fresh "
+                           f"folder): remove {out.final} or choose another --out")
+    if out is None:
         tmp = tempfile.mkdtemp(prefix="polyret-retrieval-")
         work = Path(tmp)
+    elif sharded and not is_main_process():
+        work, out = out.final, None  # rank 0 owns the folder and its markers; this rank only writes its shard
     else:
-        work = Path(out_dir)
-        _prepare_out_dir(work, overwrite)
+        work = out.__enter__().path
+    if correction is not None:
+        encoders = corrected_encoders(encoders, correction, doc_lang=task.doc_lang)
     try:
         t = time.perf_counter()
         # Under torchrun the corpus is encoded in shards by every rank (polyret.shard); rank 0 goes on alone.
         store = encode_corpus_sharded(task.docs, work / EMB_DIR, encoders.passages, identity=encoders.identity + "|passage",
-                                      chunk_size=chunk_size, overwrite=overwrite, show_progress=show_progress,
+                                      chunk_size=chunk_size, overwrite=False, show_progress=show_progress,
                                       description=f"{task.name}: encoding corpus")
         timing["encode_corpus_s"] = time.perf_counter() - t
         if not is_main_process():
-            return {"rank": rank(), "corpus_embeddings": str(work / EMB_DIR), "n_docs": store.n}
+            return None
 
         qids = list(task.queries)
         t = time.perf_counter()
@@ -272,6 +297,10 @@ def run_retrieval(
         timing["encode_queries_s"] = time.perf_counter() - t
         if q_vecs.shape != (len(qids), store.dim):
             raise PolyretError(f"query encoder returned shape {q_vecs.shape}, expected {(len(qids), store.dim)}")
+        correction_info = dict(correction_info or {"method": "none"})
+        if correction is not None:
+            q_vecs, correction_info["query_languages"] = correct_queries(q_vecs, qids, task, correction)
+            correction_info["passage_languages"] = task.doc_lang or "inferred (nearest language mean)"
 
         depth = max(k, map_depth or 0)
         t = time.perf_counter()
@@ -332,13 +361,14 @@ def run_retrieval(
             "run_depth": k,
             "map_depth": "all" if map_depth is None else map_depth,
             "search": result.info,
+            "language_correction": correction_info,
             "timing": timing,
             "runtime": encoders.runtime,
             "warnings": warnings,
             "scorer": "pytrec_eval on polyret's rankings (trec_eval -c averaging; ties: earlier corpus document first)",
         }
         for w in warnings:
-            console.print(f"[yellow]warning:[/] {w}")
+            console.print(f"[yellow]warning:[/] {escape(w)}")
         if out_dir is not None:
             write_trec_run(work / RUN_FILE, {q: r[:k] for q, r in run.items()})
             with open(work / "per_query.jsonl", "w", encoding="utf-8") as f:
@@ -346,13 +376,32 @@ def run_retrieval(
                     f.write(json.dumps({"qid": q, "lang": langs[q], **per_query[q]}, ensure_ascii=False) + "\n")
             results["files"] = {"run": RUN_FILE, "per_query": "per_query.jsonl", "embeddings": EMB_DIR,
                                 "report": "report.md", "plot": f"{task.name}_bars.png"}
-            (work / RESULTS_FILE).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
             (work / "report.md").write_text(retrieval_markdown(results), encoding="utf-8")
             plot_retrieval_bars(results, work / f"{task.name}_bars.png")
-        return results
+            write_json(work / RESULTS_FILE, results)  # last: its presence means the folder is complete
+        if out is not None:
+            out.__exit__(None, None, None)
+        return retrieval_result(results, per_query)
+    except BaseException as e:
+        if out is not None:
+            out.__exit__(type(e), e, e.__traceback__)
+        raise
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def retrieval_result(results: dict[str, Any], per_query: dict[str, dict[str, float]]) -> EvalResult:
+    """Flat metrics (plain means over judged queries, per language as `metric[lang]`) and each
+    query's values (one group: the headline is an unweighted mean)."""
+    flat = {k: float(v) for k, v in results["metrics"].items()}
+    headline = list(flat)
+    for lang, block in results["per_lang"].items():
+        flat |= {f"{k}[{lang}]": float(block[k]) for k in headline}
+    qids = list(per_query)
+    pq = {m: PerQuery.build(qids, [per_query[q][m] for q in qids], np.full((len(qids), 1), "all")) for m in headline}
+    per_language = {m: [m] for m in headline} if results["per_lang"] else {}
+    return EvalResult(results["task"], flat, headline, per_language, pq, results)
 
 
 def retrieval_markdown(results: dict[str, Any]) -> str:

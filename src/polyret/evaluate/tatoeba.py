@@ -15,27 +15,37 @@ from typing import Any, Sequence
 import numpy as np
 
 from polyret.data.tatoeba import read_tatoeba, tatoeba_files
+from polyret.encode import encode_texts, model_id
 from polyret.errors import PolyretError
-from polyret.report import write_json
+from polyret.evaluate.result import EvalResult, PerQuery
+from polyret.io import OutputDir, output_dir, write_json
+from polyret.model import load_model
+from polyret.report import save_grouped_bars
 from polyret.runtime import describe_model
 
 RESULTS_FILE = "results.json"
 
 
-def retrieval_accuracy_at_1(queries: np.ndarray, targets: np.ndarray, *, chunk: int = 4096) -> float:
-    """Share of rows i whose highest-dot-product target is row i (embeddings L2-normalised => cosine).
+def nearest_is_aligned(queries: np.ndarray, targets: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
+    """Per row i: is its highest-dot-product target row i (embeddings L2-normalised => cosine)?
 
     Ties go to the lowest index (numpy argmax), so a tie with an earlier row counts as a miss.
+    Scores are computed `chunk` rows at a time (never the whole query x target matrix).
     """
     queries = np.asarray(queries, dtype=np.float32)
     targets = np.asarray(targets, dtype=np.float32)
     if queries.shape != targets.shape or queries.ndim != 2:
         raise ValueError(f"aligned 2-D embeddings expected, got {queries.shape} and {targets.shape}")
-    hits = 0
+    hits = np.zeros(len(queries), dtype=bool)
     for start in range(0, len(queries), chunk):
         sims = queries[start : start + chunk] @ targets.T
-        hits += int(np.sum(sims.argmax(axis=1) == np.arange(start, start + len(sims))))
-    return hits / len(queries)
+        hits[start : start + len(sims)] = sims.argmax(axis=1) == np.arange(start, start + len(sims))
+    return hits
+
+
+def retrieval_accuracy_at_1(queries: np.ndarray, targets: np.ndarray, *, chunk: int = 4096) -> float:
+    """Share of rows whose nearest target is their own (see `nearest_is_aligned`)."""
+    return int(nearest_is_aligned(queries, targets, chunk=chunk).sum()) / len(queries)
 
 
 def evaluate_tatoeba(
@@ -43,29 +53,24 @@ def evaluate_tatoeba(
     tatoeba_dir: str | Path,
     langs: Sequence[str],
     *,
-    out_dir: str | Path | None = None,
+    out_dir: str | Path | OutputDir | None = None,
     kind: str | None = "query",
     cache: bool | str | Path = True,
     show_progress: bool = True,
     overwrite: bool = False,
-) -> dict[str, Any]:
+) -> EvalResult:
     """Accuracy@1 in both directions for each language in `langs` (ISO 639-3 or two-letter codes).
 
     Languages without files are listed under "missing" and the others still evaluated. Writes
     results.json, report.md and tatoeba_bars.png to `out_dir` when given.
     """
-    from polyret.encode import encode_texts
-
     t_start = time.perf_counter()
     tatoeba_dir = Path(tatoeba_dir)
     if not tatoeba_dir.is_dir():
         raise PolyretError(f"Tatoeba directory {tatoeba_dir} does not exist")
     if not langs:
         raise PolyretError("no Tatoeba languages given (e.g. --langs deu,swh,urd)")
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        if (out_dir / RESULTS_FILE).exists() and not overwrite:
-            raise PolyretError(f"{out_dir / RESULTS_FILE} already exists; pass --overwrite to replace it")
+    out = output_dir(out_dir, "eval-tatoeba", overwrite=overwrite)  # the output-folder policy, checked before any work
     langs = list(dict.fromkeys(langs))
     present = [l for l in langs if all(p.is_file() for p in tatoeba_files(tatoeba_dir, l))]
     missing = [l for l in langs if l not in present]
@@ -73,16 +78,17 @@ def evaluate_tatoeba(
         raise PolyretError(f"no Tatoeba files in {tatoeba_dir} for {', '.join(langs)}")
     bitexts = {l: read_tatoeba(tatoeba_dir, l) for l in present}  # fail on bad files before any model work
     if isinstance(model, (str, Path)):
-        from polyret.model import load_model
-
         model = load_model(str(model))
 
     per_language: dict[str, dict[str, Any]] = {}
+    hits: dict[tuple[str, str], np.ndarray] = {}  # (lang, direction) -> per-sentence hit@1
     for lang, bt in bitexts.items():
         other = encode_texts(model, bt.other, kind=kind, show_progress=show_progress, cache=cache)
         eng = encode_texts(model, bt.english, kind=kind, show_progress=show_progress, cache=cache)
-        x2e = retrieval_accuracy_at_1(other, eng)
-        e2x = retrieval_accuracy_at_1(eng, other)
+        hits[lang, "xx_to_en"] = nearest_is_aligned(other, eng)
+        hits[lang, "en_to_xx"] = nearest_is_aligned(eng, other)
+        x2e = int(hits[lang, "xx_to_en"].sum()) / len(other)
+        e2x = int(hits[lang, "en_to_xx"].sum()) / len(eng)
         per_language[lang] = {
             "tatoeba_code": bt.lang,
             "n": len(bt),
@@ -103,15 +109,29 @@ def evaluate_tatoeba(
         "timing": {"total_s": time.perf_counter() - t_start},
         "runtime": describe_model(model),
     }
-    if out_dir is not None:
-        write_tatoeba_outputs(results, out_dir)
-    return results
+    if out is not None:
+        with out:
+            write_tatoeba_outputs(results, out.path)
+    return tatoeba_result(results, hits)
+
+
+def tatoeba_result(results: dict[str, Any], hits: dict[tuple[str, str], np.ndarray]) -> EvalResult:
+    """Flat accuracies and, per sentence and direction, hit@1 as the per-query values of
+    `accuracy.mean` (groups: language, direction; a sentence's two directions form one cluster)."""
+    flat = {f"accuracy.{k}[{l}]": float(s[k]) for l, s in results["languages"].items()
+            for k in ("xx_to_en", "en_to_xx", "mean")}
+    headline = [f"accuracy.{k}" for k in ("xx_to_en", "en_to_xx", "mean")]
+    flat |= {f"accuracy.{k}": float(results["mean"][k]) for k in ("xx_to_en", "en_to_xx", "mean")}
+    keys = [(l, d, i) for (l, d), h in hits.items() for i in range(len(h))]
+    per_query = {"accuracy.mean": PerQuery.build(
+        [f"{l}|{d}|{i}" for l, d, i in keys], np.concatenate(list(hits.values())).astype(float),
+        [[l, d] for l, d, _ in keys], [f"{l}|{i}" for l, _, i in keys])}
+    return EvalResult("tatoeba", flat, headline, {"Tatoeba accuracy@1 (mean of directions)": ["accuracy.mean"]},
+                      per_query, results)
 
 
 def _model_name(model) -> str:
     try:
-        from polyret.encode import model_id
-
         return model_id(model)
     except Exception:  # an identity string is informative only; never fail a run on it
         return type(model).__name__
@@ -140,8 +160,6 @@ def tatoeba_markdown(results: dict[str, Any]) -> str:
 
 
 def plot_tatoeba_bars(results: dict[str, Any], path: str | Path) -> Path:
-    from polyret.report import save_grouped_bars
-
     langs = results["languages"]
     series = {
         "xx→en": {l: 100 * s["xx_to_en"] for l, s in langs.items()},
