@@ -216,6 +216,12 @@ def device_name(device: str) -> str:
         return "Apple MPS"
     import platform
 
+    try:  # Linux: the CPU's marketing name says more than the architecture
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
     return platform.processor() or platform.machine() or "cpu"
 
 
