@@ -110,6 +110,9 @@ def memory_table(args) -> dict:
             if proc.returncode != 0:
                 raise SystemExit(f"{label} failed:\n{proc.stderr[-3000:]}")
             rows[(b, mini)] = json.loads(proc.stdout.strip().splitlines()[-1])
+            r = rows[(b, mini)]  # printed as it comes: a long sweep on a busy machine still reports what finished
+            print(f"  {label}: peak {r['peak_mb']:.0f} MB, over load {r['peak_mb'] - r['base_mb']:.0f} MB, "
+                  f"{r['wall_s'] / args.steps:.1f} s/step", file=sys.stderr, flush=True)
     dev = next(iter(rows.values()))["device"]
     kind = "CUDA max allocated" if dev.startswith("cuda") else "peak RSS"
     print(f"device {dev}, {args.steps} steps, max length {args.max_length}; memory = {kind} (MB)")
