@@ -28,7 +28,7 @@ def demo(
     if find_data_dir() is None:
         dest = default_download_dest()
         console.print(f"[yellow]no data directory found; downloading the public sets into {escape(str(dest))}[/]")
-        download(dest, datasets=["xquad-r", "mlqa"])
+        download(dest, datasets=["xquad-r", "mlqa", "xnli"])  # xnli: the recipe's alignment side and correction
     if config is None:
         config = Path(__file__).resolve().parents[3] / "configs" / "quick.yaml"
         if not config.is_file():
