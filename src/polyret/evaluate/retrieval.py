@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.markup import escape
 
 from polyret.data.beir import Qrels
 from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
@@ -41,7 +42,6 @@ from polyret.io import OutputDir, output_dir, write_json, write_trec_run
 from polyret.runtime import console, precision_for
 from polyret.search import SearchOptions, search
 from polyret.stream import EmbeddingStore, encode_corpus
-from rich.markup import escape
 
 RESULTS_FILE = "results.json"
 RUN_FILE = "run.trec"
