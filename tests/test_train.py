@@ -189,8 +189,13 @@ def test_validation_pool_and_lambda_rule(run_a, setup):
     assert select_merge_weight(untrained, {1.0: {"mono.map": 0.6, "multi.map": 0.5},
                                            0.5: {"mono.map": 0.7, "multi.map": 0.4}}) == 0.5
     untrained = {"mono": 0.80, "cross": 0.6, "multi": 0.3, "rd": 1000}
-    assert target_check(untrained, {"mono": 0.795, "cross": 0.65, "multi": 0.51, "rd": 400}) == {
-        "multi_+0.20": True, "rd_halved": True, "mono_within_0.01": True, "cross_up": True,
+    assert target_check(untrained, {"mono": 0.79, "cross": 0.65, "multi": 0.51, "rd": 400}) == {
+        "mono_kept": False, "rd_halved": True, "cross_up": True,
+    }
+    corrected = {"mono": 0.79, "cross": 0.68, "multi": 0.54, "rd": 443}
+    assert target_check(untrained, {"mono": 0.801, "cross": 0.70, "multi": 0.53, "rd": 300}, corrected) == {
+        "mono_kept": True, "rd_halved": True, "cross_up": True, "mono_above_base+correction": True,
+        "cross_above_base+correction": True, "multi_above_base+correction": False,
     }
 
 
@@ -237,10 +242,14 @@ def test_quick_train_demo_writes_the_before_after_table(setup, shared_data, tmp_
     config.write_text(yaml.safe_dump(tiny_overrides(model_dir, data, merge_weight=0.5)))
     report = quick_train_demo(tmp_path / "demo", config, xquad_langs=["en", "de"], every_nth_paragraph=40,
                               show_progress=False)
-    assert [r["model"].split(" ")[0] for r in report["rows"]] == ["untrained", "hybrid", "merged"]
+    assert [r["model"].split(" ")[0] for r in report["rows"]] == ["untrained", "hybrid", "merged"] * 2
+    assert [r["model"].endswith("raw") for r in report["rows"]] == [True] * 3 + [False] * 3
     for row in report["rows"]:
         assert 0 < row["mono"] <= 1 and 0 < row["multi"] <= 1 and row["rd"] >= 0
-    assert set(report["target"]) == {"multi_+0.20", "rd_halved", "mono_within_0.01", "cross_up"}
+    raw_base, corrected_base = report["rows"][0], report["rows"][3]
+    assert corrected_base["multi"] != raw_base["multi"]  # the correction was applied to the second block
+    assert set(report["target"]) == {"mono_kept", "rd_halved", "cross_up", "mono_above_base+correction",
+                                     "cross_above_base+correction", "multi_above_base+correction"}
     md = (tmp_path / "demo" / "report.md").read_text()
-    assert md.count("\n| ") == 4 and "Target" in md  # header + 3 rows
+    assert md.count("\n| ") == 7 and "Targets" in md  # header + 6 rows
     assert json.loads((tmp_path / "demo" / "report.json").read_text())["rows"] == report["rows"]

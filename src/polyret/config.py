@@ -56,6 +56,11 @@ class TrainConfig(BaseModel):
     )
     temperature: float = Field(0.05, gt=0.0, le=1.0, description="τ (logits are cos/τ)")
     symmetric: bool = Field(False, description="add the passage→query in-batch term")
+    teacher_weight: float = Field(
+        0.0, ge=0.0,
+        description="β: add β × cosine distance of every text's embedding to the frozen base model's "
+        "embedding of it (keeps what the base knew; 0 = off)",
+    )
 
     # --- optimisation ---------------------------------------------------------------------------
     steps: int = Field(300, ge=1, description="optimizer steps")
@@ -73,6 +78,11 @@ class TrainConfig(BaseModel):
     )
     freeze_word_embeddings: bool = Field(
         True, description="freeze the 250k-token embedding table (most of the model's parameters)"
+    )
+    train_layers: int | None = Field(
+        None, ge=1,
+        description="train only the top N transformer layers (the rest frozen: cheaper steps, less "
+        "forgetting); None = all layers",
     )
     seed: int = 42
     device: str = Field(
@@ -102,6 +112,11 @@ class TrainConfig(BaseModel):
     # --- after training -------------------------------------------------------------------------
     merge_weight: float | None = Field(
         None, ge=0.0, le=1.0, description="λ: also write θ=(1−λ)θ_base+λθ_tuned to <out>/merged"
+    )
+    language_correction: Literal["none", "center", "center-both", "lir", "procrustes", "rotate"] = Field(
+        "none",
+        description="fit this language-bias correction for the final model on the XNLI dev alignment "
+        "side and store it in the model dir (evaluations then apply it automatically)",
     )
 
     @model_validator(mode="after")
@@ -136,6 +151,9 @@ class TrainConfig(BaseModel):
             "max_seq_length": self.max_seq_length,
             "negatives": self.negatives if self.n_negatives else "none",
             "n_negatives": self.n_negatives,
+            "teacher_weight": self.teacher_weight,
+            "train_layers": self.train_layers,
+            "language_correction": self.language_correction,
         }
 
 

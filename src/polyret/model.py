@@ -243,6 +243,8 @@ def load_model(name: str = DEFAULT_NAME, *, device: str = "cpu", max_seq_length:
         ) from None
     if max_seq_length:
         model.max_seq_length = max_seq_length
+    # Where it came from: a language correction stored in that dir travels with the model.
+    model.polyret_source_dir = path if is_local else None
     return model
 
 

@@ -19,7 +19,7 @@ from polyret.data.groups import read_groups_jsonl
 from polyret.data.lareqa import LareqaDataset
 from polyret.encode import encode_texts
 from polyret.errors import PolyretError
-from polyret.evaluate.lareqa_eval import lareqa_result, score_lareqa
+from polyret.evaluate.lareqa_eval import correct_lareqa_embeddings, lareqa_result, score_lareqa
 from polyret.model import load_model
 from polyret.train import VALIDATION_GROUPS
 
@@ -41,11 +41,13 @@ def validation_pool(run_dir: str | Path, max_groups: int | None = None) -> Lareq
 
 
 def pool_metrics(model_or_path, pool: LareqaDataset, *, max_length: int | None = 64,
-                 show_progress: bool = False) -> dict[str, float]:
-    """LAReQA metrics of a model on a pool (flat `EvalResult.metrics`; no caching, no files)."""
+                 show_progress: bool = False, language_correction="none") -> dict[str, float]:
+    """LAReQA metrics of a model on a pool (flat `EvalResult.metrics`; no caching, no files), after
+    `language_correction` (see `polyret.correction.resolve_correction`)."""
     model = load_model(str(model_or_path)) if isinstance(model_or_path, (str, Path)) else model_or_path
     q = encode_texts(model, pool.question_texts(), kind="query", max_length=max_length, show_progress=show_progress)
     c = encode_texts(model, pool.candidate_texts(), kind="passage", max_length=max_length, show_progress=show_progress)
+    q, c, _ = correct_lareqa_embeddings(q, c, pool, language_correction, model=model)
     results, ranks = score_lareqa(q, c, pool, return_ranks=True)
     return lareqa_result(results, ranks, pool).metrics
 

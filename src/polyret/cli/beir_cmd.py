@@ -71,6 +71,10 @@ def eval_beir(
     cache: bool = typer.Option(False, "--cache/--no-cache", help="Also reuse/store vectors in the polyret encode cache (shares them with eval lareqa; off by default: the corpus store in --out already makes reruns free)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results.json / foreign embeddings in --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    language_correction: str = typer.Option(
+        "auto", "--language-correction",
+        help="auto (the model's stored correction, else none) | none | a method the stored statistics support | a model dir holding one.",
+    ),
 ) -> None:
     """Dense retrieval on a BEIR-layout data set: nDCG@10, Recall@100, MRR@10, MAP (pytrec_eval)."""
     depth = _map_depth(map_depth)
@@ -80,7 +84,7 @@ def eval_beir(
     res = evaluate_beir(load_model(model), data, split=split, out_dir=target, index=index, k=k, map_depth=depth,
                         batch_size=batch_size, chunk_size=chunk_size, max_length=max_length, cache=cache,
                         search_options=_search_options(hnsw_ef_search, ivf_nprobe, ivf_nlist),
-                        overwrite=overwrite, show_progress=progress)
+                        overwrite=overwrite, show_progress=progress, language_correction=language_correction)
     _print_results(res, f"BEIR {data} ({split})")
     console.print(f"results: {out / 'results.json'}", markup=False)
 
@@ -103,6 +107,10 @@ def eval_miracl(
     ivf_nlist: Optional[int] = typer.Option(None, "--ivf-nlist"),
     overwrite: bool = typer.Option(False, "--overwrite"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    language_correction: str = typer.Option(
+        "auto", "--language-correction",
+        help="auto (the model's stored correction, else none) | none | a method the stored statistics support | a model dir holding one.",
+    ),
 ) -> None:
     """MIRACL monolingual retrieval: nDCG@10 and Recall@100 as in the MIRACL paper (top-100 run)."""
     target = OutputDir(out, "eval-miracl", overwrite=overwrite, inputs=[corpus, topics, qrels, Path(model)],
@@ -112,7 +120,7 @@ def eval_miracl(
     res = evaluate_miracl(load_model(model), lang, corpus=corpus, split=split, topics=topics, qrels=qrels,
                           out_dir=target, index=index, batch_size=batch_size, chunk_size=chunk_size,
                           max_length=max_length, search_options=_search_options(hnsw_ef_search, ivf_nprobe, ivf_nlist),
-                          overwrite=overwrite, show_progress=progress)
+                          overwrite=overwrite, show_progress=progress, language_correction=language_correction)
     _print_results(res, f"MIRACL {lang} {split}")
     console.print(f"results: {out / 'results.json'}", markup=False)
 

@@ -35,6 +35,11 @@ def eval_lareqa(
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse/store embeddings in the polyret cache."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out, replacing our result files."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    language_correction: str = typer.Option(
+        "auto", "--language-correction",
+        help="auto (the model's stored correction, else none) | none | center | "
+        "center-both | lir | procrustes | rotate | a model dir holding one.",
+    ),
 ) -> None:
     """Evaluate an encoder on LAReQA: every setting is a slice of one question x candidate score matrix."""
     # The output-folder policy (polyret.io) before any slow work.
@@ -51,7 +56,7 @@ def eval_lareqa(
     enc = load_model(model)
     res = evaluate_lareqa(
         enc, dataset, candidate=candidate, batch_size=batch_size, out_dir=target, cache=cache,
-        show_progress=progress, overwrite=overwrite, model_name=model,
+        show_progress=progress, overwrite=overwrite, model_name=model, language_correction=language_correction,
     )
     # One column per headline metric of the typed result, one row per query language.
     table = Table(title=f"LAReQA {res['dataset']} ({candidate})")
@@ -66,6 +71,9 @@ def eval_lareqa(
         table.add_row(lang, *(f(m, res.metrics.get(f"{m}[{lang}]")) for m in res.headline))
     table.add_row("avg", *(f(m, res.metrics[m]) for m in res.headline), style="bold")
     console.print(table)
+    lc = res["language_correction"]
+    console.print(f"language correction: {lc['method']}" + (f" ({lc['statistics']})" if lc["method"] != "none" else ""),
+                  markup=False)
     t = res["timing"]
     console.print(
         f"encode {t['encode_s']:.1f}s, score {t['score_s']:.1f}s, total {t['total_s']:.1f}s -> {out}/results.json", markup=False

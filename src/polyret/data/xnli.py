@@ -52,6 +52,13 @@ class NLIPairs:
             return self
         return NLIPairs(self.premises[:n], self.hypotheses[:n], self.labels[:n], f"{self.source}[:{n}]")
 
+    def take(self, rows) -> "NLIPairs":
+        """The pairs at row indices `rows` (all when None)."""
+        if rows is None:
+            return self
+        return NLIPairs([self.premises[i] for i in rows], [self.hypotheses[i] for i in rows], self.labels[rows],
+                        f"{self.source}[{len(rows)} rows]")
+
     def label_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(NLI_LABELS))
         return {name: int(c) for name, c in zip(NLI_LABELS, counts)}

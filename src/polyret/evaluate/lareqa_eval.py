@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from polyret import metrics
+from polyret.correction import AUTO, group_by_language, resolve_correction
 from polyret.data.lareqa import LareqaDataset, load_lareqa
 from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
@@ -327,12 +328,15 @@ def evaluate_lareqa(
     overwrite: bool = False,
     top_k: int = 100,
     model_name: str | None = None,
+    language_correction=AUTO,
 ) -> EvalResult:
     """Encode questions and candidates once, score every setting, and (with `out_dir`) write
     results.json, report.md, cross_map_heatmap.png, multi.trec and qrels.trec.
 
     `results["model"]` is the model's weight-hash identity; `model_name` (e.g. "default") is kept
-    alongside it for people."""
+    alongside it for people. `language_correction` (see `polyret.correction.resolve_correction`)
+    is applied to the embeddings before scoring, using the dataset's language labels; what was
+    applied is recorded in `results["language_correction"]`."""
     if candidate not in CANDIDATE_MODES:
         raise PolyretError(f"unknown --candidate {candidate!r}; use one of {', '.join(CANDIDATE_MODES)}")
 
@@ -343,10 +347,13 @@ def evaluate_lareqa(
         model, dataset.candidate_texts(candidate), "passage", batch_size=batch_size, cache=cache, show_progress=show_progress
     )
     encode_s = time.perf_counter() - t_start
+    q_emb, c_emb, correction_info = correct_lareqa_embeddings(
+        q_emb, c_emb, dataset, language_correction, model=model, model_name=model_name or ""
+    )
     scored, ranks = score_lareqa(q_emb, c_emb, dataset, top_k=top_k, show_progress=show_progress, return_ranks=True)
 
     results = {"dataset": dataset.name, "model": model_id(model), "model_name": model_name, "candidate": candidate,
-               **scored}
+               "language_correction": correction_info, **scored}
     results["timing"] = {"encode_s": encode_s, "score_s": scored["timing"]["score_s"]}
     if out is None:
         results["timing"]["total_s"] = time.perf_counter() - t_start
@@ -361,6 +368,20 @@ def evaluate_lareqa(
     return lareqa_result(results, ranks, dataset)
 
 
+def correct_lareqa_embeddings(q_emb, c_emb, dataset: LareqaDataset, spec, *, model=None, model_name: str = ""):
+    """Apply the language correction `spec` to a pool's embeddings (languages from the dataset)."""
+    q_langs = [q.lang for q in dataset.questions]
+    c_langs = [c.lang for c in dataset.candidates]
+    correction, info = resolve_correction(
+        spec, model, queries=group_by_language(q_emb, q_langs), passages=group_by_language(c_emb, c_langs),
+        model_name=model_name,
+    )
+    if correction is None:
+        return q_emb, c_emb, info
+    return (correction.apply(q_emb, q_langs, "query", model_name=model_name),
+            correction.apply(c_emb, c_langs, "passage", model_name=model_name), info)
+
+
 def lareqa(
     model_name_or_model,
     data_dir: str | Path,
@@ -373,6 +394,7 @@ def lareqa(
     show_progress: bool = True,
     overwrite: bool = False,
     name: str | None = None,
+    language_correction=AUTO,
 ) -> EvalResult:
     """`polyret.evaluate.lareqa(model, data_dir, out)`: load the model (name/dir) and data, evaluate."""
     dataset = load_lareqa(data_dir, langs=langs, name=name)
@@ -385,6 +407,7 @@ def lareqa(
     return evaluate_lareqa(
         model, dataset, candidate=candidate, batch_size=batch_size, out_dir=out, cache=cache,
         show_progress=show_progress, overwrite=overwrite, model_name=model_name,
+        language_correction=language_correction,
     )
 
 

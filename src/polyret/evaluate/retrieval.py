@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from rich.markup import escape
 
+from polyret.correction import infer_languages
 from polyret.data.beir import Qrels
 from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
@@ -173,6 +174,7 @@ class RetrievalTask:
     qrels: Qrels
     docs: Callable[[], Iterable[tuple[str, str]]]
     query_langs: dict[str, str | None] = field(default_factory=dict)
+    doc_lang: str | None = None  # every document's language when the corpus is monolingual (MIRACL)
     source: dict[str, Any] = field(default_factory=dict)  # paths etc., copied into results.json
 
 
@@ -202,6 +204,32 @@ def model_encoders(model, *, batch_size: int = ENCODE_BATCH_SIZE, max_length: in
     return Encoders(make("query", show_progress), make("passage", False), identity, mid)
 
 
+def corrected_encoders(encoders: Encoders, correction, *, doc_lang: str | None = None) -> Encoders:
+    """Encoders whose passages come out language-corrected (`polyret.correction`).
+
+    A streamed corpus carries no language per text here, so a passage's language is `doc_lang` when
+    the corpus is monolingual, else the nearest language mean (`infer_languages`). The store's
+    identity names the correction, so corrected and uncorrected vectors are never mixed on resume.
+    """
+    def passages(texts: list[str]) -> np.ndarray:
+        emb = encoders.passages(texts)
+        langs = doc_lang or infer_languages(emb, correction, "passage")
+        return correction.apply(emb, langs, "passage")
+
+    return Encoders(encoders.queries, passages, f"{encoders.identity}|correction={correction.fingerprint()}",
+                    encoders.name)
+
+
+def correct_queries(q_vecs: np.ndarray, qids: list[str], task: "RetrievalTask", correction) -> tuple[np.ndarray, str]:
+    """Queries corrected in their metadata language, inferred where the task has none."""
+    langs = [task.query_langs.get(q) for q in qids]
+    if all(langs):
+        return correction.apply(q_vecs, langs, "query"), "metadata"
+    guessed = infer_languages(q_vecs, correction, "query")
+    langs = [l or g for l, g in zip(langs, guessed)]
+    return correction.apply(q_vecs, langs, "query"), "inferred where missing"
+
+
 def run_retrieval(
     task: RetrievalTask,
     encoders: Encoders,
@@ -214,8 +242,13 @@ def run_retrieval(
     chunk_size: int = 4096,
     overwrite: bool = False,
     show_progress: bool = True,
+    correction=None,
+    correction_info: dict | None = None,
 ) -> EvalResult:
-    """Encode (resumably), search, score; write results.json, report.md, run.trec, per_query.jsonl, PNG."""
+    """Encode (resumably), search, score; write results.json, report.md, run.trec, per_query.jsonl, PNG.
+
+    `correction` (a `LanguageCorrection`) is applied to passages as they are encoded and to the
+    queries; `correction_info` (how it was chosen) goes to results.json."""
     if k < 100:
         raise PolyretError(f"the run depth k must be at least 100 (Recall@100 needs it), got {k}")
     if map_depth is not None and map_depth < 1:
@@ -232,6 +265,8 @@ def run_retrieval(
         work = Path(tmp)
     else:
         work = out.__enter__().path
+    if correction is not None:
+        encoders = corrected_encoders(encoders, correction, doc_lang=task.doc_lang)
     try:
         t = time.perf_counter()
         store = encode_corpus(task.docs, work / EMB_DIR, encoders.passages, identity=encoders.identity + "|passage",
@@ -245,6 +280,10 @@ def run_retrieval(
         timing["encode_queries_s"] = time.perf_counter() - t
         if q_vecs.shape != (len(qids), store.dim):
             raise PolyretError(f"query encoder returned shape {q_vecs.shape}, expected {(len(qids), store.dim)}")
+        correction_info = dict(correction_info or {"method": "none"})
+        if correction is not None:
+            q_vecs, correction_info["query_languages"] = correct_queries(q_vecs, qids, task, correction)
+            correction_info["passage_languages"] = task.doc_lang or "inferred (nearest language mean)"
 
         depth = max(k, map_depth or 0)
         t = time.perf_counter()
@@ -305,6 +344,7 @@ def run_retrieval(
             "run_depth": k,
             "map_depth": "all" if map_depth is None else map_depth,
             "search": result.info,
+            "language_correction": correction_info,
             "timing": timing,
             "warnings": warnings,
             "scorer": "pytrec_eval on polyret's rankings (trec_eval -c averaging; ties: earlier corpus document first)",

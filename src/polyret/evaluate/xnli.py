@@ -33,6 +33,7 @@ from polyret.data.xnli import (
     read_xnli_tsv,
     xnli_file,
 )
+from polyret.data.parallel import xnli_side_rows
 from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
 from polyret.evaluate.result import EvalResult, PerQuery
@@ -337,8 +338,12 @@ def evaluate_xnli(
     fine_tune_lr: float = 2e-5,
     cache: bool | str | Path = True,
     overwrite: bool = False,
+    rows: str = "all",
 ) -> EvalResult:
     """Zero-shot XNLI: train on English NLI, score every `<split>-<lang>.tsv` in `xnli_dir`.
+
+    `rows`: "all", or "eval-side" -- only the rows of XNLI dev's evaluation side
+    (`polyret.data.parallel`), for a model whose alignment or training used the other side.
 
     `model`: a SentenceTransformer or a name for `polyret.model.load_model`. `english_train`: specs
     for `polyret.data.xnli.load_english_train` (None = SNLI dev + SICK TRAIN) or `NLIPairs`.
@@ -364,11 +369,16 @@ def evaluate_xnli(
     if not present:
         raise PolyretError(f"none of the requested XNLI {split} files exist in {xnli_dir} ({', '.join(missing)})")
     # Read everything first, so a malformed file fails before any encoding time is spent.
-    eval_sets = {l: read_xnli_tsv(xnli_file(xnli_dir, split, l), limit=max_rows) for l in present}
+    if rows not in ("all", "eval-side"):
+        raise PolyretError(f"rows must be 'all' or 'eval-side', not {rows!r}")
+    keep = None
+    if rows == "eval-side":
+        keep = xnli_side_rows(xnli_dir, "eval", split)
+    eval_sets = {l: read_xnli_tsv(xnli_file(xnli_dir, split, l)).take(keep).head(max_rows) for l in present}
     select_path = xnli_file(xnli_dir, "dev", "en")
     if not select_path.is_file():
         raise PolyretError(f"model selection needs XNLI English dev ({select_path}), which is missing")
-    select_set = read_xnli_tsv(select_path, limit=max_rows)
+    select_set = read_xnli_tsv(select_path).take(keep if split == "dev" else None).head(max_rows)
     train = english_train if isinstance(english_train, NLIPairs) else load_english_train(english_train)
     train = train.head(max_train)
     log(f"English training pairs: {len(train)} ({', '.join(train.parts)})")
@@ -438,6 +448,7 @@ def evaluate_xnli(
             "fine_tuned_model": tuned_id,
             "n_bootstrap": n_bootstrap,
             "max_rows": max_rows,
+            "rows": rows,
             "seed": seed,
         },
         "languages": per_language,
