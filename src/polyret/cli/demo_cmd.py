@@ -5,13 +5,13 @@ import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from polyret.cli.app import app, console
 from polyret.data.download import default_download_dest, download
 from polyret.experiment.demo import quick_train_demo
 from polyret.model import prepare_default_model
 from polyret.paths import find_data_dir
-from rich.markup import escape
 
 
 @app.command("demo")
