@@ -126,7 +126,7 @@ def test_jsonl_passthrough_roundtrip(tmp_path, mlqa_dir):
 @pytest.mark.parametrize(
     "name,content,message",
     [
-        ("context-de-question-es.json", "{not json", r"context-de-question-es.json: bad JSON at line 1"),
+        ("context-de-question-es.json", "{not json", r"context-de-question-es.json is not valid JSON \(line 1"),
         ("context-de-question-es.json", {"version": 1}, "not SQuAD JSON"),
         ("context-de-question-es.json", {"data": [{"paragraphs": [{"context": "x", "qas": [{"id": "z"}]}]}]},
          r"data\[0\].paragraphs\[0\].qas\[0\] \(id z\): a record needs an 'id' and a non-empty 'question'"),

@@ -194,8 +194,12 @@ def download(
             known[rf.rel_path] = digest
             with sums_path.open("a", encoding="utf-8") as f:
                 f.write(f"{digest}  {rf.rel_path}\n")
-        if status == "downloaded":
+        # Unpacked when the archive is new, or when an earlier run was killed while unpacking (the
+        # marker is written only after a complete extraction).
+        extracted = path.with_name(path.name + ".extracted")
+        if rf.dataset in ("xnli", "mlqa") and (status == "downloaded" or not extracted.exists()):
             _extract(rf, path, dest)
+            extracted.write_text(digest + "\n", encoding="utf-8")
         report.append({"dataset": rf.dataset, "file": rf.rel_path, "status": status, "sha256": digest,
                        "verified": bool(expected)})
     return report
