@@ -48,17 +48,23 @@ def model_dir(tiny_model, tmp_path_factory):
 
 
 def _record_texts(monkeypatch) -> list[str]:
-    """Every text the model tokenizes during training (what the collator sends, prompts included)."""
-    from sentence_transformers import SentenceTransformer
+    """Every text the tokenizer receives during training: what the model really reads, prompts included
+    (recorded at the Hugging Face tokenizer, below every sentence-transformers layer)."""
+    from transformers import PreTrainedTokenizerBase
 
     seen: list[str] = []
-    original = SentenceTransformer.tokenize
+    original = PreTrainedTokenizerBase.__call__
 
-    def tokenize(self, texts, *a, **k):
-        seen.extend(t for t in texts if isinstance(t, str))
-        return original(self, texts, *a, **k)
+    def call(self, text=None, *a, **k):
+        items = text if isinstance(text, (list, tuple)) else [text]
+        for t in items:
+            if isinstance(t, str):
+                seen.append(t)
+            elif isinstance(t, (list, tuple)):
+                seen.extend(x for x in t if isinstance(x, str))
+        return original(self, text, *a, **k)
 
-    monkeypatch.setattr(SentenceTransformer, "tokenize", tokenize)
+    monkeypatch.setattr(PreTrainedTokenizerBase, "__call__", call)
     return seen
 
 
@@ -84,7 +90,7 @@ def test_prompts_per_column_and_hard_negatives_reach_each_loss(loss, model_dir, 
         return module
 
     monkeypatch.setattr(polyret.losses, "build_loss", build_loss)
-    cfg = load_train_config(None, tiny_overrides(model_dir, data, steps=2, negatives="same-paragraph", n_negatives=1,
+    cfg = load_train_config(None, tiny_overrides(model_dir, data, steps=2, unit="sentence", negatives="same-paragraph", n_negatives=1,
                                                  loss=loss, save_steps=2, eval_steps=2))
     train(cfg, tmp_path / "run", show_progress=False)
     # anchor / positive / negative_1: three columns in every loss call (training and validation)
