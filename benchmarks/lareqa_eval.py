@@ -47,7 +47,7 @@ def main() -> None:
 
     from polyret.data.lareqa import load_lareqa
     from polyret.encode import bf16_supported
-    from polyret.evaluate.lareqa import evaluate_lareqa
+    from polyret.evaluate.lareqa_eval import evaluate_lareqa
     from polyret.model import load_model
 
     load0 = os.getloadavg()
@@ -108,7 +108,7 @@ def int8_drift(args, model, ds, res_fp32: dict, fp32_s: float) -> None:
     import torch
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-    from polyret.evaluate.lareqa import evaluate_lareqa
+    from polyret.evaluate.lareqa_eval import evaluate_lareqa
 
     q8 = quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
     t = time.perf_counter()
@@ -125,7 +125,7 @@ def scoring_only(args) -> None:
     import torch  # noqa: F401  (imported before timing: the evaluator runs with a model already loaded)
 
     from polyret.data.lareqa import load_lareqa
-    from polyret.evaluate.lareqa import score_lareqa
+    from polyret.evaluate.lareqa_eval import score_lareqa
 
     ds = load_lareqa(args.data, langs=args.langs.split(",") if args.langs else None)
     rng = np.random.default_rng(0)

@@ -8,20 +8,21 @@ import sys
 import numpy as np
 import pytest
 
-from polyret.encode import EmbeddingStore, encode_texts, model_id, read_encode_input
+from polyret.encode import EmbeddingCache, encode_texts, model_id, read_encode_input
 from polyret.errors import PolyretError
 
 TEXTS = ["short", "a somewhat longer sentence about retrieval", "Ein deutscher Satz.", "短い文", "short"]
 
 
 def test_order_norm_and_prompt(tiny_model):
-    e = encode_texts(tiny_model, TEXTS, "passage", show_progress=False)
+    # fp32 pinned: the reference below is fp32, and CPUs with native bf16 would autocast by default.
+    e = encode_texts(tiny_model, TEXTS, "passage", bf16=False, show_progress=False)
     assert e.shape == (5, tiny_model.get_embedding_dimension()) and e.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(e[0], e[4], atol=1e-6)  # same text, same vector, whatever the batch order
-    single = encode_texts(tiny_model, [TEXTS[1]], "passage", show_progress=False)
+    single = encode_texts(tiny_model, [TEXTS[1]], "passage", bf16=False, show_progress=False)
     np.testing.assert_allclose(e[1], single[0], atol=1e-5)
-    q = encode_texts(tiny_model, TEXTS[:1], "query", show_progress=False)
+    q = encode_texts(tiny_model, TEXTS[:1], "query", bf16=False, show_progress=False)
     assert not np.allclose(q[0], e[0], atol=1e-4)  # the prompt changes the input
     ref = tiny_model.encode(["passage: " + t for t in TEXTS], normalize_embeddings=True)
     np.testing.assert_allclose(e, ref, atol=1e-5)
@@ -40,7 +41,7 @@ def test_batches_group_texts_of_equal_token_count(tiny_model, monkeypatch):
         return real(self, sentences, *a, **k)
 
     monkeypatch.setattr(type(tiny_model), "encode", spy)
-    e = encode_texts(tiny_model, texts, "passage", batch_size=4, show_progress=False)
+    e = encode_texts(tiny_model, texts, "passage", batch_size=4, bf16=False, show_progress=False)
     assert [len(b) for b in seen] == [4] * 5 + [3]
     flat = [n for b in seen for n in b]
     assert flat == sorted(flat)  # every batch holds neighbours in token count: minimal padding
@@ -64,7 +65,7 @@ def test_cache_skips_encoding(tiny_model, tmp_path, monkeypatch):
 
 
 def test_store_survives_torn_write(tmp_path):
-    store = EmbeddingStore(tmp_path, dim=4)
+    store = EmbeddingCache(tmp_path, dim=4)
     store.put(["a", "b"], np.eye(4, dtype=np.float32)[:2])
     with open(tmp_path / "vectors.f32", "ab") as f:  # a crash after writing vectors, before keys
         f.write(np.ones(4, np.float32).tobytes())

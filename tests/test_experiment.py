@@ -11,9 +11,9 @@ import yaml
 
 from polyret.errors import PolyretError
 from polyret.experiment import (
+    EvalResult,
     ExperimentConfig,
     PerQuery,
-    SuiteOutput,
     expand_grid,
     load_experiment_config,
     run_experiment,
@@ -83,7 +83,8 @@ class Fakes:
         en, de = vals[:N_EN].mean(), vals[N_EN:].mean()
         rd = 100.0 - 300 * q + 5 * noise.mean()
         (Path(out_dir) / "results.json").write_text(json.dumps({"map": (en + de) / 2}))
-        return SuiteOutput(
+        return EvalResult(
+            task="fake",
             metrics={"map": (en + de) / 2, "map[en]": en, "map[de]": de, "rank_distance": rd,
                      "undefined": float("nan")},  # e.g. Cross mAP with a single language
             per_query={"map": PerQuery(ids, vals, np.array(langs)[:, None])},
@@ -305,6 +306,29 @@ def test_merge_weights_share_training_and_give_lambda_curve(tmp_path):
     assert "## λ sweep" in (tmp_path / "out" / "report.md").read_text()
 
 
+def test_auto_merge_weight_is_chosen_once_per_training_and_reused(tmp_path):
+    fakes = Fakes()
+    choices = []
+
+    def choose(base, tuned, train_dir, candidates, work_dir, *, merge_fn=None):
+        choices.append((Path(train_dir).parent.name, list(candidates)))
+        seed = json.loads((Path(tuned) / "model.json").read_text())["seed"]
+        return {"weight": [0.25, 0.75][seed % 2], "by_weight": {}}  # differs by seed: the choice is per run
+
+    cfg = make_config(grid={"strategies": ["x-y"], "seeds": [0, 1], "merge_weights": [1.0, "auto"],
+                            "auto_merge_weights": [0.25, 0.75]})
+    summary = run_experiment(cfg, tmp_path / "out", choose_merge_weight_fn=choose, **fakes.kwargs())
+    assert choices == [("train", [0.25, 0.75])] * 2
+    assert sorted(fakes.merge_calls) == [0.25, 0.75]
+    auto_runs = [r for r in summary["runs"] if r["merge_weight"] == "auto"]
+    assert sorted(r["merge_weight_chosen"] for r in auto_runs) == [0.25, 0.75]
+    assert "x-y λ=auto" in summary["aggregate"] and summary["aggregate"]["x-y λ=auto"]["fakeqa"]
+    run_experiment(cfg, tmp_path / "out", choose_merge_weight_fn=choose, **fakes.kwargs())
+    assert len(choices) == 2 and len(fakes.merge_calls) == 2  # decided once, then reused
+    with pytest.raises(ValueError, match="λ must be in"):
+        make_config(grid={"strategies": ["x-y"], "merge_weights": ["auto"], "auto_merge_weights": [0.0, 0.5]})
+
+
 def test_explicit_pairs_and_unknown_labels(tmp_path):
     fakes = Fakes()
     cfg = make_config(grid={"strategies": ["x-y", "hybrid"], "alphas": [0.5], "seeds": [0]},
@@ -320,7 +344,7 @@ def test_refuses_foreign_output_dir_and_unknown_suite(tmp_path):
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("user data")
-    with pytest.raises(PolyretError, match="not a polyret experiment directory"):
+    with pytest.raises(PolyretError, match="was not written by polyret"):
         run_experiment(make_config(), foreign, **Fakes().kwargs())
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
     with pytest.raises(PolyretError, match="unknown evaluation suite 'nope'"):
@@ -367,8 +391,7 @@ def _toy_lareqa(rng):
 
 
 def test_lareqa_per_query_values_reproduce_the_evaluators_numbers():
-    from polyret.evaluate.lareqa import score_lareqa
-    from polyret.experiment import check_per_query, lareqa_output, lareqa_per_query_from_ranks
+    from polyret.evaluate.lareqa_eval import lareqa_result, score_lareqa
     from polyret.stats import macro_weights, paired_randomization_test
 
     rng = np.random.default_rng(0)
@@ -378,9 +401,8 @@ def test_lareqa_per_query_values_reproduce_the_evaluators_numbers():
         r = np.random.default_rng(seed)
         q, c = r.normal(size=(ds.n_questions, 8)), r.normal(size=(ds.n_candidates, 8))
         results, ranks = score_lareqa(q, c, ds, return_ranks=True)
-        out = lareqa_output(results)
-        out.per_query = lareqa_per_query_from_ranks(ranks, ds)
-        check_per_query(out, "toy")  # raises if any per-query array misses its headline number
+        out = lareqa_result(results, ranks, ds)
+        out.check_per_query()  # raises if any per-query array misses its headline number
         outs.append(out)
     assert {"mono.map", "cross.map", "multi.map", "multi.recall@10", "rank_distance"} <= set(outs[0].per_query)
     cross = outs[0].per_query["cross.map"]
@@ -396,7 +418,7 @@ def test_lareqa_per_query_values_reproduce_the_evaluators_numbers():
     # A broken per-query array is caught, not averaged silently.
     outs[0].per_query["multi.map"].values[0] += 0.5
     with pytest.raises(RuntimeError, match="multi.map"):
-        check_per_query(outs[0], "toy")
+        outs[0].check_per_query()
 
 
 def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
@@ -420,14 +442,15 @@ def test_lareqa_suite_every_nth_paragraph_is_the_demo_subset(shared_data, tiny_m
     """The shipped paper-grid evaluates on the demo's subset: `every_nth_paragraph` in a lareqa suite."""
     from conftest import need
     from polyret.data.lareqa import load_lareqa
-    from polyret.experiment import SuiteConfig, SuiteContext, _lareqa_suite
-    from polyret.outcome import subset_paragraphs
+    from polyret.data.lareqa import every_nth_paragraph
+    from polyret.experiment import SuiteConfig, SuiteContext
+    from polyret.experiment.suites import lareqa_suite
 
     data = need(shared_data, "lareqa", "xquad-r")
     monkeypatch.setenv("POLYRET_CACHE", str(tmp_path / "cache"))
     suite = SuiteConfig(name="lareqa", data=str(data), langs=["en", "de"], options={"every_nth_paragraph": 40})
-    out = _lareqa_suite(tiny_model, suite, tmp_path / "out", SuiteContext(config_dir=tmp_path, show_progress=False))
-    want = subset_paragraphs(load_lareqa(data, langs=["en", "de"]), 40)
+    out = lareqa_suite(tiny_model, suite, tmp_path / "out", SuiteContext(config_dir=tmp_path, show_progress=False))
+    want = every_nth_paragraph(load_lareqa(data, langs=["en", "de"]), 40)
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert res["n_questions"] == want.n_questions and res["n_candidates"] == want.n_candidates
     assert len(out.per_query["multi.map"].values) == want.n_questions

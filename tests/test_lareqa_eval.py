@@ -14,7 +14,7 @@ from test_lareqa_fixture import MLQA_LANGS, build_mlqa_like
 
 from polyret.data.lareqa import LareqaCandidate, LareqaDataset, LareqaQuestion, load_lareqa
 from polyret.errors import PolyretError
-from polyret.evaluate.lareqa import evaluate_lareqa, rank_lareqa, score_lareqa
+from polyret.evaluate.lareqa_eval import evaluate_lareqa, rank_lareqa, score_lareqa
 
 
 # ---- an independent, slow reference: explicit sorted lists and precision loops --------------

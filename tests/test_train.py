@@ -171,30 +171,55 @@ def test_too_few_groups_is_a_clear_error_before_any_write(setup, tmp_path):
 
 
 def test_validation_pool_and_lambda_rule(run_a, setup):
-    from polyret.outcome import pool_metrics, select_merge_weight, target_check, validation_pool
+    from polyret.experiment.demo import target_check
+    from polyret.validation import pool_metrics, select_merge_weight, validation_pool
 
     out, _, _ = run_a
     pool = validation_pool(out)
     assert pool.n_questions == 12 * 3 and pool.n_candidates == 12 * 3  # 12 held-out groups x 3 languages
     m = pool_metrics(out / "model", pool)
-    assert 0 < m["mono"] <= 1 and 0 < m["multi"] <= 1 and m["rd"] >= 0
-    untrained = {"mono": 0.80, "cross": 0.6, "multi": 0.3, "rd": 1000}
+    assert 0 < m["mono.map"] <= 1 and 0 < m["multi.map"] <= 1 and m["rank_distance"] >= 0
+    untrained = {"mono.map": 0.80, "multi.map": 0.3}
     by_w = {
-        1.0: {"mono": 0.70, "multi": 0.50},  # best Multi but Mono lost
-        0.75: {"mono": 0.795, "multi": 0.48},
-        0.5: {"mono": 0.81, "multi": 0.40},
+        1.0: {"mono.map": 0.70, "multi.map": 0.50},  # best Multi but Mono lost
+        0.75: {"mono.map": 0.795, "multi.map": 0.48},
+        0.5: {"mono.map": 0.81, "multi.map": 0.40},
     }
     assert select_merge_weight(untrained, by_w) == 0.75
-    assert select_merge_weight(untrained, {1.0: {"mono": 0.6, "multi": 0.5}, 0.5: {"mono": 0.7, "multi": 0.4}}) == 0.5
-    assert target_check(untrained, {"mono": 0.795, "cross": 0.65, "multi": 0.51, "rd": 400}) == {
-        "multi_+0.20": True, "rd_halved": True, "mono_within_0.01": True, "cross_up": True,
+    assert select_merge_weight(untrained, {1.0: {"mono.map": 0.6, "multi.map": 0.5},
+                                           0.5: {"mono.map": 0.7, "multi.map": 0.4}}) == 0.5
+    untrained = {"mono": 0.80, "cross": 0.6, "multi": 0.3, "rd": 1000}
+    assert target_check(untrained, {"mono": 0.79, "cross": 0.65, "multi": 0.51, "rd": 400}) == {
+        "mono_kept": False, "rd_halved": True, "cross_up": True,
     }
+    corrected = {"mono": 0.79, "cross": 0.68, "multi": 0.54, "rd": 443}
+    assert target_check(untrained, {"mono": 0.801, "cross": 0.70, "multi": 0.53, "rd": 300}, corrected) == {
+        "mono_kept": True, "rd_halved": True, "cross_up": True, "mono_above_base+correction": True,
+        "cross_above_base+correction": True, "multi_above_base+correction": False,
+    }
+
+
+def test_choose_merge_weight_applies_the_rule_to_real_merges(run_a, setup, tmp_path):
+    """What `grid.merge_weights: [auto]` runs: merge at each candidate, score on the held-out pool."""
+    from polyret.validation import choose_merge_weight, pool_metrics, select_merge_weight, validation_pool
+
+    out, _, _ = run_a
+    _, model_dir, _ = setup
+    choice = choose_merge_weight(str(model_dir), out / "model", out, [0.5, 1.0], tmp_path / "work")
+    assert set(choice["by_weight"]) == {"0.5", "1.0"} and not (tmp_path / "work").exists()
+    by_weight = {float(w): m for w, m in choice["by_weight"].items()}
+    assert choice["weight"] == select_merge_weight(choice["untrained"], by_weight)
+    # λ = 1 is the tuned model itself; λ = 0.5 differs from both ends
+    pool = validation_pool(out)
+    assert by_weight[1.0] == pool_metrics(out / "model", pool)
+    assert choice["untrained"] == pool_metrics(model_dir, pool)
+    assert by_weight[0.5] != by_weight[1.0]
 
 
 def test_xquad_subset_keeps_whole_paragraphs_in_every_language(shared_data):
     from conftest import need
     from polyret.data.lareqa import load_lareqa
-    from polyret.outcome import subset_paragraphs
+    from polyret.data.lareqa import every_nth_paragraph as subset_paragraphs
 
     full = load_lareqa(need(shared_data, "lareqa", "xquad-r"), langs=["en", "de"])
     sub = subset_paragraphs(full, 10)
@@ -208,7 +233,7 @@ def test_xquad_subset_keeps_whole_paragraphs_in_every_language(shared_data):
 def test_quick_train_demo_writes_the_before_after_table(setup, shared_data, tmp_path, monkeypatch):
     """The function `make demo` calls, on the tiny model and a small XQuAD-R slice."""
     from conftest import need
-    from polyret.outcome import quick_train_demo
+    from polyret.experiment.demo import quick_train_demo
 
     need(shared_data, "lareqa", "xquad-r", "en.json")
     monkeypatch.setenv("POLYRET_CACHE", str(tmp_path / "cache"))  # keep the user's embedding cache clean
@@ -217,10 +242,14 @@ def test_quick_train_demo_writes_the_before_after_table(setup, shared_data, tmp_
     config.write_text(yaml.safe_dump(tiny_overrides(model_dir, data, merge_weight=0.5)))
     report = quick_train_demo(tmp_path / "demo", config, xquad_langs=["en", "de"], every_nth_paragraph=40,
                               show_progress=False)
-    assert [r["model"].split(" ")[0] for r in report["rows"]] == ["untrained", "hybrid", "merged"]
+    assert [r["model"].split(" ")[0] for r in report["rows"]] == ["untrained", "hybrid", "merged"] * 2
+    assert [r["model"].endswith("raw") for r in report["rows"]] == [True] * 3 + [False] * 3
     for row in report["rows"]:
         assert 0 < row["mono"] <= 1 and 0 < row["multi"] <= 1 and row["rd"] >= 0
-    assert set(report["target"]) == {"multi_+0.20", "rd_halved", "mono_within_0.01", "cross_up"}
+    raw_base, corrected_base = report["rows"][0], report["rows"][3]
+    assert corrected_base["multi"] != raw_base["multi"]  # the correction was applied to the second block
+    assert set(report["target"]) == {"mono_kept", "rd_halved", "cross_up", "mono_above_base+correction",
+                                     "cross_above_base+correction", "multi_above_base+correction"}
     md = (tmp_path / "demo" / "report.md").read_text()
-    assert md.count("\n| ") == 4 and "Target" in md  # header + 3 rows
+    assert md.count("\n| ") == 7 and "Targets" in md  # header + 6 rows
     assert json.loads((tmp_path / "demo" / "report.json").read_text())["rows"] == report["rows"]

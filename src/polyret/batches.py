@@ -51,19 +51,18 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from polyret import runtime
+from polyret.config import STRATEGIES
 from polyret.data.groups import ParallelGroup
 from polyret.errors import PolyretError
 
-try:  # the sentence-transformers base class gives us `set_epoch` and isinstance checks in its trainer
-    from sentence_transformers.base.sampler import DefaultBatchSampler as _BaseSampler
-except ImportError:  # pragma: no cover - older sentence-transformers layout
-    from sentence_transformers.sampler import DefaultBatchSampler as _BaseSampler  # type: ignore
+# The sentence-transformers base class gives us `set_epoch` and isinstance checks in its trainer.
+from sentence_transformers.base.sampler import DefaultBatchSampler as _BaseSampler
 
 logger = logging.getLogger("polyret.batches")
 
 MONO, XX, XY = "x-x-mono", "x-x", "x-y"
 BATCH_TYPES = (MONO, XX, XY)
-STRATEGIES = ("x-x-mono", "x-x", "x-y", "hybrid")
 NEGATIVE_POLICIES = ("fill", "drop")
 
 
@@ -252,14 +251,7 @@ class BatchInfo:
 
 
 def _world() -> tuple[int, int]:
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_world_size(), dist.get_rank()
-    except Exception:  # pragma: no cover - torch without distributed
-        pass
-    return 1, 0
+    return runtime.world_size(), runtime.rank()
 
 
 class ParallelGroupBatchSampler(_BaseSampler):

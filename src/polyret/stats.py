@@ -36,7 +36,6 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 
 __all__ = [
     "MeanCI",
@@ -82,6 +81,8 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> MeanCI:
     if n < 2:
         return MeanCI(mean, None, 1, None)
     sd = float(x.std(ddof=1))
+    from scipy import stats as sps  # scipy.stats takes seconds to import; only CIs need it
+
     half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
     return MeanCI(mean, (mean - half, mean + half), n, sd)
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from polyret.errors import PolyretError
+from polyret.runtime import console
 
 EMBEDDINGS = "embeddings.npy"
 IDS = "ids.jsonl"
@@ -228,8 +229,6 @@ def encode_corpus(
         rows_done, dim, offset = 0, None, None
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from polyret.cli.app import console
 
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

@@ -23,17 +23,29 @@ extension points and writes one self-describing run directory:
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
 import shutil
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
+from polyret import runtime
 from polyret.config import TrainConfig, dump_train_config, load_train_config
+from polyret.data.groups import write_groups_jsonl
+from polyret.data.pairs import build_groups
+from polyret.correction import fit_model_correction
+from polyret.data.parallel import xnli_parallel_groups
 from polyret.errors import PolyretError
+from polyret.io import OutputDir, write_json
+from polyret.model import load_model
+from polyret.paths import data_path, find_data_dir
+from polyret.runtime import barrier as _barrier
+from polyret.runtime import rank as _rank
+from polyret.runtime import world_size as _world_size
+from polyret.train_logging import BatchLoggingCollator, make_log_callback
 
 CHECKPOINTS = "checkpoints"
 MODEL_DIR = "model"
@@ -45,34 +57,17 @@ TRAINING_META = "polyret_training.json"
 
 
 # ---------------------------------------------------------------------------------------------
-# distributed helpers (torchrun sets RANK / WORLD_SIZE; plain runs have neither)
-# ---------------------------------------------------------------------------------------------
-def _rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
-def _world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def _barrier() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
-# ---------------------------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------------------------
+XNLI_ALIGN = "xnli-align"  # a training-set name: XNLI dev's alignment side (polyret.data.parallel)
+
+
 def resolve_data_path(entry: str) -> Path:
     """A training-set entry -> an existing path: as given (absolute or cwd-relative), else in the data dir."""
     p = Path(entry).expanduser()
     if p.exists():
         return p
     if not p.is_absolute():
-        from polyret.paths import find_data_dir
-
         root = find_data_dir(required=False)
         if root is not None and (root / entry).exists():
             return root / entry
@@ -83,10 +78,11 @@ def resolve_data_path(entry: str) -> Path:
 
 def load_training_groups(cfg: TrainConfig) -> list:
     """All parallel groups of all configured training sets (each keeps its `source` name)."""
-    from polyret.data.pairs import build_groups
-
     groups = []
     for entry in cfg.data:
+        if entry == XNLI_ALIGN:
+            groups.extend(xnli_parallel_groups(data_path("xnli"), side="align"))
+            continue
         path = resolve_data_path(entry)
         part, _report = build_groups([path], unit=cfg.unit, negatives=cfg.negatives)
         if not part:
@@ -161,17 +157,22 @@ def _prompts(model, n_negatives: int) -> dict[str, str] | None:
     return out
 
 
-def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX-BF16 in /proc/cpuinfo (Linux); without them bf16 matmuls are emulated."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore")
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def use_bf16(setting) -> bool:
-    return cpu_has_native_bf16() if setting == "auto" else bool(setting)
+def train_top_layers(model, n_layers: int) -> int:
+    """Freeze everything but the top `n_layers` transformer layers; returns the parameters frozen."""
+    first = model[0]
+    auto = getattr(first, "auto_model", None) or getattr(first, "model", None)
+    layers = getattr(getattr(auto, "encoder", None), "layer", None)
+    if layers is None:
+        raise PolyretError("train_layers: the model's first module has no encoder.layer stack to choose from")
+    if n_layers > len(layers):
+        raise PolyretError(f"train_layers={n_layers}, but the model has only {len(layers)} layers")
+    keep = {id(p) for layer in list(layers)[-n_layers:] for p in layer.parameters()}
+    frozen = 0
+    for p in model.parameters():
+        if id(p) not in keep and p.requires_grad:
+            p.requires_grad_(False)
+            frozen += p.numel()
+    return frozen
 
 
 def freeze_word_embeddings(model) -> int:
@@ -186,95 +187,6 @@ def freeze_word_embeddings(model) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# callbacks
-# ---------------------------------------------------------------------------------------------
-def _make_log_callback(path: Path, resumed_from: str | None):
-    from transformers import TrainerCallback
-
-    class JsonlLogCallback(TrainerCallback):
-        """Appends every trainer log event (train loss, lr, eval_loss, runtime) to train_log.jsonl."""
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            if state.is_world_process_zero:
-                self._write({"event": "train_begin", "step": state.global_step, "resumed_from": resumed_from})
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if state.is_world_process_zero and logs:
-                self._write({"event": "log", "step": state.global_step, "epoch": state.epoch, **logs})
-
-        def _write(self, record: dict) -> None:
-            record = {"time": round(time.time(), 3), **record}
-            with path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(record, default=str) + "\n")
-
-    return JsonlLogCallback()
-
-
-def describe_rows(table, rows: list[int]) -> dict[str, Any]:
-    """Batch type and languages of a set of PairTable rows, read from the table's metadata."""
-    infos = [table.row_info(r) for r in rows]
-    qls = [q for _, q, _, _ in infos]
-    pls = [p for _, _, p, _ in infos]
-    same = [q == p for q, p in zip(qls, pls)]
-    if all(same):
-        langs = set(qls)
-        batch_type, lang = ("x-x-mono", qls[0]) if len(langs) == 1 else ("x-x", None)
-    elif not any(same):
-        batch_type, lang = "x-y", None
-    else:
-        batch_type, lang = "mixed", None
-    return {
-        "batch_type": batch_type,
-        "lang": lang,
-        "sources": sorted({s for *_, s in infos}),
-        "query_langs": sorted(set(qls)),
-        "passage_langs": sorted(set(pls)),
-        "groups": [table.group_ids[g] for g, *_ in infos],
-    }
-
-
-class _BatchLoggingCollator:
-    """Wraps the trainer's collator to record, per rank, what each training step drew.
-
-    The collator sees each batch's rows as text; (anchor, positive) maps back to the PairTable row
-    whose metadata says the batch type and languages -- so only text columns ever reach the loss.
-    Validation batches (rows of the held-out table, absent from the training table) are not recorded.
-    The dataloader collates one batch ahead, so records wait in `pending` until a step ends
-    (`step_callback`): each written line is a batch that was actually trained on, with its step.
-    """
-
-    def __init__(self, inner, table, path: Path) -> None:
-        self._inner, self._table, self._path = inner, table, path
-        self._lookup: dict[tuple[str, str], int] = {}
-        for i, (a, p) in enumerate(zip(table.anchors, table.positives)):
-            self._lookup.setdefault((a, p), i)
-        self.pending: deque[dict] = deque()
-
-    def __call__(self, features):
-        rows = [self._lookup.get((f["anchor"], f["positive"])) for f in features]
-        if all(r is not None for r in rows):
-            self.pending.append({"rank": _rank(), "size": len(rows), **describe_rows(self._table, rows)})
-        return self._inner(features)
-
-    def __getattr__(self, name):  # valid_label_columns, tokenize_fn, prompts, ...
-        return getattr(self._inner, name)
-
-    def step_callback(self):
-        from transformers import TrainerCallback
-
-        log = self
-
-        class _WriteTrainedBatch(TrainerCallback):
-            def on_step_end(self, args, state, control, **kwargs):
-                if log.pending:
-                    record = {"step": state.global_step, **log.pending.popleft()}
-                    with log._path.open("a", encoding="utf-8") as f:
-                        f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-        return _WriteTrainedBatch()
-
-
-# ---------------------------------------------------------------------------------------------
 # run dir
 # ---------------------------------------------------------------------------------------------
 CHECKPOINT_COMPLETE = "polyret-checkpoint-complete"
@@ -285,7 +197,8 @@ def _check_resume_config(cfg: TrainConfig, out: Path) -> None:
     if not stored.is_file():
         raise PolyretError(f"--resume: {out} is not a polyret training run (no config.yaml)")
     old = load_train_config(stored, {})
-    diff = [k for k in TrainConfig.model_fields if getattr(old, k) != getattr(cfg, k)]
+    # The device is where a run executes, not what it computes: resuming elsewhere is allowed.
+    diff = [k for k in TrainConfig.model_fields if k != "device" and getattr(old, k) != getattr(cfg, k)]
     if diff:
         shown = ", ".join(f"{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}" for k in diff[:4])
         raise PolyretError(
@@ -301,8 +214,6 @@ def _open_run_dir(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, wo
     was killed before the first save) holds nothing worth keeping: a plain re-run starts it afresh and
     `--resume` starts from step 0. One with a complete checkpoint needs `--resume` or `--overwrite`.
     """
-    from polyret.io import OutputDir
-
     if overwrite and resume:
         raise PolyretError("--resume and --overwrite contradict each other; pick one")
     if overwrite and world > 1:
@@ -374,8 +285,6 @@ def _trainer_class():
                 self.args.save_total_limit = limit
             _barrier()  # every rank has written its part
             if self.args.should_save:
-                from polyret.io import write_json
-
                 run_dir = self._get_output_dir(trial=trial)
                 ckpt = Path(run_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
                 write_json(ckpt / CHECKPOINT_COMPLETE, {"step": self.state.global_step})
@@ -414,6 +323,22 @@ def _write_card(model_dir: Path, cfg: TrainConfig, meta: dict[str, Any]) -> None
     card.write_text(text + "\n".join(lines), encoding="utf-8")
 
 
+# Parallel groups the stored correction is fitted on: 200 premises x 2 sentences per language estimate
+# a mean to well within the spread between languages, and keep the fit to ~12k short encodes.
+CORRECTION_GROUPS = 200
+
+
+def store_language_correction(model_dir: Path, method: str, *, show_progress: bool = True) -> Path:
+    """Fit `method` for the trained model on XNLI dev's alignment side and store it in its dir."""
+    groups = xnli_parallel_groups(data_path("xnli"), side="align", max_groups=CORRECTION_GROUPS)
+    model = load_model(str(model_dir))
+    corr = fit_model_correction(
+        model, method, groups=groups, show_progress=show_progress,
+        source=f"XNLI dev alignment side ({len(groups)} premises x {len(groups[0].queries)} languages)",
+    )
+    return corr.save(model_dir)
+
+
 # ---------------------------------------------------------------------------------------------
 # train
 # ---------------------------------------------------------------------------------------------
@@ -424,15 +349,24 @@ def train(
     resume: bool = False,
     show_progress: bool = True,
     overwrite: bool = False,
+    device: str | None = None,
 ) -> Path:
     """Train per `config` into `out_dir`; returns the final model dir (`<out>/merged` when the
     config sets merge_weight, else `<out>/model`). `resume=True` continues from the last checkpoint
-    of `out_dir` and ends at the same weights an uninterrupted run would."""
+    of `out_dir` and ends at the same weights an uninterrupted run would.
+    device: auto | cpu | cuda | cuda:N | mps (None = the config's `device`), see `polyret.runtime`."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub during training
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.model_validate(config)
     out = Path(out_dir)
     rank, world = _rank(), _world_size()
+
+    # Device and precision first: an impossible request (no GPU, bad index, nccl on CPU) fails before any work.
+    device = runtime.resolve_device(device if device is not None else cfg.device)
+    precision = runtime.precision_for(device, cfg.bf16)
+    from polyret.train_args import validate_trainer_args
+
+    validate_trainer_args(cfg.trainer_args)
 
     if resume and (out / RUN_JSON).is_file():
         done = json.loads((out / RUN_JSON).read_text(encoding="utf-8"))
@@ -463,13 +397,12 @@ def train(
             )
 
     import torch
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import SentenceTransformerTrainer
 
     from polyret.losses import build_loss
-    from polyret.model import load_model
 
     torch.manual_seed(cfg.seed)
-    model = load_model(cfg.model)  # before anything is written: a bad model path leaves no half-made run dir
+    model = load_model(cfg.model, device=device)  # before anything is written: a bad model path leaves no half-made run dir
 
     # `work` is where this run writes (a sibling temporary folder under --overwrite, swapped in at the
     # end); `out` is where the run lives afterwards (paths recorded in run.json name `out`).
@@ -483,18 +416,23 @@ def train(
             _remove_incomplete_checkpoints(work / CHECKPOINTS)
         if not resume or not (work / "config.yaml").is_file():
             dump_train_config(cfg, work / "config.yaml")
-            from polyret.data.groups import write_groups_jsonl
-
             write_groups_jsonl(val_groups, work / VALIDATION_GROUPS)
     ckpt_dir = work / CHECKPOINTS
     resume_from = _last_checkpoint(ckpt_dir) if resume else None
     base_max_length = model.max_seq_length
     model.max_seq_length = cfg.max_seq_length  # a training-time truncation, not a property of the result
+    teacher = copy.deepcopy(model) if cfg.teacher_weight > 0 else None  # the base, frozen, before any step
     frozen = freeze_word_embeddings(model) if cfg.freeze_word_embeddings else 0
+    if cfg.train_layers:
+        frozen += train_top_layers(model, cfg.train_layers)
     loss = build_loss(model, cfg.loss, temperature=cfg.temperature, symmetric=cfg.symmetric)
+    if teacher is not None:
+        from polyret.losses import TeacherAnchoredLoss
+
+        loss = TeacherAnchoredLoss(model, loss, teacher, cfg.teacher_weight)
 
     validating = val_ds is not None
-    args = SentenceTransformerTrainingArguments(
+    base_args = dict(
         output_dir=str(ckpt_dir),
         max_steps=cfg.steps,
         per_device_train_batch_size=cfg.batch_size,
@@ -505,8 +443,6 @@ def train(
         lr_scheduler_type=cfg.scheduler,
         optim=cfg.optimizer,
         max_grad_norm=cfg.max_grad_norm,
-        bf16=use_bf16(cfg.bf16),
-        use_cpu=True,
         seed=cfg.seed,
         data_seed=cfg.seed,
         batch_sampler=sampler_factory,
@@ -522,11 +458,13 @@ def train(
         logging_steps=cfg.logging_steps,
         report_to="none",
         disable_tqdm=not show_progress,
-        ddp_backend="gloo" if world > 1 else None,
         dataloader_num_workers=0,
     )
+    from polyret.train_args import training_arguments
 
-    callbacks = [_make_log_callback(work / TRAIN_LOG, resume_from)]
+    args = training_arguments(device, precision, world, base_args, cfg.trainer_args)
+
+    callbacks = [make_log_callback(work / TRAIN_LOG, resume_from)]
     trainer = _trainer_class()(
         model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds, loss=loss, callbacks=callbacks
     )
@@ -534,7 +472,7 @@ def train(
         log_path = work / f"batch_log.rank{rank}.jsonl"
         if not resume:
             log_path.unlink(missing_ok=True)
-        batch_log = _BatchLoggingCollator(trainer.data_collator, train_table, log_path)
+        batch_log = BatchLoggingCollator(trainer.data_collator, train_table, log_path)
         trainer.data_collator = batch_log
         trainer.add_callback(batch_log.step_callback())
     _barrier()
@@ -558,7 +496,7 @@ def train(
         steps_run = trainer.state.global_step - (int(Path(resume_from).name.split("-")[-1]) if resume_from else 0)
         meta = {
             "base_model": cfg.model,
-            "data": [str(resolve_data_path(d)) for d in cfg.data],
+            "data": [d if d == XNLI_ALIGN else str(resolve_data_path(d)) for d in cfg.data],
             "summary": cfg.summary(),
             "steps_done": trainer.state.global_step,
             "world_size": world,
@@ -575,6 +513,9 @@ def train(
 
             merge_models(cfg.model, model_dir, cfg.merge_weight, work / MERGED_DIR, overwrite=True)
             final = out / MERGED_DIR
+        if cfg.language_correction != "none":  # each model dir gets statistics of its own weights
+            for d in dict.fromkeys([model_dir, work / MERGED_DIR if cfg.merge_weight is not None else model_dir]):
+                store_language_correction(d, cfg.language_correction, show_progress=show_progress)
         pairs = steps_run * cfg.batch_size * world
         run = {
             "status": "complete",
@@ -589,9 +530,9 @@ def train(
             "pairs_per_second": round(pairs / wall, 2) if wall > 0 else None,
             "best_checkpoint": trainer.state.best_model_checkpoint,
             "best_validation_loss": trainer.state.best_metric,
+            "runtime": runtime.describe(device, precision),
             "config": cfg.summary(),
         }
-        from polyret.io import write_json
 
         write_json(work / RUN_JSON, run)
         target.commit()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 
 app = typer.Typer(
     name="polyret",
@@ -18,7 +17,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 
-console = Console(stderr=True)
+from polyret.runtime import console  # noqa: E402  (the one console; re-exported for the commands)
 
 
 def split_csv(value: str | None) -> list[str] | None:

@@ -7,9 +7,15 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from polyret.cli.app import console, data_app, eval_app
+from polyret.cli.app import console, data_app, eval_app, split_csv
+from polyret.data.beir import export_lareqa_beir
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
+from polyret.evaluate.beir import beir_task, evaluate_beir
+from polyret.evaluate.miracl import evaluate_miracl, miracl_task
+from polyret.io import OutputDir
+from polyret.model import load_model
+from polyret.search import SearchOptions
 
 
 def _map_depth(value: str) -> int | None:
@@ -25,8 +31,6 @@ def _map_depth(value: str) -> int | None:
 
 
 def _search_options(hnsw_ef_search: int, ivf_nprobe: int, ivf_nlist: Optional[int]):
-    from polyret.search import SearchOptions
-
     return SearchOptions(hnsw_ef_search=hnsw_ef_search, ivf_nprobe=ivf_nprobe, ivf_nlist=ivf_nlist)
 
 
@@ -67,13 +71,12 @@ def eval_beir(
     cache: bool = typer.Option(False, "--cache/--no-cache", help="Also reuse/store vectors in the polyret encode cache (shares them with eval lareqa; off by default: the corpus store in --out already makes reruns free)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results.json / foreign embeddings in --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    language_correction: str = typer.Option(
+        "auto", "--language-correction",
+        help="auto (the model's stored correction, else none) | none | a method the stored statistics support | a model dir holding one.",
+    ),
 ) -> None:
     """Dense retrieval on a BEIR-layout data set: nDCG@10, Recall@100, MRR@10, MAP (pytrec_eval)."""
-    from polyret.evaluate.beir import beir_task, evaluate_beir
-    from polyret.model import load_model
-
-    from polyret.io import OutputDir
-
     depth = _map_depth(map_depth)
     target = OutputDir(out, "eval-beir", overwrite=overwrite, inputs=[data, Path(model)],
                        legacy_files=("results.json", "corpus-embeddings"))
@@ -81,7 +84,7 @@ def eval_beir(
     res = evaluate_beir(load_model(model), data, split=split, out_dir=target, index=index, k=k, map_depth=depth,
                         batch_size=batch_size, chunk_size=chunk_size, max_length=max_length, cache=cache,
                         search_options=_search_options(hnsw_ef_search, ivf_nprobe, ivf_nlist),
-                        overwrite=overwrite, show_progress=progress)
+                        overwrite=overwrite, show_progress=progress, language_correction=language_correction)
     _print_results(res, f"BEIR {data} ({split})")
     console.print(f"results: {out / 'results.json'}", markup=False)
 
@@ -104,21 +107,20 @@ def eval_miracl(
     ivf_nlist: Optional[int] = typer.Option(None, "--ivf-nlist"),
     overwrite: bool = typer.Option(False, "--overwrite"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    language_correction: str = typer.Option(
+        "auto", "--language-correction",
+        help="auto (the model's stored correction, else none) | none | a method the stored statistics support | a model dir holding one.",
+    ),
 ) -> None:
     """MIRACL monolingual retrieval: nDCG@10 and Recall@100 as in the MIRACL paper (top-100 run)."""
-    from polyret.evaluate.miracl import evaluate_miracl, miracl_task
-
-    from polyret.io import OutputDir
-
     target = OutputDir(out, "eval-miracl", overwrite=overwrite, inputs=[corpus, topics, qrels, Path(model)],
                        legacy_files=("results.json", "corpus-embeddings"))
     miracl_task(lang, corpus, split=split, topics=topics, qrels=qrels)  # check inputs before loading a model
-    from polyret.model import load_model
 
     res = evaluate_miracl(load_model(model), lang, corpus=corpus, split=split, topics=topics, qrels=qrels,
                           out_dir=target, index=index, batch_size=batch_size, chunk_size=chunk_size,
                           max_length=max_length, search_options=_search_options(hnsw_ef_search, ivf_nprobe, ivf_nlist),
-                          overwrite=overwrite, show_progress=progress)
+                          overwrite=overwrite, show_progress=progress, language_correction=language_correction)
     _print_results(res, f"MIRACL {lang} {split}")
     console.print(f"results: {out / 'results.json'}", markup=False)
 
@@ -135,9 +137,6 @@ def export_beir(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace files in an existing non-empty --out."),
 ) -> None:
     """Write a LAReQA setting as a BEIR data set (then: polyret eval beir --data OUT)."""
-    from polyret.cli.app import split_csv
-    from polyret.data.beir import export_lareqa_beir
-
     if dataset != "lareqa":
         raise PolyretError(f"--dataset {dataset!r} is not supported; only lareqa can be exported")
     info = export_lareqa_beir(data, setting, out, langs=split_csv(langs), candidate=candidate, split=split, overwrite=overwrite)

@@ -7,6 +7,10 @@ from pathlib import Path
 import typer
 
 from polyret.cli.app import console, data_app, split_csv
+from polyret.data import download as dl
+from polyret.data.download import data_status
+from polyret.errors import PolyretError
+from polyret.paths import data_dir_candidates, find_data_dir
 
 
 @data_app.command("status")
@@ -17,10 +21,6 @@ def status(
 ) -> None:
     """List which data sets are present and verify them against SHA256SUMS where one exists."""
     from rich.table import Table
-
-    from polyret.data.download import data_status
-    from polyret.errors import PolyretError
-    from polyret.paths import data_dir_candidates, find_data_dir
 
     root = data or find_data_dir()
     if root is None or not Path(root).is_dir():
@@ -54,8 +54,6 @@ def download(
 ) -> None:
     """Fetch XQuAD-R, MLQA-R, XNLI 1.0 and MLQA v1; verify sha256; skip complete, resume partial files."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
-    from polyret.data import download as dl
 
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=console) as prog:

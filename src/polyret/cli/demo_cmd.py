@@ -7,6 +7,10 @@ from pathlib import Path
 import typer
 
 from polyret.cli.app import app, console
+from polyret.data.download import default_download_dest, download
+from polyret.experiment.demo import quick_train_demo
+from polyret.model import prepare_default_model
+from polyret.paths import find_data_dir
 from rich.markup import escape
 
 
@@ -20,11 +24,6 @@ def demo(
 ) -> None:
     """Prepare the default model, evaluate it on XQuAD-R, train it quickly with hybrid batches,
     evaluate again, and write the before/after table to OUT/report.md."""
-    from polyret.data.download import default_download_dest, download
-    from polyret.model import prepare_default_model
-    from polyret.outcome import quick_train_demo
-    from polyret.paths import find_data_dir
-
     t0 = time.perf_counter()
     if find_data_dir() is None:
         dest = default_download_dest()

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from polyret.cli.app import app, console
+from polyret.experiment import run_experiment
 
 
 @app.command("experiment")
@@ -17,8 +18,6 @@ def experiment_command(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Train and evaluate a grid (strategies × α × λ × seeds) against the untrained base model."""
-    from polyret.experiment import run_experiment
-
     summary = run_experiment(config, out, report_only=report_only, show_progress=progress)
     done = sum(1 for r in summary["runs"] if r["complete"])
     wall = summary["timing"]["wall_s"]

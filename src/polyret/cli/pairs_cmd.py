@@ -7,6 +7,10 @@ from pathlib import Path
 import typer
 
 from polyret.cli.app import console, data_app, split_csv
+from polyret.data.groups import write_groups_jsonl
+from polyret.data.pairs import build_groups
+from polyret.data.sentences import agreement_json, agreement_table, sentence_agreement
+from polyret.io import OutputFile
 
 
 @data_app.command("build-pairs")
@@ -29,11 +33,6 @@ def build_pairs(
 ) -> None:
     """Join QA records on question id into parallel groups and write them as JSONL."""
     from rich.table import Table
-
-    from polyret.data.groups import write_groups_jsonl
-    from polyret.data.pairs import build_groups
-
-    from polyret.io import OutputFile
 
     # Checked before reading anything; written atomically at the end (polyret.io).
     OutputFile(out, overwrite=overwrite, inputs=inputs)
@@ -62,8 +61,6 @@ def sentence_agreement_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Agreement of sentence splitters with XQuAD-R's gold sentence breaks, per language."""
-    from polyret.data.sentences import agreement_json, agreement_table, sentence_agreement
-
     with console.status("splitting XQuAD-R paragraphs ..."):
         rows = sentence_agreement(xquad_r, split_csv(langs), split_csv(splitters) or ["auto"])
     typer.echo(json.dumps(agreement_json(rows), indent=2) if as_json else agreement_table(rows))

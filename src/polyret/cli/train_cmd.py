@@ -10,8 +10,9 @@ from typing import Optional
 import typer
 
 from polyret.cli.app import app, console
-from polyret.config import STRATEGIES
+from polyret.config import STRATEGIES, load_train_config
 from polyret.errors import PolyretError
+from polyret.train import RUN_JSON, _rank, train
 from rich.markup import escape
 
 
@@ -31,9 +32,6 @@ def train_command(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Fine-tune an encoder with X-X-mono / X-X / X-Y / Hybrid(α) batches (arXiv 2408.10536)."""
-    from polyret.config import load_train_config
-    from polyret.train import RUN_JSON, _rank, train
-
     if strategy is not None and strategy not in STRATEGIES:
         raise PolyretError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
     if resume and overwrite:

@@ -9,6 +9,10 @@ from rich.table import Table
 
 from polyret.cli.app import console, eval_app, split_csv
 from polyret.errors import PolyretError
+from polyret.evaluate.tatoeba import evaluate_tatoeba
+from polyret.evaluate.xnli import evaluate_xnli
+from polyret.io import OutputDir
+from polyret.paths import data_path
 from rich.markup import escape
 
 
@@ -21,7 +25,6 @@ def _prompt_kind(prompt: str) -> str | None:
 def _data_dir(given: Optional[Path], sub: str) -> Path:
     if given is not None:
         return given
-    from polyret.paths import data_path
 
     return data_path(sub)
 
@@ -43,19 +46,17 @@ def eval_xnli(
     cs: str = typer.Option("0.0001,0.0003,0.001,0.003,0.01", "--cs", help="Logistic-regression C values to select from on English dev."),
     fine_tune_steps: int = typer.Option(0, "--fine-tune-steps", help="Fine-tune the encoder with the head for N steps instead of freezing it (slow)."),
     max_rows: Optional[int] = typer.Option(None, "--max-rows", help="Only the first N rows of each XNLI file (quick runs)."),
+    rows: str = typer.Option("all", "--rows", help="all, or eval-side: only XNLI dev's evaluation side (for models aligned or trained on its alignment side)."),
     max_train: Optional[int] = typer.Option(None, "--max-train", help="Only the first N English training pairs."),
     seed: int = typer.Option(0, "--seed"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results.json in --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Zero-shot cross-lingual XNLI: English-only classifier over frozen embeddings, every language scored."""
-    from polyret.evaluate.xnli import evaluate_xnli
-
     try:
         c_values = [float(c) for c in split_csv(cs) or []]
     except ValueError:
         raise PolyretError(f"--cs must be comma-separated numbers, not {cs!r}") from None
-    from polyret.io import OutputDir
 
     prompt_kind = _prompt_kind(prompt)
     xnli_dir = _data_dir(data, "xnli")
@@ -73,6 +74,7 @@ def eval_xnli(
         kind=prompt_kind,
         Cs=c_values,
         max_rows=max_rows,
+        rows=rows,
         max_train=max_train,
         fine_tune_steps=fine_tune_steps,
         overwrite=overwrite,
@@ -101,10 +103,6 @@ def eval_tatoeba(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Tatoeba bitext retrieval: accuracy@1 in both directions for each language paired with English."""
-    from polyret.evaluate.tatoeba import evaluate_tatoeba
-
-    from polyret.io import OutputDir
-
     prompt_kind = _prompt_kind(prompt)
     tatoeba_dir = _data_dir(data, "tatoeba")
     target = None if out is None else OutputDir(out, "eval-tatoeba", overwrite=overwrite, inputs=[tatoeba_dir, Path(model)],

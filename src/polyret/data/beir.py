@@ -22,7 +22,9 @@ from typing import IO
 
 import numpy as np
 
+from polyret.data.lareqa import load_lareqa
 from polyret.errors import PolyretError
+from polyret.io import open_text as _open_text, output_dir
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 
@@ -69,8 +71,6 @@ def passage_text(title: str, text: str) -> str:
 def open_text(path: Path) -> IO[str]:
     """Open a UTF-8 text file, transparently gunzipping `*.gz` (bytes that are not UTF-8: an error
     naming the file, line and byte offset; see polyret.io.open_text)."""
-    from polyret.io import open_text as _open_text
-
     return _open_text(path)
 
 
@@ -257,8 +257,6 @@ def write_beir(
 ) -> Path:
     """Write a BEIR directory under polyret's output-folder policy (polyret.io): a non-empty folder
     that is not an earlier BEIR export is refused; `overwrite` replaces an earlier export atomically."""
-    from polyret.io import output_dir
-
     target = output_dir(out_dir, "beir-data", overwrite=overwrite, legacy_files=("corpus.jsonl",))
     with target:
         out = target.path
@@ -341,10 +339,6 @@ def lareqa_to_beir(dataset, setting: str, candidate: str = "sentence") -> tuple[
 def export_lareqa_beir(data_dir, setting: str, out_dir, *, langs=None, candidate: str = "sentence",
                        split: str = "test", overwrite: bool = False) -> dict:
     """Load a LAReQA folder (only the languages the setting needs) and write it as a BEIR directory."""
-    from polyret.data.lareqa import load_lareqa
-
-    from polyret.io import output_dir
-
     # The output policy first (refuses --out inside the LAReQA folder, a foreign folder, ...), then the data.
     target = output_dir(out_dir, "beir-data", overwrite=overwrite, legacy_files=("corpus.jsonl",), inputs=[data_dir])
     kind, src, tgt = parse_lareqa_setting(setting)

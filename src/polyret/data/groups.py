@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from polyret.errors import PolyretError
+from polyret.io import atomic_open, open_text
 
 
 @dataclass
@@ -76,7 +77,6 @@ def iter_groups_jsonl(path: str | Path) -> Iterator[ParallelGroup]:
     path = Path(path)
     if not path.is_file():
         raise PolyretError(f"{path}: no such file")
-    from polyret.io import open_text  # not UTF-8: an error naming the file and byte offset
 
     with open_text(path) as f:
         for lineno, line in enumerate(f, 1):
@@ -105,8 +105,6 @@ def read_groups_jsonl(path: str | Path) -> list[ParallelGroup]:
 
 def write_groups_jsonl(groups: Iterable[ParallelGroup], path: str | Path) -> int:
     """Write groups as JSONL atomically (temp file + rename: a failure leaves an earlier file intact)."""
-    from polyret.io import atomic_open
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0

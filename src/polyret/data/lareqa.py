@@ -31,6 +31,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from polyret.errors import PolyretError
+from polyret.io import read_json
+from polyret.paths import find_data_dir
 
 # Known LAReQA data sets: name -> language codes (used only to describe/resolve, never required).
 KNOWN_DATASETS: dict[str, tuple[str, ...]] = {
@@ -213,8 +215,6 @@ def _resolve_dir(data_dir: str | Path) -> Path:
         return p
     # A bare name like "xquad-r" resolves inside the data directory (lareqa/<name>).
     if not p.is_absolute() and len(p.parts) == 1:
-        from polyret.paths import find_data_dir
-
         root = find_data_dir(required=False)
         if root is not None:
             for cand in (root / "lareqa" / p.name, root / p.name):
@@ -273,8 +273,6 @@ def check_answer_start(start: int, context: str, qwhere: str) -> int:
 
 def _read_language_file(path: Path, lang: str, warn_counts: Counter):
     """Parse one LL.json -> (questions, candidates, answer candidate index per question)."""
-    from polyret.io import read_json
-
     raw = read_json(path)
     articles = _require(raw, "data", list, f"{path}")
     questions: list[LareqaQuestion] = []
@@ -287,7 +285,8 @@ def _read_language_file(path: Path, lang: str, warn_counts: Counter):
         for pi, par in enumerate(paragraphs):
             where = _where(path, ai, title, pi)
             context, spans, sentences, qas = check_lareqa_paragraph(par, where)
-            warn_counts[WARN_SENTENCE_MISMATCH] += sum(context[a:b] != t for (a, b), t in zip(spans, sentences))
+            if mismatches := sum(context[a:b] != t for (a, b), t in zip(spans, sentences)):
+                warn_counts[WARN_SENTENCE_MISMATCH] += mismatches  # no key for 0: it would warn "0 x ..."
             first = len(candidates)
             paragraph_id = f"{ai}-{pi}"
             for si, sent in enumerate(sentences):
@@ -373,3 +372,60 @@ def load_lareqa(data_dir: str | Path, langs: Sequence[str] | None = None, name: 
 def write_lareqa_file(path: str | Path, articles: Sequence[Mapping]) -> None:
     """Write LAReQA-format JSON (used to build fixtures and exports); `articles` are SQuAD articles."""
     Path(path).write_text(json.dumps({"version": "1.1", "data": list(articles)}, ensure_ascii=False), encoding="utf-8")
+
+
+# ---- subsets (smaller pools for quick runs; their numbers compare only with each other) ----
+
+
+def every_nth_paragraph(dataset: LareqaDataset, every: int) -> LareqaDataset:
+    """Every `every`-th paragraph (by sorted paragraph id, the same in all languages): its questions
+    and all its candidates in every language. A smaller, still 11-way parallel pool for machines
+    where encoding all of XQuAD-R per model does not fit; numbers are not comparable to the full
+    pool's (fewer distractors), only to each other."""
+    if every <= 1:
+        return dataset
+    pids = sorted({c.paragraph_id for c in dataset.candidates})
+    keep = set(pids[::every])
+    new_index = {}
+    cands = []
+    for i, c in enumerate(dataset.candidates):
+        if c.paragraph_id in keep:
+            new_index[i] = len(cands)
+            cands.append(c)
+    questions, relevant = [], []
+    for q, rel in zip(dataset.questions, dataset.relevant):
+        kept = [new_index[int(i)] for i in rel if int(i) in new_index]
+        if kept and len(kept) == len(rel):
+            questions.append(q)
+            relevant.append(kept)
+    return LareqaDataset(
+        f"{dataset.name} (every {every}th paragraph: {len(keep)} of {len(pids)})", questions, cands, relevant,
+        dataset.languages,
+    )
+
+
+def first_paragraphs(dataset: LareqaDataset, max_paragraphs: int) -> LareqaDataset:
+    """The first `max_paragraphs` paragraphs of each language (file order) and the questions with a
+    relevant sentence among them (relevant sets cut to what is kept). For smoke runs: the task is
+    smaller and easier than the full pool, so its numbers are not comparable with full runs."""
+    kept_pids: dict[str, list[str]] = {}
+    keep_c = []
+    for i, c in enumerate(dataset.candidates):
+        pids = kept_pids.setdefault(c.lang, [])
+        if c.paragraph_id not in pids and len(pids) < max_paragraphs:
+            pids.append(c.paragraph_id)
+        if c.paragraph_id in pids:
+            keep_c.append(i)
+    new_index = np.full(dataset.n_candidates, -1, dtype=np.int64)
+    new_index[keep_c] = np.arange(len(keep_c))
+    questions, relevant = [], []
+    for q, rel in zip(dataset.questions, dataset.relevant):
+        r = new_index[rel]
+        r = r[r >= 0]
+        if r.size:
+            questions.append(q)
+            relevant.append(r)
+    if not questions:
+        raise PolyretError(f"LAReQA {dataset.name}: no question has an answer in the first {max_paragraphs} paragraphs")
+    return LareqaDataset(f"{dataset.name}[:{max_paragraphs} paragraphs]", questions,
+                         [dataset.candidates[i] for i in keep_c], relevant, dataset.languages, dict(dataset.load_warnings))

@@ -34,8 +34,10 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from polyret.data.groups import ParallelGroup, read_groups_jsonl
+from polyret.data.lareqa import check_answer_start, check_lareqa_paragraph
 from polyret.data.sentences import DEFAULT_SPLITTER, sentence_at, split_spans
 from polyret.errors import PolyretError
+from polyret.io import read_json
 
 UNITS = ("sentence", "paragraph")
 NEGATIVES = ("none", "same-paragraph")
@@ -105,8 +107,6 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
 
 
 def _load_squad(path: Path) -> list:
-    from polyret.io import read_json  # errors name the file and the byte offset / line
-
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise PolyretError(f"{path}: not SQuAD JSON (no top-level 'data' list)")
@@ -135,7 +135,6 @@ class _Paragraph:
 def _gold_sentences(par: dict, where: str) -> dict | None:
     if par.get("sentence_breaks") is None:
         return None
-    from polyret.data.lareqa import check_lareqa_paragraph  # the one LAReQA validator (same verdict as eval)
 
     _, gold_spans, sents, _ = check_lareqa_paragraph(par, where)
     spans, texts = [], []
@@ -309,8 +308,6 @@ def _read_squad_records(path: Path, kind: str, clang: str, qlang: str, source: s
                 if text and (not isinstance(start, int) or isinstance(start, bool)):
                     raise PolyretError(f"{where}: 'answer_start' must be an integer")
                 if text:
-                    from polyret.data.lareqa import check_answer_start
-
                     check_answer_start(start, par["context"], where)
                 out.append(_Record(where, src, qid, qlang, qa["question"].strip(), clang, paragraph,
                                    text or None, start if text else None))

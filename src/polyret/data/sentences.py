@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from polyret.errors import PolyretError
+from polyret.paths import data_path
 
 SPLITTERS = ("auto", "sentencex", "pysbd")
 DEFAULT_SPLITTER = "auto"
@@ -196,8 +197,6 @@ def sentence_agreement(
 ) -> list[Agreement]:
     """Per language and splitter, agreement with the gold breaks of ``lareqa/xquad-r/LL.json``."""
     if xquad_r_dir is None:
-        from polyret.paths import data_path
-
         xquad_r_dir = data_path("lareqa", "xquad-r")
     xquad_r_dir = Path(xquad_r_dir)
     files = sorted(xquad_r_dir.glob("*.json"))

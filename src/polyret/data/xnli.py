@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from polyret.errors import PolyretError
+from polyret.io import read_text
+from polyret.paths import find_data_dir
 
 NLI_LABELS: tuple[str, ...] = ("entailment", "neutral", "contradiction")
 LABEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(NLI_LABELS)}
@@ -50,6 +52,13 @@ class NLIPairs:
             return self
         return NLIPairs(self.premises[:n], self.hypotheses[:n], self.labels[:n], f"{self.source}[:{n}]")
 
+    def take(self, rows) -> "NLIPairs":
+        """The pairs at row indices `rows` (all when None)."""
+        if rows is None:
+            return self
+        return NLIPairs([self.premises[i] for i in rows], [self.hypotheses[i] for i in rows], self.labels[rows],
+                        f"{self.source}[{len(rows)} rows]")
+
     def label_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(NLI_LABELS))
         return {name: int(c) for name, c in zip(NLI_LABELS, counts)}
@@ -69,8 +78,6 @@ class NLIPairs:
 
 def read_text_lines(path: Path) -> list[str]:
     """Lines without their line ends ('\\n' or '\\r\\n'); a final line end is optional."""
-    from polyret.io import read_text  # not UTF-8: an error naming the file, line and byte offset; BOM dropped
-
     text = read_text(path)
     lines = text.split("\n")
     if lines and lines[-1] == "":
@@ -230,7 +237,6 @@ def load_english_train(specs: str | list[str] | tuple[str, ...] | None = None, *
     def root() -> Path:
         if data_dir is not None:
             return Path(data_dir)
-        from polyret.paths import find_data_dir
 
         return find_data_dir(required=True)
 

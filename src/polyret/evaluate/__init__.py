@@ -1,16 +1,12 @@
-"""Evaluate stage: one module per benchmark.
+"""Evaluate stage: one module per benchmark, each returning an `EvalResult` (`evaluate/result.py`).
 
-`polyret.evaluate.lareqa(model, data_dir, out)` runs the LAReQA evaluation (the `lareqa` submodule
-is callable); submodules load lazily so importing the package stays cheap.
+`polyret.evaluate.lareqa(model, data_dir, out)` runs the LAReQA evaluation; the module behind it is
+`polyret.evaluate.lareqa_eval` (`evaluate_lareqa`, `score_lareqa`, ...). The other benchmarks:
+`polyret.evaluate.xnli`, `.tatoeba`, `.beir`, `.miracl` (BEIR and MIRACL share `.retrieval`).
 """
 from __future__ import annotations
 
-import importlib
+from polyret.evaluate.lareqa_eval import evaluate_lareqa, lareqa, score_lareqa
+from polyret.evaluate.result import EvalResult, PerQuery
 
-_SUBMODULES = ("lareqa",)
-
-
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["EvalResult", "PerQuery", "evaluate_lareqa", "lareqa", "score_lareqa"]

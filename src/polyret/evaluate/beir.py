@@ -6,11 +6,12 @@ The engine (streaming corpus encode, FAISS search, pytrec_eval scoring, outputs)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from polyret.data.beir import iter_corpus, load_beir, passage_text
 from polyret.encode import ENCODE_BATCH_SIZE
+from polyret.evaluate.result import EvalResult
 from polyret.evaluate.retrieval import Encoders, RetrievalTask, model_encoders, run_retrieval
+from polyret.correction import streaming_correction
 from polyret.search import SearchOptions
 
 
@@ -48,7 +49,8 @@ def evaluate_beir(
     overwrite: bool = False,
     show_progress: bool = True,
     encoders: Encoders | None = None,
-) -> dict[str, Any]:
+    language_correction="auto",
+) -> EvalResult:
     """Evaluate `model` on the BEIR directory `beir_dir` (its `qrels/<split>.tsv`).
 
     Metrics: `ndcg@10`, `recall@100`, `mrr@10` on the top-`k` run, and `map@<map_depth>`
@@ -56,9 +58,10 @@ def evaluate_beir(
     `out_dir/corpus-embeddings` and a rerun after an interruption resumes them. `encoders`
     replaces the model's encoders (tests, precomputed vectors); `model` is then ignored.
     """
+    correction, correction_info = streaming_correction(language_correction, None if encoders else model)
     task = beir_task(beir_dir, split)
     enc = encoders or model_encoders(model, batch_size=batch_size, max_length=max_length, bf16=bf16,
                                      cache=cache, show_progress=show_progress)
     return run_retrieval(task, enc, out_dir=out_dir, index=index, k=k, map_depth=map_depth,
                          search_options=search_options, chunk_size=chunk_size, overwrite=overwrite,
-                         show_progress=show_progress)
+                         show_progress=show_progress, correction=correction, correction_info=correction_info)

@@ -9,13 +9,14 @@ MAP and MRR@10 are reported too (same run), for comparison with the BEIR numbers
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from polyret.data.beir import passage_text
 from polyret.data.miracl import check_lang, corpus_files, corpus_needed_message, default_files, iter_corpus, read_topics, read_trec_qrels
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
+from polyret.evaluate.result import EvalResult
 from polyret.evaluate.retrieval import Encoders, RetrievalTask, model_encoders, run_retrieval
+from polyret.correction import streaming_correction
 from polyret.search import SearchOptions
 
 
@@ -46,6 +47,7 @@ def miracl_task(lang: str, corpus: str | Path | None, *, split: str = "dev",
     return RetrievalTask(
         name="miracl", queries=judged, qrels=judgements, docs=docs,
         query_langs={q: lang for q in judged},
+        doc_lang=lang,
         source={"lang": lang, "split": split, "topics": str(topics), "qrels": str(qrels), "corpus": str(corpus),
                 "n_topics_unjudged": len(queries) - len(judged)},
     )
@@ -69,15 +71,17 @@ def evaluate_miracl(
     overwrite: bool = False,
     show_progress: bool = True,
     encoders: Encoders | None = None,
-) -> dict[str, Any]:
+    language_correction="auto",
+) -> EvalResult:
     """nDCG@10 and Recall@100 (plus MRR@10, MAP@100) of `model` on MIRACL `lang`/`split`.
 
     `topics`/`qrels` default to the v1.0 files in the data directory; `corpus` is required (the
     per-language JSONL from the miracl/miracl-corpus data set; polyret never downloads it).
     """
+    correction, correction_info = streaming_correction(language_correction, None if encoders else model)
     task = miracl_task(lang, corpus, split=split, topics=topics, qrels=qrels)
     enc = encoders or model_encoders(model, batch_size=batch_size, max_length=max_length, bf16=bf16,
                                      show_progress=show_progress)
     return run_retrieval(task, enc, out_dir=out_dir, index=index, k=100, map_depth=100,
                          search_options=search_options, chunk_size=chunk_size, overwrite=overwrite,
-                         show_progress=show_progress)
+                         show_progress=show_progress, correction=correction, correction_info=correction_info)

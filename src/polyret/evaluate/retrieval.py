@@ -33,10 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from polyret.correction import infer_languages
 from polyret.data.beir import Qrels
-from polyret.encode import ENCODE_BATCH_SIZE
+from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
+from polyret.evaluate.result import EvalResult, PerQuery
 from polyret.io import OutputDir, output_dir, write_json, write_trec_run
+from polyret.runtime import console, precision_for
 from polyret.search import SearchOptions, search
 from polyret.stream import EmbeddingStore, encode_corpus
 from rich.markup import escape
@@ -171,6 +174,7 @@ class RetrievalTask:
     qrels: Qrels
     docs: Callable[[], Iterable[tuple[str, str]]]
     query_langs: dict[str, str | None] = field(default_factory=dict)
+    doc_lang: str | None = None  # every document's language when the corpus is monolingual (MIRACL)
     source: dict[str, Any] = field(default_factory=dict)  # paths etc., copied into results.json
 
 
@@ -187,17 +191,43 @@ class Encoders:
 def model_encoders(model, *, batch_size: int = ENCODE_BATCH_SIZE, max_length: int | None = None, bf16: bool | None = None,
                    cache: bool | str | Path = False, show_progress: bool = True) -> Encoders:
     """Encoders over `polyret.encode.encode_texts` with the model's query / passage prompts."""
-    from polyret.encode import bf16_supported, encode_texts, model_id
-
-    use_bf16 = bf16_supported() if bf16 is None else bf16
+    precision = precision_for(str(model.device), "auto" if bf16 is None else bf16)
     mid = model_id(model)
 
     def make(kind: str, progress: bool):
-        return lambda texts: encode_texts(model, texts, kind, batch_size=batch_size, bf16=use_bf16,
+        return lambda texts: encode_texts(model, texts, kind, batch_size=batch_size, bf16=precision,
                                           max_length=max_length, show_progress=progress, cache=cache)
 
-    identity = f"{mid}|max_length={max_length or model.max_seq_length}|bf16={use_bf16}"
+    # bf16=True/False keeps the identities (and corpus stores) of CPU runs made before fp16 existed.
+    numerics = f"bf16={precision == 'bf16'}" if precision != "fp16" else "precision=fp16"
+    identity = f"{mid}|max_length={max_length or model.max_seq_length}|{numerics}"
     return Encoders(make("query", show_progress), make("passage", False), identity, mid)
+
+
+def corrected_encoders(encoders: Encoders, correction, *, doc_lang: str | None = None) -> Encoders:
+    """Encoders whose passages come out language-corrected (`polyret.correction`).
+
+    A streamed corpus carries no language per text here, so a passage's language is `doc_lang` when
+    the corpus is monolingual, else the nearest language mean (`infer_languages`). The store's
+    identity names the correction, so corrected and uncorrected vectors are never mixed on resume.
+    """
+    def passages(texts: list[str]) -> np.ndarray:
+        emb = encoders.passages(texts)
+        langs = doc_lang or infer_languages(emb, correction, "passage")
+        return correction.apply(emb, langs, "passage")
+
+    return Encoders(encoders.queries, passages, f"{encoders.identity}|correction={correction.fingerprint()}",
+                    encoders.name)
+
+
+def correct_queries(q_vecs: np.ndarray, qids: list[str], task: "RetrievalTask", correction) -> tuple[np.ndarray, str]:
+    """Queries corrected in their metadata language, inferred where the task has none."""
+    langs = [task.query_langs.get(q) for q in qids]
+    if all(langs):
+        return correction.apply(q_vecs, langs, "query"), "metadata"
+    guessed = infer_languages(q_vecs, correction, "query")
+    langs = [l or g for l, g in zip(langs, guessed)]
+    return correction.apply(q_vecs, langs, "query"), "inferred where missing"
 
 
 def run_retrieval(
@@ -212,10 +242,13 @@ def run_retrieval(
     chunk_size: int = 4096,
     overwrite: bool = False,
     show_progress: bool = True,
-) -> dict[str, Any]:
-    """Encode (resumably), search, score; write results.json, report.md, run.trec, per_query.jsonl, PNG."""
-    from polyret.cli.app import console
+    correction=None,
+    correction_info: dict | None = None,
+) -> EvalResult:
+    """Encode (resumably), search, score; write results.json, report.md, run.trec, per_query.jsonl, PNG.
 
+    `correction` (a `LanguageCorrection`) is applied to passages as they are encoded and to the
+    queries; `correction_info` (how it was chosen) goes to results.json."""
     if k < 100:
         raise PolyretError(f"the run depth k must be at least 100 (Recall@100 needs it), got {k}")
     if map_depth is not None and map_depth < 1:
@@ -232,6 +265,8 @@ def run_retrieval(
         work = Path(tmp)
     else:
         work = out.__enter__().path
+    if correction is not None:
+        encoders = corrected_encoders(encoders, correction, doc_lang=task.doc_lang)
     try:
         t = time.perf_counter()
         store = encode_corpus(task.docs, work / EMB_DIR, encoders.passages, identity=encoders.identity + "|passage",
@@ -245,6 +280,10 @@ def run_retrieval(
         timing["encode_queries_s"] = time.perf_counter() - t
         if q_vecs.shape != (len(qids), store.dim):
             raise PolyretError(f"query encoder returned shape {q_vecs.shape}, expected {(len(qids), store.dim)}")
+        correction_info = dict(correction_info or {"method": "none"})
+        if correction is not None:
+            q_vecs, correction_info["query_languages"] = correct_queries(q_vecs, qids, task, correction)
+            correction_info["passage_languages"] = task.doc_lang or "inferred (nearest language mean)"
 
         depth = max(k, map_depth or 0)
         t = time.perf_counter()
@@ -305,6 +344,7 @@ def run_retrieval(
             "run_depth": k,
             "map_depth": "all" if map_depth is None else map_depth,
             "search": result.info,
+            "language_correction": correction_info,
             "timing": timing,
             "warnings": warnings,
             "scorer": "pytrec_eval on polyret's rankings (trec_eval -c averaging; ties: earlier corpus document first)",
@@ -323,7 +363,7 @@ def run_retrieval(
             write_json(work / RESULTS_FILE, results)  # last: its presence means the folder is complete
         if out is not None:
             out.__exit__(None, None, None)
-        return results
+        return retrieval_result(results, per_query)
     except BaseException as e:
         if out is not None:
             out.__exit__(type(e), e, e.__traceback__)
@@ -331,6 +371,19 @@ def run_retrieval(
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def retrieval_result(results: dict[str, Any], per_query: dict[str, dict[str, float]]) -> EvalResult:
+    """Flat metrics (plain means over judged queries, per language as `metric[lang]`) and each
+    query's values (one group: the headline is an unweighted mean)."""
+    flat = {k: float(v) for k, v in results["metrics"].items()}
+    headline = list(flat)
+    for lang, block in results["per_lang"].items():
+        flat |= {f"{k}[{lang}]": float(block[k]) for k in headline}
+    qids = list(per_query)
+    pq = {m: PerQuery.build(qids, [per_query[q][m] for q in qids], np.full((len(qids), 1), "all")) for m in headline}
+    per_language = {m: [m] for m in headline} if results["per_lang"] else {}
+    return EvalResult(results["task"], flat, headline, per_language, pq, results)
 
 
 def retrieval_markdown(results: dict[str, Any]) -> str:

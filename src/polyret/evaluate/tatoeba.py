@@ -15,26 +15,36 @@ from typing import Any, Sequence
 import numpy as np
 
 from polyret.data.tatoeba import read_tatoeba, tatoeba_files
+from polyret.encode import encode_texts, model_id
 from polyret.errors import PolyretError
+from polyret.evaluate.result import EvalResult, PerQuery
 from polyret.io import OutputDir, output_dir, write_json
+from polyret.model import load_model
+from polyret.report import save_grouped_bars
 
 RESULTS_FILE = "results.json"
 
 
-def retrieval_accuracy_at_1(queries: np.ndarray, targets: np.ndarray, *, chunk: int = 4096) -> float:
-    """Share of rows i whose highest-dot-product target is row i (embeddings L2-normalised => cosine).
+def nearest_is_aligned(queries: np.ndarray, targets: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
+    """Per row i: is its highest-dot-product target row i (embeddings L2-normalised => cosine)?
 
     Ties go to the lowest index (numpy argmax), so a tie with an earlier row counts as a miss.
+    Scores are computed `chunk` rows at a time (never the whole query x target matrix).
     """
     queries = np.asarray(queries, dtype=np.float32)
     targets = np.asarray(targets, dtype=np.float32)
     if queries.shape != targets.shape or queries.ndim != 2:
         raise ValueError(f"aligned 2-D embeddings expected, got {queries.shape} and {targets.shape}")
-    hits = 0
+    hits = np.zeros(len(queries), dtype=bool)
     for start in range(0, len(queries), chunk):
         sims = queries[start : start + chunk] @ targets.T
-        hits += int(np.sum(sims.argmax(axis=1) == np.arange(start, start + len(sims))))
-    return hits / len(queries)
+        hits[start : start + len(sims)] = sims.argmax(axis=1) == np.arange(start, start + len(sims))
+    return hits
+
+
+def retrieval_accuracy_at_1(queries: np.ndarray, targets: np.ndarray, *, chunk: int = 4096) -> float:
+    """Share of rows whose nearest target is their own (see `nearest_is_aligned`)."""
+    return int(nearest_is_aligned(queries, targets, chunk=chunk).sum()) / len(queries)
 
 
 def evaluate_tatoeba(
@@ -47,14 +57,12 @@ def evaluate_tatoeba(
     cache: bool | str | Path = True,
     show_progress: bool = True,
     overwrite: bool = False,
-) -> dict[str, Any]:
+) -> EvalResult:
     """Accuracy@1 in both directions for each language in `langs` (ISO 639-3 or two-letter codes).
 
     Languages without files are listed under "missing" and the others still evaluated. Writes
     results.json, report.md and tatoeba_bars.png to `out_dir` when given.
     """
-    from polyret.encode import encode_texts
-
     t_start = time.perf_counter()
     tatoeba_dir = Path(tatoeba_dir)
     if not tatoeba_dir.is_dir():
@@ -69,16 +77,17 @@ def evaluate_tatoeba(
         raise PolyretError(f"no Tatoeba files in {tatoeba_dir} for {', '.join(langs)}")
     bitexts = {l: read_tatoeba(tatoeba_dir, l) for l in present}  # fail on bad files before any model work
     if isinstance(model, (str, Path)):
-        from polyret.model import load_model
-
         model = load_model(str(model))
 
     per_language: dict[str, dict[str, Any]] = {}
+    hits: dict[tuple[str, str], np.ndarray] = {}  # (lang, direction) -> per-sentence hit@1
     for lang, bt in bitexts.items():
         other = encode_texts(model, bt.other, kind=kind, show_progress=show_progress, cache=cache)
         eng = encode_texts(model, bt.english, kind=kind, show_progress=show_progress, cache=cache)
-        x2e = retrieval_accuracy_at_1(other, eng)
-        e2x = retrieval_accuracy_at_1(eng, other)
+        hits[lang, "xx_to_en"] = nearest_is_aligned(other, eng)
+        hits[lang, "en_to_xx"] = nearest_is_aligned(eng, other)
+        x2e = int(hits[lang, "xx_to_en"].sum()) / len(other)
+        e2x = int(hits[lang, "en_to_xx"].sum()) / len(eng)
         per_language[lang] = {
             "tatoeba_code": bt.lang,
             "n": len(bt),
@@ -101,13 +110,26 @@ def evaluate_tatoeba(
     if out is not None:
         with out:
             write_tatoeba_outputs(results, out.path)
-    return results
+    return tatoeba_result(results, hits)
+
+
+def tatoeba_result(results: dict[str, Any], hits: dict[tuple[str, str], np.ndarray]) -> EvalResult:
+    """Flat accuracies and, per sentence and direction, hit@1 as the per-query values of
+    `accuracy.mean` (groups: language, direction; a sentence's two directions form one cluster)."""
+    flat = {f"accuracy.{k}[{l}]": float(s[k]) for l, s in results["languages"].items()
+            for k in ("xx_to_en", "en_to_xx", "mean")}
+    headline = [f"accuracy.{k}" for k in ("xx_to_en", "en_to_xx", "mean")]
+    flat |= {f"accuracy.{k}": float(results["mean"][k]) for k in ("xx_to_en", "en_to_xx", "mean")}
+    keys = [(l, d, i) for (l, d), h in hits.items() for i in range(len(h))]
+    per_query = {"accuracy.mean": PerQuery.build(
+        [f"{l}|{d}|{i}" for l, d, i in keys], np.concatenate(list(hits.values())).astype(float),
+        [[l, d] for l, d, _ in keys], [f"{l}|{i}" for l, _, i in keys])}
+    return EvalResult("tatoeba", flat, headline, {"Tatoeba accuracy@1 (mean of directions)": ["accuracy.mean"]},
+                      per_query, results)
 
 
 def _model_name(model) -> str:
     try:
-        from polyret.encode import model_id
-
         return model_id(model)
     except Exception:  # an identity string is informative only; never fail a run on it
         return type(model).__name__
@@ -136,8 +158,6 @@ def tatoeba_markdown(results: dict[str, Any]) -> str:
 
 
 def plot_tatoeba_bars(results: dict[str, Any], path: str | Path) -> Path:
-    from polyret.report import save_grouped_bars
-
     langs = results["languages"]
     series = {
         "xx→en": {l: 100 * s["xx_to_en"] for l, s in langs.items()},

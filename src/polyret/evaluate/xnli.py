@@ -33,9 +33,13 @@ from polyret.data.xnli import (
     read_xnli_tsv,
     xnli_file,
 )
-from polyret.encode import ENCODE_BATCH_SIZE
+from polyret.data.parallel import xnli_side_rows
+from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
+from polyret.evaluate.result import EvalResult, PerQuery
 from polyret.io import OutputDir, output_dir, write_json
+from polyret.model import load_model
+from polyret.runtime import console
 
 # Around the optimum for multilingual-e5-small on SNLI dev + SICK TRAIN (C = 0.001 on XNLI en dev;
 # 0.1 and 1.0 were 2.7 and 3.4 points worse and the slowest to fit).
@@ -214,8 +218,6 @@ def encode_pairs(
     With a cache, texts go to the encoder in chunks of `chunk`, so an interrupted run keeps what
     it has encoded (each chunk is stored on completion) and a re-run resumes from there.
     """
-    from polyret.encode import encode_texts
-
     texts = list(dict.fromkeys(pairs.premises + pairs.hypotheses))
     index = {t: i for i, t in enumerate(texts)}
     step = chunk if cache else max(1, len(texts))
@@ -235,8 +237,6 @@ def encode_pairs(
 
 def _model_name(model) -> str:
     try:
-        from polyret.encode import model_id
-
         return model_id(model)
     except Exception:  # an identity string is informative only; never fail a run on it
         return type(model).__name__
@@ -338,8 +338,12 @@ def evaluate_xnli(
     fine_tune_lr: float = 2e-5,
     cache: bool | str | Path = True,
     overwrite: bool = False,
-) -> dict[str, Any]:
+    rows: str = "all",
+) -> EvalResult:
     """Zero-shot XNLI: train on English NLI, score every `<split>-<lang>.tsv` in `xnli_dir`.
+
+    `rows`: "all", or "eval-side" -- only the rows of XNLI dev's evaluation side
+    (`polyret.data.parallel`), for a model whose alignment or training used the other side.
 
     `model`: a SentenceTransformer or a name for `polyret.model.load_model`. `english_train`: specs
     for `polyret.data.xnli.load_english_train` (None = SNLI dev + SICK TRAIN) or `NLIPairs`.
@@ -347,7 +351,7 @@ def evaluate_xnli(
     reported under "missing" and the others are still evaluated. `max_rows` / `max_train` truncate
     each evaluation file / the training data (quick runs and tests). Writes results.json, report.md
     and xnli_bars.png to `out_dir` when given (refusing to replace an existing results.json unless
-    `overwrite`). Returns the results dict (JSON-able).
+    `overwrite`). Per-row correctness is the per-query value of `accuracy`.
     """
     t_start = time.perf_counter()
     xnli_dir = Path(xnli_dir)
@@ -365,16 +369,20 @@ def evaluate_xnli(
     if not present:
         raise PolyretError(f"none of the requested XNLI {split} files exist in {xnli_dir} ({', '.join(missing)})")
     # Read everything first, so a malformed file fails before any encoding time is spent.
-    eval_sets = {l: read_xnli_tsv(xnli_file(xnli_dir, split, l), limit=max_rows) for l in present}
+    if rows not in ("all", "eval-side"):
+        raise PolyretError(f"rows must be 'all' or 'eval-side', not {rows!r}")
+    keep = None
+    if rows == "eval-side":
+        keep = xnli_side_rows(xnli_dir, "eval", split)
+    eval_sets = {l: read_xnli_tsv(xnli_file(xnli_dir, split, l)).take(keep).head(max_rows) for l in present}
     select_path = xnli_file(xnli_dir, "dev", "en")
     if not select_path.is_file():
         raise PolyretError(f"model selection needs XNLI English dev ({select_path}), which is missing")
-    select_set = read_xnli_tsv(select_path, limit=max_rows)
+    select_set = read_xnli_tsv(select_path).take(keep if split == "dev" else None).head(max_rows)
     train = english_train if isinstance(english_train, NLIPairs) else load_english_train(english_train)
     train = train.head(max_train)
     log(f"English training pairs: {len(train)} ({', '.join(train.parts)})")
     if isinstance(model, (str, Path)):  # loaded only once every input file has been read and checked
-        from polyret.model import load_model
 
         model = load_model(str(model))
 
@@ -440,6 +448,7 @@ def evaluate_xnli(
             "fine_tuned_model": tuned_id,
             "n_bootstrap": n_bootstrap,
             "max_rows": max_rows,
+            "rows": rows,
             "seed": seed,
         },
         "languages": per_language,
@@ -450,15 +459,35 @@ def evaluate_xnli(
     if out is not None:
         with out:
             write_xnli_outputs(results, out.path)
-    return results
+    return xnli_result(results)
+
+
+def xnli_result(results: dict[str, Any]) -> EvalResult:
+    """Flat metrics (accuracy / macro-F1 per language and their means) and per-row correctness.
+    XNLI rows are aligned across languages (translations of one pair): the row index is the
+    cluster, so a pair's translations are tested together."""
+    langs = results["languages"]
+    flat = {f"{m}[{l}]": float(s[m]) for l, s in langs.items() for m in ("accuracy", "macro_f1")}
+    headline = []
+    for prefix, block, keys in (("", results["mean"], ("accuracy", "macro_f1")),
+                                ("non_english.", results.get("mean_non_english"), ("accuracy",)),
+                                ("low_resource.", results.get("low_resource"), ("accuracy", "macro_f1"))):
+        for k in keys:
+            if isinstance((block or {}).get(k), (int, float)):
+                flat[prefix + k] = float(block[k])
+                headline.append(prefix + k)
+    ids = [f"{l}|{i}" for l, s in langs.items() for i in range(len(s["correct"]))]
+    per_query = {"accuracy": PerQuery.build(
+        ids, [c for s in langs.values() for c in s["correct"]], [i.split("|")[0] for i in ids],
+        [i.split("|")[1] for i in ids])}
+    return EvalResult("xnli", flat, headline, {"XNLI accuracy": ["accuracy"], "XNLI macro-F1": ["macro_f1"]},
+                      per_query, results)
 
 
 def _logger(show: bool):
     if not show:
         return lambda msg: None
-    from rich.console import Console
 
-    console = Console(stderr=True)
     return lambda msg: console.print(msg)
 
 

@@ -1,4 +1,4 @@
-"""report.md and plots for an experiment, from its summary dict (see `polyret.experiment`).
+"""report.md and plots for an experiment, from its summary dict (see `polyret.experiment.runner`).
 
 Tables: one per suite with the headline metrics (mean ± half-width of the 95% t-interval over
 seeds) and ranx-style significance marks; per-source-language tables; the list of paired tests.
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from polyret.experiment import lower_is_better
+from polyret.evaluate.result import lower_is_better
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 SUPERSCRIPT = str.maketrans(
@@ -230,7 +230,7 @@ def _sweep_groups(summary: dict[str, Any], axis: str) -> dict[tuple, list[tuple[
             if v["strategy"] != "hybrid":
                 continue
             groups.setdefault((v["base_model"], v["merge_weight"]), []).append((v["alpha"], v["label"]))
-        else:
+        elif isinstance(v["merge_weight"], (int, float)):  # λ = auto has no place on the λ axis
             groups.setdefault((v["base_model"], v["strategy"], v["alpha"]), []).append((v["merge_weight"], v["label"]))
     out = {}
     for key, pts in groups.items():
@@ -245,7 +245,7 @@ def _sweep_groups(summary: dict[str, Any], axis: str) -> dict[tuple, list[tuple[
 def _curve_tag(axis: str, key: tuple) -> str:
     if axis == "alpha":
         base, lam = key
-        return f"{base}, λ={lam:g}"
+        return f"{base}, λ={lam:g}" if isinstance(lam, (int, float)) else f"{base}, λ={lam}"
     base, strategy, alpha = key
     return f"{base}, {strategy}" + (f" α={alpha:g}" if alpha is not None else "")
 

@@ -17,14 +17,11 @@ Ties: scores are compared exactly (float32); among equal scores the candidate wi
 index in `dataset.candidates` ranks higher (a stable sort by candidate index). The same rule
 orders the top-k lists (TREC run, top-10 language share).
 
-`polyret.evaluate.lareqa(...)` is this module made callable (it calls `lareqa()` below), so both
-`polyret.evaluate.lareqa(...)` and `polyret.evaluate.lareqa.evaluate_lareqa(...)` work.
+`polyret.evaluate.lareqa(...)` is `lareqa()` below (exported by `polyret.evaluate`).
 """
 from __future__ import annotations
 
-import sys
 import time
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,9 +29,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from polyret import metrics
+from polyret.correction import AUTO, group_by_language, resolve_correction
 from polyret.data.lareqa import LareqaDataset, load_lareqa
-from polyret.encode import ENCODE_BATCH_SIZE
+from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
+from polyret.evaluate.result import EvalResult, PerQuery
+from polyret.io import output_dir, run_from_arrays, write_json, write_trec_qrels, write_trec_run
+from polyret.model import load_model
+from polyret.report import markdown_table, save_heatmap
 
 TIE_BREAKING = (
     "exact float32 score comparison; equal scores are ordered by candidate index in the "
@@ -309,8 +311,6 @@ def _results_header(dataset: LareqaDataset) -> dict:
 
 def _encode_unique(model, texts: list[str], kind: str, *, batch_size: int, cache, show_progress: bool) -> np.ndarray:
     """Encode each distinct text once and scatter the rows back to `texts` order."""
-    from polyret.encode import encode_texts
-
     uniq, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
     emb = encode_texts(model, list(uniq), kind=kind, batch_size=batch_size, show_progress=show_progress, cache=cache)
     return np.asarray(emb)[inverse.reshape(-1)]
@@ -328,15 +328,17 @@ def evaluate_lareqa(
     overwrite: bool = False,
     top_k: int = 100,
     model_name: str | None = None,
-) -> dict:
+    language_correction=AUTO,
+) -> EvalResult:
     """Encode questions and candidates once, score every setting, and (with `out_dir`) write
     results.json, report.md, cross_map_heatmap.png, multi.trec and qrels.trec.
 
     `results["model"]` is the model's weight-hash identity; `model_name` (e.g. "default") is kept
-    alongside it for people."""
+    alongside it for people. `language_correction` (see `polyret.correction.resolve_correction`)
+    is applied to the embeddings before scoring, using the dataset's language labels; what was
+    applied is recorded in `results["language_correction"]`."""
     if candidate not in CANDIDATE_MODES:
         raise PolyretError(f"unknown --candidate {candidate!r}; use one of {', '.join(CANDIDATE_MODES)}")
-    from polyret.io import output_dir
 
     out = output_dir(out_dir, "eval-lareqa", overwrite=overwrite)  # the output-folder policy, checked before encoding
     t_start = time.perf_counter()
@@ -345,24 +347,39 @@ def evaluate_lareqa(
         model, dataset.candidate_texts(candidate), "passage", batch_size=batch_size, cache=cache, show_progress=show_progress
     )
     encode_s = time.perf_counter() - t_start
+    q_emb, c_emb, correction_info = correct_lareqa_embeddings(
+        q_emb, c_emb, dataset, language_correction, model=model, model_name=model_name or ""
+    )
     scored, ranks = score_lareqa(q_emb, c_emb, dataset, top_k=top_k, show_progress=show_progress, return_ranks=True)
-    from polyret.encode import model_id
 
     results = {"dataset": dataset.name, "model": model_id(model), "model_name": model_name, "candidate": candidate,
-               **scored}
+               "language_correction": correction_info, **scored}
     results["timing"] = {"encode_s": encode_s, "score_s": scored["timing"]["score_s"]}
     if out is None:
         results["timing"]["total_s"] = time.perf_counter() - t_start
-        return results
+        return lareqa_result(results, ranks, dataset)
     with out:
         t_write = time.perf_counter()
         write_lareqa_outputs(results, ranks, dataset, out.path)  # results.json is rewritten below with final timing
         results["timing"]["write_s"] = time.perf_counter() - t_write
         results["timing"]["total_s"] = time.perf_counter() - t_start
-        from polyret.io import write_json
 
         write_json(out.path / "results.json", results)
-    return results
+    return lareqa_result(results, ranks, dataset)
+
+
+def correct_lareqa_embeddings(q_emb, c_emb, dataset: LareqaDataset, spec, *, model=None, model_name: str = ""):
+    """Apply the language correction `spec` to a pool's embeddings (languages from the dataset)."""
+    q_langs = [q.lang for q in dataset.questions]
+    c_langs = [c.lang for c in dataset.candidates]
+    correction, info = resolve_correction(
+        spec, model, queries=group_by_language(q_emb, q_langs), passages=group_by_language(c_emb, c_langs),
+        model_name=model_name,
+    )
+    if correction is None:
+        return q_emb, c_emb, info
+    return (correction.apply(q_emb, q_langs, "query", model_name=model_name),
+            correction.apply(c_emb, c_langs, "passage", model_name=model_name), info)
 
 
 def lareqa(
@@ -377,13 +394,12 @@ def lareqa(
     show_progress: bool = True,
     overwrite: bool = False,
     name: str | None = None,
-) -> dict:
+    language_correction=AUTO,
+) -> EvalResult:
     """`polyret.evaluate.lareqa(model, data_dir, out)`: load the model (name/dir) and data, evaluate."""
     dataset = load_lareqa(data_dir, langs=langs, name=name)
     model_name = None
     if isinstance(model_name_or_model, (str, Path)):
-        from polyret.model import load_model
-
         model_name = str(model_name_or_model)
         model = load_model(model_name)
     else:
@@ -391,6 +407,7 @@ def lareqa(
     return evaluate_lareqa(
         model, dataset, candidate=candidate, batch_size=batch_size, out_dir=out, cache=cache,
         show_progress=show_progress, overwrite=overwrite, model_name=model_name,
+        language_correction=language_correction,
     )
 
 
@@ -405,8 +422,6 @@ def qrels_of(dataset: LareqaDataset) -> dict[str, dict[str, int]]:
 
 def report_markdown(results: dict) -> str:
     """Paper-style tables: one row per source language, plus the macro average."""
-    from polyret.report import markdown_table
-
     langs = results["languages"]
     k, own = f"recall@{MULTI_RECALL_K}", f"top{OWN_LANGUAGE_TOP_K}_own_language_share"
     mono, cross, multi = results["mono"], results["cross"], results["multi"]
@@ -446,9 +461,6 @@ def report_markdown(results: dict) -> str:
 
 
 def write_lareqa_outputs(results: dict, ranks: LareqaRanks, dataset: LareqaDataset, out: Path) -> None:
-    from polyret.io import run_from_arrays, write_json, write_trec_qrels, write_trec_run
-    from polyret.report import save_heatmap
-
     out = Path(out)
     write_json(out / "results.json", results)
     (out / "report.md").write_text(report_markdown(results), encoding="utf-8")
@@ -463,11 +475,66 @@ def write_lareqa_outputs(results: dict, ranks: LareqaRanks, dataset: LareqaDatas
     write_trec_qrels(out / "qrels.trec", qrels_of(dataset))
 
 
-class _CallableModule(types.ModuleType):
-    """Lets `polyret.evaluate.lareqa(...)` call `lareqa()` while staying the module."""
-
-    def __call__(self, *args, **kwargs):
-        return lareqa(*args, **kwargs)
+# ---- typed result ---------------------------------------------------------------------------
 
 
-sys.modules[__name__].__class__ = _CallableModule
+def lareqa_per_query(ranks: LareqaRanks, dataset: LareqaDataset) -> dict[str, PerQuery]:
+    """Per-query Mono / Cross / Multi values, rank distance and own-language share from the ranks,
+    with the same metric functions as `lareqa_metrics`. Groups reproduce its averaging (per source
+    language; Cross: per target first), so a macro-weighted mean equals the headline number. The
+    cluster of an entry is its question id: translations of one question are not independent."""
+    langs = list(dataset.languages)
+    n_lang = len(langs)
+    keys = np.asarray([q.key for q in dataset.questions])
+    qids = np.asarray([q.qid for q in dataset.questions])
+    q_lang = dataset.question_lang_ids()
+    c_lang = dataset.candidate_lang_ids()
+    src = np.asarray(langs)[q_lang][:, None]
+
+    in_y = ranks.rel_lang[:, None, :] == np.arange(n_lang)[None, :, None]
+    ranks_qy = np.where(in_y, ranks.rank_lang[:, None, :], np.inf)
+    ap_qy = metrics.average_precision(ranks_qy)
+    r1_qy = metrics.recall_at_k(ranks_qy, 1)
+    own = np.arange(len(keys)), q_lang
+    qi, yi = np.nonzero(np.arange(n_lang)[None, :] != q_lang[:, None])
+    pair_ids = [f"{keys[i]}>{langs[y]}" for i, y in zip(qi.tolist(), yi.tolist())]
+    pair_groups = np.stack([src[qi, 0], np.asarray(langs)[yi]], axis=1)
+    top = ranks.top_idx[:, :OWN_LANGUAGE_TOP_K]
+    top_langs = np.where(top >= 0, c_lang[np.maximum(top, 0)], -1)
+    return {
+        "mono.map": PerQuery.build(keys, ap_qy[own], src, qids),
+        "mono.recall@1": PerQuery.build(keys, r1_qy[own], src, qids),
+        "cross.map": PerQuery.build(pair_ids, ap_qy[qi, yi], pair_groups, qids[qi]),
+        "cross.recall@1": PerQuery.build(pair_ids, r1_qy[qi, yi], pair_groups, qids[qi]),
+        "multi.map": PerQuery.build(keys, metrics.average_precision(ranks.rank_pool), src, qids),
+        f"multi.recall@{MULTI_RECALL_K}": PerQuery.build(
+            keys, metrics.recall_at_k(ranks.rank_pool, MULTI_RECALL_K), src, qids),
+        "rank_distance": PerQuery.build(keys, metrics.rank_distance(ranks.rank_pool), src, qids),
+        f"top{OWN_LANGUAGE_TOP_K}_own_language_share": PerQuery.build(
+            keys, metrics.own_language_share(top_langs, q_lang), src, qids),
+    }
+
+
+def lareqa_result(results: dict[str, Any], ranks: LareqaRanks, dataset: LareqaDataset) -> EvalResult:
+    """The results dict as an `EvalResult`: flat metrics, headline, per-language tables, per-query values."""
+    flat: dict[str, float] = {}
+    headline: list[str] = []
+    per_language: dict[str, list[str]] = {}
+    settings = (("mono", ("map", "recall@1")), ("cross", ("map", "recall@1")),
+                ("multi", ("map", f"recall@{MULTI_RECALL_K}")))
+    for setting, ks in settings:
+        block = results[setting]
+        for k in ks:
+            flat[f"{setting}.{k}"] = float(block[k])
+            headline.append(f"{setting}.{k}")
+            for lang, vals in block["per_language"].items():
+                flat[f"{setting}.{k}[{lang}]"] = float(vals[k])
+        per_language[f"{setting.capitalize()} mAP"] = [f"{setting}.map"]
+    own = f"top{OWN_LANGUAGE_TOP_K}_own_language_share"
+    for extra, title in (("rank_distance", "Rank distance"), (own, f"Top-{OWN_LANGUAGE_TOP_K} own-language share")):
+        flat[extra] = float(results[extra]["mean"])
+        headline.append(extra)
+        for lang, v in results[extra]["per_language"].items():
+            flat[f"{extra}[{lang}]"] = float(v)
+        per_language[title] = [extra]
+    return EvalResult("lareqa", flat, headline, per_language, lareqa_per_query(ranks, dataset), results)

@@ -1,0 +1,77 @@
+"""`polyret correction fit|show`: per-language statistics that remove language bias, stored with a model."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from polyret.cli.app import app, console, split_csv
+from polyret.correction import CORRECTION_DIR, check_method, fit_model_correction, stored_correction
+from polyret.data.parallel import xnli_parallel_groups
+from polyret.encode import read_encode_input
+from polyret.errors import PolyretError
+from polyret.model import load_model, resolve_model_path
+from polyret.paths import data_path
+
+correction_app = typer.Typer(help="Fit and inspect language-bias corrections stored with a model.", no_args_is_help=True)
+app.add_typer(correction_app, name="correction")
+
+
+def _parse_texts(specs: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for spec in specs:
+        lang, sep, path = spec.partition("=")
+        if not sep or not lang or not path:
+            raise PolyretError(f"--texts {spec!r}: expected LANG=FILE (a .txt with one text per line, or .jsonl)")
+        out.setdefault(lang, []).extend(read_encode_input(Path(path)))
+    return out
+
+
+@correction_app.command("fit")
+def fit(
+    model: str = typer.Option("default", "--model", help="'default' or a local model directory (the correction is stored in it)."),
+    method: str = typer.Option("rotate", "--method", help="center | center-both | lir | procrustes | rotate."),
+    parallel: Optional[str] = typer.Option("xnli", "--parallel", help="Parallel text: 'xnli' (XNLI dev alignment side, 15 languages) or 'none'."),
+    langs: Optional[str] = typer.Option(None, "--langs", help="Languages of the parallel text (default: all 15 XNLI languages)."),
+    texts: list[str] = typer.Option([], "--texts", help="More text for a language: LANG=FILE (repeatable)."),
+    n_directions: int = typer.Option(1, "--n-directions", min=1, help="lir: directions removed per language."),
+    max_groups: Optional[int] = typer.Option(200, "--max-groups", min=0, help="Parallel groups (XNLI premises) to fit on; 0 = all 415."),
+    into: Optional[Path] = typer.Option(None, "--into", help="Model dir to store it in (default: the model's own dir)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a correction already stored there."),
+) -> None:
+    """Fit a language correction for a model on parallel / per-language text and store it with the model."""
+    check_method(method)
+    target = into or Path(resolve_model_path(model))
+    if not Path(target).is_dir():
+        raise PolyretError(f"{target}: not a local model directory; pass --into DIR")
+    if stored_correction(target) is not None and not overwrite:
+        raise PolyretError(f"{target / CORRECTION_DIR} exists; pass --overwrite to replace it")
+    extra = _parse_texts(texts)
+    groups = None
+    source = []
+    if parallel and parallel != "none":
+        if parallel != "xnli":
+            raise PolyretError(f"--parallel {parallel!r}: use 'xnli' or 'none'")
+        groups = xnli_parallel_groups(data_path("xnli"), split_csv(langs), max_groups=max_groups or None)
+        source.append(f"XNLI dev alignment side ({len(groups)} premises x {len(groups[0].queries)} languages)")
+    if extra:
+        source.append("texts " + ", ".join(f"{l}: {len(v)}" for l, v in extra.items()))
+    if groups is None and not extra:
+        raise PolyretError("nothing to fit on: give --parallel xnli and/or --texts LANG=FILE")
+    enc = load_model(model)
+    corr = fit_model_correction(enc, method, groups=groups, texts=extra, n_directions=n_directions, source="; ".join(source))
+    root = corr.save(target)
+    console.print(f"[green]{method}[/] correction for {len(corr.stats)} languages -> {root}")
+    if corr.uncorrected:
+        console.print(f"[yellow]left uncorrected (too little text):[/] {', '.join(corr.uncorrected)}")
+
+
+@correction_app.command("show")
+def show(model: str = typer.Option("default", "--model")) -> None:
+    """Print the correction stored with a model (method, languages, text counts, source)."""
+    meta = Path(resolve_model_path(model)) / CORRECTION_DIR / "correction.json"
+    if not meta.is_file():
+        raise PolyretError(f"{meta.parent}: no language correction stored with model {model!r}")
+    typer.echo(json.dumps(json.loads(meta.read_text(encoding="utf-8")), indent=2))

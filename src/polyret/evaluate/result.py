@@ -1,0 +1,125 @@
+"""`EvalResult`: what every evaluator returns.
+
+- `metrics`: flat numbers, `"multi.map"`, per language `"multi.map[de]"`;
+- `headline`: the metrics for a main table, in order; `per_language`: table title -> metric prefix
+  whose `prefix[lang]` entries form a per-language table;
+- `per_query`: per-query values of (some of) the metrics, computed by the evaluator from its own
+  ranks / predictions; what paired significance tests need;
+- `raw`: the evaluator's full results dict (what its `results.json` holds).
+
+For code written against the old dict results, an `EvalResult` reads like that dict:
+`res["multi"]["map"]` is `res.raw["multi"]["map"]`.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polyret.stats import macro_weights
+
+# Metrics for which a smaller number is better (significance marks, "best" in reports).
+LOWER_IS_BETTER = {"rank_distance"}
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric.split("[", 1)[0] in LOWER_IS_BETTER
+
+
+@dataclass
+class PerQuery:
+    """Per-query values of one metric. `groups[i]` are the macro-average levels of entry i (e.g.
+    (source language,) or (source, target)), so the macro-weighted mean of `values` is the headline
+    number; `clusters[i]` names the unit entry i belongs to (entries of one unit, e.g. the
+    translations of one question, are flipped / resampled together in paired tests)."""
+
+    ids: np.ndarray  # (n,) str, unique
+    values: np.ndarray  # (n,) float
+    groups: np.ndarray  # (n, k) str
+    clusters: np.ndarray | None = None  # (n,) str
+
+    @classmethod
+    def build(cls, ids, values, groups, clusters=None) -> "PerQuery":
+        """From lists; entries whose value is not finite (undefined for that query) are dropped."""
+        values = np.asarray(values, dtype=float)
+        ok = np.isfinite(values)
+        groups = np.asarray(groups, dtype=str)
+        if groups.ndim == 1:
+            groups = groups[:, None]
+        return cls(np.asarray(ids, dtype=str)[ok], values[ok], groups[ok],
+                   None if clusters is None else np.asarray(clusters, dtype=str)[ok])
+
+    def macro_mean(self) -> float:
+        return float(macro_weights([tuple(g) for g in self.groups.tolist()]) @ self.values)
+
+
+@dataclass(eq=False)
+class EvalResult(Mapping[str, Any]):
+    task: str
+    metrics: dict[str, float]
+    headline: list[str] = field(default_factory=list)
+    per_language: dict[str, list[str]] = field(default_factory=dict)
+    per_query: dict[str, PerQuery] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    # -- the old dict view -------------------------------------------------------------------
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    # -- checks and storage ------------------------------------------------------------------
+    def check_per_query(self, tol: float = 1e-6) -> None:
+        """Each per-query array must reproduce its metric under the macro weights; a mismatch would
+        make every paired test on it meaningless, so it raises."""
+        for metric, pq in self.per_query.items():
+            if metric not in self.metrics or len(pq.values) == 0:
+                continue
+            got, want = pq.macro_mean(), self.metrics[metric]
+            if abs(got - want) > tol * max(1.0, abs(want)):
+                raise RuntimeError(f"{self.task} {metric}: per-query values average to {got}, the evaluator reports {want}")
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary part (no per-query arrays, no raw dict): what experiment markers store."""
+        return {"task": self.task, "metrics": dict(self.metrics), "headline": list(self.headline),
+                "per_language": dict(self.per_language)}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], per_query: dict[str, PerQuery] | None = None) -> "EvalResult":
+        return cls(obj.get("task", ""), dict(obj["metrics"]), list(obj.get("headline", [])),
+                   dict(obj.get("per_language", {})), per_query or {})
+
+
+def save_per_query(path: str | Path, per_query: Mapping[str, PerQuery]) -> None:
+    """All per-query arrays of a result in one .npz (written to a temp file, then renamed)."""
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {"metrics": np.asarray(list(per_query), dtype=str)}
+    for i, pq in enumerate(per_query.values()):
+        arrays[f"m{i}_ids"] = np.asarray(pq.ids, dtype=str)
+        arrays[f"m{i}_values"] = np.asarray(pq.values, dtype=float)
+        arrays[f"m{i}_groups"] = np.asarray(pq.groups, dtype=str)
+        if pq.clusters is not None:
+            arrays[f"m{i}_clusters"] = np.asarray(pq.clusters, dtype=str)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_per_query(path: str | Path) -> dict[str, PerQuery]:
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    with np.load(path, allow_pickle=False) as z:
+        out = {}
+        for i, metric in enumerate(z["metrics"].tolist()):
+            clusters = z[f"m{i}_clusters"] if f"m{i}_clusters" in z.files else None
+            out[metric] = PerQuery(z[f"m{i}_ids"], z[f"m{i}_values"], z[f"m{i}_groups"], clusters)
+        return out
