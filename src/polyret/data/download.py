@@ -70,7 +70,9 @@ def read_sha256sums(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     if not path.is_file():
         return out
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    from polyret.io import read_text
+
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split(maxsplit=1)
