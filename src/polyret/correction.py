@@ -440,6 +440,8 @@ def fit_model_correction(
         P[lang] = encode_texts(model, items, "passage", show_progress=show_progress, cache=cache)
     parallel = None
     if RECIPES[method].rotation:
+        if pivot not in per_lang:
+            raise PolyretError(f"language correction {method!r} maps every language onto {pivot!r}: give text in {pivot!r} too")
         parallel = {}
         for lang in per_lang:
             rows_l, rows_p = _parallel_rows(groups or [], lang, pivot)
