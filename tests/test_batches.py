@@ -424,3 +424,23 @@ def test_random_configurations_keep_every_invariant():
                 assert (q != p).all()
         checked += 1
     assert checked >= 15
+
+
+def test_mono_language_drawn_uniformly_from_very_unequal_pools():
+    """X-X-mono draws the batch language uniformly among usable languages, not by pool size: with
+    pools of 1000 / 40 / 16 groups a size-weighted draw would give ~95% 'de'. A chi-square
+    goodness-of-fit test must accept uniform and reject size-proportional."""
+    from scipy.stats import chisquare
+
+    sizes = {"de": 1000, "es": 40, "ar": 16}
+    gs = [ParallelGroup(id=f"{l}{i}", queries={l: f"q {l} {i}"}, positives={l: f"p {l} {i}"})
+          for l, n in sizes.items() for i in range(n)]
+    s = XXMonoBatchSampler(PairTable.from_groups(gs), 8, seed=3)
+    assert sorted(s.mono_langs["default"]) == sorted(sizes)
+    draws = Counter(i.lang for e in range(6) for i in s.batch_plan(e))
+    n = sum(draws.values())
+    observed = [draws[l] for l in sizes]
+    assert n > 700
+    assert chisquare(observed).pvalue > 1e-3, draws  # uniform: not rejected
+    by_size = [n * v / sum(sizes.values()) for v in sizes.values()]
+    assert chisquare(observed, by_size).pvalue < 1e-12, draws  # size-proportional: rejected

@@ -126,7 +126,7 @@ def test_jsonl_passthrough_roundtrip(tmp_path, mlqa_dir):
 @pytest.mark.parametrize(
     "name,content,message",
     [
-        ("context-de-question-es.json", "{not json", r"context-de-question-es.json: bad JSON at line 1"),
+        ("context-de-question-es.json", "{not json", r"context-de-question-es.json is not valid JSON \(line 1"),
         ("context-de-question-es.json", {"version": 1}, "not SQuAD JSON"),
         ("context-de-question-es.json", {"data": [{"paragraphs": [{"context": "x", "qas": [{"id": "z"}]}]}]},
          r"data\[0\].paragraphs\[0\].qas\[0\] \(id z\): a record needs an 'id' and a non-empty 'question'"),
@@ -164,10 +164,14 @@ def test_locate_sentence_picks_overlap():
 def test_build_pairs_real_mlqa_test(shared_data):
     d = need(shared_data, "mlqa-test")
     groups, report = build_groups([d], unit="paragraph")
-    assert len(groups) == report.groups == 9677
+    # Expected counts read straight from the files (not numbers the builder once printed): one record
+    # per question; one group per question id (ids join across files; every record has a context).
+    raw = [json.loads(f.read_text(encoding="utf-8")) for f in sorted(d.glob("*.json"))]
+    qas = [qa for data in raw for a in data["data"] for p in a["paragraphs"] for qa in p["qas"]]
+    assert len(groups) == report.groups == len({qa["id"] for qa in qas})
     assert set(report.query_langs) == {"ar", "de", "es", "hi", "vi", "zh"}
     assert set(report.passage_langs) == {"de", "es", "vi", "zh"}
-    assert report.records == 28458 and not report.counts.get("conflicting_positives")
+    assert report.records == len(qas) and not report.counts.get("conflicting_positives")
     assert all(1 <= len(g.queries) <= 3 and 1 <= len(g.positives) <= 3 for g in groups)
     # every MLQA file pairs different languages, and ids join across files into multi-language groups
     assert report.counts.get("single_language_groups", 0) == 0
@@ -179,7 +183,10 @@ def test_build_pairs_real_mlqa_overlap_subset(shared_data):
     d = need(shared_data, "mlqa-test")
     files = [d / "test-context-de-question-es.json", d / "test-context-es-question-de.json"]
     groups, report = build_groups(files, answerless="overlap", negatives="same-paragraph")
-    assert report.groups == 1776  # ids present in both files: both have a same-language question
+    ids = [{qa["id"] for a in json.loads(f.read_text(encoding="utf-8"))["data"] for p in a["paragraphs"] for qa in p["qas"]}
+           for f in files]
+    # a positive needs the id's question in the context's language, i.e. from the other file: ids in both
+    assert report.groups == len(ids[0] & ids[1])
     for g in groups[:200]:
         assert set(g.positives) == {"de", "es"} and set(g.queries) == {"de", "es"}
         for lang, pos in g.positives.items():
@@ -190,8 +197,11 @@ def test_build_pairs_real_lareqa(shared_data):
     de = need(shared_data, "lareqa", "xquad-r", "de.json")
     zh = need(shared_data, "lareqa", "xquad-r", "zh.json")
     groups, report = build_groups([de, zh], negatives="same-paragraph")
-    assert report.groups == 1190 and all(g.languages == {"de", "zh"} for g in groups)
     data = json.loads(de.read_text())
+    zh_ids = {qa["id"] for a in json.loads(zh.read_text())["data"] for p in a["paragraphs"] for qa in p["qas"]}
+    de_ids = {qa["id"] for a in data["data"] for p in a["paragraphs"] for qa in p["qas"]}
+    assert report.groups == len(de_ids | zh_ids) == 1190  # XQuAD's 1190 questions, parallel in both
+    assert all(g.languages == {"de", "zh"} for g in groups)
     par = data["data"][0]["paragraphs"][0]
     qa = par["qas"][0]
     g = next(g for g in groups if g.id == qa["id"])

@@ -166,3 +166,35 @@ def test_bad_inputs_raise():
         paired_randomization_test([], [])
     with pytest.raises(ValueError):
         paired_bootstrap([1.0, float("nan")], [1.0, 2.0])
+
+
+def test_weighted_clustered_sign_flip_matches_exact_enumeration():
+    """The weighted, clustered test against an exact permutation test computed independently: all
+    2^k sign assignments to the k clusters, each applied to the raw per-query differences with their
+    weights (no code shared with paired_randomization_test)."""
+    import itertools
+
+    rng = np.random.default_rng(7)
+    k = 11
+    sizes = rng.integers(1, 5, size=k)  # unequal clusters (e.g. translations of one question)
+    clusters = np.repeat(np.arange(k), sizes)
+    langs = rng.choice(["de", "ar", "zh"], size=clusters.size, p=[0.6, 0.3, 0.1])
+    weights = macro_weights([(l,) for l in langs])  # languages weighted equally, unequal counts
+    a = rng.normal(0.55, 0.2, clusters.size)
+    b = a - rng.normal(0.04, 0.1, clusters.size)
+    d = a - b
+    observed = float(np.sum(weights * d))
+    extreme = 0
+    for signs in itertools.product((-1.0, 1.0), repeat=k):
+        s = np.asarray(signs)[clusters]
+        extreme += abs(float(np.sum(weights * s * d))) >= abs(observed) - 1e-12
+    exact = extreme / 2 ** k
+    n = 200_000
+    ours = paired_randomization_test(a, b, weights=weights, clusters=clusters, n_permutations=n, seed=3)
+    assert ours.delta == pytest.approx(observed, rel=1e-12)
+    assert ours.n_units == k
+    # Monte Carlo error of a p-value estimated from n draws, plus the (1 + ...) / (1 + n) correction
+    assert abs(ours.p_value - exact) < 5 * np.sqrt(exact * (1 - exact) / n) + 2 / n, (ours.p_value, exact)
+    # and a test that ignored the clusters (queries as units) would give a different answer here
+    naive = paired_randomization_test(a, b, weights=weights, n_permutations=n, seed=3)
+    assert abs(naive.p_value - exact) > 5 * np.sqrt(exact * (1 - exact) / n), (naive.p_value, exact)

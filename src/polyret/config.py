@@ -197,7 +197,9 @@ def read_yaml_mapping(path: str | Path, what: str, expected: str) -> dict[str, A
     if not path.is_file():
         raise PolyretError(f"{path}: {what} not found")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        from polyret.io import read_text  # not UTF-8: an error naming the file and byte offset
+
+        loaded = yaml.safe_load(read_text(path))
     except yaml.YAMLError as e:
         raise PolyretError(f"{path}: not valid YAML ({e})") from None
     if loaded is None:

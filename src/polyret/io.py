@@ -454,6 +454,9 @@ class OutputFile:
             raise PolyretError(f"{flag} {out} is a folder; give a file name")
         if out.exists() and not overwrite:
             raise PolyretError(f"{flag} {out} exists; pass --overwrite to replace it")
+        if out.parent.is_dir():  # temp files of a run that was killed (SIGKILL) before its rename
+            for stale in out.parent.glob(f".{out.name}.*.tmp"):
+                stale.unlink(missing_ok=True)
 
     def open(self, mode: str = "w"):
         self.path.parent.mkdir(parents=True, exist_ok=True)

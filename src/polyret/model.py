@@ -190,8 +190,12 @@ def prepare_default_model(out: str | Path | None = None, *, force: bool = False)
     out_dir = Path(out) if out else default_model_dir()
     if _is_prepared(out_dir) and not force:
         return out_dir
-    if out_dir.exists() and any(out_dir.iterdir()) and not _is_prepared(out_dir) and not force:
-        raise PolyretError(f"{out_dir} exists and is not a polyret-prepared model; choose another --out or pass --force")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PolyretError(f"{out_dir} exists and is not a folder; choose another --out")
+    # --force re-converts a model polyret prepared; a folder it did not make is never replaced (the
+    # conversion deletes what is at out_dir before renaming its result there).
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "polyret_conversion.json").is_file():
+        raise PolyretError(f"{out_dir} is not empty and is not a polyret-prepared model; choose another --out")
     # Several processes (pytest workers, torchrun ranks) may race here: take a simple lock file.
     lock = out_dir.with_name(out_dir.name + ".lock")
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -264,6 +264,14 @@ def _remove_incomplete_checkpoints(ckpt_dir: Path) -> list[str]:
     return removed
 
 
+def _final_path(path: str | None, work: Path, out: Path) -> str | None:
+    """A path inside the working folder named as it will be after an --overwrite swap."""
+    if path is None or work == out:
+        return path
+    p = Path(path)
+    return str(out / p.relative_to(work)) if p.is_relative_to(work) else path
+
+
 def _trainer_class():
     """SentenceTransformerTrainer whose checkpoints count only once complete.
 
@@ -512,7 +520,7 @@ def train(
             "train_pairs": len(train_ds),
             "validation_groups": len(val_groups),
             "frozen_parameters": frozen,
-            "best_checkpoint": trainer.state.best_model_checkpoint,
+            "best_checkpoint": _final_path(trainer.state.best_model_checkpoint, work, out),
             "best_validation_loss": trainer.state.best_metric,
         }
         _write_card(model_dir, cfg, meta)
@@ -536,7 +544,7 @@ def train(
             "wall_seconds": round(wall, 1),
             "train_runtime": result.metrics.get("train_runtime"),
             "pairs_per_second": round(pairs / wall, 2) if wall > 0 else None,
-            "best_checkpoint": trainer.state.best_model_checkpoint,
+            "best_checkpoint": _final_path(trainer.state.best_model_checkpoint, work, out),
             "best_validation_loss": trainer.state.best_metric,
             "runtime": runtime.describe(device, precision),
             "in_batch_negatives": {  # what one query's softmax ran over, under DDP and GradCache

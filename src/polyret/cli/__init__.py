@@ -1,11 +1,18 @@
 """`polyret` command line. Each module below registers its commands on the apps in `app.py`."""
 from __future__ import annotations
 
+import signal
 import sys
 
-from polyret import runtime
-from polyret.cli.app import app, console
-from polyret.errors import PolyretError
+# Ctrl-C while the libraries below import (a second or more) would print a KeyboardInterrupt
+# traceback: until main() runs, SIGINT exits quietly with the documented code 130.
+_QUIET_STARTUP_SIGINT = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+if _QUIET_STARTUP_SIGINT:
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+
+from polyret.cli.app import app, console  # noqa: E402
+from polyret.errors import PolyretError  # noqa: E402
+from polyret import runtime  # noqa: E402
 
 # Command modules (import for their registration side effect).
 from polyret.cli import model_cmd, data_cmd  # noqa: F401,E402
@@ -30,6 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     import typer
     from rich.markup import escape
 
+    if _QUIET_STARTUP_SIGINT:  # from here on Ctrl-C is a KeyboardInterrupt again (an ignored SIGINT stays ignored)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if runtime.world_size() > 1:  # under torchrun: stop with a message when torchrun tears the job down
         runtime.stop_cleanly_on_sigterm()
     try:
@@ -38,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         code = app(args=argv, standalone_mode=False)
     except PolyretError as e:
         # The message quotes user paths and file excerpts: print it literally (no rich markup).
-        console.print(f"[bold red]error:[/] {escape(str(e))}")
+        console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)  # one line, greppable
         sys.exit(EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED

@@ -28,18 +28,21 @@ def status(
         raise PolyretError(f"no data directory found (tried {tried}); run `polyret data download --dest DIR`")
     with console.status("checking sha256 ..."):
         st = data_status(root, verify=verify)
+    bad = any(e["mismatched"] for e in st["datasets"].values())
     if as_json:
         typer.echo(json.dumps(st, indent=2))
+        if bad:
+            raise typer.Exit(1)  # a check found a problem: exit 1 with --json too
         return
     t = Table(title=f"data in {st['root']}")
     for col in ("data set", "present", "files", "verified", "mismatched", "not in SHA256SUMS"):
         t.add_column(col)
     for name, e in st["datasets"].items():
-        bad = len(e["mismatched"])
+        n_bad = len(e["mismatched"])
         t.add_row(name, "yes" if e["present"] else "no", str(e["files"]), str(e["checked"]),
-                  f"[red]{bad}[/]" if bad else "0", str(e["unlisted"]))
+                  f"[red]{n_bad}[/]" if n_bad else "0", str(e["unlisted"]))
     console.print(t)
-    if any(e["mismatched"] for e in st["datasets"].values()):
+    if bad:
         raise typer.Exit(1)
 
 

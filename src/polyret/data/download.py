@@ -70,7 +70,9 @@ def read_sha256sums(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     if not path.is_file():
         return out
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    from polyret.io import read_text
+
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split(maxsplit=1)
@@ -194,8 +196,12 @@ def download(
             known[rf.rel_path] = digest
             with sums_path.open("a", encoding="utf-8") as f:
                 f.write(f"{digest}  {rf.rel_path}\n")
-        if status == "downloaded":
+        # Unpacked when the archive is new, or when an earlier run was killed while unpacking (the
+        # marker is written only after a complete extraction).
+        extracted = path.with_name(path.name + ".extracted")
+        if rf.dataset in ("xnli", "mlqa") and (status == "downloaded" or not extracted.exists()):
             _extract(rf, path, dest)
+            extracted.write_text(digest + "\n", encoding="utf-8")
         report.append({"dataset": rf.dataset, "file": rf.rel_path, "status": status, "sha256": digest,
                        "verified": bool(expected)})
     return report

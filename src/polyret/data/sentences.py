@@ -162,10 +162,9 @@ def agreement_for_file(path: str | Path, lang: str | None = None, splitter: str 
     """Agreement of `splitter` with the gold `sentence_breaks` of one XQuAD-R-style file."""
     path = Path(path)
     lang = lang or path.stem
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise PolyretError(f"{path}: cannot read JSON ({e})") from None
+    from polyret.io import read_json  # errors name the file and the byte offset / line
+
+    data = read_json(path)
     matched = n_gold = n_pred = n_par = 0
     ans_total = ans_ok = 0
     for ai, article in enumerate(data.get("data", [])):

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.markup import escape
 
 from polyret.correction import infer_languages
 from polyret.data.beir import Qrels
@@ -43,7 +44,6 @@ from polyret.runtime import console, describe, is_main_process, precision_for, w
 from polyret.shard import encode_corpus_sharded
 from polyret.search import SearchOptions, search
 from polyret.stream import EmbeddingStore
-from rich.markup import escape
 
 RESULTS_FILE = "results.json"
 RUN_FILE = "run.trec"
