@@ -95,7 +95,7 @@ def _good_paragraph(qid="x1"):
 
 def test_bad_files_fail_with_one_clear_error(tmp_path):
     d = _write(tmp_path / "bad-json" / "en.json", "{not json")
-    with pytest.raises(PolyretError, match=r"en\.json: not valid JSON"):
+    with pytest.raises(PolyretError, match=r"en\.json is not valid JSON \(line 1"):
         load_lareqa(d)
 
     par = _good_paragraph()
