@@ -129,7 +129,7 @@ def test_evaluate_beir_end_to_end_matches_a_reference_on_its_own_run_file(tmp_pa
     assert np.mean([p["ndcg@10"] for p in per_q]) == pytest.approx(res["metrics"]["ndcg@10"])
 
     # our own run dir: refused without --overwrite; with it, the embeddings are reused, not re-encoded
-    with pytest.raises(PolyretError, match="already holds results.json"):
+    with pytest.raises(PolyretError, match="already holds a finished eval-beir output"):
         evaluate_beir(None, root, out_dir=out, encoders=TopicEncoder().encoders(), show_progress=False)
     enc = TopicEncoder()
     res2 = evaluate_beir(None, root, out_dir=out, encoders=enc.encoders(), map_depth=None, index="hnsw",

@@ -197,3 +197,41 @@ def test_beir_streaming_applies_a_correction_with_inferred_passage_languages(tmp
             run.setdefault(qid, []).append(did)
     for i, q in enumerate(queries):
         assert run[q.id] == [docs[j].id for j in top[i]]
+
+
+def test_cli_fit_show_and_evaluation_applies_the_stored_correction(tiny_model, tmp_path, capsys):
+    import json
+
+    from polyret.cli import main
+    from polyret.evaluate.lareqa_eval import evaluate_lareqa
+    from polyret.model import load_model
+    from train_helpers import synthetic_groups
+
+    model_dir = tmp_path / "m"
+    tiny_model.save(str(model_dir))
+    groups = synthetic_groups(40, seed=3)
+    files = []
+    for lang in ("de", "es", "zh"):
+        f = tmp_path / f"{lang}.txt"
+        f.write_text("\n".join(t for g in groups for t in (g.queries[lang], g.positives[lang])) + "\n", encoding="utf-8")
+        files += ["--texts", f"{lang}={f}"]
+    main(["correction", "fit", "--model", str(model_dir), "--method", "center", "--parallel", "none", *files])
+    capsys.readouterr()
+    main(["correction", "show", "--model", str(model_dir)])
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["method"] == "center" and meta["languages"] == ["de", "es", "zh"]
+    assert meta["n_texts"]["de"] == {"query": 80, "passage": 80}
+    with pytest.raises(SystemExit) as e:  # never replaced without --overwrite
+        main(["correction", "fit", "--model", str(model_dir), "--parallel", "none", *files])
+    assert e.value.code == 2 and "exists; pass --overwrite" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["correction", "fit", "--model", str(model_dir), "--method", "centre", "--parallel", "none", *files])
+    assert e.value.code == 2 and "unknown language correction 'centre'" in capsys.readouterr().err
+    pool = LareqaDataset.from_groups(synthetic_groups(15, seed=8), name="synthetic")
+    model = load_model(str(model_dir))
+    res = evaluate_lareqa(model, pool, cache=False, show_progress=False)  # auto: the stored statistics
+    raw = evaluate_lareqa(model, pool, cache=False, show_progress=False, language_correction="none")
+    assert res["language_correction"]["method"] == "center" and "stored with the model" in res["language_correction"]["statistics"]
+    assert raw["language_correction"]["method"] == "none"
+    assert res["multi"]["map"] != raw["multi"]["map"]
+    assert res["mono"]["map"] == pytest.approx(raw["mono"]["map"], abs=1e-9)  # center keeps in-language rankings

@@ -97,4 +97,4 @@ def test_merge_cli(base_and_tuned, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:  # existing --out without --overwrite: one clear error, exit 2
         main(["merge", "--base", str(base_dir), "--tuned", str(tuned_dir), "--weight", "0.5", "--out", str(out)])
     assert e.value.code == 2
-    assert "already holds a finished merged-model output" in capsys.readouterr().err
+    assert "already holds a finished merged-model output" in " ".join(capsys.readouterr().err.split())  # rich wraps

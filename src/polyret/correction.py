@@ -369,20 +369,19 @@ def resolve_correction(
     stored_dir = stored_correction(getattr(model, "polyret_source_dir", None)) if model is not None else None
     if stored_dir is not None:
         corr = LanguageCorrection.load(stored_dir.parent, model_id=mid)
-        if spec != AUTO and spec != corr.method:
-            corr = corr.with_method(spec) if spec != "none" else corr
+        if spec not in (AUTO, corr.method):
+            corr = corr.with_method(spec)
         return corr, _describe(corr, f"stored with the model ({stored_dir})")
     if spec == AUTO:
         return None, {"method": "none", "statistics": "auto: the model has no stored correction"}
-    method = spec
-    if method not in POOL_METHODS:
+    if spec not in POOL_METHODS:
         raise PolyretError(
-            f"language correction {method!r} needs statistics fitted on parallel text, and model "
+            f"language correction {spec!r} needs statistics fitted on parallel text, and model "
             f"{model_name or mid} has none stored; run `polyret correction fit` for it first"
         )
     if queries is None or passages is None:
-        raise PolyretError(f"language correction {method!r}: no stored statistics and no texts to fit them on")
-    corr = fit_correction(queries, passages, method, model_id=mid, source="the evaluated texts (pool statistics)")
+        raise PolyretError(f"language correction {spec!r}: no stored statistics and no texts to fit them on")
+    corr = fit_correction(queries, passages, spec, model_id=mid, source="the evaluated texts (pool statistics)")
     return corr, _describe(corr, "fitted on the evaluated texts")
 
 
@@ -441,6 +440,8 @@ def fit_model_correction(
         P[lang] = encode_texts(model, items, "passage", show_progress=show_progress, cache=cache)
     parallel = None
     if RECIPES[method].rotation:
+        if pivot not in per_lang:
+            raise PolyretError(f"language correction {method!r} maps every language onto {pivot!r}: give text in {pivot!r} too")
         parallel = {}
         for lang in per_lang:
             rows_l, rows_p = _parallel_rows(groups or [], lang, pivot)

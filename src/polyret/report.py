@@ -1,6 +1,7 @@
-"""Writing results for machines (JSON, TREC) and people (markdown tables, PNG charts).
+"""Results for people: markdown tables and PNG charts, shared by every evaluator.
 
-Generic helpers shared by every evaluator. Matplotlib runs with the Agg backend (no display).
+(JSON, TREC files and the output-folder policy live in `polyret.io`.) Matplotlib runs with the Agg
+backend (no display).
 """
 from __future__ import annotations
 
@@ -10,28 +11,6 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from polyret.errors import PolyretError
-from polyret.io import to_jsonable, write_json  # noqa: F401  (re-exported)
-
-
-# ---- output directories ---------------------------------------------------------------------
-
-
-def prepare_out_dir(out: str | Path, overwrite: bool = False) -> Path:
-    """Create `out`, refusing to write into a non-empty directory unless `overwrite`.
-
-    With `overwrite`, only the files the caller writes are replaced; nothing else is deleted.
-    """
-    p = Path(out).expanduser()
-    if p.exists() and not p.is_dir():
-        raise PolyretError(f"{p}: exists and is not a directory")
-    if p.is_dir() and any(p.iterdir()) and not overwrite:
-        raise PolyretError(f"{p}: directory already holds files; choose a new --out or pass --overwrite")
-    p.mkdir(parents=True, exist_ok=True)
-    return p
-
-
-# ---- JSON: the one writer lives in polyret.io (re-exported here for existing imports) ----------
 
 
 # ---- markdown -------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from polyret.errors import PolyretError
+from polyret.io import write_json
 from polyret.runtime import console
 
 EMBEDDINGS = "embeddings.npy"
@@ -156,9 +157,7 @@ def _read_marker(directory: Path) -> dict | None:
 
 
 def _write_marker(directory: Path, marker: dict) -> None:
-    tmp = directory / (PROGRESS + ".tmp")
-    tmp.write_text(json.dumps(marker, indent=1), encoding="utf-8")
-    os.replace(tmp, directory / PROGRESS)  # atomic: a reader sees the old or the new marker, never half
+    write_json(directory / PROGRESS, marker)  # atomic: a reader sees the old or the new marker, never half
 
 
 def _scan_corpus(docs: Iterable[tuple[str, str]], identity: str, ids_tmp: Path) -> tuple[int, str]:

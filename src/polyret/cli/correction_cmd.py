@@ -32,7 +32,7 @@ def _parse_texts(specs: list[str]) -> dict[str, list[str]]:
 @correction_app.command("fit")
 def fit(
     model: str = typer.Option("default", "--model", help="'default' or a local model directory (the correction is stored in it)."),
-    method: str = typer.Option("rotate", "--method", help="center | center-both | lir | procrustes | rotate."),
+    method: str = typer.Option("center-both", "--method", help="center | center-both | lir | procrustes | rotate (center-both measured best; see the README)."),
     parallel: Optional[str] = typer.Option("xnli", "--parallel", help="Parallel text: 'xnli' (XNLI dev alignment side, 15 languages) or 'none'."),
     langs: Optional[str] = typer.Option(None, "--langs", help="Languages of the parallel text (default: all 15 XNLI languages)."),
     texts: list[str] = typer.Option([], "--texts", help="More text for a language: LANG=FILE (repeatable)."),

@@ -5,13 +5,13 @@ import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from polyret.cli.app import app, console
 from polyret.data.download import default_download_dest, download
 from polyret.experiment.demo import quick_train_demo
 from polyret.model import prepare_default_model
 from polyret.paths import find_data_dir
-from rich.markup import escape
 
 
 @app.command("demo")
@@ -28,7 +28,7 @@ def demo(
     if find_data_dir() is None:
         dest = default_download_dest()
         console.print(f"[yellow]no data directory found; downloading the public sets into {escape(str(dest))}[/]")
-        download(dest, datasets=["xquad-r", "mlqa"])
+        download(dest, datasets=["xquad-r", "mlqa", "xnli"])  # xnli: the recipe's alignment side and correction
     if config is None:
         config = Path(__file__).resolve().parents[3] / "configs" / "quick.yaml"
         if not config.is_file():

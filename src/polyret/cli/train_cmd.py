@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from polyret.cli.app import app, console
 from polyret.config import STRATEGIES, load_train_config
 from polyret.errors import PolyretError
-from polyret.train import RUN_JSON, _rank, train
-from rich.markup import escape
+from polyret.runtime import rank
+from polyret.train import RUN_JSON, train
 
 
 @app.command("train")
@@ -44,7 +45,7 @@ def train_command(
     if resume and config is None and (out / "config.yaml").is_file():
         cfg = load_train_config(out / "config.yaml", overrides)
     final = train(cfg, out, resume=resume, show_progress=progress, overwrite=overwrite)
-    if _rank() == 0:
+    if rank() == 0:
         import json
 
         run = json.loads((out / RUN_JSON).read_text(encoding="utf-8"))

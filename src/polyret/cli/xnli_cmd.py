@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.markup import escape
 
 from polyret.cli.app import console, eval_app, split_csv
 from polyret.errors import PolyretError
@@ -13,7 +14,6 @@ from polyret.evaluate.tatoeba import evaluate_tatoeba
 from polyret.evaluate.xnli import evaluate_xnli
 from polyret.io import OutputDir
 from polyret.paths import data_path
-from rich.markup import escape
 
 
 def _prompt_kind(prompt: str) -> str | None:

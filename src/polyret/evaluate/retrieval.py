@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.markup import escape
 
 from polyret.correction import infer_languages
 from polyret.data.beir import Qrels
@@ -42,7 +43,6 @@ from polyret.io import OutputDir, output_dir, write_json, write_trec_run
 from polyret.runtime import console, precision_for
 from polyret.search import SearchOptions, search
 from polyret.stream import EmbeddingStore, encode_corpus
-from rich.markup import escape
 
 RESULTS_FILE = "results.json"
 RUN_FILE = "run.trec"

@@ -14,6 +14,7 @@ Layout of the output directory (everything keyed by content hashes, so re-runnin
     DIR/runs/<run_key>/run.json         one evaluated model: base, trained, or trained+merged
                                         (run key = hash of {base model, train config, λ})
     DIR/runs/<run_key>/merged/          the merged model when λ < 1
+    DIR/runs/<run_key>/merge_choice.json  λ = auto: the chosen λ and the held-out numbers behind it
     DIR/runs/<run_key>/eval/<suite>/    the suite's own outputs + `per_query.npz` +
                                         `polyret_suite.json` (written last: marks the suite done)
     DIR/summary.json, DIR/report.md, DIR/plots/*.png
@@ -41,12 +42,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from polyret.config import TrainConfig
 from polyret.errors import PolyretError
 from polyret.evaluate.result import PerQuery, load_per_query, save_per_query
-from polyret.io import OutputDir, read_json, to_jsonable, write_json
 from polyret.experiment.compare import paired_tests
 from polyret.experiment.config import ExperimentConfig, SuiteConfig, load_experiment_config, suite_label
 from polyret.experiment.grid import RunSpec, config_hash, expand_grid
 from polyret.experiment.report import write_report
 from polyret.experiment.suites import SUITES, SuiteContext, SuiteFn
+from polyret.io import OutputDir, read_json, to_jsonable, write_json
 from polyret.model import build_tiny_model, load_model
 from polyret.runtime import console
 from polyret.stats import mean_ci
