@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from polyret.errors import PolyretError
+from polyret.io import read_text
 
 Strategy = Literal["x-x-mono", "x-x", "x-y", "hybrid"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)  # the one list (batches, experiment grid, CLI help)
@@ -175,7 +176,6 @@ def read_yaml_mapping(path: str | Path, what: str, expected: str) -> dict[str, A
     if not path.is_file():
         raise PolyretError(f"{path}: {what} not found")
     try:
-        from polyret.io import read_text  # not UTF-8: an error naming the file and byte offset
 
         loaded = yaml.safe_load(read_text(path))
     except yaml.YAMLError as e:

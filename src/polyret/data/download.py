@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from polyret.errors import PolyretError
+from polyret.io import read_text
 
 LAREQA_MASTER = "https://raw.githubusercontent.com/google-research-datasets/lareqa/master"
 LAREQA_MLQA_R = (
@@ -70,7 +71,6 @@ def read_sha256sums(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     if not path.is_file():
         return out
-    from polyret.io import read_text
 
     for lineno, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():

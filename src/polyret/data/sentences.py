@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from polyret.errors import PolyretError
+from polyret.io import read_json
 from polyret.paths import data_path
 
 SPLITTERS = ("auto", "sentencex", "pysbd")
@@ -162,7 +163,6 @@ def agreement_for_file(path: str | Path, lang: str | None = None, splitter: str 
     """Agreement of `splitter` with the gold `sentence_breaks` of one XQuAD-R-style file."""
     path = Path(path)
     lang = lang or path.stem
-    from polyret.io import read_json  # errors name the file and the byte offset / line
 
     data = read_json(path)
     matched = n_gold = n_pred = n_par = 0
