@@ -154,7 +154,8 @@ def test_cli_overrides_beat_the_file_and_relative_data_is_next_to_it(tmp_path):
 def test_shipped_configs_load():
     root = Path(__file__).resolve().parents[1] / "configs"
     quick = load_train_config(root / "quick.yaml", {})
-    assert (quick.model, quick.strategy, quick.alpha, quick.data) == ("default", "hybrid", 0.5, ["mlqa-test"])
+    assert (quick.model, quick.strategy, quick.alpha, quick.data) == ("default", "hybrid", 0.5, ["mlqa-test", "xnli-align"])
+    assert (quick.teacher_weight, quick.language_correction) == (10.0, "center-both")
     paper = load_train_config(root / "paper.yaml", {})
     assert (paper.optimizer, paper.lr, paper.weight_decay, paper.batch_size) == ("adamw_torch", 3e-5, 0.01, 100)
     assert (paper.device, paper.bf16, paper.keep_best, paper.early_stopping_patience) == ("auto", "auto", True, 3)

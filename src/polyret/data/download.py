@@ -71,6 +71,7 @@ def read_sha256sums(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     if not path.is_file():
         return out
+
     for lineno, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from polyret.errors import PolyretError
-from polyret.io import read_json  # errors name the file and the byte offset / line
+from polyret.io import read_json
 from polyret.paths import data_path
 
 SPLITTERS = ("auto", "sentencex", "pysbd")
