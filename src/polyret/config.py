@@ -57,6 +57,16 @@ class TrainConfig(BaseModel):
     )
     temperature: float = Field(0.05, gt=0.0, le=1.0, description="τ (logits are cos/τ)")
     symmetric: bool = Field(False, description="add the passage→query in-batch term")
+    gather_across_ranks: bool = Field(
+        True,
+        description="under DDP, in-batch negatives from every process's rows (the global batch), "
+        "not just this process's; no effect in one process",
+    )
+    mini_batch_size: int | None = Field(
+        None, ge=1,
+        description="GradCache: compute the in-batch loss this many rows at a time (same loss and gradients, "
+        "memory set by mini_batch_size instead of batch_size); in-batch loss only",
+    )
     teacher_weight: float = Field(
         0.0, ge=0.0,
         description="β: add β × cosine distance of every text's embedding to the frozen base model's "
@@ -105,6 +115,11 @@ class TrainConfig(BaseModel):
     save_steps: int = Field(50, ge=1, description="checkpoint every N steps")
     save_total_limit: int | None = Field(2, ge=1, description="checkpoints kept (None = all)")
     keep_best: bool = Field(True, description="end on the checkpoint with the lowest validation loss")
+    early_stopping_patience: int | None = Field(
+        None, ge=1,
+        description="stop when the validation loss has not improved for this many evaluations "
+        "(transformers' EarlyStoppingCallback; needs keep_best)",
+    )
     logging_steps: int = Field(10, ge=1)
     log_batches: bool = Field(
         False, description="write batch_log.rank<R>.jsonl: each training batch's type and languages, per rank"
@@ -124,12 +139,19 @@ class TrainConfig(BaseModel):
     def _check_combinations(self) -> "TrainConfig":
         if self.loss == "eq1" and self.n_negatives == 0:
             raise ValueError("loss 'eq1' compares the positive with hard negatives only: set n_negatives >= 1")
+        if self.mini_batch_size is not None and self.loss != "in-batch":
+            raise ValueError("mini_batch_size (GradCache) works with loss 'in-batch' only")
+        if self.mini_batch_size is not None and self.teacher_weight > 0:
+            raise ValueError("mini_batch_size (GradCache) cannot be combined with teacher_weight yet: "
+                             "the teacher term needs the whole batch's embeddings with their graph")
         if self.n_negatives > 0 and self.negatives == "none":
             raise ValueError("n_negatives > 0 needs negatives: same-paragraph")
         if not self.data:
             raise ValueError("data: give at least one training set")
         if self.keep_best and self.validation_groups == 0:
             raise ValueError("keep_best needs validation_groups > 0")
+        if self.early_stopping_patience is not None and not self.keep_best:
+            raise ValueError("early_stopping_patience needs keep_best: true (it stops on the validation loss)")
         if self.keep_best and self.save_steps % self.eval_steps:
             raise ValueError("keep_best needs save_steps to be a multiple of eval_steps")
         return self
