@@ -146,6 +146,11 @@ def _read_npy_header(f, path: Path) -> tuple[tuple[int, ...], int]:
     return tuple(shape), f.tell()
 
 
+def store_is_complete(directory: Path) -> bool:
+    """True when `directory` holds a finished embedding store (its progress marker says so)."""
+    return bool((_read_marker(Path(directory)) or {}).get("complete"))
+
+
 def _read_marker(directory: Path) -> dict | None:
     p = Path(directory) / PROGRESS
     if not p.is_file():

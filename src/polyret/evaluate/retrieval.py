@@ -23,6 +23,7 @@ is reported (and warned about) so such zeros are never silent.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -43,7 +44,7 @@ from polyret.io import OutputDir, output_dir, write_json, write_trec_run
 from polyret.runtime import console, describe, is_main_process, precision_for, world_size
 from polyret.shard import encode_corpus_sharded
 from polyret.search import SearchOptions, search
-from polyret.stream import EmbeddingStore
+from polyret.stream import EmbeddingStore, store_is_complete
 
 RESULTS_FILE = "results.json"
 RUN_FILE = "run.trec"
@@ -279,6 +280,13 @@ def run_retrieval(
         work, out = out.final, None  # rank 0 owns the folder and its markers; this rank only writes its shard
     else:
         work = out.__enter__().path
+        old_store = out.final / EMB_DIR
+        if work != out.final and store_is_complete(old_store):
+            # --overwrite rebuilds the output in a sibling folder; the finished corpus vectors it
+            # replaces are hard-linked in (read-only from here on: encode_corpus reuses them when corpus
+            # and encoder are unchanged, it checks both, and unlinks them otherwise), so rescoring with
+            # another index costs no encoding and a failed run leaves the old output as it was.
+            shutil.copytree(old_store, work / EMB_DIR, copy_function=os.link)
     if correction is not None:
         encoders = corrected_encoders(encoders, correction, doc_lang=task.doc_lang)
     try:
