@@ -281,9 +281,9 @@ def test_half_written_checkpoint_is_not_resumed_from(tiny_dir, train_reference, 
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     (run_dir / ".polyret-output.json").write_text(json.dumps({"kind": "train", "complete": False}))
     half = run_dir / "checkpoints" / "checkpoint-8"  # killed while writing step 8's checkpoint
-    for f in half.iterdir():
-        if f.name not in ("model.safetensors",):
-            f.unlink()
+    for f in half.iterdir():  # only the weights made it to disk
+        if f.name != "model.safetensors":
+            shutil.rmtree(f) if f.is_dir() else f.unlink()
     final = train(load_train_config(_train_config(tiny_dir, data)), run_dir, resume=True, show_progress=False)
     assert json.loads((run_dir / "run.json").read_text())["resumed_from"].endswith("checkpoint-6")
     a, b = _weights(ref / "model"), _weights(final)
