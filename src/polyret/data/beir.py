@@ -246,6 +246,18 @@ def load_beir(beir_dir: Path, split: str = "test") -> BeirSplit:
     return BeirSplit(root, split, corpus_path, {q: queries[q] for q in queries if q in qrels}, qrels)
 
 
+def _write_unique_jsonl(path: Path, records, what: str) -> set[str]:
+    """One JSON object per record (`.id`, `.to_json()`); an id written twice is an error. Returns the ids."""
+    seen: set[str] = set()
+    with open(path, "w", encoding="utf-8") as f:
+        for r in records:
+            if r.id in seen:
+                raise PolyretError(f"{what} id {r.id!r} is written twice to {path}")
+            seen.add(r.id)
+            f.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
+    return seen
+
+
 def write_beir(
     out_dir,
     corpus: Iterable[BeirDoc],
@@ -261,20 +273,8 @@ def write_beir(
     with target:
         out = target.path
         (out / "qrels").mkdir(parents=True, exist_ok=True)
-        doc_ids: set[str] = set()
-        with open(out / "corpus.jsonl", "w", encoding="utf-8") as f:
-            for d in corpus:
-                if d.id in doc_ids:
-                    raise PolyretError(f"document id {d.id!r} is written twice to {out / 'corpus.jsonl'}")
-                doc_ids.add(d.id)
-                f.write(json.dumps(d.to_json(), ensure_ascii=False) + "\n")
-        query_ids: set[str] = set()
-        with open(out / "queries.jsonl", "w", encoding="utf-8") as f:
-            for q in queries:
-                if q.id in query_ids:
-                    raise PolyretError(f"query id {q.id!r} is written twice to {out / 'queries.jsonl'}")
-                query_ids.add(q.id)
-                f.write(json.dumps(q.to_json(), ensure_ascii=False) + "\n")
+        doc_ids = _write_unique_jsonl(out / "corpus.jsonl", corpus, "document")
+        query_ids = _write_unique_jsonl(out / "queries.jsonl", queries, "query")
         with open(out / "qrels" / f"{split}.tsv", "w", encoding="utf-8") as f:
             f.write("\t".join(QRELS_HEADER) + "\n")
             for qid, rels in qrels.items():
