@@ -157,16 +157,22 @@ def _prompts(model, n_negatives: int) -> dict[str, str] | None:
     return out
 
 
-def train_top_layers(model, n_layers: int) -> int:
-    """Freeze everything but the top `n_layers` transformer layers; returns the parameters frozen."""
+def encoder_layers(model) -> list:
+    """The transformer layers of the model's first module (bottom to top)."""
     first = model[0]
     auto = getattr(first, "auto_model", None) or getattr(first, "model", None)
     layers = getattr(getattr(auto, "encoder", None), "layer", None)
     if layers is None:
         raise PolyretError("train_layers: the model's first module has no encoder.layer stack to choose from")
+    return list(layers)
+
+
+def train_top_layers(model, n_layers: int) -> int:
+    """Freeze everything but the top `n_layers` transformer layers; returns the parameters frozen."""
+    layers = encoder_layers(model)
     if n_layers > len(layers):
         raise PolyretError(f"train_layers={n_layers}, but the model has only {len(layers)} layers")
-    keep = {id(p) for layer in list(layers)[-n_layers:] for p in layer.parameters()}
+    keep = {id(p) for layer in layers[-n_layers:] for p in layer.parameters()}
     frozen = 0
     for p in model.parameters():
         if id(p) not in keep and p.requires_grad:

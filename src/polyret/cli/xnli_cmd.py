@@ -37,14 +37,21 @@ def eval_xnli(
     split: str = typer.Option("dev", "--split", help="Split file prefix to evaluate: dev or test."),
     english_train: Optional[str] = typer.Option(
         None, "--english-train",
-        help="Comma-separated English training data: snli:dev, snli:test, sick:TRAIN, or TSV paths "
-        "(default: snli:dev,sick:TRAIN).",
+        help="Comma-separated English training data: snli:dev, snli:test, sick:TRAIN[+TRIAL+TEST], or TSV paths "
+        "(default: snli:dev,sick:TRAIN for the probe; snli:dev,snli:test,sick:TRAIN+TRIAL+TEST with --fine-tune).",
     ),
     langs: Optional[str] = typer.Option(None, "--langs", help="Comma-separated languages (default: every file of the split)."),
     low_resource: str = typer.Option("sw,ur", "--low-resource", help="Languages for the low-resource block."),
     prompt: str = typer.Option("query", "--prompt", help="Encoder prompt: query, passage or none."),
     cs: str = typer.Option("0.0001,0.0003,0.001,0.003,0.01", "--cs", help="Logistic-regression C values to select from on English dev."),
-    fine_tune_steps: int = typer.Option(0, "--fine-tune-steps", help="Fine-tune the encoder with the head for N steps instead of freezing it (slow)."),
+    fine_tune: bool = typer.Option(False, "--fine-tune", help="The fine-tuned protocol: fine-tune a copy of the encoder with a head on English NLI instead of the frozen probe."),
+    fine_tune_steps: Optional[int] = typer.Option(None, "--fine-tune-steps", help="Fine-tuning steps (implies --fine-tune; default 600)."),
+    fine_tune_epochs: Optional[float] = typer.Option(None, "--fine-tune-epochs", help="Fine-tuning epochs over the English data (instead of steps)."),
+    fine_tune_batch_size: Optional[int] = typer.Option(None, "--fine-tune-batch-size", help="Pairs per fine-tuning step (default 32)."),
+    fine_tune_lr: Optional[float] = typer.Option(None, "--fine-tune-lr", help="Encoder learning rate (default 1e-4; the head uses 1e-3)."),
+    fine_tune_head: Optional[str] = typer.Option(None, "--fine-tune-head", help="Head over [u, v, |u-v|, u*v]: linear (default) or mlp."),
+    fine_tune_max_length: Optional[int] = typer.Option(None, "--fine-tune-max-length", help="Training max length in tokens (default 64)."),
+    fine_tune_layers: Optional[str] = typer.Option(None, "--fine-tune-layers", help="Train only the top N transformer layers (default 4), or 'all'."),
     max_rows: Optional[int] = typer.Option(None, "--max-rows", help="Only the first N rows of each XNLI file (quick runs)."),
     rows: str = typer.Option("all", "--rows", help="all, or eval-side: only XNLI dev's evaluation side (for models aligned or trained on its alignment side)."),
     max_train: Optional[int] = typer.Option(None, "--max-train", help="Only the first N English training pairs."),
@@ -53,7 +60,7 @@ def eval_xnli(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     device: Optional[str] = device_option(),
 ) -> None:
-    """Zero-shot cross-lingual XNLI: English-only classifier over frozen embeddings, every language scored."""
+    """Zero-shot cross-lingual XNLI: an English-only classifier (frozen-encoder probe, or --fine-tune), every language scored."""
     use_device(device)
     try:
         c_values = [float(c) for c in split_csv(cs) or []]
@@ -78,7 +85,14 @@ def eval_xnli(
         max_rows=max_rows,
         rows=rows,
         max_train=max_train,
+        fine_tune=fine_tune,
         fine_tune_steps=fine_tune_steps,
+        fine_tune_epochs=fine_tune_epochs,
+        fine_tune_batch_size=fine_tune_batch_size,
+        fine_tune_lr=fine_tune_lr,
+        fine_tune_head=fine_tune_head,
+        fine_tune_max_length=fine_tune_max_length,
+        fine_tune_layers=fine_tune_layers,
         overwrite=overwrite,
     )
     table = Table(title=f"XNLI {split} (zero-shot from English)")

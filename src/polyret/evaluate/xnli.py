@@ -12,13 +12,16 @@ Protocol (what `evaluate_xnli` does):
    percentile-bootstrap CI over pairs; means over languages, a low-resource block (sw, ur by
    default) and the transfer gap (English minus each language).
 
-With `fine_tune_steps > 0` the encoder is instead fine-tuned together with a linear head on the same
-English pairs (sentence-transformers' SoftmaxLoss over the same four-part features, via
-SentenceTransformerTrainer), and the trained head scores the languages; no C to select then.
+With `fine_tune=True` (the fine-tuned protocol, `polyret.evaluate.nli_finetune`) a copy of the
+encoder is instead fine-tuned together with a head (linear or a small MLP) over the same four-part
+features on English NLI (by default all the offline English data, 29.5k pairs), and the trained head
+scores the languages; no C to select then, and nothing is selected on any XNLI data at run time (the
+defaults were chosen once on English dev).
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,9 +36,10 @@ from polyret.data.xnli import (
     read_xnli_tsv,
     xnli_file,
 )
-from polyret.data.parallel import xnli_side_rows
+from polyret.data.parallel import xnli_premise_index, xnli_side_rows
 from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
+from polyret.evaluate.nli_finetune import FINE_TUNE_ENGLISH_TRAIN, FineTuneSettings, fine_tune_nli, head_predict
 from polyret.evaluate.result import EvalResult, PerQuery
 from polyret.io import OutputDir, output_dir, write_json
 from polyret.model import load_model
@@ -242,83 +246,31 @@ def _model_name(model) -> str:
         return type(model).__name__
 
 
-# ----------------------------------------------------------------------------- fine-tuning option
-def fine_tune_nli(
-    model,
-    train: NLIPairs,
-    *,
-    steps: int,
-    batch_size: int = ENCODE_BATCH_SIZE,
-    learning_rate: float = 2e-5,
-    head_learning_rate: float = 1e-3,
-    kind: str | None = "query",
-    seed: int = 0,
-    show_progress: bool = True,
-    work_dir: str | Path | None = None,
-):
-    """Fine-tune a copy of `model` with a linear head on English NLI (SoftmaxLoss, u/v/|u-v|/u*v).
-
-    Returns (fine-tuned model, head) where head is the loss's `torch.nn.Linear` over
-    `pair_features` of the fine-tuned, normalised embeddings. The freshly initialised head gets its
-    own, larger learning rate: at the encoder's 2e-5 it would barely move in a few hundred steps.
-    """
-    import tempfile
-
-    import torch
-    from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer
-    from sentence_transformers.sentence_transformer.losses import SoftmaxLoss
-
-    if steps <= 0:
-        raise PolyretError(f"fine-tuning needs a positive number of steps, got {steps}")
-    tuned = copy.deepcopy(model)
-    dim = tuned.get_embedding_dimension() if hasattr(tuned, "get_embedding_dimension") else tuned.get_sentence_embedding_dimension()
-    torch.manual_seed(seed)
-    loss = SoftmaxLoss(
-        tuned, dim, num_labels=len(NLI_LABELS),
-        concatenation_sent_rep=True, concatenation_sent_difference=True, concatenation_sent_multiplication=True,
-    )
-    ds = Dataset.from_dict(
-        {"sentence1": train.premises, "sentence2": train.hypotheses, "label": train.labels.tolist()}
-    )
-    prompt = None
-    if kind is not None:
-        prompt = (getattr(tuned, "prompts", None) or {}).get(kind)
-    from polyret.train_args import PolyretTrainingArguments, device_kwargs  # heavy: sentence-transformers
-    device = str(tuned.device)  # the model's own device (the command's --device when it was loaded)
-    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
-        args = PolyretTrainingArguments(
-            **device_kwargs(device, precision_for(device), world=1),
-            output_dir=tmp,
-            max_steps=steps,
-            per_device_train_batch_size=batch_size,
-            learning_rate=learning_rate,
-            learning_rate_mapping={r"^classifier\.": head_learning_rate},
-            warmup_steps=max(1, steps // 10),
-            seed=seed,
-            save_strategy="no",
-            report_to="none",
-            logging_strategy="steps" if show_progress else "no",
-            logging_steps=max(1, steps // 10),
-            disable_tqdm=not show_progress,
-            prompts=prompt,
-            dataloader_drop_last=False,
-        )
-        trainer = SentenceTransformerTrainer(model=tuned, args=args, train_dataset=ds, loss=loss)
-        trainer.train()
-    tuned.eval()
-    return tuned, loss.classifier.eval()
-
-
-def _head_predict(head, X: np.ndarray) -> np.ndarray:
-    import torch
-
-    with torch.no_grad():
-        logits = head(torch.from_numpy(X).to(head.weight.dtype).to(head.weight.device))
-    return logits.argmax(dim=1).cpu().numpy()
-
-
 # ----------------------------------------------------------------------------- the evaluation
+def _fine_tune_settings(fine_tune: bool | FineTuneSettings, **options: Any) -> FineTuneSettings | None:
+    """The fine-tuned mode's settings, or None for the frozen probe. A positive steps/epochs turns
+    fine-tuning on by itself (the older `fine_tune_steps=N` spelling); other options without it are
+    a mistake, reported rather than silently ignored. train_layers: a number, or 'all'."""
+    given = {k: v for k, v in options.items() if v is not None}
+    on = bool(fine_tune) or (given.get("steps") or 0) > 0 or (given.get("epochs") or 0) > 0
+    if not on:
+        if any(v for v in given.values()):
+            names = ", ".join(f"fine_tune_{k}" for k, v in given.items() if v)
+            raise PolyretError(f"{names} given, but fine-tuning is off (add fine_tune=True / --fine-tune)")
+        return None
+    settings = fine_tune if isinstance(fine_tune, FineTuneSettings) else FineTuneSettings()
+    layers = given.pop("train_layers", None)
+    if layers is not None:
+        if str(layers).strip().lower() == "all":
+            settings = dataclasses.replace(settings, train_layers=None)
+        else:
+            try:
+                given["train_layers"] = int(layers)
+            except (TypeError, ValueError):
+                raise PolyretError(f"fine-tune train layers must be a number or 'all', not {layers!r}") from None
+    return settings.with_options(**given)
+
+
 def evaluate_xnli(
     model,
     xnli_dir: str | Path,
@@ -335,9 +287,14 @@ def evaluate_xnli(
     n_bootstrap: int = 1000,
     max_rows: int | None = None,
     max_train: int | None = None,
-    fine_tune_steps: int = 0,
-    fine_tune_batch_size: int = 32,
-    fine_tune_lr: float = 2e-5,
+    fine_tune: bool | FineTuneSettings = False,
+    fine_tune_steps: int | None = None,
+    fine_tune_epochs: float | None = None,
+    fine_tune_batch_size: int | None = None,
+    fine_tune_lr: float | None = None,
+    fine_tune_head: str | None = None,
+    fine_tune_max_length: int | None = None,
+    fine_tune_layers: int | str | None = None,
     cache: bool | str | Path = True,
     overwrite: bool = False,
     rows: str = "all",
@@ -348,7 +305,14 @@ def evaluate_xnli(
     (`polyret.data.parallel`), for a model whose alignment or training used the other side.
 
     `model`: a SentenceTransformer or a name for `polyret.model.load_model`. `english_train`: specs
-    for `polyret.data.xnli.load_english_train` (None = SNLI dev + SICK TRAIN) or `NLIPairs`.
+    for `polyret.data.xnli.load_english_train` or `NLIPairs`; None = SNLI dev + SICK TRAIN for the
+    probe, all offline English NLI (`FINE_TUNE_ENGLISH_TRAIN`) for the fine-tuned mode.
+
+    `fine_tune`: True (or a `FineTuneSettings`) for the fine-tuned protocol; the `fine_tune_*`
+    options override single settings (steps, epochs, batch size, encoder lr, head 'linear'/'mlp',
+    training max length, trained top layers -- an int, or 'all'); a positive `fine_tune_steps` or
+    `fine_tune_epochs` alone also turns it on. The tuned copy never reads or writes the embedding
+    cache (it is keyed by the model's identity, which a one-off copy shares with its base).
     `langs`: None = every language file of the split; listed languages whose file is missing are
     reported under "missing" and the others are still evaluated. `max_rows` / `max_train` truncate
     each evaluation file / the training data (quick runs and tests). Writes results.json, report.md
@@ -377,10 +341,20 @@ def evaluate_xnli(
     if rows == "eval-side":
         keep = xnli_side_rows(xnli_dir, "eval", split)
     eval_sets = {l: read_xnli_tsv(xnli_file(xnli_dir, split, l)).take(keep).head(max_rows) for l in present}
+    # Original file rows of what is scored (row ids of the per-row results: an eval-side run and a
+    # full run pair up on the rows they share), and each row's premise (the unit of paired tests).
+    row_index = {l: keep[: len(p)].tolist() if keep is not None else list(range(len(p))) for l, p in eval_sets.items()}
+    en_path = xnli_file(xnli_dir, split, "en")
+    premise_of_row = xnli_premise_index(xnli_dir, split).tolist() if en_path.is_file() else None
     select_path = xnli_file(xnli_dir, "dev", "en")
     if not select_path.is_file():
         raise PolyretError(f"model selection needs XNLI English dev ({select_path}), which is missing")
     select_set = read_xnli_tsv(select_path).take(keep if split == "dev" else None).head(max_rows)
+    settings = _fine_tune_settings(fine_tune, steps=fine_tune_steps, epochs=fine_tune_epochs,
+                                   batch_size=fine_tune_batch_size, lr=fine_tune_lr, head=fine_tune_head,
+                                   max_length=fine_tune_max_length, train_layers=fine_tune_layers)
+    if settings is not None and english_train is None:
+        english_train = list(FINE_TUNE_ENGLISH_TRAIN)
     train = english_train if isinstance(english_train, NLIPairs) else load_english_train(english_train)
     train = train.head(max_train)
     log(f"English training pairs: {len(train)} ({', '.join(train.parts)})")
@@ -390,16 +364,16 @@ def evaluate_xnli(
 
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
-    if fine_tune_steps > 0:
-        log(f"fine-tuning the encoder with a linear head for {fine_tune_steps} steps (batch {fine_tune_batch_size})")
-        enc_model, head = fine_tune_nli(
-            model, train, steps=fine_tune_steps, batch_size=fine_tune_batch_size, learning_rate=fine_tune_lr, kind=kind,
-            seed=seed, show_progress=show_progress,
-        )
+    if settings is not None:
+        log(f"fine-tuning the encoder with a {settings.head} head for {settings.total_steps(len(train))} steps "
+            f"(batch {settings.batch_size}, lr {settings.lr}, top {settings.train_layers or 'all'} layers, "
+            f"max length {settings.max_length})")
+        enc_model, head = fine_tune_nli(model, train, settings, kind=kind, seed=seed, show_progress=show_progress)
         timing["fine_tune_s"] = time.perf_counter() - t0
-        enc_cache = False  # the cache is keyed by model identity; a tuned copy must not reuse it
-        predict = lambda X: _head_predict(head, X)  # noqa: E731
-        selection = {"method": "none (fixed hyperparameters; head trained jointly with the encoder)"}
+        enc_cache = False  # the cache is keyed by model identity; a tuned copy must neither read nor write it
+        predict = lambda X: head_predict(head, X)  # noqa: E731
+        selection = {"method": "none at run time (fixed hyperparameters chosen once on XNLI English dev; "
+                               "head trained jointly with the encoder)"}
         tuned_id = _model_name(enc_model)
     else:
         tuned_id = None
@@ -425,6 +399,7 @@ def evaluate_xnli(
         scores["accuracy_ci95"], scores["macro_f1_ci95"] = ci["accuracy"], ci["macro_f1"]
         # Row-level correctness (file order) for paired significance tests between models.
         scores["correct"] = (y_pred == pairs.labels).astype(int).tolist()
+        scores["rows"] = row_index[lang]
         per_language[lang] = scores
         log(f"{split}-{lang}: accuracy {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f}  (n={scores['n']})")
     timing["evaluate_s"] = time.perf_counter() - t2
@@ -436,17 +411,14 @@ def evaluate_xnli(
         "split": split,
         "xnli_dir": str(xnli_dir),
         "protocol": {
-            "mode": "fine-tuned encoder + linear head" if fine_tune_steps > 0 else "frozen encoder + logistic regression",
+            "mode": (f"fine-tuned encoder + {settings.head} head" if settings is not None
+                     else "frozen encoder + logistic regression"),
             "features": "[u, v, |u-v|, u*v]",
             "prompt": kind,
             "english_train": {"sources": train.parts, "n": len(train), "label_counts": train.label_counts()},
             "selection": selection | {"data": str(select_path), "n": len(select_set)},
-            "selection_on_evaluated_split": split == "dev" and "en" in per_language and fine_tune_steps <= 0,
-            "fine_tune_steps": fine_tune_steps,
-            "fine_tune": (
-                {"batch_size": fine_tune_batch_size, "lr": fine_tune_lr, "loss": "SoftmaxLoss", "max_steps": fine_tune_steps}
-                if fine_tune_steps > 0 else None
-            ),
+            "selection_on_evaluated_split": split == "dev" and "en" in per_language and settings is None,
+            "fine_tune": settings.describe(len(train)) if settings is not None else None,
             "fine_tuned_model": tuned_id,
             "n_bootstrap": n_bootstrap,
             "max_rows": max_rows,
@@ -454,6 +426,7 @@ def evaluate_xnli(
             "seed": seed,
         },
         "languages": per_language,
+        "premise_of_row": premise_of_row,
         "missing": missing,
         **summarise_languages(per_language, low_resource=low_resource),
         "timing": timing,
@@ -467,8 +440,13 @@ def evaluate_xnli(
 
 def xnli_result(results: dict[str, Any]) -> EvalResult:
     """Flat metrics (accuracy / macro-F1 per language and their means) and per-row correctness.
-    XNLI rows are aligned across languages (translations of one pair): the row index is the
-    cluster, so a pair's translations are tested together."""
+
+    Per-row values (for paired tests between models) are given for the mean accuracy over languages,
+    each language's accuracy (`accuracy[sw]`), the non-English mean and the low-resource block
+    (`low_resource.accuracy`). A row's id is its language and its row in the XNLI file (so a run on
+    the evaluation side pairs with a full run on the rows they share); rows are clustered by premise:
+    a premise's three hypotheses and their translations into every language are one unit of the
+    paired tests (they are not independent)."""
     langs = results["languages"]
     flat = {f"{m}[{l}]": float(s[m]) for l, s in langs.items() for m in ("accuracy", "macro_f1")}
     headline = []
@@ -479,10 +457,26 @@ def xnli_result(results: dict[str, Any]) -> EvalResult:
             if isinstance((block or {}).get(k), (int, float)):
                 flat[prefix + k] = float(block[k])
                 headline.append(prefix + k)
-    ids = [f"{l}|{i}" for l, s in langs.items() for i in range(len(s["correct"]))]
-    per_query = {"accuracy": PerQuery.build(
-        ids, [c for s in langs.values() for c in s["correct"]], [i.split("|")[0] for i in ids],
-        [i.split("|")[1] for i in ids])}
+    premise = results.get("premise_of_row")
+    rows = {l: s.get("rows") or list(range(len(s["correct"]))) for l, s in langs.items()}
+
+    def per_row(selected: list[str]) -> PerQuery:
+        ids, values, groups, clusters = [], [], [], []
+        for l in selected:
+            for r, c in zip(rows[l], langs[l]["correct"]):
+                ids.append(f"{l}|{r}")
+                values.append(c)
+                groups.append(l)
+                clusters.append(f"p{premise[r]}" if premise is not None and r < len(premise) else str(r))
+        return PerQuery.build(ids, values, groups, clusters)
+
+    per_query = {"accuracy": per_row(list(langs))}
+    per_query |= {f"accuracy[{l}]": per_row([l]) for l in langs}
+    if "non_english.accuracy" in flat:
+        per_query["non_english.accuracy"] = per_row([l for l in langs if l != "en"])
+    low = [l for l in (results.get("low_resource") or {}).get("per_language", {}) if l in langs]
+    if low and "low_resource.accuracy" in flat:
+        per_query["low_resource.accuracy"] = per_row(low)
     return EvalResult("xnli", flat, headline, {"XNLI accuracy": ["accuracy"], "XNLI macro-F1": ["macro_f1"]},
                       per_query, results)
 
