@@ -1,0 +1,216 @@
+"""The fine-tuned XNLI mode: length-bucketed batches, settings, the tuned copy vs the cache, per-row ids."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import need
+from polyret.data.xnli import NLIPairs, load_english_train
+from polyret.errors import PolyretError
+from polyret.evaluate.nli_finetune import (
+    FineTuneSettings,
+    LengthBucketBatchSampler,
+    fine_tune_nli,
+    pair_token_lengths,
+)
+from polyret.evaluate.xnli import _fine_tune_settings, evaluate_xnli
+
+
+# ----------------------------------------------------------------------------- batches
+def _sampler(lengths, batch_size=8, drop_last=False, seed=3, pool_batches=4):
+    return LengthBucketBatchSampler(list(range(len(lengths))), batch_size, drop_last, seed=seed,
+                                    lengths=np.asarray(lengths), pool_batches=pool_batches)
+
+
+def test_length_buckets_use_every_row_once_and_pad_less_than_random_batches():
+    rng = np.random.default_rng(0)
+    lengths = np.stack([rng.integers(5, 60, 203), rng.integers(4, 30, 203)], axis=1)
+    s = _sampler(lengths)
+    batches = list(s)
+    assert len(batches) == len(s) == 26  # ceil(203 / 8)
+    assert sorted(i for b in batches for i in b) == list(range(203))
+
+    def padded(bs):  # tokens a batch costs: each column pads to its own longest sentence
+        return sum(len(b) * (lengths[b, 0].max() + lengths[b, 1].max()) for b in bs)
+
+    shuffled = rng.permutation(203)
+    random_batches = [shuffled[i : i + 8] for i in range(0, 203, 8)]
+    assert padded(batches) < 0.85 * padded(random_batches)
+    # premise lengths inside a batch are close: the pool is sorted by them before cutting
+    assert np.mean([np.ptp(lengths[b, 0]) for b in batches]) < 0.5 * np.mean([np.ptp(lengths[b, 0]) for b in random_batches])
+
+
+def test_length_buckets_are_a_function_of_seed_and_epoch():
+    lengths = np.stack([np.arange(100) % 37, np.arange(100) % 11], axis=1)
+    a, b = _sampler(lengths, seed=1), _sampler(lengths, seed=1)
+    assert list(a) == list(b)
+    a.set_epoch(1)
+    assert list(a) != list(b) and sorted(map(tuple, a)) != sorted(map(tuple, b))
+    assert list(_sampler(lengths, seed=2)) != list(b)
+    dropped = _sampler(lengths, drop_last=True)
+    assert len(dropped) == len(list(dropped)) == 12 and all(len(x) == 8 for x in dropped)
+    with pytest.raises(PolyretError, match="3 lengths for a dataset of 100 rows"):
+        LengthBucketBatchSampler(list(range(100)), 8, False, lengths=np.ones((3, 2)))
+
+
+# ----------------------------------------------------------------------------- settings
+def test_fine_tune_settings_and_options():
+    assert _fine_tune_settings(False) is None
+    assert _fine_tune_settings(False, steps=0) is None  # the old "no fine-tuning" spelling
+    on = _fine_tune_settings(False, steps=5)  # a positive step count alone turns it on
+    assert on.steps == 5 and on.lr == FineTuneSettings().lr
+    s = _fine_tune_settings(True, lr=3e-5, head="mlp", train_layers="all", max_length=32)
+    assert (s.lr, s.head, s.train_layers, s.max_length) == (3e-5, "mlp", None, 32)
+    assert _fine_tune_settings(True, train_layers="6").train_layers == 6
+    assert FineTuneSettings(epochs=0.5, batch_size=10).total_steps(101) == 6
+    with pytest.raises(PolyretError, match="fine_tune_lr given, but fine-tuning is off"):
+        _fine_tune_settings(False, lr=1e-4)
+    with pytest.raises(PolyretError, match="head must be one of linear, mlp"):
+        _fine_tune_settings(True, head="deep")
+    with pytest.raises(PolyretError, match="train layers must be a number or 'all'"):
+        _fine_tune_settings(True, train_layers="top")
+    with pytest.raises(PolyretError, match="lr must be positive"):
+        FineTuneSettings(lr=0)
+    with pytest.raises(PolyretError, match="unknown fine-tune option"):
+        FineTuneSettings().with_options(learning_rate=1e-4)
+
+
+# ----------------------------------------------------------------------------- training (tiny model)
+@pytest.fixture(scope="module")
+def small_train(shared_data):
+    need(shared_data, "nli-en", "snli")
+    return load_english_train("snli:dev", data_dir=shared_data).head(96)
+
+
+def test_fine_tune_trains_top_layers_and_head_only_and_leaves_the_model(tiny_model, small_train):
+    import torch
+
+    before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    settings = FineTuneSettings(steps=3, batch_size=16, lr=1e-2, head="mlp", mlp_hidden=8, train_layers=1, max_length=16)
+    tuned, head = fine_tune_nli(tiny_model, small_train, settings, show_progress=False)
+    after = tuned.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(".layer.1." in k for k in changed), changed  # only the top of 2 layers moved
+    assert not any("word_embeddings" in k for k in changed)
+    assert all(torch.equal(v, tiny_model.state_dict()[k]) for k, v in before.items())  # the caller's model is untouched
+    assert tuned.max_seq_length == tiny_model.max_seq_length  # the short length was for training only
+    assert isinstance(head, torch.nn.Sequential) and head(torch.zeros(2, 4 * 32)).shape == (2, 3)
+    # lengths as the encoder sees them, capped at the training max length
+    lengths = pair_token_lengths(tiny_model, small_train, "query: ", 16)
+    assert lengths.shape == (96, 2) and lengths.max() <= 16 and lengths.min() > 2
+
+
+class _NoCache:
+    def __init__(self, *a, **k):
+        raise AssertionError("the tuned copy touched the embedding cache")
+
+
+def test_fine_tuned_mode_never_touches_the_cache_and_records_its_protocol(tiny_model, shared_data, small_train,
+                                                                          tmp_path, monkeypatch):
+    import polyret.encode
+
+    xnli = need(shared_data, "xnli")
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(polyret.encode, "EmbeddingCache", _NoCache)
+    res = evaluate_xnli(
+        tiny_model, xnli, langs=["en", "sw", "ur"], english_train=small_train, max_rows=30, n_bootstrap=50,
+        show_progress=False, cache=cache, fine_tune=True, fine_tune_steps=2, fine_tune_batch_size=16,
+        fine_tune_head="linear", fine_tune_max_length=24, out_dir=tmp_path / "out",
+    )
+    assert not cache.exists()
+    ft = res["protocol"]["fine_tune"]
+    assert (ft["total_steps"], ft["batch_size"], ft["head"], ft["max_length"]) == (2, 16, "linear", 24)
+    assert res["protocol"]["mode"] == "fine-tuned encoder + linear head"
+    assert res["protocol"]["selection_on_evaluated_split"] is False
+    assert res["timing"]["fine_tune_s"] > 0
+    on_disk = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert on_disk["protocol"]["fine_tune"]["lr"] == FineTuneSettings().lr
+    # the frozen probe, by contrast, does use (and fill) the cache
+    monkeypatch.undo()
+    evaluate_xnli(tiny_model, xnli, langs=["sw"], english_train=small_train, max_rows=30, n_bootstrap=50,
+                  show_progress=False, cache=cache, Cs=(1.0,))
+    assert any(cache.rglob("*"))
+
+
+def test_missing_english_training_file_fails_before_any_model_work(shared_data, tmp_path):
+    xnli = need(shared_data, "xnli")
+    # the model name does not exist either: the training-data error must come first
+    with pytest.raises(PolyretError, match=r"'.*missing\.tsv' is neither"):
+        evaluate_xnli(str(tmp_path / "no-model"), xnli, english_train=str(tmp_path / "missing.tsv"),
+                      fine_tune=True, show_progress=False)
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(PolyretError, match=r"empty\.tsv holds no rows"):
+        evaluate_xnli(str(tmp_path / "no-model"), xnli, english_train=str(empty), fine_tune=True, show_progress=False)
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("a\tb\tentailment\na\tb\n", encoding="utf-8")
+    with pytest.raises(PolyretError, match=r"bad\.tsv, line 2: expected 3 tab-separated fields"):
+        evaluate_xnli(str(tmp_path / "no-model"), xnli, english_train=str(bad), fine_tune=True, show_progress=False)
+
+
+# ----------------------------------------------------------------------------- per-row ids for paired tests
+def test_per_row_ids_keep_file_rows_and_cluster_by_premise(tiny_model, shared_data, tmp_path):
+    from polyret.data.parallel import xnli_premise_index, xnli_side_rows
+
+    xnli = need(shared_data, "xnli")
+    train = load_english_train("snli:dev", data_dir=shared_data).head(120)
+    kw = dict(langs=["en", "sw", "ur"], english_train=train, n_bootstrap=50, show_progress=False,
+              cache=tmp_path / "cache", Cs=(1.0,))
+    side = evaluate_xnli(tiny_model, xnli, rows="eval-side", max_rows=40, **kw)
+    full = evaluate_xnli(tiny_model, xnli, max_rows=90, **kw)
+    eval_rows = xnli_side_rows(xnli, "eval")[:40].tolist()
+    premise = xnli_premise_index(xnli)
+    pq = side.per_query
+    assert {"accuracy", "accuracy[en]", "accuracy[sw]", "accuracy[ur]", "non_english.accuracy",
+            "low_resource.accuracy"} <= set(pq)
+    side.check_per_query()  # every per-row array reproduces its headline number
+    assert pq["accuracy[sw]"].ids.tolist() == [f"sw|{r}" for r in eval_rows]
+    assert pq["low_resource.accuracy"].ids.tolist() == [f"{l}|{r}" for l in ("sw", "ur") for r in eval_rows]
+    assert pq["accuracy"].clusters.tolist()[:40] == [f"p{premise[r]}" for r in eval_rows]
+    # a row's three hypotheses and its translations share one cluster
+    assert len(set(pq["accuracy"].clusters.tolist())) == len({premise[r] for r in eval_rows})
+    # the eval-side rows inside the full run's first 90 rows pair up by id, with equal correctness
+    # (same English classifier: the probe selects C on the rows it evaluates, here one C only)
+    shared = sorted(set(pq["accuracy[sw]"].ids.tolist()) & set(full.per_query["accuracy[sw]"].ids.tolist()))
+    assert shared == sorted(f"sw|{r}" for r in eval_rows if r < 90)
+    a = dict(zip(pq["accuracy[sw]"].ids.tolist(), pq["accuracy[sw]"].values))
+    b = dict(zip(full.per_query["accuracy[sw]"].ids.tolist(), full.per_query["accuracy[sw]"].values))
+    assert [a[i] for i in shared] == [b[i] for i in shared]
+
+
+# ----------------------------------------------------------------------------- CLI and experiment suite
+def test_cli_fine_tune_options(tiny_model, shared_data, tmp_path, capsys):
+    from polyret.cli import main
+
+    xnli = need(shared_data, "xnli")
+    need(shared_data, "nli-en", "SICK.txt")
+    model_dir = tmp_path / "tiny"
+    tiny_model.save(str(model_dir))
+    base = ["eval", "xnli", "--model", str(model_dir), "--data", str(xnli), "--langs", "en,sw", "--max-rows", "20",
+            "--english-train", "sick:TRIAL", "--max-train", "64", "--no-progress"]
+    main(base + ["--fine-tune", "--fine-tune-steps", "2", "--fine-tune-batch-size", "16", "--fine-tune-lr", "5e-5",
+                 "--fine-tune-head", "mlp", "--fine-tune-layers", "all", "--fine-tune-max-length", "32",
+                 "--out", str(tmp_path / "o")])
+    ft = json.loads((tmp_path / "o" / "results.json").read_text())["protocol"]["fine_tune"]
+    assert (ft["total_steps"], ft["batch_size"], ft["lr"], ft["head"], ft["train_layers"], ft["max_length"]) == (
+        2, 16, 5e-5, "mlp", None, 32)
+    with pytest.raises(SystemExit) as e:
+        main(base + ["--fine-tune-lr", "1e-4", "--out", str(tmp_path / "p")])
+    assert e.value.code == 2 and "fine-tuning is off" in capsys.readouterr().err
+
+
+def test_experiment_xnli_suite_passes_fine_tune_options(tiny_model, shared_data, tmp_path):
+    from polyret.experiment.config import SuiteConfig
+    from polyret.experiment.suites import SuiteContext, xnli_suite
+
+    need(shared_data, "xnli")
+    need(shared_data, "nli-en", "SICK.txt")
+    suite = SuiteConfig(name="xnli", split="dev", langs=["en", "sw", "ur"], options={
+        "fine_tune": True, "fine_tune_steps": 2, "fine_tune_batch_size": 16, "english_train": "sick:TRIAL",
+        "max_train": 48, "max_rows": 20, "rows": "eval-side", "n_bootstrap": 50})
+    res = xnli_suite(tiny_model, suite, tmp_path / "s", SuiteContext(tmp_path, show_progress=False))
+    assert res.raw["protocol"]["fine_tune"]["total_steps"] == 2 and res.raw["protocol"]["rows"] == "eval-side"
+    assert "low_resource.accuracy" in res.per_query and "accuracy[ur]" in res.per_query
+    res.check_per_query()
