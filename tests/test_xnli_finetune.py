@@ -214,3 +214,62 @@ def test_experiment_xnli_suite_passes_fine_tune_options(tiny_model, shared_data,
     assert res.raw["protocol"]["fine_tune"]["total_steps"] == 2 and res.raw["protocol"]["rows"] == "eval-side"
     assert "low_resource.accuracy" in res.per_query and "accuracy[ur]" in res.per_query
     res.check_per_query()
+
+
+# ----------------------------------------------------------------------------- paired comparison of two results
+def _synthetic_results(tmp_path, preds: dict[str, np.ndarray], gold: np.ndarray, rows=None):
+    names = ("entailment", "neutral", "contradiction")
+    langs = {}
+    for lang, p in preds.items():
+        path = tmp_path / f"dev-{lang}.tsv"
+        if not path.exists():
+            path.write_text("".join(f"premise {i // 3}\thyp {i}\t{names[g]}\n" for i, g in enumerate(gold)), encoding="utf-8")
+        r = list(range(len(gold))) if rows is None else list(rows)
+        langs[lang] = {"rows": r, "predicted": p[r].tolist(), "correct": (p[r] == gold[r]).astype(int).tolist()}
+    return {"model": "m", "split": "dev", "xnli_dir": str(tmp_path), "languages": langs,
+            "premise_of_row": [i // 3 for i in range(len(gold))],
+            "low_resource": {"languages": ["sw", "ur"]}}
+
+
+def test_compare_xnli_pairs_common_rows_and_tests_languages_and_the_low_resource_block(tmp_path):
+    from sklearn.metrics import f1_score
+
+    from polyret.evaluate.xnli import compare_xnli, comparison_markdown
+
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 3, 600)
+    noisy = lambda acc: np.where(rng.random(600) < acc, gold, rng.integers(0, 3, 600))  # noqa: E731
+    base = {l: noisy(0.5) for l in ("en", "sw", "ur")}
+    better = {"en": base["en"].copy(), "sw": np.where(rng.random(600) < 0.5, gold, base["sw"]), "ur": base["ur"].copy()}
+    odd = [i for i in range(600) if (i // 3) % 2 == 1]  # an eval-side-like subset for b
+    a = _synthetic_results(tmp_path, better, gold)
+    b = _synthetic_results(tmp_path, base, gold, rows=odd)
+    cmp = compare_xnli(a, b, n_permutations=2000, n_bootstrap=500)
+    sw, en = cmp["languages"]["sw"], cmp["languages"]["en"]
+    assert sw["n_rows"] == en["n_rows"] == len(odd) and sw["n_units"] == 100
+    assert sw["accuracy_delta"] > 0.1 and sw["accuracy_p"] < 0.01 and sw["accuracy_delta_ci95"][0] > 0
+    want = f1_score(gold[odd], better["sw"][odd], average="macro") - f1_score(gold[odd], base["sw"][odd], average="macro")
+    assert sw["macro_f1_delta"] == pytest.approx(want)
+    assert sw["macro_f1_delta_ci95"][0] > 0 and sw["macro_f1_p"] < 0.01
+    assert en["accuracy_delta"] == 0 and en["accuracy_p"] == 1.0 and en["macro_f1_delta"] == 0
+    low = cmp["low_resource"]
+    assert low["languages"] == ["sw", "ur"]
+    assert low["accuracy_delta"] == pytest.approx((sw["accuracy_delta"] + cmp["languages"]["ur"]["accuracy_delta"]) / 2)
+    assert 0 < low["accuracy_delta_ci95"][0] < low["accuracy_delta"] < low["accuracy_delta_ci95"][1]
+    assert "| sw | 300 |" in comparison_markdown(cmp, "recipe", "base")
+    a["languages"]["sw"]["predicted"][3] = (a["languages"]["sw"]["predicted"][3] + 1) % 3  # row 3 (shared) no longer matches "correct"
+    with pytest.raises(PolyretError, match="do not match the labels"):
+        compare_xnli(a, b, n_permutations=100, n_bootstrap=50)
+
+
+def test_shipped_xnli_finetune_experiment_config_is_valid():
+    import inspect
+    from pathlib import Path
+
+    from polyret.experiment.config import load_experiment_config
+
+    cfg, _ = load_experiment_config(Path(__file__).parents[1] / "configs" / "experiments" / "xnli-finetune.yaml")
+    (suite,) = cfg.suites
+    assert suite.name == "xnli" and suite.options["rows"] == "eval-side" and suite.options.get("max_rows") is None
+    inspect.signature(evaluate_xnli).bind(None, None, **suite.options)  # every option is an evaluate_xnli keyword
+    assert _fine_tune_settings(suite.options["fine_tune"]) == FineTuneSettings()
