@@ -273,3 +273,26 @@ def test_shipped_xnli_finetune_experiment_config_is_valid():
     assert suite.name == "xnli" and suite.options["rows"] == "eval-side" and suite.options.get("max_rows") is None
     inspect.signature(evaluate_xnli).bind(None, None, **suite.options)  # every option is an evaluate_xnli keyword
     assert _fine_tune_settings(suite.options["fine_tune"]) == FineTuneSettings()
+
+
+def test_cli_xnli_compare(tmp_path, capsys):
+    from polyret.cli import main
+    from polyret.io import write_json
+
+    rng = np.random.default_rng(1)
+    gold = rng.integers(0, 3, 60)
+    a = _synthetic_results(tmp_path, {"sw": gold.copy(), "ur": gold.copy()}, gold)
+    b = _synthetic_results(tmp_path, {"sw": (gold + 1) % 3, "ur": gold.copy()}, gold)
+    write_json(tmp_path / "a.json", a)
+    (tmp_path / "b").mkdir()
+    write_json(tmp_path / "b" / "results.json", b)
+    args = ["eval", "xnli-compare", str(tmp_path / "a.json"), str(tmp_path / "b"), "--label-a", "recipe",
+            "--label-b", "base", "--permutations", "200", "--bootstrap", "100", "--out", str(tmp_path / "cmp")]
+    main(args)
+    cmp = json.loads((tmp_path / "cmp.json").read_text())
+    assert cmp["languages"]["sw"]["accuracy_delta"] == pytest.approx(1.0)
+    assert cmp["low_resource"]["accuracy_delta"] == pytest.approx(0.5)
+    assert "| sw | 60 | 100.0 | 0.0 |" in (tmp_path / "cmp.md").read_text()
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2 and "already exist" in capsys.readouterr().err

@@ -11,8 +11,8 @@ from rich.markup import escape
 from polyret.cli.app import console, device_option, eval_app, split_csv, use_device
 from polyret.errors import PolyretError
 from polyret.evaluate.tatoeba import evaluate_tatoeba
-from polyret.evaluate.xnli import evaluate_xnli
-from polyret.io import OutputDir
+from polyret.evaluate.xnli import compare_xnli, comparison_markdown, evaluate_xnli
+from polyret.io import OutputDir, read_json, write_json
 from polyret.paths import data_path
 
 
@@ -106,6 +106,34 @@ def eval_xnli(
     table.add_row("mean", "", f"{100 * m['accuracy']:.1f}", f"{100 * m['macro_f1']:.1f}", "")
     console.print(table)
     console.print(f"wrote {out / 'results.json'}, {out / 'report.md'}", markup=False)
+
+
+@eval_app.command("xnli-compare")
+def eval_xnli_compare(
+    a: Path = typer.Argument(..., help="results.json (or its folder) of model a."),
+    b: Path = typer.Argument(..., help="results.json (or its folder) of model b (e.g. the base)."),
+    label_a: str = typer.Option("a", "--label-a"),
+    label_b: str = typer.Option("b", "--label-b"),
+    low_resource: Optional[str] = typer.Option(None, "--low-resource", help="Languages of the block (default: a's)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write comparison.json and comparison.md to this file stem."),
+    n_permutations: int = typer.Option(10000, "--permutations"),
+    n_bootstrap: int = typer.Option(2000, "--bootstrap"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing comparison files at --out."),
+) -> None:
+    """Paired comparison of two `eval xnli` results on their shared rows: per language, mean, low-resource block."""
+    targets = [] if out is None else [out.with_suffix(".json"), out.with_suffix(".md")]
+    taken = [str(t) for t in targets if t.exists()]
+    if taken and not overwrite:
+        raise PolyretError(f"{', '.join(taken)} already exist(s); pass --overwrite to replace")
+    res = [read_json(p / "results.json" if p.is_dir() else p) for p in (a, b)]
+    cmp = compare_xnli(res[0], res[1], low_resource=split_csv(low_resource), n_permutations=n_permutations,
+                       n_bootstrap=n_bootstrap)
+    md = comparison_markdown(cmp, label_a, label_b)
+    console.print(md, markup=False)
+    if out is not None:
+        write_json(out.with_suffix(".json"), cmp)
+        out.with_suffix(".md").write_text(md, encoding="utf-8")
+        console.print(f"wrote {out.with_suffix('.json')}, {out.with_suffix('.md')}", markup=False)
 
 
 @eval_app.command("tatoeba")
