@@ -174,18 +174,34 @@ def length_bucket_factory(lengths: np.ndarray, pool_batches: int = 50):
 
 
 # ----------------------------------------------------------------------------- head
-def _mlp_head(in_dim: int, hidden: int, n_labels: int, device):
+def pair_head(kind: str, in_dim: int, n_labels: int, *, hidden: int = 512, device=None):
+    """The classification head over `[u, v, |u-v|, u*v]`: feature standardisation, then a linear layer
+    ('linear') or Linear -> GELU -> Linear ('mlp').
+
+    The standardisation (BatchNorm without affine parameters: per-feature mean/variance, running
+    statistics at evaluation) is the fine-tuned counterpart of the probe's StandardScaler. e5's
+    normalised embeddings give features of tiny scale (std ~0.017), so a bare linear head at lr 1e-3
+    needs thousands of steps just to grow its weights: measured on frozen features, English dev
+    accuracy after 200 / 800 steps was .36 / .46 bare and .52 / .52 standardised.
+    """
     import torch
 
-    class MLPHead(torch.nn.Sequential):
-        """Linear -> GELU -> Linear. SoftmaxLoss reads `classifier.weight.dtype` to cast its
-        features, so the first layer's weight is exposed as `weight`."""
+    class PairHead(torch.nn.Sequential):
+        """SoftmaxLoss reads `classifier.weight.dtype` to cast its features: exposed here as the
+        first linear layer's weight."""
 
         @property
         def weight(self):
-            return self[0].weight
+            return next(m for m in self if isinstance(m, torch.nn.Linear)).weight
 
-    return MLPHead(torch.nn.Linear(in_dim, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, n_labels)).to(device)
+    norm = torch.nn.BatchNorm1d(in_dim, affine=False)
+    if kind == "linear":
+        layers = [norm, torch.nn.Linear(in_dim, n_labels)]
+    elif kind == "mlp":
+        layers = [norm, torch.nn.Linear(in_dim, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, n_labels)]
+    else:
+        raise PolyretError(f"fine-tune head must be one of {', '.join(HEADS)}, not {kind!r}")
+    return PairHead(*layers).to(device)
 
 
 def head_predict(head, X: np.ndarray) -> np.ndarray:
@@ -243,8 +259,7 @@ def fine_tune_nli(
         tuned, dim, num_labels=len(NLI_LABELS),
         concatenation_sent_rep=True, concatenation_sent_difference=True, concatenation_sent_multiplication=True,
     )
-    if s.head == "mlp":
-        loss.classifier = _mlp_head(4 * dim, s.mlp_hidden, len(NLI_LABELS), tuned.device)
+    loss.classifier = pair_head(s.head, 4 * dim, len(NLI_LABELS), hidden=s.mlp_hidden, device=tuned.device)
     ds = Dataset.from_dict({"sentence1": train.premises, "sentence2": train.hypotheses, "label": train.labels.tolist()})
     prompt = (getattr(tuned, "prompts", None) or {}).get(kind) if kind is not None else None
     sampler = {}
@@ -269,7 +284,7 @@ def fine_tune_nli(
             logging_steps=max(1, steps // 10),
             disable_tqdm=not show_progress,
             prompts=prompt,
-            dataloader_drop_last=False,
+            dataloader_drop_last=True,  # a batch of one would break the head's batch statistics
         )
         if probe is not None:
             probe.loss = loss
