@@ -45,7 +45,7 @@ def eval_xnli(
     prompt: str = typer.Option("query", "--prompt", help="Encoder prompt: query, passage or none."),
     cs: str = typer.Option("0.0001,0.0003,0.001,0.003,0.01", "--cs", help="Logistic-regression C values to select from on English dev."),
     fine_tune: bool = typer.Option(False, "--fine-tune", help="The fine-tuned protocol: fine-tune a copy of the encoder with a head on English NLI instead of the frozen probe."),
-    fine_tune_steps: Optional[int] = typer.Option(None, "--fine-tune-steps", help="Fine-tuning steps (implies --fine-tune; default 600)."),
+    fine_tune_steps: Optional[int] = typer.Option(None, "--fine-tune-steps", help="Fine-tuning steps (implies --fine-tune; default 320)."),
     fine_tune_epochs: Optional[float] = typer.Option(None, "--fine-tune-epochs", help="Fine-tuning epochs over the English data (instead of steps)."),
     fine_tune_batch_size: Optional[int] = typer.Option(None, "--fine-tune-batch-size", help="Pairs per fine-tuning step (default 32)."),
     fine_tune_lr: Optional[float] = typer.Option(None, "--fine-tune-lr", help="Encoder learning rate (default 1e-4; the head uses 1e-3)."),
