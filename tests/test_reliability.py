@@ -18,7 +18,8 @@ from polyret.errors import PolyretError
 POLYRET = str(Path(sys.executable).parent / "polyret")
 
 
-def polyret(*args, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+def polyret(*args, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    # a guard against a hang, not a speed test: on a shared, loaded machine startup alone can take minutes
     env = dict(os.environ, COLUMNS="200", HF_HUB_OFFLINE="1")
     return subprocess.run([POLYRET, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
