@@ -333,16 +333,55 @@ def more_cases(tiny: str, foreign, beir, lareqa_file, bad_par):
     ]
 
 
+def run_case(i: int, case: tuple, root: Path, tiny: Path, env: dict) -> dict:
+    """Build one case's inputs in root/case<i>, run it, classify the outcome (see the module docstring)."""
+    import shutil
+
+    name, setup, words, code, protected = case
+    t = root / f"case{i}"
+    t.mkdir()
+    env = dict(env, POLYRET_CACHE=str(t / "cache"))
+    (t / "in.txt").write_text("a\nb\n")
+    shutil.copytree(tiny, t / "tuned")
+    try:
+        argv = [str(a) for a in setup(t)]
+        before = {p: tree(t / p) if (t / p).is_dir() else (t / p).read_bytes() for p in protected}
+    except Exception as e:  # noqa: BLE001 - a broken case must not end the sweep
+        return {"case": name, "exit": None, "verdict": "setup failed", "message": repr(e)[-200:]}
+    r = subprocess.run([POLYRET, *argv], cwd=t, env=env, capture_output=True, text=True, timeout=1200)
+    after = {p: (tree(t / p) if (t / p).is_dir() else (t / p).read_bytes()) if (t / p).exists() else None
+             for p in protected}
+    err = " ".join(r.stderr.split())
+    if "No such option" in r.stderr or "No such command" in r.stderr:
+        verdict = "n/a"  # the option or command did not exist in this version
+    elif after != before:
+        verdict = "file lost"
+    elif "Traceback" in r.stderr:
+        verdict = "traceback"
+    elif r.returncode == 0 and code != 0:
+        verdict = "wrong exit 0"
+    elif r.returncode == code and all(w in err for w in ((words,) if isinstance(words, str) else words) if w):
+        verdict = "clear error" if code else "handled"
+    else:
+        verdict = "confusing"
+    if name.startswith("train with a bad model") and (t / "run").exists():
+        verdict = "confusing" if verdict == "clear error" else verdict  # a half-made run dir blocks a re-run
+    return {"case": name, "exit": r.returncode, "verdict": verdict, "message": err[-200:]}
+
+
 def main() -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--src", default=str(Path(__file__).resolve().parents[1] / "src"))
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--only", help="run only the cases whose name contains this text")
     ap.add_argument("--rows", help="append each case's row to this JSONL file as it finishes; rows already in it are not run again")
+    ap.add_argument("--jobs", type=int, default=1, help="cases run at once (each is its own polyret process)")
     args = ap.parse_args()
     ENV.update(PYTHONPATH=args.src, HF_HUB_OFFLINE="1", COLUMNS="300")
     env = dict(os.environ, **ENV)
-    rows = []
     with tempfile.TemporaryDirectory() as root:
         root = Path(root)
         subprocess.run([sys.executable, "-c", f"from polyret.model import build_tiny_model as b; b({str(root / 'tiny')!r})"],
@@ -351,53 +390,27 @@ def main() -> None:
         done = {}
         if args.rows and Path(args.rows).is_file():  # resume an interrupted sweep
             done = {r["case"]: r for r in map(json.loads, Path(args.rows).read_text().splitlines())}
-        for i, (name, setup, words, code, protected) in enumerate(cases(str(tiny))):
-            if args.only and args.only not in name:
-                continue
-            if name in done:
-                rows.append(done[name])
-                continue
-            t = root / f"case{i}"
-            t.mkdir()
-            env["POLYRET_CACHE"] = str(t / "cache")
-            (t / "in.txt").write_text("a\nb\n")
-            import shutil
+        todo = [(i, c) for i, c in enumerate(cases(str(tiny))) if not args.only or args.only in c[0]]
+        lock = threading.Lock()
 
-            shutil.copytree(tiny, t / "tuned")
-            try:
-                argv = [str(a) for a in setup(t)]
-                before = {p: tree(t / p) if (t / p).is_dir() else (t / p).read_bytes() for p in protected}
-            except Exception as e:  # noqa: BLE001 - a broken case must not end the sweep
-                rows.append({"case": name, "exit": None, "verdict": "setup failed", "message": repr(e)[-200:]})
-                continue
-            r = subprocess.run([POLYRET, *argv], cwd=t, env=env, capture_output=True, text=True, timeout=600)
-            after = {p: (tree(t / p) if (t / p).is_dir() else (t / p).read_bytes()) if (t / p).exists() else None
-                     for p in protected}
-            err = " ".join(r.stderr.split())
-            if "No such option" in r.stderr or "No such command" in r.stderr:
-                verdict = "n/a"  # the option or command did not exist in this version
-            elif after != before:
-                verdict = "file lost"
-            elif "Traceback" in r.stderr:
-                verdict = "traceback"
-            elif r.returncode == 0 and code != 0:
-                verdict = "wrong exit 0"
-            elif r.returncode == code and all(w in err for w in ((words,) if isinstance(words, str) else words) if w):
-                verdict = "clear error" if code else "handled"
-            else:
-                verdict = "confusing"
-            if name.startswith("train with a bad model") and (t / "run").exists():
-                verdict = "confusing" if verdict == "clear error" else verdict  # a half-made run dir blocks a re-run
-            rows.append({"case": name, "exit": r.returncode, "verdict": verdict, "message": err[-200:]})
-            if args.rows:
-                with open(args.rows, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(rows[-1]) + "\n")
+        def one(item):
+            i, case = item
+            if case[0] in done:
+                return done[case[0]]
+            row = run_case(i, case, root, tiny, env)
+            if args.rows and row["verdict"] != "setup failed":
+                with lock, open(args.rows, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(row) + "\n")
+            return row
+
+        with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+            rows = list(pool.map(one, todo))
     tally = Counter(r["verdict"] for r in rows)
     if args.json:
         print(json.dumps({"rows": rows, "tally": tally}, indent=2))
         return
     for r in rows:
-        print(f"{r['verdict']:>13}  exit {r['exit']:>3}  {r['case']}")
+        print(f"{r['verdict']:>13}  exit {str(r['exit']):>4}  {r['case']}")
     print("\n" + ", ".join(f"{k}: {v}" for k, v in tally.most_common()) + f"  ({len(rows)} cases)")
 
 
