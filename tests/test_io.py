@@ -139,6 +139,14 @@ def test_output_dir_killed_while_writing_its_first_marker(tmp_path):
     with OutputDir(out, "eval-x") as d:
         (d.path / "results.json").write_text("1")
     assert sorted(p.name for p in out.iterdir()) == [MARKER, "results.json"]
+    # the same moment of an --overwrite run: its sibling temp folder has no marker yet (or none at all)
+    for left in ({f".{MARKER}.e5f6a7b8.tmp": '{"kin'}, {}):
+        tmp = tmp_path / ".out.polyret-tmp-x1y2z3"
+        tmp.mkdir()
+        for name, text in left.items():
+            (tmp / name).write_text(text)
+        OutputDir(out, "eval-x", overwrite=True)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_output_overlapping_inputs_refused(tmp_path):

@@ -346,14 +346,19 @@ def _siblings(out: Path, tag: str) -> list[Path]:
     return sorted(parent.glob(f".{out.name}{tag}*"))
 
 
+def _unmarked_start(folder: Path) -> bool:
+    """A folder killed (SIGKILL) before its first marker was complete: empty, or only the marker's temp file."""
+    return folder.is_dir() and all(is_atomic_temp(p.name, MARKER) for p in folder.iterdir())
+
+
 def _recover(out: Path) -> None:
     """Finish or undo an overwrite that was killed: restore a renamed-aside old folder if `out` is
-    missing, and remove our abandoned temp folders (only those carrying our marker)."""
+    missing, and remove our abandoned temp folders (those carrying our marker, or killed before it)."""
     olds = [p for p in _siblings(out, _OLD_TAG) if read_marker(p) is not None]
     if olds and not out.exists():
         os.rename(olds[-1], out)
         olds = olds[:-1]
-    for p in olds + [p for p in _siblings(out, _TMP_TAG) if read_marker(p) is not None]:
+    for p in olds + [p for p in _siblings(out, _TMP_TAG) if read_marker(p) is not None or _unmarked_start(p)]:
         shutil.rmtree(p, ignore_errors=True)
 
 
@@ -451,13 +456,10 @@ def _classify_kind(out: Path, kind: str, legacy_files: Sequence[str], legacy_par
     """'empty' | 'complete' | 'incomplete' | 'other:<kind>' | 'foreign' for `out` seen by a `kind` command."""
     if not out.exists():
         return "empty"
-    entries = list(out.iterdir())
-    if entries and all(is_atomic_temp(p.name, MARKER) for p in entries):
-        # A run SIGKILLed while writing the first marker of this folder: nothing else was written yet.
-        for p in entries:
+    if _unmarked_start(out):
+        # Empty, or a run SIGKILLed while writing the first marker of this folder: nothing else was written yet.
+        for p in out.iterdir():
             p.unlink(missing_ok=True)
-        return "empty"
-    if not entries:
         return "empty"
     marker = read_marker(out)
     if marker is None:
