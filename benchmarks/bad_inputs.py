@@ -209,11 +209,11 @@ def more_cases(tiny: str, foreign, beir, lareqa_file, bad_par):
     return [
         # ---- output safety: nothing a user made is replaced, a failed run keeps the old output ----
         ("eval beir --out onto a folder polyret did not make",
-         lambda t: ev_beir(t, beir(t, "doc 2"))[:-3] + [foreign(t), "--no-progress"], "not written by polyret", 2, ["mine"]),
+         lambda t: ev_beir(t, beir(t, "doc 2"))[:-2] + [foreign(t), "--no-progress"], "not written by polyret", 2, ["mine"]),
         ("eval beir --overwrite onto a folder polyret did not make",
-         lambda t: ev_beir(t, beir(t, "doc 2"))[:-3] + [foreign(t), "--no-progress", "--overwrite"], "not written by polyret", 2, ["mine"]),
+         lambda t: ev_beir(t, beir(t, "doc 2"))[:-2] + [foreign(t), "--no-progress", "--overwrite"], "not written by polyret", 2, ["mine"]),
         ("eval beir --out inside the BEIR data folder",
-         lambda t: ev_beir(t, beir(t, "doc 2"))[:-3] + [t / "beir" / "out", "--no-progress"], "input", 2, ["beir"]),
+         lambda t: ev_beir(t, beir(t, "doc 2"))[:-2] + [t / "beir" / "out", "--no-progress"], "input", 2, ["beir"]),
         ("eval tatoeba --overwrite onto a folder polyret did not make",
          lambda t: ["eval", "tatoeba", "--model", tiny, "--langs", "deu", "--data", t / "nope", "--out", foreign(t), "--overwrite"],
          "", 2, ["mine"]),
