@@ -378,7 +378,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--src", default=str(Path(__file__).resolve().parents[1] / "src"))
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--only", help="run only the cases whose name contains this text")
+    ap.add_argument("--only", action="append", help="run only the cases whose name contains this text (repeatable)")
     ap.add_argument("--rows", help="append each case's row to this JSONL file as it finishes; rows already in it are not run again")
     ap.add_argument("--jobs", type=int, default=1, help="cases run at once (each is its own polyret process)")
     args = ap.parse_args()
@@ -392,7 +392,7 @@ def main() -> None:
         done = {}
         if args.rows and Path(args.rows).is_file():  # resume an interrupted sweep
             done = {r["case"]: r for r in map(json.loads, Path(args.rows).read_text().splitlines())}
-        todo = [(i, c) for i, c in enumerate(cases(str(tiny))) if not args.only or args.only in c[0]]
+        todo = [(i, c) for i, c in enumerate(cases(str(tiny))) if not args.only or any(o in c[0] for o in args.only)]
         lock = threading.Lock()
 
         def one(item):
