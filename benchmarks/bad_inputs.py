@@ -381,6 +381,7 @@ def main() -> None:
     ap.add_argument("--only", action="append", help="run only the cases whose name contains this text (repeatable)")
     ap.add_argument("--rows", help="append each case's row to this JSONL file as it finishes; rows already in it are not run again")
     ap.add_argument("--jobs", type=int, default=1, help="cases run at once (each is its own polyret process)")
+    ap.add_argument("--reverse", action="store_true", help="last case first (a second sweep on the same --rows meets the first)")
     args = ap.parse_args()
     ENV.update(PYTHONPATH=args.src, HF_HUB_OFFLINE="1", COLUMNS="300")
     env = dict(os.environ, **ENV)
@@ -394,6 +395,8 @@ def main() -> None:
             done = {r["case"]: r for r in map(json.loads, Path(args.rows).read_text().splitlines())}
         todo = [(i, c) for i, c in enumerate(cases(str(tiny))) if not args.only or any(o in c[0] for o in args.only)]
         lock = threading.Lock()
+        if args.reverse:
+            todo.reverse()
 
         def one(item):
             i, case = item
@@ -407,6 +410,8 @@ def main() -> None:
 
         with ThreadPoolExecutor(max(1, args.jobs)) as pool:
             rows = list(pool.map(one, todo))
+        if args.reverse:
+            rows.reverse()
     tally = Counter(r["verdict"] for r in rows)
     if args.json:
         print(json.dumps({"rows": rows, "tally": tally}, indent=2))
