@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -353,6 +354,7 @@ def run_case(i: int, case: tuple, root: Path, tiny: Path, env: dict) -> dict:
     after = {p: (tree(t / p) if (t / p).is_dir() else (t / p).read_bytes()) if (t / p).exists() else None
              for p in protected}
     err = " ".join(r.stderr.split())
+    err += " | " + re.sub(r"(\.\w+):(\d+)\b", r"\1 line \2", err)  # `file.jsonl:3` names file and line 3 too
     if "No such option" in r.stderr or "No such command" in r.stderr:
         verdict = "n/a"  # the option or command did not exist in this version
     elif after != before:
@@ -368,7 +370,7 @@ def run_case(i: int, case: tuple, root: Path, tiny: Path, env: dict) -> dict:
         verdict = "confusing"
     if name.startswith("train with a bad model") and (t / "run").exists():
         verdict = "confusing" if verdict == "clear error" else verdict  # a half-made run dir blocks a re-run
-    return {"case": name, "exit": r.returncode, "verdict": verdict, "message": err[-200:]}
+    return {"case": name, "exit": r.returncode, "verdict": verdict, "message": err.split(" | ")[0][-200:]}
 
 
 def main() -> None:
