@@ -270,7 +270,7 @@ def more_cases(tiny: str, foreign, beir, lareqa_file, bad_par):
          ["merge", "--base", tiny, "--tuned", t / "h16", "--weight", "0.5", "--out", t / "m"], "shape", 2, []),
         ("experiment: config file missing", lambda t: ["experiment", t / "nope.yaml", "--out", t / "x"], "nope.yaml", 2, []),
         ("experiment: config without suites", lambda t: ["experiment", write(t / "e.yaml", "name: x\nbase_models: [tiny]\n"),
-                                                        "--out", t / "x"], "suites", 2, []),
+                                                        "--out", t / "x"], ("e.yaml", "missing key"), 2, []),
         ("data download --only bogus", lambda t: ["data", "download", "--dest", t / "d", "--only", "bogus"], "bogus", 2, []),
         ("data download from an unreachable mirror",
          lambda t: ["data", "download", "--dest", t / "d", "--only", "xquad-r", "--mirror", "http://127.0.0.1:9"], "127.0.0.1", 2, []),
