@@ -315,8 +315,9 @@ def more_cases(tiny: str, foreign, beir, lareqa_file, bad_par):
         ("eval xnli: unknown label",
          lambda t: ["eval", "xnli", "--model", tiny, "--data", xnli(t / "x", "p\th\tmaybe"), "--out", t / "o", "--english-train",
                     xnli(t / "x", "p\th\tmaybe") / "dev-en.tsv", "--no-progress"], ("maybe", "line 6"), 2, []),
-        ("eval tatoeba: unknown language", lambda t: ["eval", "tatoeba", "--model", tiny, "--langs", "zzz", "--data", t / "tt"],
-         "zzz", 2, []),
+        ("eval tatoeba: unknown language",
+         lambda t: write(t / "tt" / "tatoeba.deu-eng.deu", "eins\nzwei\n") and write(t / "tt" / "tatoeba.deu-eng.eng", "one\ntwo\n")
+         and ["eval", "tatoeba", "--model", tiny, "--langs", "zzz", "--data", t / "tt"], "zzz", 2, []),
         ("eval miracl: corpus path missing",
          lambda t: ["eval", "miracl", "--model", tiny, "--lang", "de", "--corpus", t / "no-corpus.jsonl", "--out", t / "o",
                     "--topics", write(t / "topics.tsv", "1\tfrage\n"), "--qrels", write(t / "qrels.tsv", "1 Q0 d1 1\n")],
