@@ -91,3 +91,39 @@ def test_gradcache_is_selected_by_mini_batch_size_and_rejected_for_eq1(tiny_mode
         build_loss(None, "eq1", 0.05, mini_batch_size=4)
     with pytest.raises(PolyretError, match="key 'mini_batch_size'|mini_batch_size \\(GradCache\\) works"):
         config_from_dict({"loss": "eq1", "n_negatives": 1, "negatives": "same-paragraph", "mini_batch_size": 4})
+
+
+def _teacher_anchored_loss_and_grads(model_dir, mini_batch_size, symmetric):
+    """(loss, grads) of the in-batch loss + 2 × teacher term: a moved student anchored to the base model."""
+    from sentence_transformers import SentenceTransformer
+
+    from polyret.losses import CachedTeacherAnchoredLoss, TeacherAnchoredLoss, build_loss, teacher_anchored
+
+    teacher = SentenceTransformer(str(model_dir), device="cpu")
+    student = SentenceTransformer(str(model_dir), device="cpu")
+    torch.manual_seed(0)
+    with torch.no_grad():  # move the student away from the teacher, so the teacher term has a gradient
+        for p in student.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    student.eval()
+    contrastive = build_loss(student, "in-batch", 0.05, symmetric=symmetric, mini_batch_size=mini_batch_size)
+    loss_fn = teacher_anchored(student, contrastive, teacher, 2.0)
+    expected = CachedTeacherAnchoredLoss if mini_batch_size else TeacherAnchoredLoss
+    assert type(loss_fn) is expected
+    features = [student.tokenize([r[c] for r in ROWS]) for c in range(3)]
+    loss = loss_fn(features, None)
+    loss.backward()
+    grads = {n: p.grad.detach().clone() for n, p in student.named_parameters() if p.grad is not None}
+    with torch.no_grad():  # evaluation (no gradients): the cached loss returns the same value
+        assert float(loss_fn([student.tokenize([r[c] for r in ROWS]) for c in range(3)], None)) == pytest.approx(
+            float(loss), rel=1e-5)
+    without_teacher = contrastive([student.tokenize([r[c] for r in ROWS]) for c in range(3)], None)
+    return loss.detach(), grads, float(without_teacher)
+
+
+@pytest.mark.parametrize("mini_batch_size,symmetric", [(1, False), (3, False), (3, True)])
+def test_gradcache_with_the_teacher_term_equals_the_uncached_teacher_anchored_loss(model_dir, mini_batch_size, symmetric):
+    loss, grads, contrastive_only = _teacher_anchored_loss_and_grads(model_dir, None, symmetric)
+    assert float(loss) - contrastive_only > 1e-3, "the teacher term must contribute, or the test proves nothing"
+    cached_loss, cached_grads, _ = _teacher_anchored_loss_and_grads(model_dir, mini_batch_size, symmetric)
+    _assert_same(cached_loss, cached_grads, loss, grads)
