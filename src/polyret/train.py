@@ -377,7 +377,7 @@ def train(
     precision = runtime.precision_for(device, cfg.bf16)
     from polyret.train_args import validate_trainer_args
 
-    validate_trainer_args(cfg.trainer_args)
+    validate_trainer_args(cfg.trainer_args, device=device)  # e.g. nccl on a CPU: an error before any work
 
     if resume and (out / RUN_JSON).is_file():
         done = json.loads((out / RUN_JSON).read_text(encoding="utf-8"))
