@@ -215,3 +215,17 @@ def test_every_model_command_takes_device_and_refuses_cuda_without_a_gpu_before_
         assert exit_info.value.code == 2, f"{name}: exit {exit_info.value.code}\n{err}"
         assert "--device cuda: no CUDA GPU available" in err and "Traceback" not in err, f"{name}: {err}"
         assert not any(tmp_path.iterdir()), f"{name} wrote {list(tmp_path.iterdir())} before refusing the device"
+
+
+def test_results_record_where_they_ran(tiny_model, monkeypatch):
+    """results.json of an evaluation carries `runtime`: device, hardware name, precision, world size, torch."""
+    from polyret.data.lareqa import LareqaDataset
+    from polyret.evaluate.lareqa_eval import evaluate_lareqa
+    from train_helpers import synthetic_groups
+
+    monkeypatch.setenv("POLYRET_BF16", "0")
+    pool = LareqaDataset.from_groups(synthetic_groups(6, seed=3), name="synthetic")
+    got = evaluate_lareqa(tiny_model, pool, cache=False, show_progress=False)["runtime"]
+    assert {k: got[k] for k in ("device", "precision", "world_size", "torch")} == {
+        "device": "cpu", "precision": "fp32", "world_size": 1, "torch": torch.__version__}
+    assert got["device_name"]
