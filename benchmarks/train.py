@@ -12,8 +12,9 @@ size, each in a fresh subprocess: polyret with the plain in-batch loss, polyret 
 CUDA = `torch.cuda.max_memory_allocated` (peak stats reset when training begins) and
 `memory_allocated` then. "added" = peak - start: what the steps themselves need (activations,
 gradients, optimizer state). s/step is the last step's time (step 1 allocates the optimizer state and
-warms up). Prints a table, GradCache/plain ratios per batch size and polyret/sentence-transformers
-ratios per loss.
+warms up), as wall time and as this process's CPU seconds (with one thread per process, CPU seconds
+barely depend on other jobs sharing the machine; the CPU ratios use them). Prints a table,
+GradCache/plain ratios per batch size and polyret/sentence-transformers ratios per loss.
 
 Both sides train the same model on the same MLQA-test pairs (anchor, positive; the model's
 query/passage prompts) at the same batch size and max length, each in its own subprocess (so peak
@@ -80,6 +81,9 @@ class StepMeter(TrainerCallback):
         super().__init__()
         self.cuda = device.startswith("cuda")
         self.step_times: list[float] = []
+        # CPU seconds of this process: on a shared machine they hardly depend on what else runs (wall
+        # time does); meaningless on CUDA, where the work is the GPU's.
+        self.step_cpu_times: list[float] = []
         self.start_mb = self.peak_mb = 0.0
 
     @staticmethod
@@ -100,10 +104,11 @@ class StepMeter(TrainerCallback):
             self.start_mb = self._status_mb("VmRSS")
 
     def on_step_begin(self, args, state, control, **kw):
-        self._t = time.perf_counter()
+        self._t, self._cpu = time.perf_counter(), time.process_time()
 
     def on_step_end(self, args, state, control, **kw):
         self.step_times.append(time.perf_counter() - self._t)
+        self.step_cpu_times.append(time.process_time() - self._cpu)
 
     def on_train_end(self, args, state, control, **kw):
         import torch
@@ -111,7 +116,8 @@ class StepMeter(TrainerCallback):
         self.peak_mb = torch.cuda.max_memory_allocated() / 2**20 if self.cuda else self._status_mb("VmHWM")
 
     def result(self, device: str) -> dict:
-        return {"device": device, "start_mb": self.start_mb, "peak_mb": self.peak_mb, "step_times": self.step_times}
+        return {"device": device, "start_mb": self.start_mb, "peak_mb": self.peak_mb, "step_times": self.step_times,
+                "step_cpu_times": self.step_cpu_times}
 
 
 def worker_memory(args) -> dict:
@@ -167,29 +173,33 @@ def memory_table(args) -> dict:
             r = rows[(b, trainer, cached)] = json.loads(proc.stdout.strip().splitlines()[-1])
             r["added_mb"] = r["peak_mb"] - r["start_mb"]
             r["seconds_per_step"] = r["step_times"][-1]
+            r["cpu_seconds_per_step"] = r["step_cpu_times"][-1]
             # printed as it comes: a long sweep on a busy machine still reports what finished
-            print(f"  peak {r['peak_mb']:.0f} MB, added {r['added_mb']:.0f} MB, {r['seconds_per_step']:.1f} s/step "
-                  f"(steps: {', '.join(f'{t:.1f}' for t in r['step_times'])} s)", file=sys.stderr, flush=True)
+            print(f"  peak {r['peak_mb']:.0f} MB, added {r['added_mb']:.0f} MB, {r['seconds_per_step']:.1f} s/step, "
+                  f"{r['cpu_seconds_per_step']:.1f} CPU s/step (steps: {', '.join(f'{t:.1f}' for t in r['step_times'])} s)",
+                  file=sys.stderr, flush=True)
     dev = next(iter(rows.values()))["device"]
     kind = "CUDA max allocated" if dev.startswith("cuda") else "peak RSS"
+    # The time ratios use CPU seconds on the CPU (robust to other jobs on a shared machine), wall time on a GPU.
+    time_key = "seconds_per_step" if dev.startswith("cuda") else "cpu_seconds_per_step"
     print(f"device {dev}, {args.steps} steps, max length {args.max_length}, model {args.model}; "
-          f"memory = {kind} during trainer.train() (MB); s/step = last step")
-    print("| batch | trainer, loss | start | peak | added | s/step |\n|---|---|---|---|---|---|")
+          f"memory = {kind} during trainer.train() (MB); s/step = the last step (wall, and CPU seconds)")
+    print("| batch | trainer, loss | start | peak | added | s/step | CPU s/step |\n|---|---|---|---|---|---|---|")
     for (b, trainer, cached), r in rows.items():
         print(f"| {b} | {_memory_label(trainer, cached, args.mini_batch_size)} | {r['start_mb']:.0f} | "
-              f"{r['peak_mb']:.0f} | {r['added_mb']:.0f} | {r['seconds_per_step']:.1f} |")
-    print("\nratios (added memory, s/step):")
+              f"{r['peak_mb']:.0f} | {r['added_mb']:.0f} | {r['seconds_per_step']:.1f} | {r['cpu_seconds_per_step']:.1f} |")
+    print(f"\nratios (added memory, {'wall' if time_key == 'seconds_per_step' else 'CPU'} s/step):")
     for b in sizes:
         for trainer in ("polyret", "st"):
             plain, cached = rows[(b, trainer, False)], rows[(b, trainer, True)]
             print(f"batch {b}, {'polyret' if trainer == 'polyret' else 'sentence-transformers'}: GradCache/plain "
                   f"added {cached['added_mb'] / plain['added_mb']:.2f}x, time "
-                  f"{cached['seconds_per_step'] / plain['seconds_per_step']:.2f}x")
+                  f"{cached[time_key] / plain[time_key]:.2f}x")
         for cached in (False, True):
             ours, st = rows[(b, "polyret", cached)], rows[(b, "st", cached)]
             print(f"batch {b}, {'GradCache' if cached else 'plain loss'}: polyret/sentence-transformers "
                   f"added {ours['added_mb'] / st['added_mb']:.2f}x, peak {ours['peak_mb'] / st['peak_mb']:.2f}x, "
-                  f"time {ours['seconds_per_step'] / st['seconds_per_step']:.2f}x")
+                  f"time {ours[time_key] / st[time_key]:.2f}x")
     return {f"{b}/{t}/{'cached' if c else 'plain'}": r for (b, t, c), r in rows.items()}
 
 
