@@ -202,6 +202,8 @@ def test_every_model_command_takes_device_and_refuses_cuda_without_a_gpu_before_
     from polyret.cli import main
 
     _no_cuda(monkeypatch)
+    # `--device` sets the process-wide choice (runtime.set_device): restored after this test
+    monkeypatch.setattr(runtime, "_chosen_device", None)
     commands = _commands_with_device()
     assert MODEL_COMMANDS <= set(commands), f"missing --device: {MODEL_COMMANDS - set(commands)}"
     monkeypatch.chdir(tmp_path)
