@@ -23,7 +23,7 @@ RSS is that run's alone):
 - ours:  `polyret.train.train` with its defaults (Hybrid α=0.5 group-aware sampler, in-batch
          InfoNCE τ=0.05, word-embedding matrix frozen, bf16 only on CPUs with native bf16);
 - plain: `SentenceTransformerTrainer` + `MultipleNegativesRankingLoss`, default random batch sampler,
-         nothing frozen.
+         nothing frozen, the same precision as ours (`polyret.runtime.precision_for`).
 
 pairs/s is measured between the end of step 1 and the end of the last step (model loading, data
 building and the first, warm-up step excluded). Peak RSS is the subprocess's ru_maxrss. Prints a
