@@ -155,6 +155,8 @@ class CachedTeacherAnchoredLoss(CachedLossMixin, TeacherAnchoredLoss):
 
     def _teacher_targets(self, features: list[dict[str, Tensor]]) -> list[Tensor]:
         """The frozen teacher's embedding of every column, mini-batch by mini-batch, without a graph."""
+        # The mixin's own mini-batching helpers (module-private in sentence-transformers 6.2): the teacher
+        # sees exactly the slices the student embeds, padding trimmed the same way.
         from sentence_transformers.base.losses.gradcache import _create_minibatch, _minibatch_ranges
 
         targets = []
