@@ -14,7 +14,8 @@ Scale (both through sentence-transformers, nothing re-implemented):
   rank's positives and negatives (all-gather with gradients), so the negative pool is the global batch,
   not a 1/world_size slice of it;
 - `mini_batch_size=m`: `CachedMultipleNegativesRankingLoss` (GradCache): the same loss and gradients,
-  computed m rows at a time, so the batch size no longer sets peak activation memory.
+  computed m rows at a time, so the batch size no longer sets peak activation memory; with the
+  teacher term, `CachedTeacherAnchoredLoss` (see `teacher_anchored`).
 
 Batch composition (which rows share a batch) is the sampler's job, not the loss's: the samplers
 guarantee no two rows share a parallel group, so a translation of the positive is never a negative.
