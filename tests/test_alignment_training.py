@@ -67,11 +67,14 @@ def test_teacher_weight_keeps_the_model_near_the_base(setup):
     root, model_dir, data = setup
     texts = [t for g in synthetic_groups(30, seed=5) for t in g.positives.values()]
     drift = {}
-    for beta in (0.0, 5.0):
-        cfg = load_train_config(None, tiny_overrides(model_dir, data, steps=8, teacher_weight=beta, lr=3e-3))
-        drift[beta] = _drift(train(cfg, root / f"beta{beta}", show_progress=False), model_dir, texts)
-    assert drift[0.0] > 0.001  # training did move the model
-    assert drift[5.0] < 0.5 * drift[0.0]
+    # (β, GradCache mini-batch): the teacher term also works under GradCache (CachedTeacherAnchoredLoss)
+    for beta, mini in ((0.0, None), (5.0, None), (5.0, 2)):
+        cfg = load_train_config(None, tiny_overrides(model_dir, data, steps=8, teacher_weight=beta, lr=3e-3,
+                                                     mini_batch_size=mini))
+        drift[beta, mini] = _drift(train(cfg, root / f"beta{beta}-{mini}", show_progress=False), model_dir, texts)
+    assert drift[0.0, None] > 0.001  # training did move the model
+    assert drift[5.0, None] < 0.5 * drift[0.0, None]
+    assert drift[5.0, 2] < 0.5 * drift[0.0, None]
 
 
 def test_train_layers_trains_only_the_top_layers(setup):
