@@ -170,8 +170,8 @@ def groups(path: Path, n: int = 12, broken: dict | None = None) -> Path:
 
 
 def xnli(d: Path, bad_line: str | None = None) -> Path:
-    header = "premise\thypo\tlabel\n"
-    rows = [f"p{i} text\th{i} text\t{['entailment', 'neutral', 'contradictory'][i % 3]}" for i in range(9)]
+    header = ""  # polyret's XNLI TSVs: premise, hypothesis, label; no header line
+    rows = [f"p{i} text\th{i} text\t{['entailment', 'neutral', 'contradiction'][i % 3]}" for i in range(9)]
     if bad_line is not None:
         rows[4] = bad_line
     for lang in ("de", "en"):
@@ -311,10 +311,10 @@ def more_cases(tiny: str, foreign, beir, lareqa_file, bad_par):
         # ---- eval xnli / tatoeba / miracl ----
         ("eval xnli: TSV row with a missing column",
          lambda t: ["eval", "xnli", "--model", tiny, "--data", xnli(t / "x", "only premise"), "--out", t / "o", "--english-train",
-                    xnli(t / "x", "only premise") / "dev-en.tsv", "--no-progress"], ("dev-", "line 6"), 2, []),
+                    xnli(t / "x", "only premise") / "dev-en.tsv", "--no-progress"], ("dev-", "line 5"), 2, []),
         ("eval xnli: unknown label",
          lambda t: ["eval", "xnli", "--model", tiny, "--data", xnli(t / "x", "p\th\tmaybe"), "--out", t / "o", "--english-train",
-                    xnli(t / "x", "p\th\tmaybe") / "dev-en.tsv", "--no-progress"], ("maybe", "line 6"), 2, []),
+                    xnli(t / "x", "p\th\tmaybe") / "dev-en.tsv", "--no-progress"], ("maybe", "line 5"), 2, []),
         ("eval tatoeba: unknown language",
          lambda t: write(t / "tt" / "tatoeba.deu-eng.deu", "eins\nzwei\n") and write(t / "tt" / "tatoeba.deu-eng.eng", "one\ntwo\n")
          and ["eval", "tatoeba", "--model", tiny, "--langs", "zzz", "--data", t / "tt"], "zzz", 2, []),
