@@ -5,12 +5,14 @@
 Each case builds its inputs in a fresh temp folder (a random tiny model where a model is needed), runs
 one command, and is classified:
 
-- `clear error`: exit 2 (or the documented code), one message containing the expected words, no traceback;
+- `clear error`: exit 2 (or the documented code), one message containing the expected words (each a string
+  or a list of accepted spellings, e.g. `file line 2` / `file:2`), no traceback;
 - `handled`: the command succeeded and did the right thing;
 - `traceback`: a Python traceback was printed;
 - `wrong exit 0`: exit 0 where the input was bad (a meaningless result or a lost failure);
 - `file lost`: a file or folder that existed before the command was changed or deleted;
-- `confusing`: a non-zero exit without the expected words (or with them garbled).
+- `confusing`: a non-zero exit without the expected words (or with them garbled);
+- `n/a`: the option or command does not exist in the version tested.
 
 Run it once with `--src` pointing at an older checkout to compare (PYTHONPATH decides which polyret runs).
 """
@@ -20,6 +22,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -27,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 POLYRET = str(Path(sys.executable).parent / "polyret")
+ENV: dict[str, str] = {}  # PYTHONPATH etc. of the polyret under test (setups that run polyret use it too)
 
 
 def tree(folder: Path) -> dict[str, str]:
@@ -142,54 +146,281 @@ def cases(tiny: str):
          lambda t: ["eval", "xnli", "--model", tiny, "--data", t / "nope", "--out", foreign(t)], "", 2, ["mine"]),
         ("model prepare --out an existing file",
          lambda t: (t / "f").write_text("x") and None or ["model", "prepare", "--out", t / "f"], "not a folder", 2, ["f"]),
+        *more_cases(tiny, foreign, beir, lareqa_file, bad_par),
     ]
 
 
+def write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
+    return path
+
+
+def jsonl(path: Path, rows) -> Path:
+    return write(path, "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+
+
+def groups(path: Path, n: int = 12, broken: dict | None = None) -> Path:
+    """Group JSONL (the training format); record `broken` replaces line 3 when given."""
+    rows = [{"id": f"g{i}", "queries": {"de": f"frage {i}", "en": f"question {i}"},
+             "positives": {"de": f"antwort {i} hier", "en": f"answer {i} here"}} for i in range(n)]
+    if broken is not None:
+        rows[2] = broken
+    return jsonl(path, rows)
+
+
+def xnli(d: Path, bad_line: str | None = None) -> Path:
+    header = ""  # polyret's XNLI TSVs: premise, hypothesis, label; no header line
+    rows = [f"p{i} text\th{i} text\t{['entailment', 'neutral', 'contradiction'][i % 3]}" for i in range(9)]
+    if bad_line is not None:
+        rows[4] = bad_line
+    for lang in ("de", "en"):
+        write(d / f"dev-{lang}.tsv", header + "\n".join(rows) + "\n")
+    return d
+
+
+def more_cases(tiny: str, foreign, beir, lareqa_file, bad_par):
+    """Cases beyond the issue's worst ones: bad records, bad options and output safety in every command."""
+    def run_first(t: Path, *argv) -> None:  # make a finished output with the polyret under test
+        subprocess.run([POLYRET, *map(str, argv)], cwd=t, env=dict(os.environ, **ENV), capture_output=True, timeout=600)
+
+    def beir_with(t: Path, corpus=None, queries=None, qrels=None) -> Path:
+        d = beir(t, "doc 2")
+        if corpus is not None:
+            write(d / "corpus.jsonl", corpus)
+        if queries is not None:
+            write(d / "queries.jsonl", queries)
+        if qrels is not None:
+            write(d / "qrels" / "test.tsv", qrels)
+        return d
+
+    def ev_beir(t: Path, data: Path, *extra):
+        return ["eval", "beir", "--model", tiny, "--data", data, "--out", t / "o", "--no-progress", *extra]
+
+    def ev_lareqa(t: Path, data: Path, *extra):
+        return ["eval", "lareqa", "--model", tiny, "--no-cache", "--data", data, "--out", t / "o", "--no-progress", *extra]
+
+    def train_yaml(t: Path, text: str) -> Path:
+        return write(t / "c.yaml", text)
+
+    def finished_lareqa(t: Path) -> Path:
+        run_first(t, *ev_lareqa(t, lareqa_file(t / "lq", bad_par())))
+        return t / "o"
+
+    good_doc = json.dumps({"_id": "d1", "text": "doc 1"})
+    return [
+        # ---- output safety: nothing a user made is replaced, a failed run keeps the old output ----
+        ("eval beir --out onto a folder polyret did not make",
+         lambda t: ev_beir(t, beir(t, "doc 2"))[:-2] + [foreign(t), "--no-progress"], "not written by polyret", 2, ["mine"]),
+        ("eval beir --overwrite onto a folder polyret did not make",
+         lambda t: ev_beir(t, beir(t, "doc 2"))[:-2] + [foreign(t), "--no-progress", "--overwrite"], "not written by polyret", 2, ["mine"]),
+        ("eval beir --out inside the BEIR data folder",
+         lambda t: ev_beir(t, beir(t, "doc 2"))[:-2] + [t / "beir" / "out", "--no-progress"], "input", 2, ["beir"]),
+        ("eval tatoeba --overwrite onto a folder polyret did not make",
+         lambda t: ["eval", "tatoeba", "--model", tiny, "--langs", "deu", "--data", t / "nope", "--out", foreign(t), "--overwrite"],
+         "", 2, ["mine"]),
+        ("export-beir --overwrite onto a folder polyret did not make",
+         lambda t: ["data", "export-beir", "--data", lareqa_file(t / "lq", bad_par()), "--setting", "multi", "--out", foreign(t),
+                    "--overwrite"], "not written by polyret", 2, ["mine"]),
+        ("encode --input a folder", lambda t: ["encode", "--model", tiny, "--input", foreign(t), "--out", t / "o"], "mine", 2, ["mine"]),
+        ("build-pairs --out an existing file without --overwrite",
+         lambda t: ["data", "build-pairs", "--from", groups(t / "g.jsonl"), "--out", write(t / "p.jsonl", "keep\n")],
+         "exists", 2, ["p.jsonl"]),
+        ("eval lareqa --overwrite with a missing --data keeps the finished output",
+         lambda t: finished_lareqa(t) and ev_lareqa(t, t / "missing", "--overwrite"), "missing", 2, ["o"]),
+        ("experiment --out onto a folder polyret did not make",
+         lambda t: ["experiment", write(t / "e.yaml", "name: x\n"), "--out", foreign(t)], "", 2, ["mine"]),
+        ("merge --out onto an existing file",
+         lambda t: ["merge", "--base", tiny, "--tuned", tiny, "--weight", "0.5", "--out", write(t / "m", "x")], "m", 2, ["m"]),
+        # ---- options out of range or misspelt ----
+        ("encode --kind bogus", lambda t: ["encode", "--model", tiny, "--input", t / "in.txt", "--out", t / "o", "--kind", "bogus"],
+         "bogus", 2, []),
+        ("encode: empty input file", lambda t: ["encode", "--model", tiny, "--input", write(t / "e.txt", ""), "--out", t / "o"],
+         "e.txt", 2, []),
+        ("encode: JSONL line without the text field",
+         lambda t: ["encode", "--model", tiny, "--input", jsonl(t / "t.jsonl", [{"text": "a"}, {"body": "b"}]), "--out", t / "o"],
+         (["t.jsonl line 2", "t.jsonl:2"],), 2, []),
+        ("encode: JSONL line that is not JSON",
+         lambda t: ["encode", "--model", tiny, "--input", jsonl(t / "t.jsonl", ['{"text": "a"}', '{"text": ']), "--out", t / "o"],
+         (["t.jsonl line 2", "t.jsonl:2"],), 2, []),
+        ("encode --model a missing folder", lambda t: ["encode", "--model", t / "no-model", "--input", t / "in.txt", "--out", t / "o"],
+         "no-model", 2, []),
+        ("train --strategy bogus", lambda t: ["train", "--out", t / "run", "--model", tiny, "--strategy", "bogus",
+                                              "--config", train_yaml(t, f"data: [{groups(t / 'g.jsonl')}]\n")], "bogus", 2, []),
+        ("train --batch-size 0", lambda t: ["train", "--out", t / "run", "--model", tiny, "--batch-size", "0",
+                                            "--config", train_yaml(t, f"data: [{groups(t / 'g.jsonl')}]\n")], "batch", 2, []),
+        ("train: YAML syntax error", lambda t: ["train", "--out", t / "run", "--config", train_yaml(t, "steps: [1\nlr: 2\n")],
+         "c.yaml", 2, []),
+        ("train: unknown config key", lambda t: ["train", "--out", t / "run", "--config", train_yaml(t, "stepz: 3\n")],
+         "stepz", 2, []),
+        ("train: data file missing", lambda t: ["train", "--out", t / "run", "--model", tiny, "--steps", "2",
+                                                "--config", train_yaml(t, f"data: [{t / 'nothere.jsonl'}]\n")],
+         "nothere.jsonl", 2, []),
+        ("train: group record without positives",
+         lambda t: ["train", "--out", t / "run", "--model", tiny, "--steps", "2", "--config",
+                    train_yaml(t, f"data: [{groups(t / 'g.jsonl', broken={'id': 'g2', 'queries': {'de': 'x'}})}]\n")],
+         "line 3", 2, []),
+        ("train --resume on a folder polyret did not make",
+         lambda t: ["train", "--out", foreign(t), "--model", tiny, "--resume"], "mine", 2, ["mine"]),
+        ("merge --weight nan", lambda t: ["merge", "--base", tiny, "--tuned", tiny, "--weight", "nan", "--out", t / "m"],
+         "weight", 2, []),
+        ("merge: models of different shapes",
+         lambda t: subprocess.run([sys.executable, "-c", f"from polyret.model import build_tiny_model as b; b({str(t / 'h16')!r}, hidden=16)"],
+                                  env=dict(os.environ, **ENV), check=True, capture_output=True) and
+         ["merge", "--base", tiny, "--tuned", t / "h16", "--weight", "0.5", "--out", t / "m"], "shape", 2, []),
+        ("experiment: config file missing", lambda t: ["experiment", t / "nope.yaml", "--out", t / "x"], "nope.yaml", 2, []),
+        ("experiment: config without suites", lambda t: ["experiment", write(t / "e.yaml", "name: x\nbase_models: [tiny]\n"),
+                                                        "--out", t / "x"], ("e.yaml", "missing key"), 2, []),
+        ("data download --only bogus", lambda t: ["data", "download", "--dest", t / "d", "--only", "bogus"], "bogus", 2, []),
+        ("data download from an unreachable mirror",
+         lambda t: ["data", "download", "--dest", t / "d", "--only", "xquad-r", "--mirror", "http://127.0.0.1:9"], "127.0.0.1", 2, []),
+        # ---- eval beir: bad records ----
+        ("eval beir: corpus line that is not JSON",
+         lambda t: ev_beir(t, beir_with(t, corpus=good_doc + "\n" + '{"_id": "d2", "text": \n')), ("corpus.jsonl", "line 2"), 2, []),
+        ("eval beir: duplicate document id",
+         lambda t: ev_beir(t, beir_with(t, corpus=good_doc + "\n" + good_doc + "\n")), ("corpus.jsonl", "d1"), 2, []),
+        ("eval beir: Latin-1 corpus",
+         lambda t: ev_beir(t, beir_with(t, corpus=(good_doc + "\n" + '{"_id": "d2", "text": "caf\xe9"}\n').encode("latin-1"))),
+         ("corpus.jsonl", "byte"), 2, []),
+        ("eval beir: empty corpus", lambda t: ev_beir(t, beir_with(t, corpus="")), "corpus", 2, []),
+        ("eval beir: qrels file missing",
+         lambda t: (lambda d: (d / "qrels" / "test.tsv").unlink() or ev_beir(t, d))(beir(t, "doc 2")), "test.tsv", 2, []),
+        ("eval beir: qrels score not a number",
+         lambda t: ev_beir(t, beir_with(t, qrels="query-id\tcorpus-id\tscore\nq1\td1\tyes\n")), ("test.tsv", "line 2"), 2, []),
+        ("eval beir: duplicate query id",
+         lambda t: ev_beir(t, beir_with(t, queries=json.dumps({"_id": "q1", "text": "a"}) + "\n" + json.dumps({"_id": "q1", "text": "b"}) + "\n")),
+         ("queries.jsonl", "q1"), 2, []),
+        ("eval beir: qrels name no query that exists",
+         lambda t: ev_beir(t, beir_with(t, qrels="query-id\tcorpus-id\tscore\nqX\td1\t1\n")), "qX", 2, []),
+        ("eval beir --k 50", lambda t: ev_beir(t, beir(t, "doc 2"), "--k", "50"), "100", 2, []),
+        # ---- eval lareqa: bad records ----
+        ("eval lareqa: file that is not JSON",
+         lambda t: ev_lareqa(t, write(t / "lq" / "en.json", '{"data": [') and t / "lq"), ("en.json", "line 1"), 2, []),
+        ("eval lareqa: file without a data list", lambda t: ev_lareqa(t, write(t / "lq" / "en.json", '{"version": 1}') and t / "lq"),
+         ("en.json", "data"), 2, []),
+        ("eval lareqa: sentence_breaks beyond the context",
+         lambda t: ev_lareqa(t, lareqa_file(t / "lq", bad_par(sentence_breaks=[[0, 8], [9, 80]]))), ("en.json", "sentence_breaks"), 2, []),
+        ("eval lareqa: question without answers",
+         lambda t: ev_lareqa(t, lareqa_file(t / "lq", bad_par(qas=[{"id": "q1", "question": "W?", "answers": []}]))), "q1", 2, []),
+        ("eval lareqa --candidate bogus", lambda t: ev_lareqa(t, lareqa_file(t / "lq", bad_par()), "--candidate", "bogus"), "bogus", 2, []),
+        ("eval lareqa --langs with a language not in the folder",
+         lambda t: ev_lareqa(t, lareqa_file(t / "lq", bad_par()), "--langs", "de,xx"), "xx", 2, []),
+        ("eval lareqa: Latin-1 file",
+         lambda t: ev_lareqa(t, write(t / "lq" / "en.json", '{"data": [], "t": "caf\xe9"}'.encode("latin-1")) and t / "lq"),
+         ("en.json", "byte"), 2, []),
+        # ---- eval xnli / tatoeba / miracl ----
+        ("eval xnli: TSV row with a missing column",
+         lambda t: ["eval", "xnli", "--model", tiny, "--data", xnli(t / "x", "only premise"), "--out", t / "o", "--english-train",
+                    xnli(t / "x", "only premise") / "dev-en.tsv", "--no-progress"], ("dev-", "line 5"), 2, []),
+        ("eval xnli: unknown label",
+         lambda t: ["eval", "xnli", "--model", tiny, "--data", xnli(t / "x", "p\th\tmaybe"), "--out", t / "o", "--english-train",
+                    xnli(t / "x", "p\th\tmaybe") / "dev-en.tsv", "--no-progress"], ("maybe", "line 5"), 2, []),
+        ("eval tatoeba: unknown language",
+         lambda t: write(t / "tt" / "tatoeba.deu-eng.deu", "eins\nzwei\n") and write(t / "tt" / "tatoeba.deu-eng.eng", "one\ntwo\n")
+         and ["eval", "tatoeba", "--model", tiny, "--langs", "zzz", "--data", t / "tt"], "zzz", 2, []),
+        ("eval miracl: corpus path missing",
+         lambda t: ["eval", "miracl", "--model", tiny, "--lang", "de", "--corpus", t / "no-corpus.jsonl", "--out", t / "o",
+                    "--topics", write(t / "topics.tsv", "1\tfrage\n"), "--qrels", write(t / "qrels.tsv", "1 Q0 d1 1\n")],
+         "no-corpus.jsonl", 2, []),
+        # ---- data build-pairs / export-beir ----
+        ("build-pairs: group JSONL line that is not JSON",
+         lambda t: ["data", "build-pairs", "--from", groups(t / "g.jsonl", broken='{"id": '), "--out", t / "p.jsonl"],
+         ("g.jsonl", "line 3"), 2, []),
+        ("build-pairs: LAReQA answer_start outside the context (sentence unit)",
+         lambda t: ["data", "build-pairs", "--from",
+                    lareqa_file(t / "lq", bad_par(qas=[{"id": "q1", "question": "W?", "answers": [{"text": "x", "answer_start": 99}]}])) / "en.json",
+                    "--out", t / "p.jsonl"], "answer_start 99", 2, []),
+        ("export-beir --setting mono: with a language not in the folder",
+         lambda t: ["data", "export-beir", "--data", lareqa_file(t / "lq", bad_par()), "--setting", "mono:xx", "--out", t / "b"],
+         "xx", 2, []),
+    ]
+
+
+def run_case(i: int, case: tuple, root: Path, tiny: Path, env: dict) -> dict:
+    """Build one case's inputs in root/case<i>, run it, classify the outcome (see the module docstring)."""
+    import shutil
+
+    name, setup, words, code, protected = case
+    t = root / f"case{i}"
+    t.mkdir()
+    env = dict(env, POLYRET_CACHE=str(t / "cache"))
+    (t / "in.txt").write_text("a\nb\n")
+    shutil.copytree(tiny, t / "tuned")
+    try:
+        argv = [str(a) for a in setup(t)]
+        before = {p: tree(t / p) if (t / p).is_dir() else (t / p).read_bytes() for p in protected}
+    except Exception as e:  # noqa: BLE001 - a broken case must not end the sweep
+        return {"case": name, "exit": None, "verdict": "setup failed", "message": repr(e)[-200:]}
+    r = subprocess.run([POLYRET, *argv], cwd=t, env=env, capture_output=True, text=True, timeout=1200)
+    after = {p: (tree(t / p) if (t / p).is_dir() else (t / p).read_bytes()) if (t / p).exists() else None
+             for p in protected}
+    err = " ".join(r.stderr.split())
+    err += " | " + re.sub(r"(\.\w+):(\d+)\b", r"\1 line \2", err)  # `file.jsonl:3` names file and line 3 too
+    if "No such option" in r.stderr or "No such command" in r.stderr:
+        verdict = "n/a"  # the option or command did not exist in this version
+    elif after != before:
+        verdict = "file lost"
+    elif "Traceback" in r.stderr:
+        verdict = "traceback"
+    elif r.returncode == 0 and code != 0:
+        verdict = "wrong exit 0"
+    elif r.returncode == code and all(any(x in err for x in ([w] if isinstance(w, str) else w))
+                                      for w in ((words,) if isinstance(words, str) else words) if w):
+        verdict = "clear error" if code else "handled"
+    else:
+        verdict = "confusing"
+    if name.startswith("train with a bad model") and (t / "run").exists():
+        verdict = "confusing" if verdict == "clear error" else verdict  # a half-made run dir blocks a re-run
+    return {"case": name, "exit": r.returncode, "verdict": verdict, "message": err.split(" | ")[0][-200:]}
+
+
 def main() -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--src", default=str(Path(__file__).resolve().parents[1] / "src"))
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--only", action="append", help="run only the cases whose name contains this text (repeatable)")
+    ap.add_argument("--rows", help="append each case's row to this JSONL file as it finishes; rows already in it are not run again")
+    ap.add_argument("--jobs", type=int, default=1, help="cases run at once (each is its own polyret process)")
+    ap.add_argument("--reverse", action="store_true", help="last case first (a second sweep on the same --rows meets the first)")
     args = ap.parse_args()
-    env = dict(os.environ, PYTHONPATH=args.src, HF_HUB_OFFLINE="1", COLUMNS="300")
-    rows = []
+    ENV.update(PYTHONPATH=args.src, HF_HUB_OFFLINE="1", COLUMNS="300")
+    env = dict(os.environ, **ENV)
     with tempfile.TemporaryDirectory() as root:
         root = Path(root)
-        tiny = root / "tiny"
-        subprocess.run([sys.executable, "-c", f"from polyret.model import build_tiny_model as b; b({str(tiny)!r})"],
+        subprocess.run([sys.executable, "-c", f"from polyret.model import build_tiny_model as b; b({str(root / 'tiny')!r})"],
                        env=env, check=True, capture_output=True)
-        for i, (name, setup, words, code, protected) in enumerate(cases(str(tiny))):
-            t = root / f"case{i}"
-            t.mkdir()
-            env["POLYRET_CACHE"] = str(t / "cache")
-            (t / "in.txt").write_text("a\nb\n")
-            import shutil
+        tiny = root / "tiny" / "st"  # the sentence-transformers folder (root/tiny also holds the bare hf/ one)
+        done = {}
+        if args.rows and Path(args.rows).is_file():  # resume an interrupted sweep
+            done = {r["case"]: r for r in map(json.loads, Path(args.rows).read_text().splitlines())}
+        todo = [(i, c) for i, c in enumerate(cases(str(tiny))) if not args.only or any(o in c[0] for o in args.only)]
+        lock = threading.Lock()
+        if args.reverse:
+            todo.reverse()
 
-            shutil.copytree(tiny, t / "tuned")
-            argv = [str(a) for a in setup(t)]
-            before = {p: tree(t / p) if (t / p).is_dir() else (t / p).read_bytes() for p in protected}
-            r = subprocess.run([POLYRET, *argv], cwd=t, env=env, capture_output=True, text=True, timeout=600)
-            after = {p: (tree(t / p) if (t / p).is_dir() else (t / p).read_bytes()) if (t / p).exists() else None
-                     for p in protected}
-            err = " ".join(r.stderr.split())
-            if after != before:
-                verdict = "file lost"
-            elif "Traceback" in r.stderr:
-                verdict = "traceback"
-            elif r.returncode == 0 and code != 0:
-                verdict = "wrong exit 0"
-            elif r.returncode == code and (not words or words in err):
-                verdict = "clear error" if code else "handled"
-            else:
-                verdict = "confusing"
-            if name.startswith("train with a bad model") and (t / "run").exists():
-                verdict = "confusing" if verdict == "clear error" else verdict  # a half-made run dir blocks a re-run
-            rows.append({"case": name, "exit": r.returncode, "verdict": verdict, "message": err[-200:]})
+        def one(item):
+            i, case = item
+            if case[0] in done:
+                return done[case[0]]
+            row = run_case(i, case, root, tiny, env)
+            if args.rows and row["verdict"] != "setup failed":
+                with lock, open(args.rows, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(row) + "\n")
+            return row
+
+        with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+            rows = list(pool.map(one, todo))
+        if args.reverse:
+            rows.reverse()
     tally = Counter(r["verdict"] for r in rows)
     if args.json:
         print(json.dumps({"rows": rows, "tally": tally}, indent=2))
         return
     for r in rows:
-        print(f"{r['verdict']:>13}  exit {r['exit']:>3}  {r['case']}")
+        print(f"{r['verdict']:>13}  exit {str(r['exit']):>4}  {r['case']}")
     print("\n" + ", ".join(f"{k}: {v}" for k, v in tally.most_common()) + f"  ({len(rows)} cases)")
 
 

@@ -1,13 +1,20 @@
 """Training throughput and memory: polyret's trainer vs plain sentence-transformers, same run.
 
     .venv/bin/python benchmarks/train.py [--steps 6] [--batch-size 32] [--max-length 128] [--model default]
-    .venv/bin/python benchmarks/train.py memory [--batch-sizes 16,64,128] [--mini-batch-size 16] [--device auto]
+    .venv/bin/python benchmarks/train.py memory [--batch-sizes 16,32,64] [--mini-batch-size 8] [--steps 2] [--device auto]
 
-`memory` mode: peak memory of a short polyret training run per batch size, with the plain in-batch
-loss and with GradCache (`mini_batch_size`), each in its own subprocess. Peak = ru_maxrss on CPU,
-`torch.cuda.max_memory_allocated` on CUDA; "over load" subtracts the same process's memory after
-loading model and data (a `--steps 0`-like baseline run), i.e. what training itself adds. Prints a
-table and the cached/uncached ratio per batch size.
+`memory` mode: peak memory and time of the training steps per batch size, four trainers per batch
+size, each in a fresh subprocess: polyret with the plain in-batch loss, polyret with GradCache
+(`mini_batch_size`), and plain sentence-transformers with `MultipleNegativesRankingLoss` and with
+`CachedMultipleNegativesRankingLoss` (the same mini-batch). Memory is measured around
+`trainer.train()` only (a TrainerCallback): CPU = the process's peak RSS (VmHWM, reset through
+/proc/self/clear_refs when training begins) and its RSS then ("start": model, data, trainer built);
+CUDA = `torch.cuda.max_memory_allocated` (peak stats reset when training begins) and
+`memory_allocated` then. "added" = peak - start: what the steps themselves need (activations,
+gradients, optimizer state). s/step is the last step's time (step 1 allocates the optimizer state and
+warms up), as wall time and as this process's CPU seconds (with one thread per process, CPU seconds
+barely depend on other jobs sharing the machine; the CPU ratios use them). Prints a table,
+GradCache/plain ratios per batch size and polyret/sentence-transformers ratios per loss.
 
 Both sides train the same model on the same MLQA-test pairs (anchor, positive; the model's
 query/passage prompts) at the same batch size and max length, each in its own subprocess (so peak
@@ -16,7 +23,7 @@ RSS is that run's alone):
 - ours:  `polyret.train.train` with its defaults (Hybrid α=0.5 group-aware sampler, in-batch
          InfoNCE τ=0.05, word-embedding matrix frozen, bf16 only on CPUs with native bf16);
 - plain: `SentenceTransformerTrainer` + `MultipleNegativesRankingLoss`, default random batch sampler,
-         nothing frozen.
+         nothing frozen, the same precision as ours (`polyret.runtime.precision_for`).
 
 pairs/s is measured between the end of step 1 and the end of the last step (model loading, data
 building and the first, warm-up step excluded). Peak RSS is the subprocess's ru_maxrss. Prints a
@@ -33,6 +40,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from transformers import TrainerCallback
 
 
 def _peak_rss_mb() -> float:
@@ -65,98 +74,172 @@ def worker_ours(args) -> dict:
     return {"step_times": [t[s] for s in sorted(t)]}
 
 
-def worker_memory(args) -> dict:
-    """One short training run at args.batch_size (GradCache when args.mini_batch_size > 0)."""
-    import torch
+class StepMeter(TrainerCallback):
+    """TrainerCallback hooks: the peak memory of `trainer.train()` and the time of every step."""
 
+    def __init__(self, device: str) -> None:
+        super().__init__()
+        self.cuda = device.startswith("cuda")
+        self.step_times: list[float] = []
+        # CPU seconds of this process: on a shared machine they hardly depend on what else runs (wall
+        # time does); meaningless on CUDA, where the work is the GPU's.
+        self.step_cpu_times: list[float] = []
+        self.start_mb = self.peak_mb = 0.0
+
+    @staticmethod
+    def _status_mb(field: str) -> float:
+        import re
+
+        status = Path("/proc/self/status").read_text()
+        return int(re.search(rf"{field}:\s+(\d+)", status).group(1)) / 1024.0  # kB
+
+    def on_train_begin(self, args, state, control, **kw):
+        import torch
+
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+            self.start_mb = torch.cuda.memory_allocated() / 2**20
+        else:
+            Path("/proc/self/clear_refs").write_text("5")  # Linux: reset VmHWM to the current RSS
+            self.start_mb = self._status_mb("VmRSS")
+
+    def on_step_begin(self, args, state, control, **kw):
+        self._t, self._cpu = time.perf_counter(), time.process_time()
+
+    def on_step_end(self, args, state, control, **kw):
+        self.step_times.append(time.perf_counter() - self._t)
+        self.step_cpu_times.append(time.process_time() - self._cpu)
+
+    def on_train_end(self, args, state, control, **kw):
+        import torch
+
+        self.peak_mb = torch.cuda.max_memory_allocated() / 2**20 if self.cuda else self._status_mb("VmHWM")
+
+    def result(self, device: str) -> dict:
+        return {"device": device, "start_mb": self.start_mb, "peak_mb": self.peak_mb, "step_times": self.step_times,
+                "step_cpu_times": self.step_cpu_times}
+
+
+def worker_memory(args) -> dict:
+    """One short training run at args.batch_size: polyret or plain sentence-transformers (args.trainer),
+    GradCache when args.mini_batch_size > 0."""
     from polyret import runtime
-    from polyret.config import TrainConfig
-    from polyret.model import load_model
-    from polyret.train import train
 
     device = runtime.resolve_device(args.device)
-    cuda = device.startswith("cuda")
-    # Baseline: the process after loading the model and data, before any step.
-    model = load_model(args.model, device=device)
-    _pairs_table()
-    base = torch.cuda.memory_allocated() / 2**20 if cuda else _peak_rss_mb()
-    del model
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
+    meter = StepMeter(device)
+    if args.trainer == "st":
+        _st_train(args, device, mini_batch_size=args.mini_batch_size, callbacks=[meter])
+        return meter.result(device)
+    from polyret.config import TrainConfig
+    from polyret.train import train
+
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(
             model=args.model, steps=args.steps, batch_size=args.batch_size, max_seq_length=args.max_length,
             validation_groups=0, keep_best=False, logging_steps=1, save_steps=10**6, save_total_limit=1,
-            mini_batch_size=args.mini_batch_size or None, device=args.device,
+            mini_batch_size=args.mini_batch_size or None, device=device,
         )
-        t0 = time.perf_counter()
-        train(cfg, Path(tmp) / "run", show_progress=False)
-        wall = time.perf_counter() - t0
-    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else _peak_rss_mb()
-    return {"device": device, "base_mb": base, "peak_mb": peak, "wall_s": wall}
+        train(cfg, Path(tmp) / "run", show_progress=False, callbacks=[meter])
+    return meter.result(device)
+
+
+MEMORY_RUNS = (("polyret", False), ("polyret", True), ("st", False), ("st", True))
+
+
+def _memory_label(trainer: str, cached: bool, mini: int) -> str:
+    name = "polyret" if trainer == "polyret" else "sentence-transformers"
+    if trainer == "polyret":
+        return f"{name} {'GradCache ' + str(mini) if cached else 'in-batch'}"
+    return f"{name} {'CachedMNRL ' + str(mini) if cached else 'MNRL'}"
 
 
 def memory_table(args) -> dict:
+    if args.mini_batch_size < 1:
+        raise SystemExit("memory mode compares against GradCache: --mini-batch-size must be >= 1")
+    if args.steps < 2:
+        raise SystemExit("memory mode times the last step after a warm-up step: --steps must be >= 2")
     sizes = [int(b) for b in args.batch_sizes.split(",")]
     rows = {}
     for b in sizes:
-        for mini in (0, args.mini_batch_size):
-            label = f"batch {b}, {'GradCache mini ' + str(mini) if mini else 'plain'}"
-            print(f"running {label} ...", file=sys.stderr)
+        for trainer, cached in MEMORY_RUNS:
+            label = f"batch {b}, {_memory_label(trainer, cached, args.mini_batch_size)}"
+            print(f"running {label} ...", file=sys.stderr, flush=True)
             cmd = [sys.executable, __file__, "_worker", "memory", "--steps", str(args.steps), "--batch-size", str(b),
-                   "--max-length", str(args.max_length), "--model", args.model, "--mini-batch-size", str(mini),
-                   "--device", args.device]
+                   "--max-length", str(args.max_length), "--model", args.model, "--device", args.device,
+                   "--trainer", trainer, "--mini-batch-size", str(args.mini_batch_size if cached else 0)]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise SystemExit(f"{label} failed:\n{proc.stderr[-3000:]}")
-            rows[(b, mini)] = json.loads(proc.stdout.strip().splitlines()[-1])
-            r = rows[(b, mini)]  # printed as it comes: a long sweep on a busy machine still reports what finished
-            print(f"  {label}: peak {r['peak_mb']:.0f} MB, over load {r['peak_mb'] - r['base_mb']:.0f} MB, "
-                  f"{r['wall_s'] / args.steps:.1f} s/step", file=sys.stderr, flush=True)
+            r = rows[(b, trainer, cached)] = json.loads(proc.stdout.strip().splitlines()[-1])
+            r["added_mb"] = r["peak_mb"] - r["start_mb"]
+            r["seconds_per_step"] = r["step_times"][-1]
+            r["cpu_seconds_per_step"] = r["step_cpu_times"][-1]
+            # printed as it comes: a long sweep on a busy machine still reports what finished
+            print(f"  peak {r['peak_mb']:.0f} MB, added {r['added_mb']:.0f} MB, {r['seconds_per_step']:.1f} s/step, "
+                  f"{r['cpu_seconds_per_step']:.1f} CPU s/step (steps: {', '.join(f'{t:.1f}' for t in r['step_times'])} s)",
+                  file=sys.stderr, flush=True)
     dev = next(iter(rows.values()))["device"]
     kind = "CUDA max allocated" if dev.startswith("cuda") else "peak RSS"
-    print(f"device {dev}, {args.steps} steps, max length {args.max_length}; memory = {kind} (MB)")
-    print("| batch | loss | peak | over load | s/step |\n|---|---|---|---|---|")
-    for (b, mini), r in rows.items():
-        print(f"| {b} | {'GradCache ' + str(mini) if mini else 'in-batch'} | {r['peak_mb']:.0f} | "
-              f"{r['peak_mb'] - r['base_mb']:.0f} | {r['wall_s'] / args.steps:.1f} |")
+    # The time ratios use CPU seconds on the CPU (robust to other jobs on a shared machine), wall time on a GPU.
+    time_key = "seconds_per_step" if dev.startswith("cuda") else "cpu_seconds_per_step"
+    print(f"device {dev}, {args.steps} steps, max length {args.max_length}, model {args.model}; "
+          f"memory = {kind} during trainer.train() (MB); s/step = the last step (wall, and CPU seconds)")
+    print("| batch | trainer, loss | start | peak | added | s/step | CPU s/step |\n|---|---|---|---|---|---|---|")
+    for (b, trainer, cached), r in rows.items():
+        print(f"| {b} | {_memory_label(trainer, cached, args.mini_batch_size)} | {r['start_mb']:.0f} | "
+              f"{r['peak_mb']:.0f} | {r['added_mb']:.0f} | {r['seconds_per_step']:.1f} | {r['cpu_seconds_per_step']:.1f} |")
+    print(f"\nratios (added memory, {'wall' if time_key == 'seconds_per_step' else 'CPU'} s/step):")
     for b in sizes:
-        plain, cached = rows[(b, 0)], rows[(b, args.mini_batch_size)]
-        over = (cached["peak_mb"] - cached["base_mb"]) / max(plain["peak_mb"] - plain["base_mb"], 1e-9)
-        print(f"batch {b}: GradCache/plain peak {cached['peak_mb'] / plain['peak_mb']:.2f}x, "
-              f"over load {over:.2f}x, time {cached['wall_s'] / plain['wall_s']:.2f}x")
-    return {f"{b}/{m}": r for (b, m), r in rows.items()}
+        for trainer in ("polyret", "st"):
+            plain, cached = rows[(b, trainer, False)], rows[(b, trainer, True)]
+            print(f"batch {b}, {'polyret' if trainer == 'polyret' else 'sentence-transformers'}: GradCache/plain "
+                  f"added {cached['added_mb'] / plain['added_mb']:.2f}x, time "
+                  f"{cached[time_key] / plain[time_key]:.2f}x")
+        for cached in (False, True):
+            ours, st = rows[(b, "polyret", cached)], rows[(b, "st", cached)]
+            print(f"batch {b}, {'GradCache' if cached else 'plain loss'}: polyret/sentence-transformers "
+                  f"added {ours['added_mb'] / st['added_mb']:.2f}x, peak {ours['peak_mb'] / st['peak_mb']:.2f}x, "
+                  f"time {ours[time_key] / st[time_key]:.2f}x")
+    return {f"{b}/{t}/{'cached' if c else 'plain'}": r for (b, t, c), r in rows.items()}
+
+
+def _st_train(args, device: str = "cpu", *, mini_batch_size: int = 0, callbacks=()) -> None:
+    """Plain sentence-transformers as a user would write it: SentenceTransformerTrainer with
+    MultipleNegativesRankingLoss (CachedMultipleNegativesRankingLoss with mini_batch_size), the default
+    random batch sampler, nothing frozen; same model, pairs, prompts, τ, max length and precision as polyret."""
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MultipleNegativesRankingLoss,
+    )
+
+    from polyret import runtime
+    from polyret.model import load_model
+
+    dataset = _pairs_table().to_dataset()
+    model = load_model(args.model, device=device)
+    model.max_seq_length = args.max_length
+    loss = (CachedMultipleNegativesRankingLoss(model, scale=20.0, mini_batch_size=mini_batch_size) if mini_batch_size
+            else MultipleNegativesRankingLoss(model, scale=20.0))
+    with tempfile.TemporaryDirectory() as tmp:
+        targs = SentenceTransformerTrainingArguments(
+            output_dir=tmp, max_steps=args.steps, per_device_train_batch_size=args.batch_size,
+            learning_rate=3e-5, use_cpu=device == "cpu", save_strategy="no", report_to="none", disable_tqdm=True,
+            logging_steps=10**6, seed=42, **runtime.trainer_precision_args(runtime.precision_for(device)),
+            prompts={"anchor": model.prompts.get("query", ""), "positive": model.prompts.get("passage", "")},
+        )
+        SentenceTransformerTrainer(model=model, args=targs, train_dataset=dataset, loss=loss,
+                                   callbacks=list(callbacks)).train()
 
 
 def worker_plain(args) -> dict:
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    from transformers import TrainerCallback
-
-    from polyret.model import load_model
-
-    table = _pairs_table()
-    dataset = table.to_dataset()
-    model = load_model(args.model)
-    model.max_seq_length = args.max_length
     times: list[float] = []
 
     class StepTimes(TrainerCallback):
         def on_step_end(self, a, state, control, **kw):
             times.append(time.time())
 
-    with tempfile.TemporaryDirectory() as tmp:
-        targs = SentenceTransformerTrainingArguments(
-            output_dir=tmp, max_steps=args.steps, per_device_train_batch_size=args.batch_size,
-            learning_rate=3e-5, use_cpu=True, save_strategy="no", report_to="none", disable_tqdm=True,
-            logging_steps=10**6, seed=42,
-            prompts={"anchor": model.prompts.get("query", ""), "positive": model.prompts.get("passage", "")},
-        )
-        trainer = SentenceTransformerTrainer(
-            model=model, args=targs, train_dataset=dataset, loss=MultipleNegativesRankingLoss(model, scale=20.0),
-            callbacks=[StepTimes()],
-        )
-        trainer.train()
+    _st_train(args, callbacks=[StepTimes()])
     return {"step_times": times}
 
 
@@ -184,9 +267,10 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--model", default="default")
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--batch-sizes", default="16,64,128", help="memory mode: batch sizes to compare")
-    ap.add_argument("--mini-batch-size", type=int, default=16, help="memory mode: GradCache mini-batch (0 = off)")
+    ap.add_argument("--batch-sizes", default="16,32,64", help="memory mode: batch sizes to compare")
+    ap.add_argument("--mini-batch-size", type=int, default=8, help="memory mode: GradCache mini-batch")
     ap.add_argument("--device", default="auto", help="memory mode: auto | cpu | cuda | cuda:N")
+    ap.add_argument("--trainer", default="polyret", choices=("polyret", "st"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.mode == "memory":
         res = memory_table(args)

@@ -1,7 +1,7 @@
 """One rank of the cross-rank in-batch loss check (tests/test_ddp_loss.py), launched by torchrun.
 
 Each rank takes its slice of one fixed global batch, computes polyret's in-batch loss with
-gather_across_devices=True, backpropagates and averages the gradients over ranks exactly as DDP does;
+gather_across_devices=True (optionally GradCache and the teacher term), backpropagates and averages the gradients over ranks exactly as DDP does;
 rank 0 saves (mean loss, averaged gradients) for the test to compare with one process on the whole batch.
 """
 from __future__ import annotations
@@ -17,12 +17,36 @@ ROWS = [
 ]
 
 
-def loss_and_grads(model, rows, *, gather: bool, mini_batch_size: int | None):
-    """(loss, {param name: grad}) of polyret's in-batch loss on `rows` (anchor, positive, negative)."""
-    from polyret.losses import build_loss
+TEACHER_WEIGHT = 2.0
+
+
+def load_models(model_dir: str, teacher: bool):
+    """(model, teacher or None). With a teacher, the student is the base moved by a fixed random step
+    (the same in every process), so the teacher term and its gradient are not zero."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(model_dir, device="cpu")
+    model.eval()  # no dropout: the comparison is about the loss, not about random masks
+    if not teacher:
+        return model, None
+    base = SentenceTransformer(model_dir, device="cpu")
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    return model, base
+
+
+def loss_and_grads(model, rows, *, gather: bool, mini_batch_size: int | None, teacher=None, symmetric: bool = False):
+    """(loss, {param name: grad}) of polyret's in-batch loss on `rows` (anchor, positive, negative),
+    plus TEACHER_WEIGHT x the teacher term when a teacher is given (as `polyret train` builds it)."""
+    from polyret.losses import build_loss, teacher_anchored
 
     model.zero_grad(set_to_none=True)
-    loss_fn = build_loss(model, "in-batch", temperature=0.05, gather_across_devices=gather, mini_batch_size=mini_batch_size)
+    loss_fn = build_loss(model, "in-batch", temperature=0.05, symmetric=symmetric, gather_across_devices=gather,
+                         mini_batch_size=mini_batch_size)
+    if teacher is not None:
+        loss_fn = teacher_anchored(model, loss_fn, teacher, TEACHER_WEIGHT)
     features = [model.tokenize([r[c] for r in rows]) for c in range(3)]
     loss = loss_fn(features, None)
     loss.backward()
@@ -30,16 +54,13 @@ def loss_and_grads(model, rows, *, gather: bool, mini_batch_size: int | None):
     return loss.detach(), grads
 
 
-def main(model_dir: str, out: str, mini: str) -> None:
-    from sentence_transformers import SentenceTransformer
-
+def main(model_dir: str, out: str, mini: str, teacher: str = "no") -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
-    model = SentenceTransformer(model_dir, device="cpu")
-    model.eval()  # no dropout: the comparison is about the loss, not about random masks
+    model, base = load_models(model_dir, teacher == "teacher")
     per = len(ROWS) // world
     loss, grads = loss_and_grads(model, ROWS[rank * per:(rank + 1) * per], gather=True,
-                                 mini_batch_size=int(mini) if mini != "none" else None)
+                                 mini_batch_size=int(mini) if mini != "none" else None, teacher=base)
     dist.all_reduce(loss)
     loss /= world  # what the trainer logs: the mean of the ranks' losses
     for g in grads.values():  # DDP: gradients are averaged over ranks

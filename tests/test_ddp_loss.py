@@ -18,7 +18,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ddp_loss_worker import ROWS, loss_and_grads  # noqa: E402
+from ddp_loss_worker import ROWS, load_models, loss_and_grads  # noqa: E402
 
 TORCHRUN = Path(sys.executable).parent / "torchrun"
 
@@ -30,12 +30,9 @@ def model_dir(tiny_model, tmp_path_factory):
     return d
 
 
-def _single(model_dir, *, mini_batch_size=None, rows=ROWS):
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(model_dir), device="cpu")
-    model.eval()
-    return loss_and_grads(model, rows, gather=False, mini_batch_size=mini_batch_size)
+def _single(model_dir, *, mini_batch_size=None, rows=ROWS, teacher=False, symmetric=False):
+    model, base = load_models(str(model_dir), teacher)
+    return loss_and_grads(model, rows, gather=False, mini_batch_size=mini_batch_size, teacher=base, symmetric=symmetric)
 
 
 def _assert_same(loss_a, grads_a, loss_b, grads_b):
@@ -50,22 +47,25 @@ def _assert_same(loss_a, grads_a, loss_b, grads_b):
 
 
 @pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun not installed")
-@pytest.mark.parametrize("mini", ["none", "2"])
-def test_two_ranks_with_gather_equal_one_process_on_the_global_batch(model_dir, tmp_path, mini):
+@pytest.mark.parametrize("mini,teacher", [("none", "no"), ("2", "no"), ("2", "teacher")])
+def test_two_ranks_with_gather_equal_one_process_on_the_global_batch(model_dir, tmp_path, mini, teacher):
     out = tmp_path / "rank0.pt"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
         [str(TORCHRUN), "--standalone", "--nproc_per_node=2", str(Path(__file__).parent / "ddp_loss_worker.py"),
-         str(model_dir), str(out), mini],
+         str(model_dir), str(out), mini, teacher],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = torch.load(out)
     assert got["world"] == 2
-    loss, grads = _single(model_dir)
+    # the reference: one process, the whole batch, no GradCache (and the uncached teacher term)
+    with_teacher = teacher == "teacher"
+    loss, grads = _single(model_dir, teacher=with_teacher)
     _assert_same(got["loss"], got["grads"], loss, grads)
     # Without the gather each rank only sees its own 4 rows: a different (smaller-pool) loss.
-    half_losses = [_single(model_dir, rows=ROWS[:4])[0], _single(model_dir, rows=ROWS[4:])[0]]
+    half_losses = [_single(model_dir, rows=ROWS[:4], teacher=with_teacher)[0],
+                   _single(model_dir, rows=ROWS[4:], teacher=with_teacher)[0]]
     assert abs(float(sum(half_losses)) / 2 - float(loss)) > 1e-3
 
 
@@ -91,3 +91,26 @@ def test_gradcache_is_selected_by_mini_batch_size_and_rejected_for_eq1(tiny_mode
         build_loss(None, "eq1", 0.05, mini_batch_size=4)
     with pytest.raises(PolyretError, match="key 'mini_batch_size'|mini_batch_size \\(GradCache\\) works"):
         config_from_dict({"loss": "eq1", "n_negatives": 1, "negatives": "same-paragraph", "mini_batch_size": 4})
+
+
+@pytest.mark.parametrize("mini_batch_size,symmetric", [(1, False), (3, False), (3, True)])
+def test_gradcache_with_the_teacher_term_equals_the_uncached_teacher_anchored_loss(model_dir, mini_batch_size, symmetric):
+    from polyret.losses import CachedTeacherAnchoredLoss, TeacherAnchoredLoss, build_loss, teacher_anchored
+
+    loss, grads = _single(model_dir, teacher=True, symmetric=symmetric)
+    cached_loss, cached_grads = _single(model_dir, mini_batch_size=mini_batch_size, teacher=True, symmetric=symmetric)
+    _assert_same(cached_loss, cached_grads, loss, grads)
+    model, base = load_models(str(model_dir), True)
+    features = [model.tokenize([r[c] for r in ROWS]) for c in range(3)]
+    with torch.no_grad():
+        contrastive_only = build_loss(model, "in-batch", 0.05, symmetric=symmetric)(features, None)
+    assert float(loss) - float(contrastive_only) > 1e-3, "the teacher term must contribute, or the test proves nothing"
+    # polyret train builds the cached class exactly when the contrastive loss is cached
+    assert type(teacher_anchored(model, build_loss(model, "in-batch", 0.05, mini_batch_size=2), base, 1.0)) \
+        is CachedTeacherAnchoredLoss
+    assert type(teacher_anchored(model, build_loss(model, "in-batch", 0.05), base, 1.0)) is TeacherAnchoredLoss
+    # evaluation (no gradients): the cached loss gives the same value
+    loss_fn = teacher_anchored(model, build_loss(model, "in-batch", 0.05, mini_batch_size=mini_batch_size), base, 2.0)
+    with torch.no_grad():
+        value = loss_fn([model.tokenize([r[c] for r in ROWS]) for c in range(3)], None)
+    assert float(value) == pytest.approx(float(_single(model_dir, teacher=True)[0]), rel=1e-5)

@@ -110,6 +110,45 @@ def test_output_dir_incomplete_is_continued_in_place(tmp_path):
         assert (d.path / "part.bin").read_text() == "half"
 
 
+def test_output_dir_same_command_again_is_redone_in_place(tmp_path):
+    """A finished output re-run with the same settings is reopened in place (the answer to any
+    interruption is "run the same command again", finished or not); other settings are refused,
+    naming what differs, and --overwrite still replaces it."""
+    out = tmp_path / "out"
+    with OutputDir(out, "eval-x", settings={"index": "flat", "k": 100}) as d:
+        (d.path / "results.json").write_text("1")
+    again = OutputDir(out, "eval-x", settings={"index": "flat", "k": 100})
+    assert again.rerun and not again.fresh
+    with again as d:
+        assert d.path == out and (d.path / "results.json").read_text() == "1"
+        assert json.loads((out / MARKER).read_text())["complete"] is False  # until this run finishes
+    assert json.loads((out / MARKER).read_text())["settings"] == {"index": "flat", "k": 100}
+    with pytest.raises(PolyretError, match=r"made with other settings \(index 'flat', now 'hnsw'\)"):
+        OutputDir(out, "eval-x", settings={"index": "hnsw", "k": 100})
+    with pytest.raises(PolyretError, match="already holds a finished eval-x output;"):
+        OutputDir(out, "eval-x")  # a caller that states no settings is refused as before
+    assert OutputDir(out, "eval-x", overwrite=True, settings={"index": "hnsw", "k": 100}).fresh
+
+
+def test_output_dir_killed_while_writing_its_first_marker(tmp_path):
+    """SIGKILL inside the first marker write of a new folder leaves only the marker's temp file:
+    that folder is ours and empty, not foreign (a re-run used to be refused with exit 2)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f".{MARKER}.a1b2c3d4.tmp").write_text('{"kind": "ev')
+    with OutputDir(out, "eval-x") as d:
+        (d.path / "results.json").write_text("1")
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "results.json"]
+    # the same moment of an --overwrite run: its sibling temp folder has no marker yet (or none at all)
+    for left in ({f".{MARKER}.e5f6a7b8.tmp": '{"kin'}, {}):
+        tmp = tmp_path / ".out.polyret-tmp-x1y2z3"
+        tmp.mkdir()
+        for name, text in left.items():
+            (tmp / name).write_text(text)
+        OutputDir(out, "eval-x", overwrite=True)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
 def test_output_overlapping_inputs_refused(tmp_path):
     data = tmp_path / "data"
     data.mkdir()

@@ -39,6 +39,16 @@ def test_auto_and_cuda_pick_this_processes_gpu(monkeypatch):
         runtime.resolve_device("cuda")
 
 
+def test_a_fixed_gpu_index_under_torchrun_must_be_this_processes_gpu(monkeypatch):
+    _fake_cuda(monkeypatch, 2)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert runtime.resolve_device("cuda:1") == "cuda:1" and runtime.resolve_device("cuda") == "cuda:1"
+    # every rank would drive GPU 0 (and the trainer would move the model to cuda:1 behind its back)
+    with pytest.raises(PolyretError, match="--device cuda:0 under torchrun: each process drives its own GPU, cuda:1"):
+        runtime.resolve_device("cuda:0")
+
+
 def test_impossible_devices_are_one_clear_error(monkeypatch):
     _no_cuda(monkeypatch)
     with pytest.raises(PolyretError, match="--device cuda: no CUDA GPU available"):
@@ -140,6 +150,18 @@ def test_train_config_rejects_a_bad_trainer_arg_before_any_write(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_nccl_in_trainer_args_on_a_cpu_run_fails_before_any_data_is_read(tmp_path, monkeypatch):
+    from polyret.config import config_from_dict
+    from polyret.train import train
+
+    _no_cuda(monkeypatch)
+    # the data path does not exist: reaching the data would be a different error
+    cfg = config_from_dict({"data": [str(tmp_path / "none.jsonl")], "trainer_args": {"ddp_backend": "nccl"}})
+    with pytest.raises(PolyretError, match="nccl needs CUDA GPUs, but this run's device is cpu"):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_with_cuda_on_a_cpu_machine_fails_before_any_write(tmp_path, monkeypatch):
     from polyret.config import config_from_dict
     from polyret.train import train
@@ -149,3 +171,63 @@ def test_train_with_cuda_on_a_cpu_machine_fails_before_any_write(tmp_path, monke
     with pytest.raises(PolyretError, match="--device cuda: no CUDA GPU"):
         train(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+# Every command that runs a model; each must take --device (the issue's list + `correction fit`).
+MODEL_COMMANDS = {
+    "train", "encode", "encode-corpus", "experiment", "demo", "correction fit",
+    "eval lareqa", "eval xnli", "eval tatoeba", "eval beir", "eval miracl",
+}
+
+
+def _commands_with_device():
+    import typer
+
+    from polyret.cli import app
+
+    found = {}
+
+    def walk(cmd, path):
+        if hasattr(cmd, "commands"):  # a group (typer may vendor its own click: no isinstance)
+            for name, sub in cmd.commands.items():
+                walk(sub, [*path, name])
+        elif any("--device" in p.opts for p in cmd.params):
+            found[" ".join(path)] = cmd
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+def test_every_model_command_takes_device_and_refuses_cuda_without_a_gpu_before_any_work(tmp_path, monkeypatch, capsys):
+    from polyret.cli import main
+
+    _no_cuda(monkeypatch)
+    # `--device` sets the process-wide choice (runtime.set_device): restored after this test
+    monkeypatch.setattr(runtime, "_chosen_device", None)
+    commands = _commands_with_device()
+    assert MODEL_COMMANDS <= set(commands), f"missing --device: {MODEL_COMMANDS - set(commands)}"
+    monkeypatch.chdir(tmp_path)
+    for name, cmd in sorted(commands.items()):
+        # Required options get a path that does not exist: the device error must come first.
+        required = [arg for p in cmd.params if p.required for arg in ((p.opts[0], str(tmp_path / "missing"))
+                    if p.opts[0].startswith("-") else (str(tmp_path / "missing"),))]
+        with pytest.raises(SystemExit) as exit_info:
+            main([*name.split(), *required, "--device", "cuda"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2, f"{name}: exit {exit_info.value.code}\n{err}"
+        assert "--device cuda: no CUDA GPU available" in err and "Traceback" not in err, f"{name}: {err}"
+        assert not any(tmp_path.iterdir()), f"{name} wrote {list(tmp_path.iterdir())} before refusing the device"
+
+
+def test_results_record_where_they_ran(tiny_model, monkeypatch):
+    """results.json of an evaluation carries `runtime`: device, hardware name, precision, world size, torch."""
+    from polyret.data.lareqa import LareqaDataset
+    from polyret.evaluate.lareqa_eval import evaluate_lareqa
+    from train_helpers import synthetic_groups
+
+    monkeypatch.setenv("POLYRET_BF16", "0")
+    pool = LareqaDataset.from_groups(synthetic_groups(6, seed=3), name="synthetic")
+    got = evaluate_lareqa(tiny_model, pool, cache=False, show_progress=False)["runtime"]
+    assert {k: got[k] for k in ("device", "precision", "world_size", "torch")} == {
+        "device": "cpu", "precision": "fp32", "world_size": 1, "torch": torch.__version__}
+    assert got["device_name"]

@@ -74,6 +74,18 @@ def test_rerun_after_dying_in_the_first_chunk(tmp_path):
     assert store.n == 10
 
 
+def test_rerun_after_sigkill_while_writing_the_first_progress_marker(tmp_path):
+    """SIGKILL inside the first marker write leaves the store's files and the marker's temp file
+    (`.progress.json.XXXX.tmp`), but no marker: the next run must take it as its own, not as foreign."""
+    out = tmp_path / "e"
+    encode_corpus(_docs(10), out, TopicEncoder(), identity="topic", chunk_size=4, show_progress=False)
+    half = (out / "progress.json").read_bytes()[:20]
+    (out / "progress.json").unlink()
+    (out / ".progress.json.k2j4h6g8.tmp").write_bytes(half)
+    store = encode_corpus(_docs(10), out, TopicEncoder(), identity="topic", chunk_size=4, show_progress=False)
+    np.testing.assert_array_equal(store.memmap(), TopicEncoder()([t for _, t in _docs(10)()]))
+
+
 def test_refuses_other_corpus_or_encoder_and_foreign_dirs(tmp_path):
     out = tmp_path / "e"
     encode_corpus(_docs(50), out, TopicEncoder(), identity="topic", chunk_size=20, show_progress=False)

@@ -175,6 +175,37 @@ def test_too_few_groups_is_a_clear_error_before_any_write(setup, tmp_path):
         train(cfg.model_copy(update={"data": ["no-such-set"]}), tmp_path / "run2", show_progress=False)
 
 
+def _pool_map_by_hand(model_dir: Path, groups_file: Path) -> dict[str, float]:
+    """Mono and Multi mAP of the held-out groups computed without polyret: sentence-transformers
+    embeddings, every candidate ranked by dot product, average precision by an explicit loop;
+    per-language means, then their macro mean (LAReQA's definitions)."""
+    import numpy as np
+
+    rows = [json.loads(line) for line in groups_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    model = SentenceTransformer(str(model_dir), device="cpu")
+    cands = [(i, lang, text) for i, r in enumerate(rows) for lang, text in r["positives"].items()]
+    c = model.encode([t for _, _, t in cands], prompt_name="passage", normalize_embeddings=True)
+
+    def ap(scores, relevant):
+        hits, total = 0, 0.0
+        for rank, j in enumerate(sorted(range(len(scores)), key=lambda j: -scores[j]), 1):
+            if j in relevant:
+                hits += 1
+                total += hits / rank
+        return total / len(relevant)
+
+    per_lang: dict[str, dict[str, list[float]]] = {}
+    for i, r in enumerate(rows):
+        for lang, text in r["queries"].items():
+            q = model.encode([text], prompt_name="query", normalize_embeddings=True)[0]
+            scores = c @ q
+            mine = per_lang.setdefault(lang, {"multi": [], "mono": []})
+            mine["multi"].append(ap(list(scores), {j for j, (g, _, _) in enumerate(cands) if g == i}))
+            same = [j for j, (_, l, _) in enumerate(cands) if l == lang]
+            mine["mono"].append(ap([scores[j] for j in same], {k for k, j in enumerate(same) if cands[j][0] == i}))
+    return {f"{kind}.map": float(np.mean([np.mean(v[kind]) for v in per_lang.values()])) for kind in ("mono", "multi")}
+
+
 def test_validation_pool_and_lambda_rule(run_a, setup):
     from polyret.experiment.demo import target_check
     from polyret.validation import pool_metrics, select_merge_weight, validation_pool
@@ -183,7 +214,10 @@ def test_validation_pool_and_lambda_rule(run_a, setup):
     pool = validation_pool(out)
     assert pool.n_questions == 12 * 3 and pool.n_candidates == 12 * 3  # 12 held-out groups x 3 languages
     m = pool_metrics(out / "model", pool)
-    assert 0 < m["mono.map"] <= 1 and 0 < m["multi.map"] <= 1 and m["rank_distance"] >= 0
+    expected = _pool_map_by_hand(out / "model", out / "validation_groups.jsonl")
+    assert m["mono.map"] == pytest.approx(expected["mono.map"], abs=1e-6)
+    assert m["multi.map"] == pytest.approx(expected["multi.map"], abs=1e-6)
+    assert m["rank_distance"] >= 0
     untrained = {"mono.map": 0.80, "multi.map": 0.3}
     by_w = {
         1.0: {"mono.map": 0.70, "multi.map": 0.50},  # best Multi but Mono lost

@@ -80,33 +80,46 @@ def _record_texts(monkeypatch) -> list[str]:
     return seen
 
 
-@pytest.mark.parametrize("loss", ["in-batch", "eq1"])
-def test_prompts_per_column_and_hard_negatives_reach_each_loss(loss, model_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("loss,teacher_weight", [("in-batch", 0.0), ("eq1", 0.0), ("in-batch", 0.5), ("eq1", 0.5)])
+def test_prompts_per_column_and_hard_negatives_reach_each_loss(loss, teacher_weight, model_dir, tmp_path, monkeypatch):
+    """Each contrastive loss, alone and inside the teacher-anchored loss (which embeds the columns
+    itself and calls the contrastive loss on the embeddings), gets the negatives column."""
     import polyret.losses
+    from sentence_transformers.sentence_transformer.losses import EmbedDistillLoss
 
     data = tmp_path / "groups.jsonl"
     write_groups_jsonl(topic_groups(40, negatives=True), data)
     seen = _record_texts(monkeypatch)
     columns_per_call: list[int] = []
+    teacher_columns: list[int] = []
     built = polyret.losses.build_loss
 
     def build_loss(*a, **k):
         module = built(*a, **k)
-        forward = module.forward
+        compute = module.compute_loss_from_embeddings  # every path to the contrastive loss ends here
 
-        def counting_forward(sentence_features, labels=None):
-            columns_per_call.append(len(sentence_features))
-            return forward(sentence_features, labels)
+        def counting(embeddings, labels=None):
+            columns_per_call.append(len(embeddings))
+            return compute(embeddings, labels)
 
-        module.forward = counting_forward
+        module.compute_loss_from_embeddings = counting
         return module
 
+    distill = EmbedDistillLoss.compute_loss_from_embeddings
+
+    def counting_distill(self, embeddings, targets, *a, **k):
+        teacher_columns.append(len(targets))
+        return distill(self, embeddings, targets, *a, **k)
+
     monkeypatch.setattr(polyret.losses, "build_loss", build_loss)
+    monkeypatch.setattr(EmbedDistillLoss, "compute_loss_from_embeddings", counting_distill)
     cfg = load_train_config(None, tiny_overrides(model_dir, data, steps=2, unit="sentence", negatives="same-paragraph", n_negatives=1,
-                                                 loss=loss, save_steps=2, eval_steps=2))
+                                                 loss=loss, teacher_weight=teacher_weight, save_steps=2, eval_steps=2))
     train(cfg, tmp_path / "run", show_progress=False)
     # anchor / positive / negative_1: three columns in every loss call (training and validation)
     assert columns_per_call and set(columns_per_call) == {3}
+    # the teacher anchors every column, negatives included (and is only there when asked for)
+    assert set(teacher_columns) == ({3} if teacher_weight else set())
     queries = [t for t in seen if " Q" in t]
     passages = [t for t in seen if " P" in t]
     negatives = [t for t in seen if " N" in t]

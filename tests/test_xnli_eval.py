@@ -201,10 +201,14 @@ def test_cli_eval_xnli_and_tatoeba(tiny_model, shared_data, tmp_path, capsys):
     main(args)
     res = json.loads((out / "results.json").read_text())
     assert res["protocol"]["english_train"]["n"] == 495 and res["languages"]["sw"]["n"] == 40
-    for bad, words in ((["--prompt", "doc"], "--prompt must be"), (["--cs", "x"], "--cs must be"), ([], "already holds a finished eval-xnli output")):
+    for bad, words in ((["--prompt", "doc"], "--prompt must be"), (["--cs", "x"], "--cs must be"),
+                       (["--seed", "1"], "already holds a finished eval-xnli output made with other settings (seed 0, now 1)")):
         with pytest.raises(SystemExit) as e:
             main(args + bad)
-        assert e.value.code == 2 and words in capsys.readouterr().err
+        assert e.value.code == 2 and words in " ".join(capsys.readouterr().err.split())
+    main(args)  # the same command again on its finished output: run again in place, same numbers
+    assert "with the same settings: running it again" in " ".join(capsys.readouterr().err.split())
+    assert json.loads((out / "results.json").read_text())["languages"] == res["languages"]
 
     d = tmp_path / "tt"
     d.mkdir()

@@ -141,9 +141,6 @@ class TrainConfig(BaseModel):
             raise ValueError("loss 'eq1' compares the positive with hard negatives only: set n_negatives >= 1")
         if self.mini_batch_size is not None and self.loss != "in-batch":
             raise ValueError("mini_batch_size (GradCache) works with loss 'in-batch' only")
-        if self.mini_batch_size is not None and self.teacher_weight > 0:
-            raise ValueError("mini_batch_size (GradCache) cannot be combined with teacher_weight yet: "
-                             "the teacher term needs the whole batch's embeddings with their graph")
         if self.n_negatives > 0 and self.negatives == "none":
             raise ValueError("n_negatives > 0 needs negatives: same-paragraph")
         if not self.data:

@@ -10,7 +10,8 @@ false|true, ...}`); `complete` turns true only when the command finished. Openin
 |---|---|---|
 | missing or an empty folder                       | created, written in place    | same                                |
 | ours, same kind, incomplete (interrupted/failed) | continued in place (resume)  | fresh copy in a sibling, swapped in |
-| ours, same kind, complete                        | refused (or reused: `reuse`) | fresh copy in a sibling, swapped in |
+| ours, same kind, complete, same `settings`       | redone in place              | fresh copy in a sibling, swapped in |
+| ours, same kind, complete, other settings        | refused (or reused: `reuse`) | fresh copy in a sibling, swapped in |
 | ours, another kind                               | refused                      | refused                             |
 | anything else non-empty (not made by polyret)    | refused                      | refused (never deleted)             |
 | equal to / inside an input, or holding an input  | refused                      | refused                             |
@@ -20,6 +21,13 @@ when it finished is that folder swapped in: the old folder is renamed aside, the
 `NAME`, the old one deleted. A run that fails or is interrupted therefore leaves the old output intact
 (its temp folder is removed; after SIGKILL the next run removes it). Between the two renames a crash can
 leave `NAME` missing with `.NAME.polyret-old-*` beside it; the next open renames that back.
+
+`settings` are the options that define what a command measures (data, model, index, ...; not batch
+size or progress bars); the marker records them. Running the *same* command again on its finished
+output is therefore accepted and redone in place (what the command caches, such as a corpus store,
+is reused): a user whose job was killed near its end cannot know whether it finished, and the
+documented answer to any interruption is "run the same command again". Other settings would replace
+results measured differently, which needs `--overwrite`.
 
 Folders written by polyret before markers existed are recognised by their signature files
 (`legacy_files`) and treated as complete outputs of the kind.
@@ -95,6 +103,11 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return write_text(path, dumps_json(obj))
 
 
+def is_atomic_temp(name: str, of: str) -> bool:
+    """True for the temp file name `atomic_open(<folder>/<of>)` uses (left behind only by a SIGKILL)."""
+    return name.startswith(f".{of}.") and name.endswith(".tmp")
+
+
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
     """Open a temp file beside `path`; on success it is fsynced and renamed to `path`, on error removed.
@@ -102,7 +115,7 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
     For files written in pieces (TREC runs, JSONL, .npy): a reader never sees half a file.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # see is_atomic_temp
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": "\n"})) as f:
             yield f
@@ -287,9 +300,19 @@ def read_marker(folder: Path) -> dict | None:
     return marker if isinstance(marker, dict) and isinstance(marker.get("kind"), str) else None
 
 
-def _write_marker(folder: Path, kind: str, complete: bool) -> None:
+def _write_marker(folder: Path, kind: str, complete: bool, settings: dict | None = None) -> None:
     write_json(folder / MARKER, {"kind": kind, "complete": complete, "polyret": __version__,
-                                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                 **({} if settings is None else {"settings": settings})})
+
+
+def _settings_difference(recorded: Any, settings: dict) -> str:
+    """' (made with index 'flat', now 'hnsw'; ...)' naming what differs, or '' when nothing was recorded."""
+    if not isinstance(recorded, dict):
+        return ""
+    diffs = [f"{k} {recorded.get(k)!r}, now {settings.get(k)!r}" for k in sorted(set(recorded) | set(settings))
+             if recorded.get(k) != settings.get(k)]
+    return f" made with other settings ({'; '.join(diffs)})" if diffs else ""
 
 
 def _is_within(a: Path, b: Path) -> bool:
@@ -323,14 +346,19 @@ def _siblings(out: Path, tag: str) -> list[Path]:
     return sorted(parent.glob(f".{out.name}{tag}*"))
 
 
+def _unmarked_start(folder: Path) -> bool:
+    """A folder killed (SIGKILL) before its first marker was complete: empty, or only the marker's temp file."""
+    return folder.is_dir() and all(is_atomic_temp(p.name, MARKER) for p in folder.iterdir())
+
+
 def _recover(out: Path) -> None:
     """Finish or undo an overwrite that was killed: restore a renamed-aside old folder if `out` is
-    missing, and remove our abandoned temp folders (only those carrying our marker)."""
+    missing, and remove our abandoned temp folders (those carrying our marker, or killed before it)."""
     olds = [p for p in _siblings(out, _OLD_TAG) if read_marker(p) is not None]
     if olds and not out.exists():
         os.rename(olds[-1], out)
         olds = olds[:-1]
-    for p in olds + [p for p in _siblings(out, _TMP_TAG) if read_marker(p) is not None]:
+    for p in olds + [p for p in _siblings(out, _TMP_TAG) if read_marker(p) is not None or _unmarked_start(p)]:
         shutil.rmtree(p, ignore_errors=True)
 
 
@@ -345,13 +373,16 @@ class OutputDir:
     `reuse`: a complete output of this kind is reopened in place instead of refused (commands whose
     re-run reuses finished work, e.g. `experiment`). `legacy_files`: files that identify an output of
     this kind written before markers existed (`legacy_partial_files`: of an unfinished one).
+    `settings`: the options defining what the command measures; a finished output made with the same
+    ones is redone in place (`rerun` is then True), one made with others is refused.
     """
 
     def __init__(self, out: str | Path, kind: str, *, overwrite: bool = False, inputs: Iterable[str | Path | None] = (),
                  reuse: bool = False, legacy_files: Sequence[str] = (), legacy_partial_files: Sequence[str] = (),
-                 flag: str = "--out") -> None:
+                 flag: str = "--out", settings: Mapping[str, Any] | None = None) -> None:
         self.final = Path(out).expanduser()
         self.kind = kind
+        self.settings = None if settings is None else to_jsonable(dict(settings))
         self.overwrite = overwrite
         self.flag = flag
         self._tmp: Path | None = None
@@ -368,9 +399,13 @@ class OutputDir:
                 "(--overwrite included): choose another " + flag)
         if self.state.startswith("other:"):
             raise PolyretError(f"{flag} {out} holds a polyret {self.state[6:]} output, not {kind}; choose another {flag}")
-        if self.state == "complete" and not (overwrite or reuse):
-            raise PolyretError(f"{flag} {out} already holds a finished {kind} output; pass --overwrite to replace it "
-                               f"or choose another {flag}")
+        recorded = (read_marker(out) or {}).get("settings")
+        # The same command again on its finished output: redone in place (see the module docstring).
+        self.rerun = self.state == "complete" and not overwrite and self.settings is not None and recorded == self.settings
+        if self.state == "complete" and not (overwrite or reuse or self.rerun):
+            differs = "" if self.settings is None else _settings_difference(recorded, self.settings)
+            raise PolyretError(f"{flag} {out} already holds a finished {kind} output{differs}; pass --overwrite to "
+                               f"replace it or choose another {flag}")
         # Fresh work under --overwrite goes to a sibling; an empty or our own unfinished folder is used in place
         # unless --overwrite asks for a fresh start.
         self.fresh = overwrite and self.state in ("complete", "incomplete")
@@ -387,10 +422,10 @@ class OutputDir:
         if self.fresh:
             self.final.parent.mkdir(parents=True, exist_ok=True)
             self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}{_TMP_TAG}", dir=self.final.parent))
-            _write_marker(self._tmp, self.kind, complete=False)
+            _write_marker(self._tmp, self.kind, complete=False, settings=self.settings)
         else:
             self.final.mkdir(parents=True, exist_ok=True)
-            _write_marker(self.final, self.kind, complete=False)
+            _write_marker(self.final, self.kind, complete=False, settings=self.settings)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -403,9 +438,9 @@ class OutputDir:
     def commit(self) -> None:
         """Mark the output complete; under --overwrite swap the fresh folder in for the old one."""
         if self._tmp is None:
-            _write_marker(self.final, self.kind, complete=True)
+            _write_marker(self.final, self.kind, complete=True, settings=self.settings)
             return
-        _write_marker(self._tmp, self.kind, complete=True)
+        _write_marker(self._tmp, self.kind, complete=True, settings=self.settings)
         old = None
         if self.final.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{self.final.name}{_OLD_TAG}", dir=self.final.parent))
@@ -419,7 +454,12 @@ class OutputDir:
 
 def _classify_kind(out: Path, kind: str, legacy_files: Sequence[str], legacy_partial_files: Sequence[str] = ()) -> str:
     """'empty' | 'complete' | 'incomplete' | 'other:<kind>' | 'foreign' for `out` seen by a `kind` command."""
-    if not out.exists() or not any(out.iterdir()):
+    if not out.exists():
+        return "empty"
+    if _unmarked_start(out):
+        # Empty, or a run SIGKILLed while writing the first marker of this folder: nothing else was written yet.
+        for p in out.iterdir():
+            p.unlink(missing_ok=True)
         return "empty"
     marker = read_marker(out)
     if marker is None:
@@ -455,8 +495,9 @@ class OutputFile:
         if out.exists() and not overwrite:
             raise PolyretError(f"{flag} {out} exists; pass --overwrite to replace it")
         if out.parent.is_dir():  # temp files of a run that was killed (SIGKILL) before its rename
-            for stale in out.parent.glob(f".{out.name}.*.tmp"):
-                stale.unlink(missing_ok=True)
+            for stale in out.parent.iterdir():
+                if is_atomic_temp(stale.name, out.name):
+                    stale.unlink(missing_ok=True)
 
     def open(self, mode: str = "w"):
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,8 @@ Scale (both through sentence-transformers, nothing re-implemented):
   rank's positives and negatives (all-gather with gradients), so the negative pool is the global batch,
   not a 1/world_size slice of it;
 - `mini_batch_size=m`: `CachedMultipleNegativesRankingLoss` (GradCache): the same loss and gradients,
-  computed m rows at a time, so the batch size no longer sets peak activation memory.
+  computed m rows at a time, so the batch size no longer sets peak activation memory; with the
+  teacher term, `CachedTeacherAnchoredLoss` (see `teacher_anchored`).
 
 Batch composition (which rows share a batch) is the sampler's job, not the loss's: the samplers
 guarantee no two rows share a parallel group, so a translation of the positive is never a negative.
@@ -26,6 +27,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from sentence_transformers.base.losses.gradcache import CachedLossMixin
 from torch import Tensor, nn
 
 from polyret.errors import PolyretError
@@ -127,6 +129,69 @@ class TeacherAnchoredLoss(nn.Module):
     @property
     def citation(self) -> str:
         return "arXiv:2004.09813 (multilingual knowledge distillation)"
+
+
+class CachedTeacherAnchoredLoss(CachedLossMixin, TeacherAnchoredLoss):
+    """`TeacherAnchoredLoss` under GradCache: a cached in-batch loss plus β × the teacher distance,
+    with the same loss and gradients as the uncached combination, at memory set by mini_batch_size.
+
+    Why it can be cached: GradCache needs the loss as a function of the batch's embeddings alone
+    (step 2 of sentence-transformers' `CachedLossMixin`: the loss and its gradient w.r.t. the
+    embeddings; then the encoder's backward pass mini-batch by mini-batch). The teacher term is such a
+    function once the teacher's embeddings are fixed: it is per row, and the teacher is frozen (no
+    gradient flows into it). So the teacher embeds every column first, under `no_grad` and in the same
+    mini-batches (its memory is bounded too), and `calculate_loss` adds β × `EmbedDistillLoss`'s
+    reduction to the wrapped cached loss's `calculate_loss`; both back-propagate into the same cached
+    embedding gradients. The GradCache machinery (RNG replay, DDP synchronisation, the backward hook)
+    is sentence-transformers' own, inherited from the mixin.
+    """
+
+    def __init__(self, model, contrastive: nn.Module, teacher, weight: float) -> None:
+        if not isinstance(contrastive, CachedLossMixin):
+            raise PolyretError(f"{type(contrastive).__name__} is not a gradient-cached loss")
+        TeacherAnchoredLoss.__init__(self, model, contrastive, teacher, weight)
+        self.mini_batch_size = contrastive.mini_batch_size
+        self.mini_batch_num_tokens = contrastive.mini_batch_num_tokens
+        self._targets: list[Tensor] | None = None
+
+    def _teacher_targets(self, features: list[dict[str, Tensor]]) -> list[Tensor]:
+        """The frozen teacher's embedding of every column, mini-batch by mini-batch, without a graph."""
+        # The mixin's own mini-batching helpers (module-private in sentence-transformers 6.2): the teacher
+        # sees exactly the slices the student embeds, padding trimmed the same way.
+        from sentence_transformers.base.losses.gradcache import _create_minibatch, _minibatch_ranges
+
+        targets = []
+        with torch.no_grad():
+            for f in features:
+                ranges = _minibatch_ranges(f, self.mini_batch_size, self.mini_batch_num_tokens)
+                targets.append(torch.cat([self.teacher(_create_minibatch(f, b, e))["sentence_embedding"]
+                                          for b, e in ranges]))
+        return targets
+
+    def calculate_loss(self, reps: list[list[Tensor]], labels: Tensor | None = None, *,
+                       with_backward: bool = False) -> Tensor:
+        contrastive = self.contrastive.calculate_loss(reps, labels, with_backward=with_backward)
+        embeddings = [torch.cat(r) for r in reps]
+        anchor = self.weight * self.distill.compute_loss_from_embeddings(embeddings, self._targets)
+        if with_backward:  # its gradient w.r.t. the cached embeddings adds to the contrastive term's
+            anchor.backward()
+            anchor = anchor.detach()
+        return contrastive + anchor
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        features = list(sentence_features)
+        self._targets = self._teacher_targets(features)
+        try:
+            return self.forward_cached(features, labels)
+        finally:
+            self._targets = None
+
+
+def teacher_anchored(model, contrastive: nn.Module, teacher, weight: float) -> nn.Module:
+    """The contrastive loss plus the teacher term; cached (GradCache) when the contrastive loss is."""
+    if isinstance(contrastive, CachedLossMixin):
+        return CachedTeacherAnchoredLoss(model, contrastive, teacher, weight)
+    return TeacherAnchoredLoss(model, contrastive, teacher, weight)
 
 
 def build_loss(

@@ -5,7 +5,7 @@ Every part of polyret that runs a model asks this module, so the decisions live 
 - `resolve_device(spec)`: `auto | cpu | cuda | cuda:N | mps` -> a concrete torch device string.
   `auto` = CUDA when torch sees a GPU, else CPU. MPS (Apple) is used only when asked for
   (`--device mps`): it has never been tested by this project, and some ops still fall back or fail there.
-  Under torchrun, `auto`/`cuda` mean this process's GPU, `cuda:<LOCAL_RANK>`.
+  Under torchrun, `auto`/`cuda` mean this process's GPU, `cuda:<LOCAL_RANK>` (any other fixed index is an error).
   An impossible request (`cuda` without a GPU, an index that does not exist, `mps` off a Mac) is one
   `PolyretError` raised before any data is read or model loaded.
 - `precision_for(device, setting)`: `bf16 | fp16 | fp32` autocast per device. CUDA: bf16 where the GPU
@@ -155,6 +155,13 @@ def resolve_device(spec: str | None = "auto") -> str:
         return f"cuda:{_default_cuda_index(torch)}"
     if int(index) >= n:
         raise PolyretError(f"--device {spec}: there is no GPU {index}; this machine has {n} (cuda:0 .. cuda:{n - 1})")
+    if world_size() > 1 and int(index) != local_rank():
+        # One GPU per process is torchrun's (and the trainer's) contract: a fixed index would put every
+        # rank on one GPU. CUDA_VISIBLE_DEVICES is how to choose which GPUs a job uses.
+        raise PolyretError(
+            f"--device {spec} under torchrun: each process drives its own GPU, cuda:{local_rank()} here "
+            "(cuda:LOCAL_RANK); use --device cuda or auto, and CUDA_VISIBLE_DEVICES to choose the GPUs"
+        )
     return f"cuda:{int(index)}"
 
 

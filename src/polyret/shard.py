@@ -39,6 +39,7 @@ from polyret.stream import (
     _scan_corpus,
     _write_marker,
     encode_corpus,
+    is_store_file,
 )
 
 SHARDS = "shards"
@@ -137,8 +138,8 @@ def _check_out_dir(out: Path, marker: dict | None, overwrite: bool, fingerprint:
         raise PolyretError(f"{out} exists and is not a directory")
     if not out.is_dir():
         return
-    ours = {EMBEDDINGS, IDS, PROGRESS, IDS + ".tmp", PROGRESS + ".tmp", SHARDS}
-    foreign = [p for p in out.iterdir() if p.name not in ours and not p.name.startswith(IDS + ".rank")]
+    foreign = [p for p in out.iterdir() if not is_store_file(p.name) and p.name != SHARDS
+               and not p.name.startswith(IDS + ".rank")]
     if marker is None and foreign and not overwrite:
         raise PolyretError(f"{out} is not empty and is not a polyret embedding directory; pass --overwrite to replace it")
     if marker is not None and not overwrite and marker.get("fingerprint") == fingerprint:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from polyret.errors import PolyretError
-from polyret.io import write_json
+from polyret.io import is_atomic_temp, write_json
 from polyret.runtime import console
 
 EMBEDDINGS = "embeddings.npy"
@@ -161,6 +161,12 @@ def _read_marker(directory: Path) -> dict | None:
         raise PolyretError(f"{p} is corrupt (not JSON); delete the directory or pass --overwrite") from None
 
 
+def is_store_file(name: str) -> bool:
+    """A file an interrupted `encode_corpus` may leave before its first progress marker exists: the
+    store's own files, the ids being written, and the temp file of a progress marker cut short by SIGKILL."""
+    return name in (EMBEDDINGS, IDS, PROGRESS, IDS + ".tmp", PROGRESS + ".tmp") or is_atomic_temp(name, PROGRESS)
+
+
 def _write_marker(directory: Path, marker: dict) -> None:
     write_json(directory / PROGRESS, marker)  # atomic: a reader sees the old or the new marker, never half
 
@@ -202,8 +208,7 @@ def encode_corpus(
         raise PolyretError(f"{out} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     marker = _read_marker(out)
-    ours = {EMBEDDINGS, IDS, PROGRESS, IDS + ".tmp", PROGRESS + ".tmp"}  # a run that died before its first chunk
-    if marker is None and any(p.name not in ours for p in out.iterdir()) and not overwrite:
+    if marker is None and not all(is_store_file(p.name) for p in out.iterdir()) and not overwrite:
         raise PolyretError(f"{out} is not empty and is not a polyret embedding directory; pass --overwrite to replace it")
 
     ids_tmp = out / (IDS + ".tmp")

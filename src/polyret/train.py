@@ -364,12 +364,14 @@ def train(
     show_progress: bool = True,
     overwrite: bool = False,
     device: str | None = None,
+    callbacks: list | None = None,
 ) -> Path:
     """Train per `config` into `out_dir`; returns the final model dir (`<out>/merged` when the
     config sets merge_weight, else `<out>/model`). `resume=True` continues from the last checkpoint
     of `out_dir` and ends at the same weights an uninterrupted run would.
     device: auto | cpu | cuda | cuda:N | mps; None = the command's --device, else the config's `device`
-    (see `polyret.runtime.device_for`)."""
+    (see `polyret.runtime.device_for`). callbacks: extra Hugging Face `TrainerCallback`s (e.g. to
+    measure steps, as benchmarks/train.py does), added after polyret's own."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub during training
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.model_validate(config)
@@ -381,7 +383,7 @@ def train(
     precision = runtime.precision_for(device, cfg.bf16)
     from polyret.train_args import validate_trainer_args
 
-    validate_trainer_args(cfg.trainer_args)
+    validate_trainer_args(cfg.trainer_args, device=device)  # e.g. nccl on a CPU: an error before any work
 
     if resume and (out / RUN_JSON).is_file():
         done = json.loads((out / RUN_JSON).read_text(encoding="utf-8"))
@@ -445,9 +447,9 @@ def train(
         gather_across_devices=cfg.gather_across_ranks and world > 1, mini_batch_size=cfg.mini_batch_size,
     )
     if teacher is not None:
-        from polyret.losses import TeacherAnchoredLoss
+        from polyret.losses import teacher_anchored
 
-        loss = TeacherAnchoredLoss(model, loss, teacher, cfg.teacher_weight)
+        loss = teacher_anchored(model, loss, teacher, cfg.teacher_weight)  # GradCache'd when the loss is
 
     validating = val_ds is not None
     base_args = dict(
@@ -482,7 +484,7 @@ def train(
 
     args = training_arguments(device, precision, world, base_args, cfg.trainer_args)
 
-    callbacks = [make_log_callback(work / TRAIN_LOG, resume_from)]
+    callbacks = [make_log_callback(work / TRAIN_LOG, resume_from), *(callbacks or [])]
     if cfg.early_stopping_patience is not None and validating:
         from transformers import EarlyStoppingCallback
 

@@ -58,8 +58,10 @@ OWNED_BY_POLYRET = {
 }
 
 
-def validate_trainer_args(trainer_args: dict[str, Any] | None, source: str = "trainer_args") -> dict[str, Any]:
-    """Check every key is a SentenceTransformerTrainingArguments field polyret does not set itself."""
+def validate_trainer_args(trainer_args: dict[str, Any] | None, source: str = "trainer_args",
+                          device: str | None = None) -> dict[str, Any]:
+    """Check every key is a SentenceTransformerTrainingArguments field polyret does not set itself
+    (and, given the run's device, that a `ddp_backend` fits it: nccl needs CUDA)."""
     if not trainer_args:
         return {}
     if not isinstance(trainer_args, dict):
@@ -79,6 +81,8 @@ def validate_trainer_args(trainer_args: dict[str, Any] | None, source: str = "tr
                 f"{source}: unknown key '{key}': not a sentence-transformers / Hugging Face TrainingArguments "
                 f"field{hint}"
             )
+    if device is not None and trainer_args.get("ddp_backend") is not None:
+        check_ddp_backend(trainer_args["ddp_backend"], device)
     return dict(trainer_args)
 
 

@@ -34,3 +34,24 @@ def split_csv(value: str | None) -> list[str] | None:
     if not value:
         return None
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def measured_settings(**options) -> dict:
+    """A command's options that define what it measures, for `OutputDir(settings=...)`: the same command
+    run again on its finished output is redone in place, other settings need --overwrite. Paths that
+    exist are made absolute (the same relative path from another folder is other data)."""
+    from pathlib import Path
+
+    def resolved(value):
+        if isinstance(value, (str, Path)) and str(value) and Path(value).expanduser().exists():
+            return str(Path(value).expanduser().resolve())
+        return value
+
+    return {k: resolved(v) for k, v in options.items()}
+
+
+def say_if_rerun(target) -> None:
+    """One line when an `OutputDir` redoes a finished output of the same command in place."""
+    if target is not None and target.rerun:
+        console.print(f"{target.final} holds a finished run of this command with the same settings: running it again "
+                      "in place (cached work such as corpus vectors is reused)", markup=False)

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from polyret.cli.app import console, data_app, device_option, eval_app, split_csv, use_device
+from polyret.cli.app import console, data_app, device_option, eval_app, measured_settings, say_if_rerun, split_csv, use_device
 from polyret.data.beir import export_lareqa_beir
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
@@ -80,8 +80,12 @@ def eval_beir(
     """Dense retrieval on a BEIR-layout data set: nDCG@10, Recall@100, MRR@10, MAP (pytrec_eval)."""
     use_device(device)  # an impossible device fails before anything else
     depth = _map_depth(map_depth)
+    settings = measured_settings(data=data, model=model, split=split, index=index, k=k, map_depth=map_depth,
+                                 max_length=max_length, hnsw_ef_search=hnsw_ef_search, ivf_nprobe=ivf_nprobe,
+                                 ivf_nlist=ivf_nlist, language_correction=language_correction)
     target = OutputDir(out, "eval-beir", overwrite=overwrite, inputs=[data, Path(model)],
-                       legacy_files=("results.json", "corpus-embeddings"))
+                       legacy_files=("results.json", "corpus-embeddings"), settings=settings)
+    say_if_rerun(target)
     beir_task(data, split)  # check the data before spending time on loading a model
     res = evaluate_beir(load_model(model), data, split=split, out_dir=target, index=index, k=k, map_depth=depth,
                         batch_size=batch_size, chunk_size=chunk_size, max_length=max_length, cache=cache,
@@ -119,8 +123,12 @@ def eval_miracl(
 ) -> None:
     """MIRACL monolingual retrieval: nDCG@10 and Recall@100 as in the MIRACL paper (top-100 run)."""
     use_device(device)  # an impossible device fails before anything else
+    settings = measured_settings(lang=lang, corpus=corpus, model=model, split=split, topics=topics, qrels=qrels,
+                                 index=index, max_length=max_length, hnsw_ef_search=hnsw_ef_search, ivf_nprobe=ivf_nprobe,
+                                 ivf_nlist=ivf_nlist, language_correction=language_correction)
     target = OutputDir(out, "eval-miracl", overwrite=overwrite, inputs=[corpus, topics, qrels, Path(model)],
-                       legacy_files=("results.json", "corpus-embeddings"))
+                       legacy_files=("results.json", "corpus-embeddings"), settings=settings)
+    say_if_rerun(target)
     miracl_task(lang, corpus, split=split, topics=topics, qrels=qrels)  # check inputs before loading a model
 
     res = evaluate_miracl(load_model(model), lang, corpus=corpus, split=split, topics=topics, qrels=qrels,

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from polyret.cli.app import app, console, split_csv
+from polyret.cli.app import app, console, device_option, split_csv, use_device
 from polyret.correction import CORRECTION_DIR, check_method, fit_model_correction, stored_correction
 from polyret.data.parallel import xnli_parallel_groups
 from polyret.encode import read_encode_input
@@ -40,8 +40,10 @@ def fit(
     max_groups: Optional[int] = typer.Option(200, "--max-groups", min=0, help="Parallel groups (XNLI premises) to fit on; 0 = all 415."),
     into: Optional[Path] = typer.Option(None, "--into", help="Model dir to store it in (default: the model's own dir)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a correction already stored there."),
+    device: Optional[str] = device_option(),
 ) -> None:
     """Fit a language correction for a model on parallel / per-language text and store it with the model."""
+    use_device(device)  # an impossible device fails before anything else
     check_method(method)
     target = into or Path(resolve_model_path(model))
     if not Path(target).is_dir():

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from polyret.cli.app import console, device_option, eval_app, split_csv, use_device
+from polyret.cli.app import console, device_option, eval_app, measured_settings, say_if_rerun, split_csv, use_device
 from polyret.data.lareqa import load_lareqa
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.evaluate.lareqa_eval import MULTI_RECALL_K, OWN_LANGUAGE_TOP_K, evaluate_lareqa
@@ -45,7 +45,11 @@ def eval_lareqa(
     """Evaluate an encoder on LAReQA: every setting is a slice of one question x candidate score matrix."""
     use_device(device)  # an impossible device fails before anything else
     # The output-folder policy (polyret.io) before any slow work.
-    target = OutputDir(out, "eval-lareqa", overwrite=overwrite, inputs=[Path(data), Path(model)], legacy_files=("results.json",))
+    settings = measured_settings(model=model, data=data, langs=langs, candidate=candidate,
+                                 language_correction=language_correction)
+    target = OutputDir(out, "eval-lareqa", overwrite=overwrite, inputs=[Path(data), Path(model)],
+                       legacy_files=("results.json",), settings=settings)
+    say_if_rerun(target)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dataset = load_lareqa(data, langs=split_csv(langs))

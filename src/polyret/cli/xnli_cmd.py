@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.markup import escape
 
-from polyret.cli.app import console, device_option, eval_app, split_csv, use_device
+from polyret.cli.app import console, device_option, eval_app, measured_settings, say_if_rerun, split_csv, use_device
 from polyret.errors import PolyretError
 from polyret.evaluate.tatoeba import evaluate_tatoeba
 from polyret.evaluate.xnli import compare_xnli, comparison_markdown, evaluate_xnli
@@ -69,7 +69,12 @@ def eval_xnli(
 
     prompt_kind = _prompt_kind(prompt)
     xnli_dir = _data_dir(data, "xnli")
-    target = OutputDir(out, "eval-xnli", overwrite=overwrite, inputs=[xnli_dir, Path(model)], legacy_files=("results.json",))
+    settings = measured_settings(model=model, data=xnli_dir, split=split, english_train=english_train, langs=langs,
+                                 low_resource=low_resource, prompt=prompt, cs=cs, fine_tune_steps=fine_tune_steps,
+                                 max_rows=max_rows, rows=rows, max_train=max_train, seed=seed)
+    target = OutputDir(out, "eval-xnli", overwrite=overwrite, inputs=[xnli_dir, Path(model)], legacy_files=("results.json",),
+                       settings=settings)
+    say_if_rerun(target)
     res = evaluate_xnli(
         model,
         xnli_dir,
@@ -151,8 +156,10 @@ def eval_tatoeba(
     use_device(device)
     prompt_kind = _prompt_kind(prompt)
     tatoeba_dir = _data_dir(data, "tatoeba")
+    settings = measured_settings(langs=langs, model=model, data=tatoeba_dir, prompt=prompt)
     target = None if out is None else OutputDir(out, "eval-tatoeba", overwrite=overwrite, inputs=[tatoeba_dir, Path(model)],
-                                                 legacy_files=("results.json",))
+                                                 legacy_files=("results.json",), settings=settings)
+    say_if_rerun(target)
     res = evaluate_tatoeba(
         model,
         tatoeba_dir,
