@@ -70,7 +70,10 @@ def eval_xnli(
     prompt_kind = _prompt_kind(prompt)
     xnli_dir = _data_dir(data, "xnli")
     settings = measured_settings(model=model, data=xnli_dir, split=split, english_train=english_train, langs=langs,
-                                 low_resource=low_resource, prompt=prompt, cs=cs, fine_tune_steps=fine_tune_steps,
+                                 low_resource=low_resource, prompt=prompt, cs=cs, fine_tune=fine_tune, fine_tune_steps=fine_tune_steps,
+                                 fine_tune_epochs=fine_tune_epochs, fine_tune_batch_size=fine_tune_batch_size,
+                                 fine_tune_lr=fine_tune_lr, fine_tune_head=fine_tune_head,
+                                 fine_tune_max_length=fine_tune_max_length, fine_tune_layers=fine_tune_layers,
                                  max_rows=max_rows, rows=rows, max_train=max_train, seed=seed)
     target = OutputDir(out, "eval-xnli", overwrite=overwrite, inputs=[xnli_dir, Path(model)], legacy_files=("results.json",),
                        settings=settings)
