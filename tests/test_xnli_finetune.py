@@ -234,7 +234,7 @@ def _synthetic_results(tmp_path, preds: dict[str, np.ndarray], gold: np.ndarray,
 def test_compare_xnli_pairs_common_rows_and_tests_languages_and_the_low_resource_block(tmp_path):
     from sklearn.metrics import f1_score
 
-    from polyret.evaluate.xnli import compare_xnli, comparison_markdown
+    from polyret.evaluate.xnli_compare import compare_xnli, comparison_markdown
 
     rng = np.random.default_rng(0)
     gold = rng.integers(0, 3, 600)

@@ -11,7 +11,8 @@ from rich.markup import escape
 from polyret.cli.app import console, device_option, eval_app, measured_settings, say_if_rerun, split_csv, use_device
 from polyret.errors import PolyretError
 from polyret.evaluate.tatoeba import evaluate_tatoeba
-from polyret.evaluate.xnli import compare_xnli, comparison_markdown, evaluate_xnli
+from polyret.evaluate.xnli import evaluate_xnli
+from polyret.evaluate.xnli_compare import compare_xnli, comparison_markdown
 from polyret.io import OutputDir, read_json, write_json
 from polyret.paths import data_path
 

@@ -43,13 +43,24 @@ import numpy as np
 
 from polyret.data.xnli import NLI_LABELS, NLIPairs
 from polyret.errors import PolyretError
+from polyret.encode import encode_texts
 from polyret.runtime import precision_for
+from polyret.train import encoder_layers, freeze_word_embeddings, train_top_layers
 
 # All the offline English NLI data: SNLI dev + test (19.7k pairs) and every SICK set (9.8k pairs),
 # 29.5k pairs. The fine-tuned mode's default; the frozen probe keeps `DEFAULT_ENGLISH_TRAIN` (its
 # cost is encoding, and SNLI test + SICK TRIAL/TEST would add ~60% of it for a probe).
 FINE_TUNE_ENGLISH_TRAIN: tuple[str, ...] = ("snli:dev", "snli:test", "sick:TRAIN+TRIAL+TEST")
 HEADS = ("linear", "mlp")
+
+
+def pair_features(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """[u, v, |u - v|, u * v] row-wise, float32."""
+    u = np.asarray(u, dtype=np.float32)
+    v = np.asarray(v, dtype=np.float32)
+    if u.shape != v.shape or u.ndim != 2:
+        raise ValueError(f"u and v must be 2-D arrays of one shape, got {u.shape} and {v.shape}")
+    return np.hstack([u, v, np.abs(u - v), u * v])
 
 
 @dataclass(frozen=True)
@@ -246,7 +257,6 @@ def fine_tune_nli(
     from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.losses import SoftmaxLoss
 
-    from polyret.train import encoder_layers, freeze_word_embeddings, train_top_layers
     from polyret.train_args import PolyretTrainingArguments, device_kwargs  # heavy: sentence-transformers
 
     s = settings or FineTuneSettings()
@@ -314,8 +324,6 @@ def english_dev_probe(pairs: NLIPairs, at_steps: list[int], *, kind: str | None 
     in `probe.scores` ({step: accuracy}). The encoder is still at the training max length then."""
     from transformers import TrainerCallback
 
-    from polyret.encode import encode_texts
-    from polyret.evaluate.xnli import pair_features
 
     texts = list(dict.fromkeys(pairs.premises + pairs.hypotheses))
     index = {t: i for i, t in enumerate(texts)}
