@@ -117,6 +117,37 @@ def kill_twice_then_finish(args, cwd: Path, env: dict, span: float, what: str,
     return delays, run(args(), cwd, env)
 
 
+# ---- a Ctrl-C the interpreter would swallow ---------------------------------------------------
+
+_SWALLOWED_CTRL_C = """
+import signal, sys, time
+from polyret.cli import _redeliver_lost_interrupts
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as main() sets it once the imports are done
+if sys.argv[1] == "with-hook":
+    _redeliver_lost_interrupts()
+class GarbageWithFinalizer:  # stands for a weakref callback / __del__ run by the garbage collector
+    def __del__(self):
+        raise KeyboardInterrupt  # what the SIGINT handler raises when Ctrl-C lands there
+GarbageWithFinalizer()
+try:
+    for _ in range(100):
+        time.sleep(0.02)
+    print("finished as if never interrupted")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+@pytest.mark.parametrize("mode,expected", [("with-hook", "interrupted"), ("without", "finished as if never interrupted")])
+def test_ctrl_c_inside_a_finalizer_still_interrupts(mode, expected):
+    # The failure seen in CI: Ctrl-C landed in a weakref callback, Python printed "Exception ignored ...
+    # Traceback ... KeyboardInterrupt" and the experiment ran on to the end. `without` shows the
+    # interpreter's own behaviour (so the test can tell the fix from its absence).
+    r = subprocess.run([sys.executable, "-c", _SWALLOWED_CTRL_C, mode], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == expected, r.stderr
+    assert ("Traceback" in r.stderr) == (mode == "without"), r.stderr
+
+
 # ---- encode ---------------------------------------------------------------------------------
 
 

@@ -30,6 +30,32 @@ from polyret.cli import encode_corpus_cmd  # noqa: F401,E402
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+def _redeliver_lost_interrupts() -> None:
+    """A Ctrl-C that lands while the garbage collector runs a weakref callback or a __del__ cannot
+    propagate: Python prints "Exception ignored in ... KeyboardInterrupt" with a traceback and carries
+    on, so the run would finish as if never interrupted. Deliver such an interrupt again (quietly) to
+    the main thread, where it ends the command like any other Ctrl-C."""
+    import _thread
+    import threading
+    import time
+
+    default_hook = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            # from another thread, a moment later: the main thread's SIGINT handler then runs outside
+            # this hook and the callback (should it land in another callback, this hook sends it again)
+            def later() -> None:
+                time.sleep(0.05)
+                _thread.interrupt_main()
+
+            threading.Thread(target=later, daemon=True).start()
+            return
+        default_hook(unraisable)
+
+    sys.unraisablehook = hook
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point. Exit codes: 0 success, 1 a check found a problem (`typer.Exit(1)`: checksums, a bar
     in a report), 2 bad input (a PolyretError or a usage error; one red line, never a traceback),
@@ -39,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if _QUIET_STARTUP_SIGINT:  # from here on Ctrl-C is a KeyboardInterrupt again (an ignored SIGINT stays ignored)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        _redeliver_lost_interrupts()
     if runtime.world_size() > 1:  # under torchrun: stop with a message when torchrun tears the job down
         runtime.stop_cleanly_on_sigterm()
     try:
