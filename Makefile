@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.polyret-installed
 # torch would pull a multi-GB CUDA build.
 TORCH   := torch==2.13.0
 
-.PHONY: setup test demo clean-venv
+.PHONY: setup test test-all demo clean-venv
 
 setup: $(STAMP)
 
@@ -18,8 +18,15 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
+# One pytest worker per CPU core (decided at run time), a test file per worker (module fixtures reused);
+# the `slow` tier (more random-kill and torchrun cases of what the suite already checks) is in test-all.
+PYTEST  := $(BIN)/python -m pytest -q -n auto --dist loadfile
+
 test: setup
-	$(BIN)/python -m pytest -q
+	$(PYTEST) -m "not slow"
+
+test-all: setup
+	$(PYTEST)
 
 demo: setup
 	$(BIN)/polyret demo

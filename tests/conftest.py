@@ -19,6 +19,20 @@ import pytest
 from polyret.paths import find_data_dir
 
 
+def pytest_configure(config) -> None:
+    # Under pytest-xdist (`make test`: one worker per core) each worker, and every polyret / torchrun
+    # process it starts (they inherit OMP_NUM_THREADS), gets an equal share of the cores: torch's
+    # default of one thread per core in every worker would oversubscribe the machine.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+                      // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 

@@ -47,7 +47,9 @@ def _assert_same(loss_a, grads_a, loss_b, grads_b):
 
 
 @pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun not installed")
-@pytest.mark.parametrize("mini,teacher", [("none", "no"), ("2", "no"), ("2", "teacher")])
+# make test runs the case that exercises all of it (gather + GradCache + teacher); the others are slow
+@pytest.mark.parametrize("mini,teacher", [pytest.param("none", "no", marks=pytest.mark.slow),
+                                          pytest.param("2", "no", marks=pytest.mark.slow), ("2", "teacher")])
 def test_two_ranks_with_gather_equal_one_process_on_the_global_batch(model_dir, tmp_path, mini, teacher):
     out = tmp_path / "rank0.pt"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -93,7 +95,8 @@ def test_gradcache_is_selected_by_mini_batch_size_and_rejected_for_eq1(tiny_mode
         config_from_dict({"loss": "eq1", "n_negatives": 1, "negatives": "same-paragraph", "mini_batch_size": 4})
 
 
-@pytest.mark.parametrize("mini_batch_size,symmetric", [(1, False), (3, False), (3, True)])
+@pytest.mark.parametrize("mini_batch_size,symmetric", [pytest.param(1, False, marks=pytest.mark.slow),
+                                                       pytest.param(3, False, marks=pytest.mark.slow), (3, True)])
 def test_gradcache_with_the_teacher_term_equals_the_uncached_teacher_anchored_loss(model_dir, mini_batch_size, symmetric):
     from polyret.losses import CachedTeacherAnchoredLoss, TeacherAnchoredLoss, build_loss, teacher_anchored
 

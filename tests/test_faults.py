@@ -216,6 +216,7 @@ def beir_reference(tiny_dir, startup, tmp_path_factory):
     return data, _beir_outcome(root / "ref"), max(0.0, took - startup), root / "ref"
 
 
+@pytest.mark.slow
 def test_eval_beir_killed_resumes_to_the_same_result(tiny_dir, startup, beir_reference, tmp_path):
     env = _env(tmp_path)
     data, reference, work, ref_dir = beir_reference
@@ -251,6 +252,7 @@ def _progress(out: Path) -> dict:
         return {}
 
 
+@pytest.mark.slow
 def test_eval_beir_killed_at_every_stage_resumes_to_the_same_result(tiny_dir, beir_reference, tmp_path):
     """The random kills above, made deterministic: one run is killed in each stage of eval beir (seen in
     the output folder), alternating SIGINT and SIGKILL, each re-run continuing the previous one's state;
@@ -306,8 +308,7 @@ def test_overwrite_killed_before_the_swap_leaves_the_old_output(tiny_dir, startu
     (out / ".polyret-output.json").write_text(json.dumps({"kind": "eval-beir", "complete": True}))
     (out / "results.json").write_text('{"old": true}')
     before = snapshot(out)
-    p = subprocess.Popen([POLYRET, *map(str, args + ["--overwrite"])], cwd=tmp_path, env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = start(args + ["--overwrite"], tmp_path, env)  # (SIGINT at its default disposition, as at a terminal)
     deadline = time.time() + 300
     while time.time() < deadline:  # wait until the fresh output has corpus chunks in its temp folder
         tmp = [q for q in tmp_path.iterdir() if ".polyret-tmp-" in q.name]
@@ -315,7 +316,7 @@ def test_overwrite_killed_before_the_swap_leaves_the_old_output(tiny_dir, startu
             break
         time.sleep(0.2)
     p.send_signal(signal.SIGINT)
-    assert p.wait(timeout=120) == 130
+    assert finish_killed(p) == 130
     assert snapshot(out) == before
     assert sorted(q.name for q in tmp_path.iterdir() if q.name != "cache") == ["beir", "out"]
 
@@ -404,6 +405,7 @@ def test_half_written_checkpoint_is_not_resumed_from(tiny_dir, train_reference, 
 # ---- experiment -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_experiment_killed_reruns_to_the_same_summary(tiny_dir, startup, tmp_path):
     import yaml
 
@@ -467,6 +469,7 @@ class SlowRangeHandler(http.server.SimpleHTTPRequestHandler):
             pass
 
 
+@pytest.mark.slow
 def test_download_killed_resumes_to_verified_files(tmp_path, shared_data, startup):
     from polyret.data import download as dl
 
