@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-# One pytest worker per CPU core (decided at run time), a test file per worker (module fixtures reused);
-# the `slow` tier (more random-kill and torchrun cases of what the suite already checks) is in test-all.
-PYTEST  := $(BIN)/python -m pytest -q -n auto --dist loadfile
+# One pytest worker per logical CPU (decided at run time; at most 4, as a worker with its model copies and
+# subprocesses can take a few GB), a test file per worker (module fixtures reused); the `slow` tier
+# (more random-kill and torchrun cases of what the suite already checks) is in test-all.
+PYTEST  := $(BIN)/python -m pytest -q -n logical --maxprocesses 4 --dist loadfile
 
 test: setup
 	$(PYTEST) -m "not slow"
