@@ -454,3 +454,22 @@ def test_lareqa_suite_every_nth_paragraph_is_the_demo_subset(shared_data, tiny_m
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert res["n_questions"] == want.n_questions and res["n_candidates"] == want.n_candidates
     assert len(out.per_query["multi.map"].values) == want.n_questions
+
+
+def test_alpha_sweep_puts_x_y_at_0_and_x_x_mono_at_1():
+    from polyret.experiment.report import _sweep_groups
+
+    def variant(strategy, alpha=None, base="m", lam=1.0):
+        label = strategy if alpha is None else f"{strategy} α={alpha:g}"
+        return {"label": label, "base_model": base, "strategy": strategy, "alpha": alpha, "merge_weight": lam}
+
+    summary = {"variants": [variant("base", lam=None), variant("x-x-mono"), variant("x-y"), variant("x-x"),
+                            variant("hybrid", 0.25), variant("hybrid", 0.75)]}
+    assert _sweep_groups(summary, "alpha") == {("m", 1.0): [(0.0, "x-y"), (0.25, "hybrid α=0.25"),
+                                                             (0.75, "hybrid α=0.75"), (1.0, "x-x-mono")]}
+    # a Hybrid at α = 0 already is the α = 0 point; X-Y is not drawn on top of it
+    summary["variants"].append(variant("hybrid", 0.0))
+    assert [p for p in _sweep_groups(summary, "alpha")[("m", 1.0)] if p[0] == 0.0] == [(0.0, "hybrid α=0")]
+    # no Hybrid in the grid: no α axis (the pure strategies alone are not a sweep)
+    summary["variants"] = [v for v in summary["variants"] if v["strategy"] != "hybrid"]
+    assert _sweep_groups(summary, "alpha") == {}

@@ -218,20 +218,30 @@ def plot_bars(summary: dict[str, Any], suite: str, path: Path) -> Path | None:
     return path
 
 
+# A Hybrid batch is X-X-mono with probability α, else X-Y: the pure strategies are the α-axis's ends.
+_ALPHA_ENDS = {"x-y": 0.0, "x-x-mono": 1.0}
+
+
 def _sweep_groups(summary: dict[str, Any], axis: str) -> dict[tuple, list[tuple[float, str]]]:
-    """Curves for a sweep: key -> [(x, variant label)], x = α (Hybrid, same base and λ) or λ
-    (same base, strategy and α; the base model is the λ = 0 point)."""
+    """Curves for a sweep: key -> [(x, variant label)], x = α (Hybrid, same base and λ; X-Y is α = 0 and
+    X-X-mono α = 1 unless the grid has a Hybrid at that α) or λ (same base, strategy and α; the base
+    model is the λ = 0 point)."""
     groups: dict[tuple, list[tuple[float, str]]] = {}
+    ends: dict[tuple, list[tuple[float, str]]] = {}
     base_of = {v["base_model"]: v["label"] for v in summary["variants"] if v["strategy"] == "base"}
     for v in summary["variants"]:
         if v["strategy"] == "base":
             continue
         if axis == "alpha":
-            if v["strategy"] != "hybrid":
-                continue
-            groups.setdefault((v["base_model"], v["merge_weight"]), []).append((v["alpha"], v["label"]))
+            key = (v["base_model"], v["merge_weight"])
+            if v["strategy"] == "hybrid":
+                groups.setdefault(key, []).append((v["alpha"], v["label"]))
+            elif v["strategy"] in _ALPHA_ENDS:
+                ends.setdefault(key, []).append((_ALPHA_ENDS[v["strategy"]], v["label"]))
         elif isinstance(v["merge_weight"], (int, float)):  # λ = auto has no place on the λ axis
             groups.setdefault((v["base_model"], v["strategy"], v["alpha"]), []).append((v["merge_weight"], v["label"]))
+    for key, pts in groups.items():
+        pts += [(x, label) for x, label in ends.get(key, []) if x not in {a for a, _ in pts}]
     out = {}
     for key, pts in groups.items():
         if len(pts) < 2:
@@ -278,7 +288,7 @@ def plot_sweep(summary: dict[str, Any], axis: str, path: Path) -> Path | None:
                         b = summary["aggregate"][base_of[key[0]]].get(suite, {}).get(m)
                         if b:
                             ax.axhline(b["mean"], ls="--", lw=0.8, color=line[0].get_color())
-            ax.set_xlabel("α (share of X-X-mono batches)" if axis == "alpha" else "λ (weight of the fine-tuned model)")
+            ax.set_xlabel("α (share of X-X-mono batches; 0 = X-Y, 1 = X-X-mono)" if axis == "alpha" else "λ (weight of the fine-tuned model)")
             ax.set_title(f"{suite}" + (" (lower is better)" if col == 1 else ""))
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
