@@ -324,7 +324,6 @@ def english_dev_probe(pairs: NLIPairs, at_steps: list[int], *, kind: str | None 
     in `probe.scores` ({step: accuracy}). The encoder is still at the training max length then."""
     from transformers import TrainerCallback
 
-
     texts = list(dict.fromkeys(pairs.premises + pairs.hypotheses))
     index = {t: i for i, t in enumerate(texts)}
 
