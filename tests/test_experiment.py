@@ -181,6 +181,14 @@ def test_grid_expansion_and_run_keys(tmp_path):
                              "validation_groups": 0, "keep_best": False}}), tmp_path)
     assert changed[0].key == runs[0].key  # base row unchanged
     assert not {r.key for r in changed[1:]} & {r.key for r in runs[1:]}
+    # An option added later keeps old keys at its default (experiment dirs survive an upgrade) and
+    # moves them once set.
+    assert "answerless" not in runs[1].train_config
+    from polyret.experiment.grid import config_hash
+    assert runs[1].train_key == config_hash(runs[1].train_config)
+    _, overlap = expand_grid(make_config(grid=cfg.grid.model_dump(), train={"overrides": {"answerless": "overlap"}}),
+                             tmp_path)
+    assert overlap[1].train_config["answerless"] == "overlap" and overlap[1].train_key != runs[1].train_key
 
 
 # ------------------------------------------------------------------------------------ running

@@ -80,6 +80,27 @@ def test_in_memory_construction_and_groups():
     rel = {q.key: sorted(gd.candidates[c].sentence for c in r) for q, r in zip(gd.questions, gd.relevant)}
     assert rel == {"g1.de": ["d1", "p1"], "g1.en": ["d1", "p1"], "g2.en": ["e2", "p2"]}
 
+    # Hard negatives join the pool relevant to nothing (the answer must beat its paragraph's other
+    # sentences); a negative that is already a candidate (here g2's positive p2) is not added twice.
+    groups[0].negatives.update({"en": ["n1", "p2", "n2"], "de": ["dn1"]})
+    nd = LareqaDataset.from_groups(groups, name="val")
+    assert sorted(c.sentence for c in nd.candidates) == ["d1", "dn1", "e2", "n1", "n2", "p1", "p2"]
+    rel = {q.key: sorted(nd.candidates[c].sentence for c in r) for q, r in zip(nd.questions, nd.relevant)}
+    assert rel == {"g1.de": ["d1", "p1"], "g1.en": ["d1", "p1"], "g2.en": ["e2", "p2"]}
+    # the negatives count in the ranking: g1.en's query sits nearer the negative n1 than its answer p1
+    from polyret.evaluate.lareqa_eval import score_lareqa
+
+    def scored(ds):
+        vec = {t: np.eye(8, dtype=np.float32)[i] for i, t in enumerate(["p1", "d1", "p2", "e2", "n1", "n2", "dn1"])}
+        c = np.stack([vec[x.sentence] for x in ds.candidates])
+        want = {"g1.de": vec["d1"] + vec["p1"], "g1.en": vec["p1"] + 1.5 * vec["n1"], "g2.en": vec["p2"] + vec["e2"]}
+        return score_lareqa(np.stack([want[x.key] for x in ds.questions]), c, ds)
+
+    plain = LareqaDataset.from_groups(groups, name="val", with_negatives=False)
+    assert len(plain.candidates) == 4
+    assert scored(plain)["mono"]["map"] == pytest.approx(1.0)
+    assert scored(nd)["mono"]["map"] < 0.99
+
 
 def _write(path: Path, obj) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -113,6 +113,15 @@ def test_answerless_records(tmp_path):
     assert report.counts["positives_unlocated"] == 1 and report.counts["positives_located_by_overlap"] == 2
     assert set(build_groups([d], unit="paragraph")[0][0].positives) == {"de", "es", "vi"}
 
+    # the training config says the same: `answerless: overlap` reaches the builder, and the default
+    # stops with the builder's error naming the record
+    from polyret.config import TrainConfig
+    from polyret.train import load_training_groups
+    cfg = TrainConfig(data=[str(d)], unit="sentence", answerless="overlap", negatives="same-paragraph")
+    assert [g.positives for g in load_training_groups(cfg)] == [groups[0].positives]
+    with pytest.raises(PolyretError, match="no answer text"):
+        load_training_groups(TrainConfig(data=[str(d)], unit="sentence"))
+
 
 def test_jsonl_passthrough_roundtrip(tmp_path, mlqa_dir):
     groups, _ = build_groups([mlqa_dir])

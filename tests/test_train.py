@@ -155,7 +155,10 @@ def test_shipped_configs_load():
     root = Path(__file__).resolve().parents[1] / "configs"
     quick = load_train_config(root / "quick.yaml", {})
     assert (quick.model, quick.strategy, quick.alpha, quick.data) == ("default", "hybrid", 0.5, ["mlqa-test", "xnli-align"])
-    assert (quick.teacher_weight, quick.language_correction) == (10.0, "center-both")
+    assert (quick.unit, quick.answerless, quick.negatives, quick.n_negatives) == ("sentence", "overlap", "same-paragraph", 0)
+    assert (quick.teacher_weight, quick.language_correction) == (100.0, "center-both")
+    v1 = load_train_config(root / "quick-v1.yaml", {})  # the recipe the alignment experiments report
+    assert (v1.unit, v1.teacher_weight) == ("paragraph", 10.0)
     paper = load_train_config(root / "paper.yaml", {})
     assert (paper.optimizer, paper.lr, paper.weight_decay, paper.batch_size) == ("adamw_torch", 3e-5, 0.01, 100)
     assert (paper.device, paper.bf16, paper.keep_best, paper.early_stopping_patience) == ("auto", "auto", True, 3)

@@ -38,7 +38,16 @@ class TrainConfig(BaseModel):
         description="passage unit built from QA contexts: the answer's sentence, or the whole context "
         "(the default, because the MLQA test files carry no answer positions)",
     )
-    negatives: Literal["none", "same-paragraph"] = Field("none", description="hard negatives to build")
+    answerless: Literal["error", "overlap"] = Field(
+        "error",
+        description="sentence unit, QA records without an answer (the data dir's MLQA test copy): error, or "
+        "overlap (the sentence sharing most character n-grams with the question; ~.75-.82 agreement with gold)",
+    )
+    negatives: Literal["none", "same-paragraph"] = Field(
+        "none",
+        description="hard negatives to build; same-paragraph also makes the held-out groups a LAReQA-shaped "
+        "pool (the answer sentence among its paragraph's sentences), even with n_negatives 0",
+    )
     n_negatives: int = Field(0, ge=0, le=16, description="hard-negative columns per row (0 = pairs only)")
 
     # --- batches --------------------------------------------------------------------------------
@@ -159,6 +168,7 @@ class TrainConfig(BaseModel):
             "model": self.model,
             "data": self.data,
             "unit": self.unit,
+            "answerless": self.answerless,
             "strategy": self.strategy,
             "alpha": self.alpha if self.strategy == "hybrid" else None,
             "loss": self.loss,

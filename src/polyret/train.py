@@ -84,7 +84,7 @@ def load_training_groups(cfg: TrainConfig) -> list:
             groups.extend(xnli_parallel_groups(data_path("xnli"), side="align"))
             continue
         path = resolve_data_path(entry)
-        part, _report = build_groups([path], unit=cfg.unit, negatives=cfg.negatives)
+        part, _report = build_groups([path], unit=cfg.unit, negatives=cfg.negatives, answerless=cfg.answerless)
         if not part:
             raise PolyretError(f"{path}: no training groups found")
         groups.extend(part)

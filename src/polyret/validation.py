@@ -2,8 +2,10 @@
 
 - `validation_pool(run_dir)`: the LAReQA-style pool built from the groups a run held out
   (`validation_groups.jsonl`): every query of a group is relevant to every positive of that group,
-  in any language. Same Mono / Cross / Multi / rank-distance metrics as XQuAD-R, on data never
-  trained on and never an evaluation set.
+  in any language; the groups' hard negatives (a run built with `negatives: same-paragraph`: the other
+  sentences of the answer's paragraph) are candidates relevant to none, so the answer sentence must
+  beat its neighbours as in XQuAD-R. Same Mono / Cross / Multi / rank-distance metrics as XQuAD-R, on
+  data never trained on and never an evaluation set.
 - `pool_metrics(model, pool)`: those numbers for one model (the LAReQA evaluator's `EvalResult`).
 - `select_merge_weight(...)`: the λ rule, applied to pool numbers only.
 - `choose_merge_weight(base, tuned, run_dir, weights, work_dir)`: merges at every candidate λ,

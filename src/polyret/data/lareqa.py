@@ -120,16 +120,24 @@ class LareqaDataset:
 
     # ---- in-memory construction -------------------------------------------------------------
     @classmethod
-    def from_groups(cls, groups: Iterable, name: str = "groups", languages: Sequence[str] | None = None) -> "LareqaDataset":
-        """A pool from parallel groups (objects with `.id`, `.queries` {lang: text}, `.positives` {lang: text}).
+    def from_groups(cls, groups: Iterable, name: str = "groups", languages: Sequence[str] | None = None,
+                    *, with_negatives: bool = True) -> "LareqaDataset":
+        """A pool from parallel groups (objects with `.id`, `.queries` {lang: text}, `.positives` {lang: text},
+        optional `.negatives` {lang: [text, ...]}).
 
         Every query of a group is relevant to every positive of the same group (across languages);
         each positive becomes one candidate (paragraph id = group id, position 0, context = itself).
+        `with_negatives`: a group's hard negatives (e.g. the other sentences of the answer's paragraph)
+        join the pool as candidates relevant to no query — the LAReQA shape, where the answer sentence
+        must beat its own paragraph's neighbours. Without them a sentence pool only asks "which
+        paragraph", and a model that forgets how to pick the sentence looks as good as the base.
+        A negative whose text (in its language) is already a candidate is not added twice.
         """
         questions: list[LareqaQuestion] = []
         candidates: list[LareqaCandidate] = []
         q_group: list[int] = []
         pos_by_group: list[list[int]] = []
+        groups = list(groups)
         for gi, g in enumerate(groups):
             gid = str(g.id)
             cand_idx = []
@@ -140,6 +148,17 @@ class LareqaDataset:
             for lang, text in g.queries.items():
                 questions.append(LareqaQuestion(gid, lang, text))
                 q_group.append(gi)
+        if with_negatives:
+            seen = {(c.lang, c.sentence) for c in candidates}
+            for g in groups:
+                for lang, texts in (getattr(g, "negatives", None) or {}).items():
+                    position = 0  # the positive's; a group's negatives in a language follow it
+                    for text in texts:
+                        if (lang, text) in seen:
+                            continue
+                        seen.add((lang, text))
+                        position += 1
+                        candidates.append(LareqaCandidate(lang, text, text, str(g.id), position))
         relevant = [np.asarray(pos_by_group[gi], dtype=np.int64) for gi in q_group]
         ds = cls(name, questions, candidates, relevant, tuple(languages or ()))
         return ds.grouped_by_language()

@@ -62,6 +62,10 @@ class RunSpec:
         }
 
 
+# Training options added after run keys were first written, with the default that keeps old keys.
+KEY_NEUTRAL_DEFAULTS = {"answerless": "error"}
+
+
 def config_hash(obj: Any, length: int = 12) -> str:
     """Stable short hash of a JSON-able object (sorted keys, no whitespace)."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
@@ -113,6 +117,11 @@ def expand_grid(
                         except PolyretError as e:
                             raise PolyretError(f"experiment train settings ({var.label()}, seed {seed}): {e}") from None
                         tdict = tcfg.model_dump(mode="json")
+                        # Options added later leave a run's key unchanged while at their default, so
+                        # an upgrade does not orphan (and retrain) every run an experiment dir holds.
+                        for key, default in KEY_NEUTRAL_DEFAULTS.items():
+                            if tdict.get(key) == default:
+                                del tdict[key]
                         # The grid merges (one training serves every λ): the training itself must
                         # not, whatever the train YAML says (`polyret train` returns the merged dir
                         # when merge_weight is set, which would silently turn λ = 1 into a merge).
