@@ -203,3 +203,28 @@ def test_epoch_boundary_new_batches_and_exact_resume(model_dir, tmp_path):
     train(cfg, b, resume=True, show_progress=False)
     wa, wb = load_file(str(a / "model" / "model.safetensors")), load_file(str(b / "model" / "model.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_split_validation_keeps_held_out_passages_out_of_training():
+    """A held-out group's passages (its answer sentence, its paragraph's other sentences) are never a
+    training text: groups that share one are dropped from training, the rest kept."""
+    from polyret.data.groups import ParallelGroup
+    from polyret.train import split_validation
+
+    groups = [ParallelGroup(f"g{i}", {"en": f"q{i}"}, {"en": f"s{i}", "de": f"d{i}"}, {"en": [f"n{i}"]})
+              for i in range(40)]
+    # g40 answers with g0's negative sentence, g41 with g1's German answer: siblings on a paragraph
+    groups += [ParallelGroup("g40", {"en": "q40"}, {"en": "n0"}), ParallelGroup("g41", {"de": "q41"}, {"de": "d1"})]
+    pairs = {"g0": "g40", "g40": "g0", "g1": "g41", "g41": "g1"}
+    # a seed whose held-out set takes one side of a sibling pair (else there is nothing to drop)
+    seed = next(s for s in range(50) if {g.id for g in split_validation(groups, 10, seed=s)[1]} & set(pairs))
+    train, val = split_validation(groups, 10, seed=seed)
+    assert len(val) == 10
+    val_texts = {t for g in val for t in [*g.positives.values(), *[n for ns in g.negatives.values() for n in ns]]}
+    train_texts = {t for g in train for t in [*g.positives.values(), *[n for ns in g.negatives.values() for n in ns]]}
+    assert not val_texts & train_texts
+    held = {g.id for g in val}
+    dropped = {g.id for g in groups} - held - {g.id for g in train}
+    assert dropped == {pairs[h] for h in held & set(pairs)} - held and dropped
+    again, _ = split_validation(list(reversed(groups)), 10, seed=seed)
+    assert [g.id for g in again] == [g.id for g in train]  # independent of input order

@@ -91,9 +91,18 @@ def load_training_groups(cfg: TrainConfig) -> list:
     return groups
 
 
+def _passage_texts(g) -> set[str]:
+    return set(g.positives.values()) | {t for texts in g.negatives.values() for t in texts}
+
+
 def split_validation(groups: list, n_validation: int, seed: int) -> tuple[list, list]:
     """Hold out `n_validation` whole groups (never single pairs: a translation of a validation
-    passage must not be trained on). Deterministic for a seed, independent of the input order."""
+    passage must not be trained on). Deterministic for a seed, independent of the input order.
+
+    A training group that shares a passage with a held-out group (another question on the same
+    paragraph: its answer sentence, or the paragraph itself in the paragraph unit) is left out of
+    training as well: otherwise the held-out pool scores a text the model was trained to retrieve,
+    and hides the forgetting it is there to show."""
     if n_validation == 0:
         return list(groups), []
     if n_validation >= len(groups):
@@ -104,8 +113,12 @@ def split_validation(groups: list, n_validation: int, seed: int) -> tuple[list, 
     order = list(range(len(keyed)))
     random.Random(seed).shuffle(order)
     held = set(order[:n_validation])
-    train = [g for i, g in enumerate(keyed) if i not in held]
     val = [g for i, g in enumerate(keyed) if i in held]
+    held_texts = set().union(*(_passage_texts(g) for g in val))
+    train = [g for i, g in enumerate(keyed) if i not in held and not (_passage_texts(g) & held_texts)]
+    if not train:
+        raise PolyretError(f"validation_groups={n_validation}: every other group shares a passage with a "
+                           f"held-out one ({len(groups)} groups in all); lower validation_groups")
     return train, val
 
 
