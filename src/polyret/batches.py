@@ -138,9 +138,7 @@ class PairTable:
         for gi, g in enumerate(groups):
             t.group_ids.append(g.id)
             t.group_sources.append(g.source)
-            gkeys = {text_key(s) for s in g.positives.values()}
-            for negs in g.negatives.values():
-                gkeys.update(text_key(s) for s in negs)
+            gkeys = {text_key(s) for s in g.passage_texts}
             if len(g.languages) == 1:
                 single_language += 1
             for q in sorted(g.queries):

@@ -91,10 +91,6 @@ def load_training_groups(cfg: TrainConfig) -> list:
     return groups
 
 
-def _passage_texts(g) -> set[str]:
-    return set(g.positives.values()) | {t for texts in g.negatives.values() for t in texts}
-
-
 def split_validation(groups: list, n_validation: int, seed: int) -> tuple[list, list]:
     """Hold out `n_validation` whole groups (never single pairs: a translation of a validation
     passage must not be trained on). Deterministic for a seed, independent of the input order.
@@ -114,8 +110,8 @@ def split_validation(groups: list, n_validation: int, seed: int) -> tuple[list, 
     random.Random(seed).shuffle(order)
     held = set(order[:n_validation])
     val = [g for i, g in enumerate(keyed) if i in held]
-    held_texts = set().union(*(_passage_texts(g) for g in val))
-    train = [g for i, g in enumerate(keyed) if i not in held and not (_passage_texts(g) & held_texts)]
+    held_texts = set().union(*(g.passage_texts for g in val))
+    train = [g for i, g in enumerate(keyed) if i not in held and not (g.passage_texts & held_texts)]
     if not train:
         raise PolyretError(f"validation_groups={n_validation}: every other group shares a passage with a "
                            f"held-out one ({len(groups)} groups in all); lower validation_groups")

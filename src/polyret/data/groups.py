@@ -40,6 +40,11 @@ class ParallelGroup:
     def languages(self) -> set[str]:
         return set(self.queries) | set(self.positives)
 
+    @property
+    def passage_texts(self) -> set[str]:
+        """Every passage text of the group, in any language: its positives and its hard negatives."""
+        return set(self.positives.values()).union(*self.negatives.values())
+
 
 def _check_lang_map(obj, key: str, where: str, *, lists: bool = False) -> dict:
     val = obj.get(key, {} if key == "negatives" else None)
