@@ -1,5 +1,6 @@
 """`polyret experiment CONFIG.yaml --out DIR`: a grid of training runs × evaluation suites with
-confidence intervals over seeds, paired significance tests and a report (see polyret.experiment)."""
+confidence intervals over seeds, paired significance tests and a report (see polyret.experiment);
+`polyret ablation A B --suite S`: what one lever adds between two finished experiments."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,10 @@ from typing import Optional
 
 import typer
 
-from polyret.cli.app import app, console, device_option, use_device
+from polyret.cli.app import app, console, device_option, split_csv, use_device
 from polyret.experiment import run_experiment
+from polyret.experiment.ablation import ablation, ablation_markdown, write_ablation
+from polyret.io import OutputDir
 
 
 @app.command("experiment")
@@ -39,3 +42,29 @@ def experiment_command(
                     cells.append(f"{label} {stat['mean']:.4g}")
             console.print(f"  {suite} {metric}: " + "; ".join(cells), markup=False)
     print(out / "report.md")
+
+
+@app.command("ablation")
+def ablation_command(
+    a: Path = typer.Argument(..., help="Finished experiment dir of side a (e.g. with the lever)."),
+    b: Path = typer.Argument(..., help="Finished experiment dir of side b (e.g. without it); may be a itself with --suite-b."),
+    suite: str = typer.Option(..., "--suite", help="Suite label of side a (as in its report, e.g. 'xquad-r corrected')."),
+    suite_b: Optional[str] = typer.Option(None, "--suite-b", help="Suite label of side b (default: --suite)."),
+    variants: Optional[str] = typer.Option(None, "--variants", help="Comma-separated variant labels (default: all finished on both sides)."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated per-query metrics (default: all)."),
+    label_a: str = typer.Option("a", "--label-a"),
+    label_b: str = typer.Option("b", "--label-b"),
+    out: Path = typer.Option(..., "--out", help="Folder for ablation.json, ablation.md, ablation.png."),
+    n_permutations: int = typer.Option(10000, "--permutations"),
+    n_bootstrap: int = typer.Option(2000, "--bootstrap"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier ablation output at --out."),
+) -> None:
+    """What one lever adds: side a − side b for every variant of two finished experiments (or two suites
+    of one), paired over the same queries, seeds pooled, Holm within each metric."""
+    target = OutputDir(out, "ablation", overwrite=overwrite, inputs=[a, b])
+    result = ablation(a, b, suite=suite, suite_b=suite_b, variants=split_csv(variants), metrics=split_csv(metrics),
+                      n_permutations=n_permutations, n_bootstrap=n_bootstrap)
+    with target:
+        write_ablation(result, target.path, label_a, label_b)
+    print(ablation_markdown(result, label_a, label_b))  # plain: a console would wrap the table's rows
+    print(out / "ablation.md")

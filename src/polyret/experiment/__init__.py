@@ -2,8 +2,8 @@
 
 The stage modules, in pipeline order: `config` (the YAML), `grid` (variants and runs), `suites` (the
 evaluator registry), `runner` (train / merge / evaluate / reuse / resume, `run_experiment`),
-`compare` (seed pooling and paired tests), `report` (report.md and plots), `demo` (`make demo`: a
-one-point grid and its before/after table).
+`compare` (seed pooling and paired tests), `report` (report.md and plots), `ablation` (what one lever
+adds between two finished experiments), `demo` (`make demo`: a one-point grid and its before/after table).
 """
 from __future__ import annotations
 

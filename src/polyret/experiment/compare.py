@@ -93,32 +93,45 @@ def paired_tests(
             pa, na = pooled(a, suite)
             pb, nb = pooled(b, suite)
             for metric in sorted(set(pa) & set(pb)):
-                qa, qb = pa[metric], pb[metric]
-                pos_b = {q: k for k, q in enumerate(qb.ids.tolist())}
-                idx_a = [k for k, q in enumerate(qa.ids.tolist()) if q in pos_b]
-                if len(idx_a) < 2:
-                    continue
-                idx_b = [pos_b[q] for q in qa.ids[idx_a].tolist()]
-                va, vb = qa.values[idx_a], qb.values[idx_b]
-                w = macro_weights([tuple(g) for g in qa.groups[idx_a].tolist()])
-                clusters = qa.clusters[idx_a] if qa.clusters is not None else None
-                rt = paired_randomization_test(va, vb, weights=w, clusters=clusters,
-                                               n_permutations=cfg.n_permutations, seed=cfg.seed)
-                bs = paired_bootstrap(va, vb, weights=w, clusters=clusters, n_resamples=cfg.n_bootstrap, seed=cfg.seed)
-                tests.append({
-                    "a": a.label(with_base), "b": b.label(with_base), "suite": suite_label(suite), "metric": metric,
-                    "delta": rt.delta, "delta_ci95": list(bs.ci), "p_value": rt.p_value,
-                    "p_bootstrap": bs.p_value, "effect_size_dz": cohens_dz(va, vb, clusters=clusters),
-                    "n_queries": int(len(idx_a)), "n_units": rt.n_units, "n_seeds": [na, nb],
-                    "method": f"paired sign-flip randomization, {cfg.n_permutations} permutations, macro-weighted",
-                    "lower_is_better": lower_is_better(metric),
-                })
-    # Holm within each (suite, metric) family: the pairs compared on one number.
-    fams: dict[tuple[str, str], list[int]] = {}
+                t = paired_test(pa[metric], pb[metric], metric, n_permutations=cfg.n_permutations,
+                                n_bootstrap=cfg.n_bootstrap, seed=cfg.seed)
+                if t is not None:
+                    tests.append({"a": a.label(with_base), "b": b.label(with_base), "suite": suite_label(suite),
+                                  "metric": metric} | t | {"n_seeds": [na, nb]})
+    return holm_within(tests, ("suite", "metric"), cfg.level)
+
+
+def paired_test(qa: PerQuery, qb: PerQuery, metric: str, *, n_permutations: int, n_bootstrap: int,
+                seed: int) -> dict[str, Any] | None:
+    """a − b on one metric's per-query values, over the queries both have (None when fewer than 2):
+    sign-flip randomization p on the metric's macro average, paired-bootstrap CI, Cohen's d_z."""
+    pos_b = {q: k for k, q in enumerate(qb.ids.tolist())}
+    idx_a = [k for k, q in enumerate(qa.ids.tolist()) if q in pos_b]
+    if len(idx_a) < 2:
+        return None
+    idx_b = [pos_b[q] for q in qa.ids[idx_a].tolist()]
+    va, vb = qa.values[idx_a], qb.values[idx_b]
+    w = macro_weights([tuple(g) for g in qa.groups[idx_a].tolist()])
+    clusters = qa.clusters[idx_a] if qa.clusters is not None else None
+    rt = paired_randomization_test(va, vb, weights=w, clusters=clusters, n_permutations=n_permutations, seed=seed)
+    bs = paired_bootstrap(va, vb, weights=w, clusters=clusters, n_resamples=n_bootstrap, seed=seed)
+    return {
+        "delta": rt.delta, "delta_ci95": list(bs.ci), "p_value": rt.p_value,
+        "p_bootstrap": bs.p_value, "effect_size_dz": cohens_dz(va, vb, clusters=clusters),
+        "n_queries": int(len(idx_a)), "n_units": rt.n_units,
+        "method": f"paired sign-flip randomization, {n_permutations} permutations, macro-weighted",
+        "lower_is_better": lower_is_better(metric),
+    }
+
+
+def holm_within(tests: list[dict[str, Any]], family: Sequence[str], level: float) -> list[dict[str, Any]]:
+    """Holm-adjust p-values within each family of tests (the tests sharing the values of the `family`
+    keys, e.g. suite and metric: the pairs compared on one number); sets `p_holm` and `significant`."""
+    fams: dict[tuple, list[int]] = {}
     for i, t in enumerate(tests):
-        fams.setdefault((t["suite"], t["metric"]), []).append(i)
+        fams.setdefault(tuple(t[k] for k in family), []).append(i)
     for idx in fams.values():
         for i, p in zip(idx, holm([tests[i]["p_value"] for i in idx])):
             tests[i]["p_holm"] = p
-            tests[i]["significant"] = p < cfg.level
+            tests[i]["significant"] = p < level
     return tests

@@ -169,7 +169,7 @@ def markdown(summary: dict[str, Any], plots: dict[str, list[str]] | None = None)
 
 
 # ------------------------------------------------------------------------------------- plots
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -194,7 +194,7 @@ def plot_bars(summary: dict[str, Any], suite: str, path: Path) -> Path | None:
     labels = [l for l in _variant_labels(summary) if summary["aggregate"].get(l, {}).get(suite)]
     if not headline or not labels:
         return None
-    plt = _plt()
+    plt = pyplot()
     panels = [[m for m in headline if not lower_is_better(m)], [m for m in headline if lower_is_better(m)]]
     panels = [p for p in panels if p]
     fig, axes = plt.subplots(1, len(panels), figsize=(max(6, 1.2 * len(headline) * len(labels) / 2 + 3), 4), squeeze=False)
@@ -267,7 +267,7 @@ def plot_sweep(summary: dict[str, Any], axis: str, path: Path) -> Path | None:
     suites = [s for s, m in summary["suites"].items() if m.get("headline")]
     if not curves or not suites:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(len(suites), 2, figsize=(10, 3.4 * len(suites)), squeeze=False)
     base_of = {v["base_model"]: v["label"] for v in summary["variants"] if v["strategy"] == "base"}
     for row, suite in enumerate(suites):
@@ -310,7 +310,7 @@ def plot_language_heatmap(summary: dict[str, Any], suite: str, prefix: str, path
             langs += [x for x in per if x not in langs]
     if not rows:
         return None
-    plt = _plt()
+    plt = pyplot()
     mat = np.array([[per.get(x, {}).get("mean", np.nan) if per.get(x) else np.nan for x in langs] for _, per in rows])
     fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(langs) + 3), 0.45 * len(rows) + 1.8))
     im = ax.imshow(mat, aspect="auto", cmap="viridis_r" if lower_is_better(prefix) else "viridis")

@@ -133,9 +133,7 @@ class Runner:
         return self.out_dir / "runs" / run.key
 
     def suite_dir(self, run: RunSpec, suite: SuiteConfig) -> Path:
-        skey = config_hash(suite.model_dump(mode="json"), 8)
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in suite_label(suite))
-        return self.run_dir(run) / "eval" / f"{safe}-{skey}"
+        return self.run_dir(run) / "eval" / suite_dir_name(suite)
 
     # -- models ---------------------------------------------------------------------------------
     def base_model_path(self, spec: str) -> str:
@@ -333,6 +331,14 @@ class Runner:
             "aggregate": aggregate,
             "tests": paired_tests(self.config, self.variants, self.runs, self._per_query),
         }
+
+
+def suite_dir_name(suite: SuiteConfig) -> str:
+    """A suite's folder inside a run dir: its label made path-safe, plus a hash of its settings (so
+    changing a suite's options never reuses results measured with the old ones)."""
+    skey = config_hash(suite.model_dump(mode="json"), 8)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in suite_label(suite))
+    return f"{safe}-{skey}"
 
 
 def _build_base(spec: str, out_root: Path) -> str:
