@@ -114,3 +114,16 @@ def test_cli_writes_json_markdown_plot_and_never_overwrites(two_experiments, tmp
         main(["ablation", str(Path(tmp_path) / "none"), str(plain), "--suite", "fakeqa", "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "no summary.json" in " ".join(err.split()) and "Traceback" not in err
+
+
+def test_same_label_with_other_suite_settings_is_compared_not_skipped(two_experiments, tmp_path):
+    """Two experiments may give one label different options (e.g. a subset vs the whole set): the base
+    is then not 'the same run' and is compared, whatever its run key."""
+    plain = two_experiments[1]
+    cfg = _config(3).model_copy(update={"suites": [_config(3).suites[0].model_copy(update={"options": {"subset": 2}})]})
+    other = tmp_path / "other-options"
+    run_experiment(cfg, other, **LeverFakes().kwargs())
+    res = ablation(other, plain, suite="fakeqa", n_permutations=200, n_bootstrap=50)
+    by_variant = {t["variant"]: t for t in res["tests"]}
+    assert not res["skipped"] and set(by_variant) == {"base", "x-y", "hybrid α=0.5"}
+    assert by_variant["base"]["delta"] == 0 and not by_variant["base"]["significant"]  # the fake ignores options

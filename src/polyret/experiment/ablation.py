@@ -48,7 +48,8 @@ def _suite(summary: dict[str, Any], exp_dir: Path, label: str) -> SuiteConfig:
 
 
 def experiment_per_query(exp_dir: str | Path, suite: str) -> dict[str, tuple[dict[str, PerQuery], list[str]]]:
-    """variant label -> (its seed-pooled per-query values on `suite`, the keys of the runs pooled),
+    """variant label -> (its seed-pooled per-query values on `suite`, what was pooled: one
+    'run key/suite folder' per run, equal only for the same run scored with the same suite settings),
     over the runs of a finished experiment dir whose suite has finished."""
     exp_dir = Path(exp_dir)
     summary = _summary(exp_dir)
@@ -57,7 +58,7 @@ def experiment_per_query(exp_dir: str | Path, suite: str) -> dict[str, tuple[dic
     for rec in summary["runs"]:
         folder = exp_dir / rec["dir"] / "eval" / sdir
         if (folder / SUITE_DONE).is_file() and (folder / PER_QUERY_FILE).is_file():
-            runs.setdefault(rec["variant"], []).append((rec["key"], load_per_query(folder / PER_QUERY_FILE)))
+            runs.setdefault(rec["variant"], []).append((f"{rec['key']}/{sdir}", load_per_query(folder / PER_QUERY_FILE)))
     return {v: (seed_pooled([pq for _, pq in rs]), sorted(k for k, _ in rs)) for v, rs in runs.items()}
 
 
@@ -96,7 +97,7 @@ def ablation(
     skipped: list[dict[str, str]] = []
     for v in shared:
         (pa, keys_a), (pb, keys_b) = side_a[v], side_b[v]
-        if keys_a == keys_b and suite == suite_b:
+        if keys_a == keys_b:  # the same runs scored with the same suite settings
             skipped.append({"variant": v, "why": "the same runs on both sides (delta 0 by construction)"})
             continue
         for metric in sorted(set(pa) & set(pb)):
