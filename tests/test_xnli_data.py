@@ -139,10 +139,36 @@ def test_load_english_train_specs(shared_data, tmp_path):
     tsv = write(tmp_path / "mine.tsv", "a\tb\tentailment\nc\td\tneutral\n")
     pairs = load_english_train(f"sick:TRIAL,{tsv}", data_dir=shared_data)
     assert len(pairs) == 495 + 2 and pairs.parts == ["sick:TRIAL", str(tsv)]
-    with pytest.raises(PolyretError, match="neither snli:<split>, sick:<SET> nor an existing TSV"):
+    with pytest.raises(PolyretError, match="neither snli:<split>, sick:<SET>, xnli:<side> nor an existing TSV"):
         load_english_train("mnli:train", data_dir=shared_data)
     with pytest.raises(PolyretError, match="no English training data"):
         load_english_train(" , ", data_dir=shared_data)
+    # a repeat weights one set: K copies of its rows, named in parts
+    twice = load_english_train(f"sick:TRIAL*2,{tsv}*3", data_dir=shared_data)
+    assert len(twice) == 2 * 495 + 3 * 2 and twice.parts == ["sick:TRIAL*2", f"{tsv}*3"]
+    assert twice.premises[:495] == twice.premises[495:990] == pairs.premises[:495]
+    for bad in ("sick:TRIAL*0", "sick:TRIAL*x", "*2"):
+        with pytest.raises(PolyretError, match=r"a repeat is <spec>\*K"):
+            load_english_train(bad, data_dir=shared_data)
+
+
+def test_english_train_from_one_side_of_xnli_dev(shared_data):
+    from polyret.data.parallel import xnli_premise_index, xnli_side_rows
+    from polyret.data.xnli import reads_xnli_side
+
+    xnli = need(shared_data, "xnli")
+    en = read_xnli_tsv(xnli / "dev-en.tsv")
+    align = load_english_train("xnli:align", data_dir=shared_data)
+    rows = xnli_side_rows(xnli, "align")
+    assert align.parts == ["xnli:align"] and len(align) == len(rows)
+    assert align.hypotheses == [en.hypotheses[i] for i in rows] and (align.labels == en.labels[rows]).all()
+    # the two sides share no premise: an evaluation of the other side never scores a trained premise
+    premise = xnli_premise_index(xnli, "dev")
+    assert not set(premise[rows]) & set(premise[xnli_side_rows(xnli, "eval")])
+    with pytest.raises(PolyretError, match="unknown XNLI side 'test'"):
+        load_english_train("xnli:test", data_dir=shared_data)
+    assert reads_xnli_side("snli:dev, xnli:align*4", "align") and not reads_xnli_side("snli:dev", "align")
+    assert not reads_xnli_side(["xnli:align"], "eval") and reads_xnli_side(["xnli:eval"], "eval")
 
 
 def test_nli_pairs_concat_and_head():

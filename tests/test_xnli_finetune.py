@@ -150,6 +150,27 @@ def test_missing_english_training_file_fails_before_any_model_work(shared_data, 
         evaluate_xnli(str(tmp_path / "no-model"), xnli, english_train=str(bad), fine_tune=True, show_progress=False)
 
 
+def test_training_on_one_side_of_xnli_dev_scores_only_the_other(tiny_model, shared_data, tmp_path):
+    from polyret.data.parallel import xnli_side_rows
+
+    xnli = need(shared_data, "xnli")
+    # scoring rows the English data trains on (or their translations) is refused before any model work
+    with pytest.raises(PolyretError, match=r"alignment side \(xnli:align\).*--rows eval-side"):
+        evaluate_xnli(str(tmp_path / "no-model"), xnli, english_train="xnli:align*4", rows="all", show_progress=False)
+    with pytest.raises(PolyretError, match=r"evaluation side \(xnli:eval\)"):
+        evaluate_xnli(str(tmp_path / "no-model"), xnli, english_train="snli:dev,xnli:eval", show_progress=False)
+    # rows auto: the evaluation side when training reads the alignment side, all rows otherwise
+    kw = dict(langs=["en", "sw"], max_rows=30, max_train=150, n_bootstrap=50, show_progress=False,
+              cache=tmp_path / "cache", Cs=(1.0,))
+    res = evaluate_xnli(tiny_model, xnli, english_train="xnli:align", **kw)
+    assert res["protocol"]["rows"] == "eval-side"
+    assert res["protocol"]["english_train"]["sources"] == ["xnli:align[:150]"]
+    eval_side = set(xnli_side_rows(xnli, "eval").tolist())
+    assert set(res["languages"]["sw"]["rows"]) <= eval_side and len(res["languages"]["sw"]["rows"]) == 30
+    res = evaluate_xnli(tiny_model, xnli, english_train=load_english_train("snli:dev", data_dir=shared_data), **kw)
+    assert res["protocol"]["rows"] == "all" and res["languages"]["sw"]["rows"] == list(range(30))
+
+
 # ----------------------------------------------------------------------------- per-row ids for paired tests
 def test_per_row_ids_keep_file_rows_and_cluster_by_premise(tiny_model, shared_data, tmp_path):
     from polyret.data.parallel import xnli_premise_index, xnli_side_rows

@@ -38,8 +38,9 @@ def eval_xnli(
     split: str = typer.Option("dev", "--split", help="Split file prefix to evaluate: dev or test."),
     english_train: Optional[str] = typer.Option(
         None, "--english-train",
-        help="Comma-separated English training data: snli:dev, snli:test, sick:TRAIN[+TRIAL+TEST], or TSV paths "
-        "(default: snli:dev,sick:TRAIN for the probe; snli:dev,snli:test,sick:TRAIN+TRIAL+TEST with --fine-tune).",
+        help="Comma-separated English training data: snli:dev, snli:test, sick:TRAIN[+TRIAL+TEST], xnli:align (XNLI dev's "
+        "English alignment side: then only the evaluation side is scored), or TSV paths; SPEC*K repeats a set K times "
+        "(default: snli:dev,sick:TRAIN for the probe; snli:dev,snli:test,sick:TRAIN+TRIAL+TEST,xnli:align*16 with --fine-tune).",
     ),
     langs: Optional[str] = typer.Option(None, "--langs", help="Comma-separated languages (default: every file of the split)."),
     low_resource: str = typer.Option("sw,ur", "--low-resource", help="Languages for the low-resource block."),
@@ -54,7 +55,7 @@ def eval_xnli(
     fine_tune_max_length: Optional[int] = typer.Option(None, "--fine-tune-max-length", help="Training max length in tokens (default 64)."),
     fine_tune_layers: Optional[str] = typer.Option(None, "--fine-tune-layers", help="Train only the top N transformer layers (default 4), or 'all'."),
     max_rows: Optional[int] = typer.Option(None, "--max-rows", help="Only the first N rows of each XNLI file (quick runs)."),
-    rows: str = typer.Option("all", "--rows", help="all, or eval-side: only XNLI dev's evaluation side (for models aligned or trained on its alignment side)."),
+    rows: str = typer.Option("auto", "--rows", help="all, or eval-side: only XNLI dev's evaluation side (for models aligned or trained on its alignment side); auto = eval-side when --english-train reads xnli:align, else all."),
     max_train: Optional[int] = typer.Option(None, "--max-train", help="Only the first N English training pairs."),
     seed: int = typer.Option(0, "--seed"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results.json in --out."),

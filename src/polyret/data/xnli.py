@@ -224,7 +224,10 @@ def load_english_train(specs: str | list[str] | tuple[str, ...] | None = None, *
     """English NLI training pairs from a list of specs (or a comma-separated string).
 
     A spec is `snli:<split>` (line-aligned files under `<data>/nli-en/snli`), `sick:<SET>[+<SET>]`
-    (`<data>/nli-en/SICK.txt`), or the path of an XNLI-format TSV file. `None` means
+    (`<data>/nli-en/SICK.txt`), `xnli:<side>` (the English rows of one side of XNLI dev,
+    `polyret.data.parallel`: `xnli:align` is in-domain English NLI that an evaluation of the other
+    side never scores), or the path of an XNLI-format TSV file. Any spec may end in `*K` (a whole
+    number) to repeat its rows K times: weighting a small set against large ones. `None` means
     `DEFAULT_ENGLISH_TRAIN`. `data_dir` defaults to `polyret.paths.find_data_dir()`.
     """
     if specs is None:
@@ -242,18 +245,48 @@ def load_english_train(specs: str | list[str] | tuple[str, ...] | None = None, *
 
     parts = []
     for spec in specs:
+        spec, repeat = _spec_repeat(spec)
         kind, _, arg = spec.partition(":")
         if kind.lower() == "snli" and arg:
-            parts.append(read_snli_aligned(root() / "nli-en" / "snli", arg))
+            part = read_snli_aligned(root() / "nli-en" / "snli", arg)
         elif kind.lower() == "sick" and arg:
-            parts.append(read_sick(root() / "nli-en" / "SICK.txt", arg.split("+")))
+            part = read_sick(root() / "nli-en" / "SICK.txt", arg.split("+"))
+        elif kind.lower() == "xnli" and arg:
+            from polyret.data.parallel import xnli_side_rows  # parallel reads XNLI through this module
+
+            xnli_dir = root() / "xnli"
+            rows = read_xnli_tsv(xnli_file(xnli_dir, "dev", "en")).take(xnli_side_rows(xnli_dir, arg))
+            part = NLIPairs(rows.premises, rows.hypotheses, rows.labels, source=f"xnli:{arg}")
         elif Path(spec).is_file():
-            parts.append(read_xnli_tsv(spec))
+            part = read_xnli_tsv(spec)
         else:
             raise PolyretError(
-                f"English training data {spec!r} is neither snli:<split>, sick:<SET> nor an existing TSV file"
+                f"English training data {spec!r} is neither snli:<split>, sick:<SET>, xnli:<side> nor an existing TSV file"
             )
+        if repeat > 1:
+            many = NLIPairs.concat([part] * repeat)
+            part = NLIPairs(many.premises, many.hypotheses, many.labels, source=f"{part.source}*{repeat}")
+        parts.append(part)
     return NLIPairs.concat(parts)
+
+
+def _spec_repeat(spec: str) -> tuple[str, int]:
+    """('xnli:align', 4) for 'xnli:align*4'; (spec, 1) without a repeat."""
+    body, star, count = spec.rpartition("*")
+    if not star:
+        return spec, 1
+    if not count.strip().isdigit() or int(count) < 1 or not body.strip():
+        raise PolyretError(f"English training data {spec!r}: a repeat is <spec>*K with K a whole number >= 1")
+    return body.strip(), int(count)
+
+
+def reads_xnli_side(specs: str | list[str] | tuple[str, ...] | None, side: str) -> bool:
+    """Whether English training specs read XNLI dev's `side` (then that side must not be scored)."""
+    if specs is None or isinstance(specs, NLIPairs):
+        return False
+    if isinstance(specs, str):
+        specs = specs.split(",")
+    return any(_spec_repeat(s.strip())[0].lower() == f"xnli:{side}" for s in specs if s.strip())
 
 
 def xnli_file(xnli_dir: str | Path, split: str, lang: str) -> Path:

@@ -14,7 +14,8 @@ Protocol (what `evaluate_xnli` does):
 
 With `fine_tune=True` (the fine-tuned protocol, `polyret.evaluate.nli_finetune`) a copy of the
 encoder is instead fine-tuned together with a head (linear or a small MLP) over the same four-part
-features on English NLI (by default all the offline English data, 29.5k pairs), and the trained head
+features on English NLI (by default all the offline English data: SNLI, SICK and XNLI dev's English
+alignment side, 49.4k rows; only the evaluation side of dev is then scored), and the trained head
 scores the languages; no C to select then, and nothing is selected on any XNLI data at run time (the
 defaults were chosen once on English dev).
 """
@@ -33,6 +34,7 @@ from polyret.data.xnli import (
     NLIPairs,
     find_xnli_languages,
     load_english_train,
+    reads_xnli_side,
     read_xnli_tsv,
     xnli_file,
 )
@@ -268,6 +270,23 @@ def _fine_tune_settings(fine_tune: bool | FineTuneSettings, **options: Any) -> F
     return settings.with_options(**given)
 
 
+def _rows_to_score(rows: str, english_train, split: str) -> str:
+    """Resolve rows='auto', and refuse to score XNLI dev rows the English training data holds (an
+    English row trained on would inflate English, and its translations the transfer to every
+    language)."""
+    if split != "dev":
+        return "all" if rows == "auto" else rows
+    if reads_xnli_side(english_train, "eval"):
+        raise PolyretError("the English training data reads XNLI dev's evaluation side (xnli:eval), which every "
+                           "dev evaluation scores; train on xnli:align and score the evaluation side instead")
+    if reads_xnli_side(english_train, "align"):
+        if rows == "all":
+            raise PolyretError("the English training data reads XNLI dev's alignment side (xnli:align): scoring all "
+                               "of dev would score trained rows and their translations; use --rows eval-side (or auto)")
+        return "eval-side"
+    return "all" if rows == "auto" else rows
+
+
 def evaluate_xnli(
     model,
     xnli_dir: str | Path,
@@ -294,12 +313,14 @@ def evaluate_xnli(
     fine_tune_layers: int | str | None = None,
     cache: bool | str | Path = True,
     overwrite: bool = False,
-    rows: str = "all",
+    rows: str = "auto",
 ) -> EvalResult:
     """Zero-shot XNLI: train on English NLI, score every `<split>-<lang>.tsv` in `xnli_dir`.
 
     `rows`: "all", or "eval-side" -- only the rows of XNLI dev's evaluation side
-    (`polyret.data.parallel`), for a model whose alignment or training used the other side.
+    (`polyret.data.parallel`), for a model whose alignment or training used the other side; "auto"
+    (the default) = "eval-side" when the English training data reads XNLI dev's alignment side
+    (`xnli:align`), else "all". Training on one side and scoring it is refused.
 
     `model`: a SentenceTransformer or a name for `polyret.model.load_model`. `english_train`: specs
     for `polyret.data.xnli.load_english_train` or `NLIPairs`; None = SNLI dev + SICK TRAIN for the
@@ -332,8 +353,14 @@ def evaluate_xnli(
     if not present:
         raise PolyretError(f"none of the requested XNLI {split} files exist in {xnli_dir} ({', '.join(missing)})")
     # Read everything first, so a malformed file fails before any encoding time is spent.
-    if rows not in ("all", "eval-side"):
-        raise PolyretError(f"rows must be 'all' or 'eval-side', not {rows!r}")
+    if rows not in ("auto", "all", "eval-side"):
+        raise PolyretError(f"rows must be 'auto', 'all' or 'eval-side', not {rows!r}")
+    settings = _fine_tune_settings(fine_tune, steps=fine_tune_steps, epochs=fine_tune_epochs,
+                                   batch_size=fine_tune_batch_size, lr=fine_tune_lr, head=fine_tune_head,
+                                   max_length=fine_tune_max_length, train_layers=fine_tune_layers)
+    if settings is not None and english_train is None:
+        english_train = list(FINE_TUNE_ENGLISH_TRAIN)
+    rows = _rows_to_score(rows, english_train, split)
     keep = None
     if rows == "eval-side":
         keep = xnli_side_rows(xnli_dir, "eval", split)
@@ -347,11 +374,6 @@ def evaluate_xnli(
     if not select_path.is_file():
         raise PolyretError(f"model selection needs XNLI English dev ({select_path}), which is missing")
     select_set = read_xnli_tsv(select_path).take(keep if split == "dev" else None).head(max_rows)
-    settings = _fine_tune_settings(fine_tune, steps=fine_tune_steps, epochs=fine_tune_epochs,
-                                   batch_size=fine_tune_batch_size, lr=fine_tune_lr, head=fine_tune_head,
-                                   max_length=fine_tune_max_length, train_layers=fine_tune_layers)
-    if settings is not None and english_train is None:
-        english_train = list(FINE_TUNE_ENGLISH_TRAIN)
     train = english_train if isinstance(english_train, NLIPairs) else load_english_train(english_train)
     train = train.head(max_train)
     log(f"English training pairs: {len(train)} ({', '.join(train.parts)})")
