@@ -68,5 +68,5 @@ def test_eval_xnli_eval_side_scores_only_the_evaluation_rows(tiny_model, shared_
                         show_progress=False, cache=tmp_path / "cache", Cs=(1.0,))
     assert res["languages"]["sw"]["correct"] == ref["languages"]["sw"]["correct"]
     assert res["languages"]["sw"]["accuracy"] == ref["languages"]["sw"]["accuracy"]
-    with pytest.raises(PolyretError, match="rows must be 'all' or 'eval-side'"):
+    with pytest.raises(PolyretError, match="rows must be 'auto', 'all' or 'eval-side'"):
         evaluate_xnli(tiny_model, xnli, langs=["sw"], english_train=train, rows="align", show_progress=False)

@@ -20,29 +20,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from polyret.data.groups import ParallelGroup
-from polyret.data.xnli import XNLI_LANGS, read_xnli_tsv, xnli_file
+# The two sides are defined with the XNLI readers (English training specs read one side too);
+# re-exported here, where the rest of the parallel-text code lives.
+from polyret.data.xnli import SIDES, XNLI_LANGS, read_xnli_tsv, xnli_file, xnli_premise_index, xnli_side_rows  # noqa: F401
 from polyret.errors import PolyretError
 
-SIDES = ("align", "eval")
 XNLI_SOURCE = "xnli-align"
-
-
-def xnli_premise_index(xnli_dir: str | Path, split: str = "dev") -> np.ndarray:
-    """Per row of the English file: the position of its premise in order of first appearance."""
-    en = read_xnli_tsv(xnli_file(xnli_dir, split, "en"))
-    first: dict[str, int] = {}
-    return np.array([first.setdefault(p, len(first)) for p in en.premises], dtype=np.int64)
-
-
-def xnli_side_rows(xnli_dir: str | Path, side: str, split: str = "dev") -> np.ndarray:
-    """Row indices (into every language's file) of one side of the split."""
-    if side not in SIDES:
-        raise PolyretError(f"unknown XNLI side {side!r}; use one of {', '.join(SIDES)}")
-    premise = xnli_premise_index(xnli_dir, split)
-    return np.flatnonzero(premise % 2 == (0 if side == "align" else 1))
 
 
 def xnli_parallel_groups(

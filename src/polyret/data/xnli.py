@@ -252,8 +252,6 @@ def load_english_train(specs: str | list[str] | tuple[str, ...] | None = None, *
         elif kind.lower() == "sick" and arg:
             part = read_sick(root() / "nli-en" / "SICK.txt", arg.split("+"))
         elif kind.lower() == "xnli" and arg:
-            from polyret.data.parallel import xnli_side_rows  # parallel reads XNLI through this module
-
             xnli_dir = root() / "xnli"
             rows = read_xnli_tsv(xnli_file(xnli_dir, "dev", "en")).take(xnli_side_rows(xnli_dir, arg))
             part = NLIPairs(rows.premises, rows.hypotheses, rows.labels, source=f"xnli:{arg}")
@@ -294,6 +292,24 @@ def xnli_file(xnli_dir: str | Path, split: str, lang: str) -> Path:
     return Path(xnli_dir) / f"{split}-{lang}.tsv"
 
 
+SIDES = ("align", "eval")  # the two halves of XNLI dev (`polyret.data.parallel` explains the split)
+
+
+def xnli_premise_index(xnli_dir: str | Path, split: str = "dev") -> np.ndarray:
+    """Per row of the English file: the position of its premise in order of first appearance."""
+    en = read_xnli_tsv(xnli_file(xnli_dir, split, "en"))
+    first: dict[str, int] = {}
+    return np.array([first.setdefault(p, len(first)) for p in en.premises], dtype=np.int64)
+
+
+def xnli_side_rows(xnli_dir: str | Path, side: str, split: str = "dev") -> np.ndarray:
+    """Row indices (into every language's file) of one side of the split."""
+    if side not in SIDES:
+        raise PolyretError(f"unknown XNLI side {side!r}; use one of {', '.join(SIDES)}")
+    premise = xnli_premise_index(xnli_dir, split)
+    return np.flatnonzero(premise % 2 == (0 if side == "align" else 1))
+
+
 def find_xnli_languages(xnli_dir: str | Path, split: str) -> list[str]:
     """Languages with a `<split>-<lang>.tsv` file, XNLI paper order first, then alphabetical."""
     xnli_dir = Path(xnli_dir)
@@ -303,3 +319,22 @@ def find_xnli_languages(xnli_dir: str | Path, split: str) -> list[str]:
     if not found:
         raise PolyretError(f"{xnli_dir} holds no {split}-<lang>.tsv files")
     return [l for l in XNLI_LANGS if l in found] + sorted(found - set(XNLI_LANGS))
+
+
+def rows_to_score(rows: str, english_train, split: str) -> str:
+    """Resolve rows='auto' ('eval-side' when the English training data reads XNLI dev's alignment
+    side, else 'all'), and refuse to score XNLI dev rows the English data holds: an English row
+    trained on would inflate English, and its translations the transfer to every language."""
+    if rows not in ("auto", "all", "eval-side"):
+        raise PolyretError(f"rows must be 'auto', 'all' or 'eval-side', not {rows!r}")
+    if split != "dev":
+        return "all" if rows == "auto" else rows
+    if reads_xnli_side(english_train, "eval"):
+        raise PolyretError("the English training data reads XNLI dev's evaluation side (xnli:eval), which every "
+                           "dev evaluation scores; train on xnli:align and score the evaluation side instead")
+    if reads_xnli_side(english_train, "align"):
+        if rows == "all":
+            raise PolyretError("the English training data reads XNLI dev's alignment side (xnli:align): scoring all "
+                               "of dev would score trained rows and their translations; use --rows eval-side (or auto)")
+        return "eval-side"
+    return "all" if rows == "auto" else rows

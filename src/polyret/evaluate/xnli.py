@@ -34,11 +34,12 @@ from polyret.data.xnli import (
     NLIPairs,
     find_xnli_languages,
     load_english_train,
-    reads_xnli_side,
     read_xnli_tsv,
+    rows_to_score,
     xnli_file,
+    xnli_premise_index,
+    xnli_side_rows,
 )
-from polyret.data.parallel import xnli_premise_index, xnli_side_rows
 from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
 from polyret.evaluate.nli_finetune import (  # pair_features lives there: the tuned head uses it too
@@ -270,23 +271,6 @@ def _fine_tune_settings(fine_tune: bool | FineTuneSettings, **options: Any) -> F
     return settings.with_options(**given)
 
 
-def _rows_to_score(rows: str, english_train, split: str) -> str:
-    """Resolve rows='auto', and refuse to score XNLI dev rows the English training data holds (an
-    English row trained on would inflate English, and its translations the transfer to every
-    language)."""
-    if split != "dev":
-        return "all" if rows == "auto" else rows
-    if reads_xnli_side(english_train, "eval"):
-        raise PolyretError("the English training data reads XNLI dev's evaluation side (xnli:eval), which every "
-                           "dev evaluation scores; train on xnli:align and score the evaluation side instead")
-    if reads_xnli_side(english_train, "align"):
-        if rows == "all":
-            raise PolyretError("the English training data reads XNLI dev's alignment side (xnli:align): scoring all "
-                               "of dev would score trained rows and their translations; use --rows eval-side (or auto)")
-        return "eval-side"
-    return "all" if rows == "auto" else rows
-
-
 def evaluate_xnli(
     model,
     xnli_dir: str | Path,
@@ -353,14 +337,12 @@ def evaluate_xnli(
     if not present:
         raise PolyretError(f"none of the requested XNLI {split} files exist in {xnli_dir} ({', '.join(missing)})")
     # Read everything first, so a malformed file fails before any encoding time is spent.
-    if rows not in ("auto", "all", "eval-side"):
-        raise PolyretError(f"rows must be 'auto', 'all' or 'eval-side', not {rows!r}")
     settings = _fine_tune_settings(fine_tune, steps=fine_tune_steps, epochs=fine_tune_epochs,
                                    batch_size=fine_tune_batch_size, lr=fine_tune_lr, head=fine_tune_head,
                                    max_length=fine_tune_max_length, train_layers=fine_tune_layers)
     if settings is not None and english_train is None:
         english_train = list(FINE_TUNE_ENGLISH_TRAIN)
-    rows = _rows_to_score(rows, english_train, split)
+    rows = rows_to_score(rows, english_train, split)
     keep = None
     if rows == "eval-side":
         keep = xnli_side_rows(xnli_dir, "eval", split)
