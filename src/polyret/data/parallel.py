@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Sequence
 
 from polyret.data.groups import ParallelGroup
-# The two sides are defined with the XNLI readers (English training specs read one side too);
-# re-exported here, where the rest of the parallel-text code lives.
-from polyret.data.xnli import SIDES, XNLI_LANGS, read_xnli_tsv, xnli_file, xnli_premise_index, xnli_side_rows  # noqa: F401
+# The two sides are defined with the XNLI readers (English training specs read one side too).
+from polyret.data.xnli import XNLI_LANGS, read_xnli_tsv, xnli_file, xnli_premise_index, xnli_side_rows
 from polyret.errors import PolyretError
 
 XNLI_SOURCE = "xnli-align"
