@@ -43,8 +43,14 @@ def reference_results(S: np.ndarray, ds: LareqaDataset) -> dict:
         rel = set(ds.relevant[qi].tolist())
         order = list(np.lexsort((np.arange(len(cl)), -S[qi].astype(np.float64))))
         rec = {"mono": None, "cross": {}}
+        orders = {y: [c for c in order if cl[c] == y] for y in langs}
+        # Round-robin merge, written out: every language's k-th candidate in round k, languages in
+        # dataset order, a language that has run out skipped.
+        merged = [orders[y][k] for k in range(len(order)) for y in langs if k < len(orders[y])]
+        rr_ranks = sorted(merged.index(c) + 1 for c in rel)
+        rec["rr"] = (_ap(merged, rel), rr_ranks[-1] - rr_ranks[0] if len(rel) >= 2 else None)
         for y in langs:
-            order_y = [c for c in order if cl[c] == y]
+            order_y = orders[y]
             rel_y = rel & set(order_y)
             if not rel_y:
                 continue
@@ -58,7 +64,7 @@ def reference_results(S: np.ndarray, ds: LareqaDataset) -> dict:
         rec["rd"] = pool_ranks[-1] - pool_ranks[0] if len(rel) >= 2 else None
         rec["own"] = sum(cl[c] == q.lang for c in order[:10]) / len(order[:10])
         rows[q.lang].append(rec)
-    out = {"mono": {}, "cross": {}, "pairs": {}, "multi": {}, "rd": {}, "own": {}}
+    out = {"mono": {}, "cross": {}, "pairs": {}, "multi": {}, "rd": {}, "own": {}, "rr": {}}
     for x in langs:
         rs = rows[x]
         monos = [r["mono"] for r in rs if r["mono"]]
@@ -73,6 +79,7 @@ def reference_results(S: np.ndarray, ds: LareqaDataset) -> dict:
         out["multi"][x] = (_mean([r["multi"][0] for r in rs]), _mean([r["multi"][1] for r in rs]))
         out["rd"][x] = _mean([r["rd"] for r in rs])
         out["own"][x] = _mean([r["own"] for r in rs])
+        out["rr"][x] = (_mean([r["rr"][0] for r in rs]), _mean([r["rr"][1] for r in rs]))
     return out
 
 
@@ -92,6 +99,8 @@ def assert_matches_reference(res: dict, ref: dict) -> None:
         close(res["multi"]["per_language"][x]["recall@10"], ref["multi"][x][1])
         close(res["rank_distance"]["per_language"][x], ref["rd"][x])
         close(res["top10_own_language_share"]["per_language"][x], ref["own"][x])
+        close(res["round_robin"]["per_language"][x]["map"], ref["rr"][x][0])
+        close(res["round_robin"]["per_language"][x]["rank_distance"], ref["rr"][x][1])
     assert set(res["cross"]["per_pair"]) == set(ref["pairs"])
     for pair, (m, r1, n) in ref["pairs"].items():
         got = res["cross"]["per_pair"][pair]
@@ -148,6 +157,11 @@ def test_toy_pool_hand_worked():
     share = res["top10_own_language_share"]
     assert share["per_language"] == pytest.approx({"en": 0.6, "de": 0.4}) and share["mean"] == pytest.approx(0.5)
     assert np.allclose(res["map_matrix"]["rows_query_cols_candidate"], [[5 / 12, 3 / 4], [1.0, 3 / 4]])
+    # Round-robin merge (en 1st, de 1st, en 2nd, de 2nd, en 3rd): A.en's answers at 5 and 2, A.de's at
+    # 1 and 4, B.en's at 3 and 4, B.de's at 1 and 2.
+    rr = res["round_robin"]
+    assert rr["per_language"]["en"] == pytest.approx({"map": (0.45 + 5 / 12) / 2, "rank_distance": 2.0})
+    assert rr["per_language"]["de"] == pytest.approx({"map": (0.75 + 1.0) / 2, "rank_distance": 2.0})
     assert_matches_reference(res, reference_results(Q @ C.T, ds))
 
 

@@ -70,3 +70,14 @@ def test_agrees_with_ranx():
     np.testing.assert_allclose(metrics.average_precision(ranks), got["map"], rtol=1e-9)
     np.testing.assert_allclose(metrics.recall_at_k(ranks, 10), got["recall@10"], rtol=1e-9)
     np.testing.assert_allclose(metrics.recall_at_k(ranks, 1), got["recall@1"], rtol=1e-9)
+
+
+def test_round_robin_ranks_skip_exhausted_languages():
+    # Languages of 3, 1 and 2 candidates: the merge is a1 b1 c1 a2 c2 a3.
+    sizes = [3, 1, 2]
+    items = [(0, 1, 1), (1, 1, 2), (2, 1, 3), (0, 2, 4), (2, 2, 5), (0, 3, 6)]  # (language, rank in it, pool rank)
+    r = np.array([[rank for _, rank, _ in items]], dtype=float)
+    y = np.array([[lang for lang, _, _ in items]])
+    assert metrics.round_robin_ranks(r, y, sizes).tolist() == [[p for _, _, p in items]]
+    padded = metrics.round_robin_ranks(np.array([[2.0, np.inf]]), np.array([[2, -1]]), sizes)
+    assert padded[0, 0] == 5 and np.isinf(padded[0, 1])

@@ -64,6 +64,31 @@ def rank_distance(ranks: np.ndarray) -> np.ndarray:
     return np.where(finite.sum(axis=-1) >= 2, worst - best, np.nan)
 
 
+def round_robin_ranks(rank_lang: np.ndarray, rel_lang: np.ndarray, lang_sizes: Sequence[int]) -> np.ndarray:
+    """Pool ranks of relevant items when the per-language rankings are merged round-robin.
+
+    Round k takes every language's k-th candidate, languages in id order; a language whose list
+    has run out is skipped. No language is preferred, so the Multi numbers of this merge are what
+    the model's per-language rankings give with language bias removed entirely: the gap between
+    them and the pooled numbers is bias, the gap between them and perfect is per-language ranking
+    quality. `rank_lang` (..., m): 1-based ranks inside each item's own language (inf = padding);
+    `rel_lang`: the items' language ids; `lang_sizes`: candidates per language id.
+
+    The item at rank r of language y follows its r - 1 predecessors in y, min(n_z, r) items of
+    each language z < y and min(n_z, r - 1) of each language z > y.
+    """
+    r = np.asarray(rank_lang, dtype=np.float64)
+    y = np.asarray(rel_lang)
+    n = np.asarray(lang_sizes, dtype=np.float64)
+    finite = np.isfinite(r)
+    r_safe = np.where(finite, r, 1.0)[..., None]
+    z = np.arange(len(n))
+    earlier = np.where(z < y[..., None], np.minimum(n, r_safe), 0.0)
+    later = np.where(z > y[..., None], np.minimum(n, r_safe - 1), 0.0)
+    before = (r_safe[..., 0] - 1) + earlier.sum(-1) + later.sum(-1)
+    return np.where(finite, before + 1, np.inf)
+
+
 def own_language_share(top_langs: np.ndarray, query_langs: np.ndarray) -> np.ndarray:
     """Per query: share of its top results (a row of language ids, -1 = no result) in its own language."""
     top = np.asarray(top_langs)

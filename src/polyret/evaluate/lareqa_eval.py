@@ -242,7 +242,12 @@ def lareqa_metrics(ranks: LareqaRanks, dataset: LareqaDataset) -> dict[str, Any]
     top = ranks.top_idx[:, :OWN_LANGUAGE_TOP_K]
     top_langs = np.where(top >= 0, c_lang[np.maximum(top, 0)], -1)
     share, _ = metrics.group_mean(metrics.own_language_share(top_langs, q_lang), q_lang, n_lang)
-    pool_share = np.bincount(c_lang, minlength=n_lang) / max(1, len(c_lang))
+    lang_sizes = np.bincount(c_lang, minlength=n_lang)
+    pool_share = lang_sizes / max(1, len(c_lang))
+    # The same per-language rankings merged with no language preferred (see metrics.round_robin_ranks).
+    rr_ranks = metrics.round_robin_ranks(ranks.rank_lang, ranks.rel_lang, lang_sizes)
+    rr_map, _ = metrics.group_mean(metrics.average_precision(rr_ranks), q_lang, n_lang)
+    rr_rd, _ = metrics.group_mean(metrics.rank_distance(rr_ranks), q_lang, n_lang)
 
     def macro(pl: dict, key: str) -> float:
         return metrics.macro_mean([v[key] for v in pl.values()])
@@ -264,6 +269,11 @@ def lareqa_metrics(ranks: LareqaRanks, dataset: LareqaDataset) -> dict[str, Any]
             "mean": metrics.macro_mean(rd),
             "per_language": _lang_dict(langs, rd),
             "n_questions": {l: int(n) for l, n in zip(langs, rd_n)},
+        },
+        "round_robin": {
+            "map": metrics.macro_mean(rr_map),
+            "rank_distance": metrics.macro_mean(rr_rd),
+            "per_language": {l: {"map": rr_map[x], "rank_distance": rr_rd[x]} for x, l in enumerate(langs)},
         },
         f"top{OWN_LANGUAGE_TOP_K}_own_language_share": {
             "mean": metrics.macro_mean(share),
@@ -452,6 +462,10 @@ def report_markdown(results: dict) -> str:
         "with >= 2 relevant items (lower = less language bias).",
         f"- ties: {results.get('tie_breaking', TIE_BREAKING)}",
     ]
+    rr = results["round_robin"]
+    lines.append(f"- the per-language rankings merged round-robin (no language preferred): Multi mAP {rr['map']:.4f}, "
+                 f"rank distance {rr['rank_distance']:.1f}; what is left of the Multi gap there is per-language "
+                 "ranking quality, the rest is language bias")
     if results.get("data_warnings"):
         lines.append("- data warnings: " + "; ".join(f"{n} x {msg}" for msg, n in results["data_warnings"].items()))
     if t:
@@ -539,4 +553,6 @@ def lareqa_result(results: dict[str, Any], ranks: LareqaRanks, dataset: LareqaDa
         for lang, v in results[extra]["per_language"].items():
             flat[f"{extra}[{lang}]"] = float(v)
         per_language[title] = [extra]
+    for k in ("map", "rank_distance"):
+        flat[f"round_robin.{k}"] = float(results["round_robin"][k])
     return EvalResult("lareqa", flat, headline, per_language, lareqa_per_query(ranks, dataset), results)
