@@ -14,7 +14,7 @@ from test_lareqa_fixture import MLQA_LANGS, build_mlqa_like
 
 from polyret.data.lareqa import LareqaCandidate, LareqaDataset, LareqaQuestion, load_lareqa
 from polyret.errors import PolyretError
-from polyret.evaluate.lareqa_eval import evaluate_lareqa, rank_lareqa, score_lareqa
+from polyret.evaluate.lareqa_eval import evaluate_lareqa, lareqa_result, rank_lareqa, score_lareqa
 
 
 # ---- an independent, slow reference: explicit sorted lists and precision loops --------------
@@ -194,9 +194,12 @@ def _random_embeddings(ds, dim=8, seed=0):
 def test_mlqa_shape_matches_reference_and_skips_absent_targets(mlqa_like):
     _, ds = mlqa_like
     Q, C = _random_embeddings(ds)
-    res = score_lareqa(Q, C, ds)
+    res, ranks = score_lareqa(Q, C, ds, return_ranks=True)
     ref = reference_results(Q @ C.T, ds)
     assert_matches_reference(res, ref)
+    result = lareqa_result(res, ranks, ds)
+    result.check_per_query()  # every per-query array (round_robin.* included) reproduces its number
+    assert {"round_robin.map", "round_robin.rank_distance"} <= set(result.per_query)
     # A question counts in X->Y only if its id exists in Y.
     langs_of = {}
     for q in ds.questions:

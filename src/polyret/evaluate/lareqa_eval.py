@@ -517,6 +517,7 @@ def lareqa_per_query(ranks: LareqaRanks, dataset: LareqaDataset) -> dict[str, Pe
     pair_groups = np.stack([src[qi, 0], np.asarray(langs)[yi]], axis=1)
     top = ranks.top_idx[:, :OWN_LANGUAGE_TOP_K]
     top_langs = np.where(top >= 0, c_lang[np.maximum(top, 0)], -1)
+    rr_ranks = metrics.round_robin_ranks(ranks.rank_lang, ranks.rel_lang, np.bincount(c_lang, minlength=n_lang))
     return {
         "mono.map": PerQuery.build(keys, ap_qy[own], src, qids),
         "mono.recall@1": PerQuery.build(keys, r1_qy[own], src, qids),
@@ -528,6 +529,8 @@ def lareqa_per_query(ranks: LareqaRanks, dataset: LareqaDataset) -> dict[str, Pe
         "rank_distance": PerQuery.build(keys, metrics.rank_distance(ranks.rank_pool), src, qids),
         f"top{OWN_LANGUAGE_TOP_K}_own_language_share": PerQuery.build(
             keys, metrics.own_language_share(top_langs, q_lang), src, qids),
+        "round_robin.map": PerQuery.build(keys, metrics.average_precision(rr_ranks), src, qids),
+        "round_robin.rank_distance": PerQuery.build(keys, metrics.rank_distance(rr_ranks), src, qids),
     }
 
 
