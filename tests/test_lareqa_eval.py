@@ -47,7 +47,8 @@ def reference_results(S: np.ndarray, ds: LareqaDataset) -> dict:
         # Round-robin merge, written out: every language's k-th candidate in round k, languages in
         # dataset order, a language that has run out skipped.
         merged = [orders[y][k] for k in range(len(order)) for y in langs if k < len(orders[y])]
-        rr_ranks = sorted(merged.index(c) + 1 for c in rel)
+        merged_rank = {c: i for i, c in enumerate(merged, 1)}
+        rr_ranks = sorted(merged_rank[c] for c in rel)
         rec["rr"] = (_ap(merged, rel), rr_ranks[-1] - rr_ranks[0] if len(rel) >= 2 else None)
         for y in langs:
             order_y = orders[y]
