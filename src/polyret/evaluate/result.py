@@ -22,8 +22,9 @@ import numpy as np
 
 from polyret.stats import macro_weights
 
-# Metrics for which a smaller number is better (significance marks, "best" in reports).
-LOWER_IS_BETTER = {"rank_distance", "round_robin.rank_distance", "top10_own_language_share"}  # less of the pool in the query's own language = less bias
+# Metrics for which a smaller number is better (significance marks, "best" in reports). Own-language
+# share: less of the top 10 in the query's own language = less bias.
+LOWER_IS_BETTER = {"rank_distance", "round_robin.rank_distance", "top10_own_language_share"}
 
 
 def lower_is_better(metric: str) -> bool:
