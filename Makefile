@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.polyret-installed
 # torch would pull a multi-GB CUDA build.
 TORCH   := torch==2.13.0
 
-.PHONY: setup test test-all demo clean-venv
+.PHONY: setup test test-all demo docs clean-venv
 
 setup: $(STAMP)
 
@@ -31,6 +31,10 @@ test-all: setup
 
 demo: setup
 	$(BIN)/polyret demo
+
+# The manual (docs/, mkdocs.yml) into site/; --strict: a broken link, anchor or API reference fails.
+docs: setup
+	$(BIN)/python -m mkdocs build --strict --site-dir site
 
 clean-venv:
 	rm -rf $(VENV)
