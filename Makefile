@@ -34,7 +34,7 @@ demo: setup
 
 # The manual (docs/, mkdocs.yml) into site/; --strict: a broken link, anchor or API reference fails.
 docs: setup
-	$(BIN)/python -m mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
 
 clean-venv:
 	rm -rf $(VENV)
