@@ -10,6 +10,7 @@ from polyret.cli import main
 from polyret.data.beir import BeirDoc, BeirQuery, write_beir
 from polyret.errors import PolyretError
 from polyret.evaluate.beir import evaluate_beir
+from polyret.evaluate.result import load_per_query
 from polyret.evaluate.retrieval import full_ranking_run, per_query_metrics, rank_rows
 from polyret.stream import encode_corpus
 from retrieval_fakes import TopicEncoder, synthetic_beir
@@ -110,8 +111,8 @@ def test_evaluate_beir_end_to_end_matches_a_reference_on_its_own_run_file(tmp_pa
                         chunk_size=128, show_progress=False)
     assert set(res["metrics"]) == {"ndcg@10", "recall@100", "mrr@10", "map@100"}
     assert res["n_queries"] == 60 and res["n_docs"] == 600 and res["n_queries_without_relevant"] == 0
-    assert {k: v["n_queries"] for k, v in res["per_lang"].items()} == {"de": 20, "en": 20, "sw": 20}
-    for name in ("results.json", "report.md", "run.trec", "per_query.jsonl", "beir_bars.png", "corpus-embeddings/embeddings.npy"):
+    assert {k: v["n_queries"] for k, v in res["per_language"].items()} == {"de": 20, "en": 20, "sw": 20}
+    for name in ("results.json", "report.md", "run.trec", "per_query.npz", "beir_bars.png", "corpus-embeddings/embeddings.npy"):
         assert (out / name).exists(), name
     run: dict[str, list] = {}
     for line in (out / "run.trec").read_text().splitlines():
@@ -125,8 +126,8 @@ def test_evaluate_beir_end_to_end_matches_a_reference_on_its_own_run_file(tmp_pa
     assert 0.2 < res["metrics"]["ndcg@10"] < 0.95  # a real, imperfect ranking
     saved = json.loads((out / "results.json").read_text())
     assert saved["metrics"] == res["metrics"]
-    per_q = [json.loads(line) for line in (out / "per_query.jsonl").read_text().splitlines()]
-    assert np.mean([p["ndcg@10"] for p in per_q]) == pytest.approx(res["metrics"]["ndcg@10"])
+    per_q = load_per_query(out / "per_query.npz")["ndcg@10"]
+    assert len(per_q.ids) == 60 and np.mean(per_q.values) == pytest.approx(res["metrics"]["ndcg@10"])
 
     # our own run dir: refused without --overwrite; with it, the embeddings are reused, not re-encoded
     with pytest.raises(PolyretError, match="already holds a finished eval-beir output"):

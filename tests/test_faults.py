@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 from conftest import need
+from polyret.evaluate.result import load_per_query
 from train_helpers import write_synthetic
 
 POLYRET = str(Path(sys.executable).parent / "polyret")
@@ -198,7 +199,8 @@ def _beir(root: Path, n_docs: int = 3000, n_queries: int = 40) -> Path:
 
 def _beir_outcome(out: Path) -> tuple:
     res = json.loads((out / "results.json").read_text())
-    return res["metrics"], (out / "run.trec").read_text(), (out / "per_query.jsonl").read_text()
+    per_query = {m: (pq.ids.tolist(), pq.values.tolist()) for m, pq in load_per_query(out / "per_query.npz").items()}
+    return res["metrics"], (out / "run.trec").read_text(), per_query
 
 
 def _beir_args(data: Path, tiny_dir: Path, out: str) -> list:

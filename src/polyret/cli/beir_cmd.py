@@ -41,7 +41,7 @@ def _print_results(res: dict, title: str) -> None:
     for k in keys + ["n"]:
         table.add_column(k, justify="right")
     table.add_row("all", *[f"{100 * res['metrics'][k]:.2f}" for k in keys], str(res["n_queries"]))
-    for lang, m in res["per_lang"].items():
+    for lang, m in res["per_language"].items():
         table.add_row(lang, *[f"{100 * m[k]:.2f}" for k in keys], str(m["n_queries"]))
     console.print(table)
     info = res["search"]
@@ -56,7 +56,7 @@ INDEX_HELP = "Search index: flat (exact FAISS IndexFlatIP, streamed from disk), 
 @eval_app.command("beir")
 def eval_beir(
     data: Path = typer.Option(..., "--data", help="BEIR directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."),
-    out: Path = typer.Option(..., "--out", help="Output directory (results.json, report.md, run.trec, per_query.jsonl, beir_bars.png, corpus-embeddings/)."),
+    out: Path = typer.Option(..., "--out", help="Output directory (results.json, report.md, run.trec, per_query.npz, beir_bars.png, corpus-embeddings/)."),
     model: str = typer.Option("default", "--model", help="Model name or directory."),
     split: str = typer.Option("test", "--split", help="Qrels split (qrels/<split>.tsv)."),
     index: str = typer.Option("flat", "--index", help=INDEX_HELP),

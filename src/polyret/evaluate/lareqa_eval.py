@@ -34,7 +34,7 @@ from polyret.data.lareqa import LareqaDataset, load_lareqa
 from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
 from polyret.evaluate.result import EvalResult, PerQuery
-from polyret.io import output_dir, run_from_arrays, write_json, write_trec_qrels, write_trec_run
+from polyret.io import output_dir, run_from_arrays, write_trec_qrels, write_trec_run
 from polyret.model import load_model
 from polyret.report import markdown_table, save_heatmap
 from polyret.runtime import describe_model
@@ -63,6 +63,9 @@ class LareqaRanks:
     rel_lang: np.ndarray
     top_idx: np.ndarray
     top_scores: np.ndarray
+    # The per-query values of these ranks (`lareqa_per_query`), kept by `score_lareqa` so the
+    # `EvalResult` reuses them instead of computing them a second time.
+    per_query: dict[str, PerQuery] | None = None
 
 
 def _as_matrix(x, rows: int, what: str) -> np.ndarray:
@@ -191,27 +194,37 @@ def _lang_dict(languages: Sequence[str], values: np.ndarray) -> dict[str, float]
     return {l: float(v) for l, v in zip(languages, values)}
 
 
-def lareqa_metrics(ranks: LareqaRanks, dataset: LareqaDataset) -> dict[str, Any]:
-    """The Mono / Cross / Multi / bias numbers of the results dict, from the ranks."""
+def _language_means(pq: PerQuery, lang_id: dict[str, int], n_lang: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and count of a per-query metric per source language (its first group level)."""
+    g = np.asarray([lang_id[l] for l in pq.groups[:, 0].tolist()], dtype=np.int64)
+    return metrics.group_mean(pq.values, g, n_lang)
+
+
+def _pair_means(pq: PerQuery, lang_id: dict[str, int], n_lang: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n_lang, n_lang) mean and count of a per-(question, target language) metric per language pair."""
+    g = np.asarray([lang_id[s] * n_lang + lang_id[t] for s, t in pq.groups.tolist()], dtype=np.int64)
+    means, counts = metrics.group_mean(pq.values, g, n_lang * n_lang)
+    return means.reshape(n_lang, n_lang), counts.reshape(n_lang, n_lang)
+
+
+def lareqa_metrics(ranks: LareqaRanks, dataset: LareqaDataset, per_query: dict[str, PerQuery] | None = None) -> dict[str, Any]:
+    """The Mono / Cross / Multi / bias numbers of the results dict: per-language means of the
+    per-query values (`lareqa_per_query`, computed from the ranks unless given), then macro means."""
+    pq = lareqa_per_query(ranks, dataset) if per_query is None else per_query
     langs = list(dataset.languages)
     n_lang = len(langs)
-    q_lang = dataset.question_lang_ids()
-    c_lang = dataset.candidate_lang_ids()
+    lang_id = {l: x for x, l in enumerate(langs)}
 
-    # Per (question, target language Y): the ranks of the question's relevant items in Y among Y.
-    in_y = ranks.rel_lang[:, None, :] == np.arange(n_lang)[None, :, None]  # (nq, L, m)
-    ranks_qy = np.where(in_y, ranks.rank_lang[:, None, :], np.inf)
-    ap_qy = metrics.average_precision(ranks_qy)  # (nq, L), NaN where no relevant item in Y
-    r1_qy = metrics.recall_at_k(ranks_qy, 1)
+    def by_lang(metric: str) -> tuple[np.ndarray, np.ndarray]:
+        return _language_means(pq[metric], lang_id, n_lang)
 
-    # Pair table X->Y: mean over questions in X that have a relevant item in Y.
-    pair_map = np.full((n_lang, n_lang), np.nan)
-    pair_r1 = np.full((n_lang, n_lang), np.nan)
-    pair_n = np.zeros((n_lang, n_lang), dtype=np.int64)
-    for y in range(n_lang):
-        pair_map[:, y], pair_n[:, y] = metrics.group_mean(ap_qy[:, y], q_lang, n_lang)
-        pair_r1[:, y], _ = metrics.group_mean(r1_qy[:, y], q_lang, n_lang)
-
+    # Pair table X->Y (diagonal = Mono): mean over questions in X that have a relevant item in Y.
+    pair_map, pair_n = _pair_means(pq["cross.map"], lang_id, n_lang)
+    pair_r1, _ = _pair_means(pq["cross.recall@1"], lang_id, n_lang)
+    mono_map, mono_n = by_lang("mono.map")
+    np.fill_diagonal(pair_map, mono_map)
+    np.fill_diagonal(pair_r1, by_lang("mono.recall@1")[0])
+    np.fill_diagonal(pair_n, mono_n)
     mono_pl = {
         l: {"map": pair_map[x, x], "recall@1": pair_r1[x, x], "n_questions": int(pair_n[x, x])} for x, l in enumerate(langs)
     }
@@ -228,43 +241,32 @@ def lareqa_metrics(ranks: LareqaRanks, dataset: LareqaDataset) -> dict[str, Any]
         f"{langs[x]}->{langs[y]}": {"map": pair_map[x, y], "recall@1": pair_r1[x, y], "n_questions": int(pair_n[x, y])}
         for x in range(n_lang) for y in range(n_lang) if x != y and pair_n[x, y] > 0
     }
-
-    ap_multi = metrics.average_precision(ranks.rank_pool)
-    r10_multi = metrics.recall_at_k(ranks.rank_pool, MULTI_RECALL_K)
-    multi_map, multi_n = metrics.group_mean(ap_multi, q_lang, n_lang)
-    multi_r10, _ = metrics.group_mean(r10_multi, q_lang, n_lang)
-    multi_pl = {
-        l: {"map": multi_map[x], f"recall@{MULTI_RECALL_K}": multi_r10[x], "n_questions": int(multi_n[x])}
-        for x, l in enumerate(langs)
-    }
-
-    rd, rd_n = metrics.group_mean(metrics.rank_distance(ranks.rank_pool), q_lang, n_lang)
-    top = ranks.top_idx[:, :OWN_LANGUAGE_TOP_K]
-    top_langs = np.where(top >= 0, c_lang[np.maximum(top, 0)], -1)
-    share, _ = metrics.group_mean(metrics.own_language_share(top_langs, q_lang), q_lang, n_lang)
-    lang_sizes = np.bincount(c_lang, minlength=n_lang)
-    pool_share = lang_sizes / max(1, len(c_lang))
-    # The same per-language rankings merged with no language preferred (see metrics.round_robin_ranks).
-    rr_ranks = metrics.round_robin_ranks(ranks.rank_lang, ranks.rel_lang, lang_sizes)
-    rr_map, _ = metrics.group_mean(metrics.average_precision(rr_ranks), q_lang, n_lang)
-    rr_rd, _ = metrics.group_mean(metrics.rank_distance(rr_ranks), q_lang, n_lang)
+    k = f"recall@{MULTI_RECALL_K}"
+    multi_map, multi_n = by_lang("multi.map")
+    multi_rk, _ = by_lang(f"multi.{k}")
+    multi_pl = {l: {"map": multi_map[x], k: multi_rk[x], "n_questions": int(multi_n[x])} for x, l in enumerate(langs)}
 
     def macro(pl: dict, key: str) -> float:
         return metrics.macro_mean([v[key] for v in pl.values()])
 
     return {
         "mono": {"map": macro(mono_pl, "map"), "recall@1": macro(mono_pl, "recall@1"), "per_language": mono_pl},
-        "cross": {
-            "map": macro(cross_pl, "map"),
-            "recall@1": macro(cross_pl, "recall@1"),
-            "per_language": cross_pl,
-            "per_pair": per_pair,
-        },
-        "multi": {
-            "map": macro(multi_pl, "map"),
-            f"recall@{MULTI_RECALL_K}": macro(multi_pl, f"recall@{MULTI_RECALL_K}"),
-            "per_language": multi_pl,
-        },
+        "cross": {"map": macro(cross_pl, "map"), "recall@1": macro(cross_pl, "recall@1"), "per_language": cross_pl,
+                  "per_pair": per_pair},
+        "multi": {"map": macro(multi_pl, "map"), k: macro(multi_pl, k), "per_language": multi_pl},
+        **_bias_metrics(by_lang, langs, dataset.candidate_lang_ids()),
+        "map_matrix": {"languages": langs, "rows_query_cols_candidate": pair_map},
+    }
+
+
+def _bias_metrics(by_lang, langs: list[str], c_lang: np.ndarray) -> dict[str, Any]:
+    """Rank distance, the round-robin merge (see `metrics.round_robin_ranks`) and own-language share."""
+    rd, rd_n = by_lang("rank_distance")
+    rr_map, _ = by_lang("round_robin.map")
+    rr_rd, _ = by_lang("round_robin.rank_distance")
+    share, _ = by_lang(f"top{OWN_LANGUAGE_TOP_K}_own_language_share")
+    pool_share = np.bincount(c_lang, minlength=len(langs)) / max(1, len(c_lang))
+    return {
         "rank_distance": {
             "mean": metrics.macro_mean(rd),
             "per_language": _lang_dict(langs, rd),
@@ -280,7 +282,6 @@ def lareqa_metrics(ranks: LareqaRanks, dataset: LareqaDataset) -> dict[str, Any]
             "per_language": _lang_dict(langs, share),
             "pool_share": _lang_dict(langs, pool_share),  # what a language-blind ranking would give on average
         },
-        "map_matrix": {"languages": langs, "rows_query_cols_candidate": pair_map},
     }
 
 
@@ -299,8 +300,9 @@ def score_lareqa(
     """
     t0 = time.perf_counter()
     ranks = rank_lareqa(question_emb, candidate_emb, dataset, top_k=top_k, show_progress=show_progress)
+    ranks.per_query = lareqa_per_query(ranks, dataset)
     results = _results_header(dataset)
-    results.update(lareqa_metrics(ranks, dataset))
+    results.update(lareqa_metrics(ranks, dataset, ranks.per_query))
     results["timing"] = {"score_s": time.perf_counter() - t0}
     return (results, ranks) if return_ranks else results
 
@@ -363,7 +365,7 @@ def evaluate_lareqa(
     )
     scored, ranks = score_lareqa(q_emb, c_emb, dataset, top_k=top_k, show_progress=show_progress, return_ranks=True)
 
-    results = {"dataset": dataset.name, "model": model_id(model), "model_name": model_name, "candidate": candidate,
+    results = {"task": "lareqa", "dataset": dataset.name, "model": model_id(model), "model_name": model_name, "candidate": candidate,
                "language_correction": correction_info, **scored}
     results["timing"] = {"encode_s": encode_s, "score_s": scored["timing"]["score_s"]}
     results["runtime"] = describe_model(model)
@@ -372,12 +374,12 @@ def evaluate_lareqa(
         return lareqa_result(results, ranks, dataset)
     with out:
         t_write = time.perf_counter()
-        write_lareqa_outputs(results, ranks, dataset, out.path)  # results.json is rewritten below with final timing
+        write_lareqa_extras(results, ranks, dataset, out.path)
         results["timing"]["write_s"] = time.perf_counter() - t_write
         results["timing"]["total_s"] = time.perf_counter() - t_start
-
-        write_json(out.path / "results.json", results)
-    return lareqa_result(results, ranks, dataset)
+        result = lareqa_result(results, ranks, dataset)
+        result.save(out.path)
+    return result
 
 
 def correct_lareqa_embeddings(q_emb, c_emb, dataset: LareqaDataset, spec, *, model=None, model_name: str = ""):
@@ -476,10 +478,9 @@ def report_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def write_lareqa_outputs(results: dict, ranks: LareqaRanks, dataset: LareqaDataset, out: Path) -> None:
+def write_lareqa_extras(results: dict, ranks: LareqaRanks, dataset: LareqaDataset, out: Path) -> None:
+    """What LAReQA writes beside the common layout: the mAP heatmap and the TREC run / qrels."""
     out = Path(out)
-    write_json(out / "results.json", results)
-    (out / "report.md").write_text(report_markdown(results), encoding="utf-8")
     langs = list(dataset.languages)
     save_heatmap(
         np.asarray(results["map_matrix"]["rows_query_cols_candidate"], dtype=float), langs, langs,
@@ -536,6 +537,14 @@ def lareqa_per_query(ranks: LareqaRanks, dataset: LareqaDataset) -> dict[str, Pe
 
 def lareqa_result(results: dict[str, Any], ranks: LareqaRanks, dataset: LareqaDataset) -> EvalResult:
     """The results dict as an `EvalResult`: flat metrics, headline, per-language tables, per-query values."""
+    result = lareqa_summary(results)
+    result.per_query = ranks.per_query if ranks.per_query is not None else lareqa_per_query(ranks, dataset)
+    return result
+
+
+def lareqa_summary(results: dict[str, Any]) -> EvalResult:
+    """Flat metrics, headline and per-language tables of a LAReQA results dict (no per-query values);
+    adds the top-level `per_language` (language -> flat metric -> value) to `results` when absent."""
     flat: dict[str, float] = {}
     headline: list[str] = []
     per_language: dict[str, list[str]] = {}
@@ -558,4 +567,6 @@ def lareqa_result(results: dict[str, Any], ranks: LareqaRanks, dataset: LareqaDa
         per_language[title] = [extra]
     for k in ("map", "rank_distance"):
         flat[f"round_robin.{k}"] = float(results["round_robin"][k])
-    return EvalResult("lareqa", flat, headline, per_language, lareqa_per_query(ranks, dataset), results)
+    result = EvalResult("lareqa", flat, headline, per_language, {}, results, report_markdown(results))
+    results.setdefault("per_language", result.language_values())
+    return result

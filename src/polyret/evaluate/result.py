@@ -5,10 +5,23 @@
   whose `prefix[lang]` entries form a per-language table;
 - `per_query`: per-query values of (some of) the metrics, computed by the evaluator from its own
   ranks / predictions; what paired significance tests need;
-- `raw`: the evaluator's full results dict (what its `results.json` holds).
+- `raw`: the evaluator's full results dict (what its `results.json` holds);
+- `report`: the evaluator's human report (markdown).
 
 For code written against the old dict results, an `EvalResult` reads like that dict:
 `res["multi"]["map"]` is `res.raw["multi"]["map"]`.
+
+The one output layout, `EvalResult.save(out)` (read back by `polyret.evaluate.reader.load_result`):
+
+- `results.json`: `raw`, plus `summary` (task, flat metrics, headline, `language_tables`: table title
+  -> metric prefixes). Per-language values are always under `per_language`, a dict keyed by
+  language code (LAReQA: inside each setting block too, and at the top as `{lang: {metric: value}}`);
+- `per_query.npz`: every per-query array (`save_per_query`): for metric i, `m{i}_ids` (query ids,
+  unique), `m{i}_values`, `m{i}_groups` (macro-average levels, e.g. the query language) and
+  `m{i}_clusters` (unit of paired tests), metric names under `metrics`;
+- `report.md`: the evaluator's report.
+
+Plots, TREC files and corpus embeddings an evaluator writes beside them are extras of that evaluator.
 """
 from __future__ import annotations
 
@@ -20,7 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from polyret.io import write_json, write_text
 from polyret.stats import macro_weights
+
+RESULTS_FILE = "results.json"
+PER_QUERY_FILE = "per_query.npz"
+REPORT_FILE = "report.md"
+SUMMARY_KEY = "summary"
 
 # Metrics for which a smaller number is better (significance marks, "best" in reports). Own-language
 # share: less of the top 10 in the query's own language = less bias.
@@ -66,6 +85,7 @@ class EvalResult(Mapping[str, Any]):
     per_language: dict[str, list[str]] = field(default_factory=dict)
     per_query: dict[str, PerQuery] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    report: str = ""
 
     # -- the old dict view -------------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
@@ -95,8 +115,36 @@ class EvalResult(Mapping[str, Any]):
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], per_query: dict[str, PerQuery] | None = None) -> "EvalResult":
-        return cls(obj.get("task", ""), dict(obj["metrics"]), list(obj.get("headline", [])),
-                   dict(obj.get("per_language", {})), per_query or {})
+        """From `to_json()` (experiment markers) or a results.json `summary` (`language_tables`)."""
+        tables = obj.get("language_tables", obj.get("per_language", {}))
+        return cls(obj.get("task", ""), dict(obj["metrics"]), list(obj.get("headline", [])), dict(tables), per_query or {})
+
+    def language_values(self) -> dict[str, dict[str, float]]:
+        """Language code -> {metric: value}, from the flat `metric[lang]` entries."""
+        out: dict[str, dict[str, float]] = {}
+        for key, value in self.metrics.items():
+            if key.endswith("]") and "[" in key:
+                metric, lang = key[:-1].split("[", 1)
+                out.setdefault(lang, {})[metric] = value
+        return out
+
+    def save(self, out: str | Path) -> Path:
+        """Write the one layout into the folder `out`: per_query.npz, report.md, then results.json
+        (last: its presence means the folder is complete)."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        save_per_query(out / PER_QUERY_FILE, self.per_query)
+        write_text(out / REPORT_FILE, self.report or self.default_report())
+        summary = {"task": self.task, "metrics": dict(self.metrics), "headline": list(self.headline),
+                   "language_tables": dict(self.per_language)}
+        write_json(out / RESULTS_FILE, {**self.raw, SUMMARY_KEY: summary})
+        return out
+
+    def default_report(self) -> str:
+        """A plain report (headline metrics) for a result without the evaluator's own."""
+        lines = [f"# {self.task}", "", "| metric | value |", "|---|---:|"]
+        lines += [f"| {m} | {self.metrics[m]:.4f} |" for m in self.headline if m in self.metrics]
+        return "\n".join(lines) + "\n"
 
 
 def save_per_query(path: str | Path, per_query: Mapping[str, PerQuery]) -> None:

@@ -22,7 +22,6 @@ is reported (and warned about) so such zeros are never silent.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -39,8 +38,8 @@ from polyret.correction import infer_languages
 from polyret.data.beir import Qrels
 from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
-from polyret.evaluate.result import EvalResult, PerQuery
-from polyret.io import OutputDir, output_dir, write_json, write_trec_run
+from polyret.evaluate.result import PER_QUERY_FILE, REPORT_FILE, EvalResult, PerQuery
+from polyret.io import OutputDir, output_dir, write_trec_run
 from polyret.runtime import console, describe, is_main_process, precision_for, world_size
 from polyret.shard import encode_corpus_sharded
 from polyret.search import SearchOptions, search
@@ -249,7 +248,7 @@ def run_retrieval(
     correction=None,
     correction_info: dict | None = None,
 ) -> EvalResult | None:
-    """Encode (resumably), search, score; write results.json, report.md, run.trec, per_query.jsonl, PNG.
+    """Encode (resumably), search, score; write results.json, report.md, per_query.npz, run.trec, PNG.
 
     `correction` (a `LanguageCorrection`) is applied to passages as they are encoded and to the
     queries; `correction_info` (how it was chosen) goes to results.json.
@@ -261,135 +260,33 @@ def run_retrieval(
     if map_depth is not None and map_depth < 1:
         raise PolyretError(f"MAP depth must be positive or 'all', got {map_depth}")
     t_start = time.perf_counter()
-    timing: dict[str, float] = {}
-    warnings: list[str] = []
-    tmp = None
-    # An interrupted run of this kind in out_dir is continued in place (the corpus store resumes);
-    # --overwrite works in a sibling folder swapped in at the end (polyret.io's policy).
-    out = output_dir(out_dir, f"eval-{task.name}", overwrite=overwrite, legacy_files=(RESULTS_FILE, EMB_DIR))
-    sharded = world_size() > 1
-    if sharded and out is None:
-        raise PolyretError("under torchrun the corpus shards need a shared output folder: give --out")
-    if sharded and out.fresh:
-        raise PolyretError(f"--overwrite does not combine with torchrun (each process would start its own fresh "
-                           f"folder): remove {out.final} or choose another --out")
-    if out is None:
-        tmp = tempfile.mkdtemp(prefix="polyret-retrieval-")
-        work = Path(tmp)
-    elif sharded and not is_main_process():
-        work, out = out.final, None  # rank 0 owns the folder and its markers; this rank only writes its shard
-    else:
-        work = out.__enter__().path
-        old_store = out.final / EMB_DIR
-        if work != out.final and store_is_complete(old_store):
-            # --overwrite rebuilds the output in a sibling folder; the finished corpus vectors it
-            # replaces are hard-linked in (read-only from here on: encode_corpus reuses them when corpus
-            # and encoder are unchanged, it checks both, and unlinks them otherwise), so rescoring with
-            # another index costs no encoding and a failed run leaves the old output as it was.
-            shutil.copytree(old_store, work / EMB_DIR, copy_function=os.link)
+    out, work, tmp = _open_work_dir(task, out_dir, overwrite)
     if correction is not None:
         encoders = corrected_encoders(encoders, correction, doc_lang=task.doc_lang)
     try:
-        t = time.perf_counter()
-        # Under torchrun the corpus is encoded in shards by every rank (polyret.shard); rank 0 goes on alone.
-        store = encode_corpus_sharded(task.docs, work / EMB_DIR, encoders.passages, identity=encoders.identity + "|passage",
-                                      chunk_size=chunk_size, overwrite=False, show_progress=show_progress,
-                                      description=f"{task.name}: encoding corpus")
-        timing["encode_corpus_s"] = time.perf_counter() - t
+        timing: dict[str, float] = {}
+        store = _encode_corpus(task, encoders, work, chunk_size, show_progress, timing)
         if not is_main_process():
             return None
-
         qids = list(task.queries)
+        q_vecs, correction_info = _encode_queries(task, encoders, qids, store.dim, correction, correction_info, timing)
         t = time.perf_counter()
-        q_vecs = np.asarray(encoders.queries([task.queries[q] for q in qids]), dtype=np.float32)
-        timing["encode_queries_s"] = time.perf_counter() - t
-        if q_vecs.shape != (len(qids), store.dim):
-            raise PolyretError(f"query encoder returned shape {q_vecs.shape}, expected {(len(qids), store.dim)}")
-        correction_info = dict(correction_info or {"method": "none"})
-        if correction is not None:
-            q_vecs, correction_info["query_languages"] = correct_queries(q_vecs, qids, task, correction)
-            correction_info["passage_languages"] = task.doc_lang or "inferred (nearest language mean)"
-
-        depth = max(k, map_depth or 0)
-        t = time.perf_counter()
-        result = search(q_vecs, store, depth, index=index, options=search_options)
+        found = search(q_vecs, store, max(k, map_depth or 0), index=index, options=search_options)
         timing["search_s"] = time.perf_counter() - t
-
-        # Judged documents absent from the corpus (a partial corpus) cannot be retrieved: count them.
-        relevant = {q: [d for d, r in task.qrels[q].items() if r > 0] for q in qids}
-        row_of = store.index_of({d for ds in relevant.values() for d in ds})
-        n_rel = sum(len(ds) for ds in relevant.values())
-        n_rel_missing = sum(1 for ds in relevant.values() for d in ds if d not in row_of)
-        if n_rel_missing:
-            warnings.append(f"{n_rel_missing} of {n_rel} judged-relevant documents are not in the corpus (they count as not retrieved)")
-        no_rel = [q for q in qids if not relevant[q]]
-        if no_rel:
-            warnings.append(f"{len(no_rel)} queries have no relevant judgement; they score 0 (trec_eval -c), e.g. {no_rel[0]!r}")
-
-        docid_of = store.lookup_ids(np.unique(result.indices))
-        run: Run = {}
-        for i, qid in enumerate(qids):
-            rows, scores = result.indices[i], result.scores[i]
-            order = rank_rows(rows, scores)
-            run[qid] = [(docid_of[int(rows[j])], float(scores[j])) for j in order]
-
-        name = map_key(map_depth)
-        if map_depth is None:
-            t = time.perf_counter()
-            rel_rows = [np.array(sorted(row_of[d] for d in relevant[q] if d in row_of), dtype=np.int64) for q in qids]
-            full = full_ranking_run(q_vecs, store, rel_rows)
-            docid_full = store.lookup_ids(np.unique(np.concatenate([r for r, _ in full] + [np.zeros(0, np.int64)])))
-            map_run = {qid: [(docid_full[int(rows[j])], float(scores[j])) for j in rank_rows(rows, scores)]
-                       for qid, (rows, scores) in zip(qids, full)}
-            timing["full_ranking_s"] = time.perf_counter() - t
-        else:
-            map_run = {qid: r[:map_depth] for qid, r in run.items()}
-        qrels = {q: task.qrels[q] for q in qids}
-        per_query = per_query_metrics(qrels, {q: r[:k] for q, r in run.items()},
-                                      map_run=map_run, map_name=name)
-
-        langs = {q: task.query_langs.get(q) for q in qids}
-        per_lang = {}
-        for lang in sorted({l for l in langs.values() if l}):
-            ql = [q for q in qids if langs[q] == lang]
-            per_lang[lang] = mean_metrics(per_query, ql) | {"n_queries": len(ql)}
-        timing["total_s"] = time.perf_counter() - t_start
-        results: dict[str, Any] = {
-            "task": task.name,
-            "model": encoders.name,
-            "encoder_identity": encoders.identity,
-            **task.source,
-            "n_queries": len(qids),
-            "n_docs": store.n,
-            "n_relevant_judgements": n_rel,
-            "n_relevant_missing_from_corpus": n_rel_missing,
-            "n_queries_without_relevant": len(no_rel),
-            "metrics": mean_metrics(per_query),
-            "per_lang": per_lang,
-            "run_depth": k,
-            "map_depth": "all" if map_depth is None else map_depth,
-            "search": result.info,
-            "language_correction": correction_info,
-            "timing": timing,
-            "runtime": encoders.runtime,
-            "warnings": warnings,
-            "scorer": "pytrec_eval on polyret's rankings (trec_eval -c averaging; ties: earlier corpus document first)",
-        }
-        for w in warnings:
+        judged = _judged(task, qids, store)
+        for w in judged.warnings:
             console.print(f"[yellow]warning:[/] {escape(w)}")
+        run = _run_of(found, store, qids)
+        per_query = _score(task, qids, run, q_vecs, store, judged, k=k, map_depth=map_depth, timing=timing)
+        timing["total_s"] = time.perf_counter() - t_start
+        results = _results(task, encoders, store, qids, per_query, judged, k=k, map_depth=map_depth,
+                           search_info=found.info, correction_info=correction_info, timing=timing)
+        result = retrieval_result(results, per_query)
         if out_dir is not None:
-            write_trec_run(work / RUN_FILE, {q: r[:k] for q, r in run.items()})
-            with open(work / "per_query.jsonl", "w", encoding="utf-8") as f:
-                for q in qids:
-                    f.write(json.dumps({"qid": q, "lang": langs[q], **per_query[q]}, ensure_ascii=False) + "\n")
-            results["files"] = {"run": RUN_FILE, "per_query": "per_query.jsonl", "embeddings": EMB_DIR,
-                                "report": "report.md", "plot": f"{task.name}_bars.png"}
-            (work / "report.md").write_text(retrieval_markdown(results), encoding="utf-8")
-            plot_retrieval_bars(results, work / f"{task.name}_bars.png")
-            write_json(work / RESULTS_FILE, results)  # last: its presence means the folder is complete
+            _write_outputs(work, result, {q: r[:k] for q, r in run.items()})
         if out is not None:
             out.__exit__(None, None, None)
-        return retrieval_result(results, per_query)
+        return result
     except BaseException as e:
         if out is not None:
             out.__exit__(type(e), e, e.__traceback__)
@@ -399,17 +296,169 @@ def run_retrieval(
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _open_work_dir(task: RetrievalTask, out_dir, overwrite: bool) -> tuple[OutputDir | None, Path, str | None]:
+    """(the output folder or None, the folder to work in, a temp folder to remove at the end or None).
+
+    An interrupted run of this kind in out_dir is continued in place (the corpus store resumes);
+    --overwrite works in a sibling folder swapped in at the end (polyret.io's policy)."""
+    out = output_dir(out_dir, f"eval-{task.name}", overwrite=overwrite, legacy_files=(RESULTS_FILE, EMB_DIR))
+    sharded = world_size() > 1
+    if sharded and out is None:
+        raise PolyretError("under torchrun the corpus shards need a shared output folder: give --out")
+    if sharded and out.fresh:
+        raise PolyretError(f"--overwrite does not combine with torchrun (each process would start its own fresh "
+                           f"folder): remove {out.final} or choose another --out")
+    if out is None:
+        tmp = tempfile.mkdtemp(prefix="polyret-retrieval-")
+        return None, Path(tmp), tmp
+    if sharded and not is_main_process():
+        return None, out.final, None  # rank 0 owns the folder and its markers; this rank only writes its shard
+    work = out.__enter__().path
+    old_store = out.final / EMB_DIR
+    if work != out.final and store_is_complete(old_store):
+        # --overwrite rebuilds the output in a sibling folder; the finished corpus vectors it
+        # replaces are hard-linked in (read-only from here on: encode_corpus reuses them when corpus
+        # and encoder are unchanged, it checks both, and unlinks them otherwise), so rescoring with
+        # another index costs no encoding and a failed run leaves the old output as it was.
+        shutil.copytree(old_store, work / EMB_DIR, copy_function=os.link)
+    return out, work, None
+
+
+def _encode_corpus(task: RetrievalTask, encoders: Encoders, work: Path, chunk_size: int, show_progress: bool,
+                   timing: dict[str, float]) -> EmbeddingStore:
+    """The corpus store; under torchrun encoded in shards by every rank (polyret.shard)."""
+    t = time.perf_counter()
+    store = encode_corpus_sharded(task.docs, work / EMB_DIR, encoders.passages, identity=encoders.identity + "|passage",
+                                  chunk_size=chunk_size, overwrite=False, show_progress=show_progress,
+                                  description=f"{task.name}: encoding corpus")
+    timing["encode_corpus_s"] = time.perf_counter() - t
+    return store
+
+
+def _encode_queries(task: RetrievalTask, encoders: Encoders, qids: list[str], dim: int, correction,
+                    correction_info: dict | None, timing: dict[str, float]) -> tuple[np.ndarray, dict]:
+    """Query vectors (language-corrected when a correction is given) and the correction's record."""
+    t = time.perf_counter()
+    q_vecs = np.asarray(encoders.queries([task.queries[q] for q in qids]), dtype=np.float32)
+    timing["encode_queries_s"] = time.perf_counter() - t
+    if q_vecs.shape != (len(qids), dim):
+        raise PolyretError(f"query encoder returned shape {q_vecs.shape}, expected {(len(qids), dim)}")
+    info = dict(correction_info or {"method": "none"})
+    if correction is not None:
+        q_vecs, info["query_languages"] = correct_queries(q_vecs, qids, task, correction)
+        info["passage_languages"] = task.doc_lang or "inferred (nearest language mean)"
+    return q_vecs, info
+
+
+@dataclass
+class _Judged:
+    """Each query's judged-relevant documents, their corpus rows, and what is wrong with the judgements."""
+
+    relevant: dict[str, list[str]]
+    row_of: dict[str, int]
+    n_relevant: int
+    n_missing: int
+    no_relevant: list[str]
+    warnings: list[str]
+
+
+def _judged(task: RetrievalTask, qids: list[str], store: EmbeddingStore) -> _Judged:
+    # Judged documents absent from the corpus (a partial corpus) cannot be retrieved: count them.
+    relevant = {q: [d for d, r in task.qrels[q].items() if r > 0] for q in qids}
+    row_of = store.index_of({d for ds in relevant.values() for d in ds})
+    n_rel = sum(len(ds) for ds in relevant.values())
+    n_missing = sum(1 for ds in relevant.values() for d in ds if d not in row_of)
+    no_rel = [q for q in qids if not relevant[q]]
+    warnings = []
+    if n_missing:
+        warnings.append(f"{n_missing} of {n_rel} judged-relevant documents are not in the corpus (they count as not retrieved)")
+    if no_rel:
+        warnings.append(f"{len(no_rel)} queries have no relevant judgement; they score 0 (trec_eval -c), e.g. {no_rel[0]!r}")
+    return _Judged(relevant, row_of, n_rel, n_missing, no_rel, warnings)
+
+
+def _run_of(found, store: EmbeddingStore, qids: list[str]) -> Run:
+    """The search result as rankings of document ids (ties: the earlier corpus row first)."""
+    docid_of = store.lookup_ids(np.unique(found.indices))
+    run: Run = {}
+    for i, qid in enumerate(qids):
+        rows, scores = found.indices[i], found.scores[i]
+        run[qid] = [(docid_of[int(rows[j])], float(scores[j])) for j in rank_rows(rows, scores)]
+    return run
+
+
+def _score(task: RetrievalTask, qids: list[str], run: Run, q_vecs: np.ndarray, store: EmbeddingStore, judged: _Judged,
+           *, k: int, map_depth: int | None, timing: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Per-query metrics of the top-k run; MAP on the top-`map_depth` run, or the full ranking (None)."""
+    if map_depth is None:
+        t = time.perf_counter()
+        rel_rows = [np.array(sorted(judged.row_of[d] for d in judged.relevant[q] if d in judged.row_of), dtype=np.int64)
+                    for q in qids]
+        full = full_ranking_run(q_vecs, store, rel_rows)
+        docid_full = store.lookup_ids(np.unique(np.concatenate([r for r, _ in full] + [np.zeros(0, np.int64)])))
+        map_run = {qid: [(docid_full[int(rows[j])], float(scores[j])) for j in rank_rows(rows, scores)]
+                   for qid, (rows, scores) in zip(qids, full)}
+        timing["full_ranking_s"] = time.perf_counter() - t
+    else:
+        map_run = {qid: r[:map_depth] for qid, r in run.items()}
+    qrels = {q: task.qrels[q] for q in qids}
+    return per_query_metrics(qrels, {q: r[:k] for q, r in run.items()}, map_run=map_run, map_name=map_key(map_depth))
+
+
+def _results(task: RetrievalTask, encoders: Encoders, store: EmbeddingStore, qids: list[str],
+             per_query: dict[str, dict[str, float]], judged: _Judged, *, k: int, map_depth: int | None,
+             search_info: dict, correction_info: dict, timing: dict[str, float]) -> dict[str, Any]:
+    """The results dict (results.json): means over all judged queries and per query language."""
+    langs = {q: task.query_langs.get(q) for q in qids}
+    per_language = {}
+    for lang in sorted({l for l in langs.values() if l}):
+        ql = [q for q in qids if langs[q] == lang]
+        per_language[lang] = mean_metrics(per_query, ql) | {"n_queries": len(ql)}
+    return {
+        "task": task.name,
+        "model": encoders.name,
+        "encoder_identity": encoders.identity,
+        **task.source,
+        "n_queries": len(qids),
+        "n_docs": store.n,
+        "n_relevant_judgements": judged.n_relevant,
+        "n_relevant_missing_from_corpus": judged.n_missing,
+        "n_queries_without_relevant": len(judged.no_relevant),
+        "metrics": mean_metrics(per_query),
+        "per_language": per_language,
+        "query_languages": {q: l for q, l in langs.items() if l},
+        "run_depth": k,
+        "map_depth": "all" if map_depth is None else map_depth,
+        "search": search_info,
+        "language_correction": correction_info,
+        "timing": timing,
+        "runtime": encoders.runtime,
+        "warnings": judged.warnings,
+        "scorer": "pytrec_eval on polyret's rankings (trec_eval -c averaging; ties: earlier corpus document first)",
+    }
+
+
+def _write_outputs(work: Path, result: EvalResult, run: Run) -> None:
+    """run.trec and the plot, then the common layout (results.json last: it marks the folder complete)."""
+    results = result.raw
+    write_trec_run(work / RUN_FILE, run)
+    results["files"] = {"run": RUN_FILE, "per_query": PER_QUERY_FILE, "embeddings": EMB_DIR,
+                        "report": REPORT_FILE, "plot": f"{results['task']}_bars.png"}
+    plot_retrieval_bars(results, work / f"{results['task']}_bars.png")
+    result.save(work)
+
+
 def retrieval_result(results: dict[str, Any], per_query: dict[str, dict[str, float]]) -> EvalResult:
     """Flat metrics (plain means over judged queries, per language as `metric[lang]`) and each
     query's values (one group: the headline is an unweighted mean)."""
     flat = {k: float(v) for k, v in results["metrics"].items()}
     headline = list(flat)
-    for lang, block in results["per_lang"].items():
+    for lang, block in results["per_language"].items():
         flat |= {f"{k}[{lang}]": float(block[k]) for k in headline}
     qids = list(per_query)
     pq = {m: PerQuery.build(qids, [per_query[q][m] for q in qids], np.full((len(qids), 1), "all")) for m in headline}
-    per_language = {m: [m] for m in headline} if results["per_lang"] else {}
-    return EvalResult(results["task"], flat, headline, per_language, pq, results)
+    per_language = {m: [m] for m in headline} if results["per_language"] else {}
+    return EvalResult(results["task"], flat, headline, per_language, pq, results, retrieval_markdown(results))
 
 
 def retrieval_markdown(results: dict[str, Any]) -> str:
@@ -428,7 +477,7 @@ def retrieval_markdown(results: dict[str, Any]) -> str:
         "|---|" + "---:|" * (len(keys) + 1),
         "| all | " + " | ".join(f"{100 * results['metrics'][k]:.2f}" for k in keys) + f" | {results['n_queries']} |",
     ]
-    for lang, m in results["per_lang"].items():
+    for lang, m in results["per_language"].items():
         lines.append(f"| {lang} | " + " | ".join(f"{100 * m[k]:.2f}" for k in keys) + f" | {m['n_queries']} |")
     lines += ["", "Values in %."]
     if results["warnings"]:
@@ -445,7 +494,7 @@ def plot_retrieval_bars(results: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = {"all": results["metrics"]} | results["per_lang"]
+    groups = {"all": results["metrics"]} | results["per_language"]
     keys = list(results["metrics"])
     x = np.arange(len(groups))
     width = 0.8 / len(keys)
