@@ -54,7 +54,7 @@ def test_eval_xnli_eval_side_scores_only_the_evaluation_rows(tiny_model, shared_
     train = load_english_train("snli:dev", data_dir=shared_data).head(150)
     res = evaluate_xnli(tiny_model, xnli, langs=["sw"], english_train=train, rows="eval-side", max_rows=60,
                         n_bootstrap=50, show_progress=False, cache=tmp_path / "cache", Cs=(1.0,))
-    assert res["protocol"]["rows"] == "eval-side" and res["languages"]["sw"]["n"] == 60
+    assert res["protocol"]["rows"] == "eval-side" and res["per_language"]["sw"]["n"] == 60
     # The same as evaluating files that hold only the evaluation side's rows (English too: selection).
     sub = tmp_path / "eval-side"
     sub.mkdir()
@@ -66,7 +66,7 @@ def test_eval_xnli_eval_side_scores_only_the_evaluation_rows(tiny_model, shared_
             f"{pairs.premises[r]}\t{pairs.hypotheses[r]}\t{names[pairs.labels[r]]}\n" for r in rows), encoding="utf-8")
     ref = evaluate_xnli(tiny_model, sub, langs=["sw"], english_train=train, max_rows=60, n_bootstrap=50,
                         show_progress=False, cache=tmp_path / "cache", Cs=(1.0,))
-    assert res["languages"]["sw"]["correct"] == ref["languages"]["sw"]["correct"]
-    assert res["languages"]["sw"]["accuracy"] == ref["languages"]["sw"]["accuracy"]
+    assert res["per_language"]["sw"]["correct"] == ref["per_language"]["sw"]["correct"]
+    assert res["per_language"]["sw"]["accuracy"] == ref["per_language"]["sw"]["accuracy"]
     with pytest.raises(PolyretError, match="rows must be 'auto', 'all' or 'eval-side'"):
         evaluate_xnli(tiny_model, xnli, langs=["sw"], english_train=train, rows="align", show_progress=False)

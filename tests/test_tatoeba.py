@@ -78,10 +78,10 @@ def test_evaluate_tatoeba_identical_sides_is_perfect(tiny_model, tmp_path):
     for side in ("abc", "eng"):
         (d / f"tatoeba.abc-eng.{side}").write_text("\n".join(sents) + "\n", encoding="utf-8")
     res = evaluate_tatoeba(tiny_model, d, ["abc", "zzz"], out_dir=tmp_path / "out", cache=False, show_progress=False)
-    assert res["languages"]["abc"] == {"tatoeba_code": "abc", "n": 40, "xx_to_en": 1.0, "en_to_xx": 1.0, "mean": 1.0}
+    assert res["per_language"]["abc"] == {"tatoeba_code": "abc", "n": 40, "xx_to_en": 1.0, "en_to_xx": 1.0, "mean": 1.0}
     assert res["missing"] == ["zzz"] and res["mean"]["n_languages"] == 1
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert saved["languages"]["abc"]["n"] == 40
+    assert saved["per_language"]["abc"]["n"] == 40
     assert "| abc | abc | 40 | 100.0 | 100.0 | 100.0 |" in (tmp_path / "out" / "report.md").read_text()
     with pytest.raises(PolyretError, match="already holds a finished eval-tatoeba output"):
         evaluate_tatoeba(tiny_model, d, ["abc"], out_dir=tmp_path / "out", show_progress=False)
@@ -92,6 +92,6 @@ def test_evaluate_tatoeba_identical_sides_is_perfect(tiny_model, tmp_path):
 def test_default_model_aligns_german_with_english(default_model, shared_data, tmp_path):
     d = _bitext_dir(tmp_path, shared_data, ["deu"], 100)
     res = evaluate_tatoeba(default_model, d, ["de"], show_progress=False)
-    s = res["languages"]["de"]
+    s = res["per_language"]["de"]
     # multilingual-e5-small reaches ~90%+ on full deu-eng; on 100 candidates it must be clearly high
     assert s["xx_to_en"] > 0.85 and s["en_to_xx"] > 0.85, s

@@ -122,8 +122,8 @@ def test_evaluate_xnli_tiny_model_end_to_end(tiny_model, shared_data, small_trai
         max_rows=200, n_bootstrap=300, show_progress=False, cache=tmp_path / "cache", Cs=(0.01, 1.0),
     )
     assert res["missing"] == ["xx"]
-    assert list(res["languages"]) == ["en", "sw", "ur"]
-    for lang, s in res["languages"].items():
+    assert list(res["per_language"]) == ["en", "sw", "ur"]
+    for lang, s in res["per_language"].items():
         assert s["n"] == 200
         assert s["accuracy_ci95"][0] <= s["accuracy"] <= s["accuracy_ci95"][1]
         assert set(s["per_class_f1"]) == {"entailment", "neutral", "contradiction"}
@@ -132,12 +132,12 @@ def test_evaluate_xnli_tiny_model_end_to_end(tiny_model, shared_data, small_trai
     assert res["protocol"]["selection"]["C"] in (0.01, 1.0)
     assert res["mean"]["n_languages"] == 3
     gap = res["transfer_gap"]["per_language"]["sw"]["accuracy"]
-    assert gap == pytest.approx(res["languages"]["en"]["accuracy"] - res["languages"]["sw"]["accuracy"])
+    assert gap == pytest.approx(res["per_language"]["en"]["accuracy"] - res["per_language"]["sw"]["accuracy"])
     assert res["low_resource"]["mean"]["accuracy"] == pytest.approx(
-        (res["languages"]["sw"]["accuracy"] + res["languages"]["ur"]["accuracy"]) / 2
+        (res["per_language"]["sw"]["accuracy"] + res["per_language"]["ur"]["accuracy"]) / 2
     )
     on_disk = json.loads((out / "results.json").read_text())
-    assert on_disk["languages"]["ur"]["macro_f1"] == pytest.approx(res["languages"]["ur"]["macro_f1"])
+    assert on_disk["per_language"]["ur"]["macro_f1"] == pytest.approx(res["per_language"]["ur"]["macro_f1"])
     report = (out / "report.md").read_text()
     assert "English dev was also used for model selection" in report and "| sw | 200 |" in report
     assert (out / "xnli_bars.png").stat().st_size > 5000
@@ -166,7 +166,7 @@ def test_fine_tune_option_trains_a_copy(tiny_model, shared_data, small_train):
         fine_tune_steps=2, fine_tune_batch_size=16, n_bootstrap=100, show_progress=False,
     )
     assert res["protocol"]["mode"].startswith("fine-tuned")
-    assert res["timing"]["fine_tune_s"] > 0 and res["languages"]["sw"]["n"] == 60
+    assert res["timing"]["fine_tune_s"] > 0 and res["per_language"]["sw"]["n"] == 60
     assert res["model"] == before == model_id(tiny_model)  # the caller's model is left untouched
     assert res["protocol"]["fine_tuned_model"] != before  # ... and a copy was trained
 
@@ -182,7 +182,7 @@ def test_default_model_beats_chance_in_english(default_model, shared_data, small
         default_model, need(shared_data, "xnli"), langs=["en"], english_train=small_train,
         max_rows=300, n_bootstrap=500, show_progress=False, Cs=(0.001,),
     )
-    en = res["languages"]["en"]
+    en = res["per_language"]["en"]
     assert en["accuracy_ci95"][0] > 0.40, en
     assert min(en["per_class_f1"].values()) > 0.2, en  # not a one-class predictor
 
@@ -200,7 +200,7 @@ def test_cli_eval_xnli_and_tatoeba(tiny_model, shared_data, tmp_path, capsys):
             "--english-train", "sick:TRIAL", "--max-rows", "40", "--cs", "0.1", "--out", str(out), "--no-progress"]
     main(args)
     res = json.loads((out / "results.json").read_text())
-    assert res["protocol"]["english_train"]["n"] == 495 and res["languages"]["sw"]["n"] == 40
+    assert res["protocol"]["english_train"]["n"] == 495 and res["per_language"]["sw"]["n"] == 40
     for bad, words in ((["--prompt", "doc"], "--prompt must be"), (["--cs", "x"], "--cs must be"),
                        (["--seed", "1"], "already holds a finished eval-xnli output made with other settings (seed 0, now 1)")):
         with pytest.raises(SystemExit) as e:
@@ -208,7 +208,7 @@ def test_cli_eval_xnli_and_tatoeba(tiny_model, shared_data, tmp_path, capsys):
         assert e.value.code == 2 and words in " ".join(capsys.readouterr().err.split())
     main(args)  # the same command again on its finished output: run again in place, same numbers
     assert "with the same settings: running it again" in " ".join(capsys.readouterr().err.split())
-    assert json.loads((out / "results.json").read_text())["languages"] == res["languages"]
+    assert json.loads((out / "results.json").read_text())["per_language"] == res["per_language"]
 
     d = tmp_path / "tt"
     d.mkdir()
@@ -216,7 +216,7 @@ def test_cli_eval_xnli_and_tatoeba(tiny_model, shared_data, tmp_path, capsys):
         (d / f"tatoeba.abc-eng.{side}").write_text("one\ntwo\nthree\n", encoding="utf-8")
     tat = ["eval", "tatoeba", "--model", str(model_dir), "--data", str(d), "--no-progress"]
     main(tat + ["--langs", "abc", "--out", str(tmp_path / "tat")])
-    assert json.loads((tmp_path / "tat" / "results.json").read_text())["languages"]["abc"]["mean"] == 1.0
+    assert json.loads((tmp_path / "tat" / "results.json").read_text())["per_language"]["abc"]["mean"] == 1.0
     with pytest.raises(SystemExit) as e:  # a user mistake: one line, exit 2, no traceback
         main(tat + ["--langs", "qqq"])
     assert e.value.code == 2 and "no Tatoeba files" in capsys.readouterr().err

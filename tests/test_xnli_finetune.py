@@ -166,9 +166,9 @@ def test_training_on_one_side_of_xnli_dev_scores_only_the_other(tiny_model, shar
     assert res["protocol"]["rows"] == "eval-side"
     assert res["protocol"]["english_train"]["sources"] == ["xnli:align[:150]"]
     eval_side = set(xnli_side_rows(xnli, "eval").tolist())
-    assert set(res["languages"]["sw"]["rows"]) <= eval_side and len(res["languages"]["sw"]["rows"]) == 30
+    assert set(res["per_language"]["sw"]["rows"]) <= eval_side and len(res["per_language"]["sw"]["rows"]) == 30
     res = evaluate_xnli(tiny_model, xnli, english_train=load_english_train("snli:dev", data_dir=shared_data), **kw)
-    assert res["protocol"]["rows"] == "all" and res["languages"]["sw"]["rows"] == list(range(30))
+    assert res["protocol"]["rows"] == "all" and res["per_language"]["sw"]["rows"] == list(range(30))
 
 
 # ----------------------------------------------------------------------------- per-row ids for paired tests

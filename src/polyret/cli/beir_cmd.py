@@ -131,7 +131,7 @@ def eval_miracl(
     say_if_rerun(target)
     miracl_task(lang, corpus, split=split, topics=topics, qrels=qrels)  # check inputs before loading a model
 
-    res = evaluate_miracl(load_model(model), lang, corpus=corpus, split=split, topics=topics, qrels=qrels,
+    res = evaluate_miracl(load_model(model), corpus, lang, split=split, topics=topics, qrels=qrels,
                           out_dir=target, index=index, batch_size=batch_size, chunk_size=chunk_size,
                           max_length=max_length, search_options=_search_options(hnsw_ef_search, ivf_nprobe, ivf_nlist),
                           overwrite=overwrite, show_progress=progress, language_correction=language_correction)

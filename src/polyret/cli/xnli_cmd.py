@@ -109,7 +109,7 @@ def eval_xnli(
     for col in ("lang", "n", "accuracy", "macro-F1", "gap acc"):
         table.add_column(col, justify="left" if col == "lang" else "right")
     gaps = (res.get("transfer_gap") or {}).get("per_language", {})
-    for lang, s in res["languages"].items():
+    for lang, s in res["per_language"].items():
         gap = f"{100 * gaps[lang]['accuracy']:+.1f}" if lang in gaps else ""
         table.add_row(lang, str(s["n"]), f"{100 * s['accuracy']:.1f}", f"{100 * s['macro_f1']:.1f}", gap)
     m = res["mean"]
@@ -177,7 +177,7 @@ def eval_tatoeba(
     table = Table(title="Tatoeba accuracy@1 (%)")
     for col in ("lang", "n", "xx→en", "en→xx", "mean"):
         table.add_column(col, justify="left" if col == "lang" else "right")
-    for lang, s in res["languages"].items():
+    for lang, s in res["per_language"].items():
         table.add_row(lang, str(s["n"]), f"{100 * s['xx_to_en']:.1f}", f"{100 * s['en_to_xx']:.1f}", f"{100 * s['mean']:.1f}")
     m = res["mean"]
     table.add_row("mean", "", f"{100 * m['xx_to_en']:.1f}", f"{100 * m['en_to_xx']:.1f}", f"{100 * m['mean']:.1f}")

@@ -55,9 +55,10 @@ def miracl_task(lang: str, corpus: str | Path | None, *, split: str = "dev",
 
 def evaluate_miracl(
     model,
-    lang: str,
+    data: str | Path | None = None,
+    lang: str | None = None,
     *,
-    corpus: str | Path | None,
+    corpus: str | Path | None = None,
     split: str = "dev",
     topics: str | Path | None = None,
     qrels: str | Path | None = None,
@@ -75,13 +76,27 @@ def evaluate_miracl(
 ) -> EvalResult:
     """nDCG@10 and Recall@100 (plus MRR@10, MAP@100) of `model` on MIRACL `lang`/`split`.
 
-    `topics`/`qrels` default to the v1.0 files in the data directory; `corpus` is required (the
-    per-language JSONL from the miracl/miracl-corpus data set; polyret never downloads it).
+    `data`: the passage corpus (the per-language JSONL from the miracl/miracl-corpus data set, or a
+    folder of its shards; polyret never downloads it); `lang`: the MIRACL language. The older call
+    `evaluate_miracl(model, lang, corpus=...)` still works. `topics`/`qrels` default to the v1.0
+    files in the data directory.
     """
+    data, lang = _data_and_lang(data, lang, corpus)
     correction, correction_info = streaming_correction(language_correction, None if encoders else model)
-    task = miracl_task(lang, corpus, split=split, topics=topics, qrels=qrels)
+    task = miracl_task(lang, data, split=split, topics=topics, qrels=qrels)
     enc = encoders or model_encoders(model, batch_size=batch_size, max_length=max_length, bf16=bf16,
                                      show_progress=show_progress)
     return run_retrieval(task, enc, out_dir=out_dir, index=index, k=100, map_depth=100,
                          search_options=search_options, chunk_size=chunk_size, overwrite=overwrite,
                          show_progress=show_progress, correction=correction, correction_info=correction_info)
+
+
+def _data_and_lang(data, lang, corpus) -> tuple[str | Path | None, str]:
+    """(corpus, language) from today's `(model, corpus, lang)` or the older `(model, lang, corpus=...)`."""
+    if corpus is not None:
+        if lang is not None and data is not None:
+            raise TypeError("evaluate_miracl(): give the corpus once (as `data`), not also as corpus=")
+        data, lang = (corpus, data) if lang is None else (corpus, lang)
+    if lang is None:
+        raise TypeError("evaluate_miracl(): missing the MIRACL language (lang=)")
+    return data, lang

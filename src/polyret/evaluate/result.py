@@ -147,6 +147,20 @@ class EvalResult(Mapping[str, Any]):
         return "\n".join(lines) + "\n"
 
 
+def upgrade_results(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A results dict written by any polyret version in today's schema: per-language values under
+    `per_language`, a dict keyed by language code (older XNLI / Tatoeba results kept that dict under
+    `languages`, BEIR / MIRACL under `per_lang`), `languages` the list of codes."""
+    out = dict(raw)
+    if "per_language" not in out:
+        if isinstance(out.get("per_lang"), Mapping):
+            out["per_language"] = out.pop("per_lang")
+        elif isinstance(out.get("languages"), Mapping):
+            out["per_language"] = out["languages"]
+            out["languages"] = list(out["per_language"])
+    return out
+
+
 def save_per_query(path: str | Path, per_query: Mapping[str, PerQuery]) -> None:
     """All per-query arrays of a result in one .npz (written to a temp file, then renamed)."""
     path = Path(path)

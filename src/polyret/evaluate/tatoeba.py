@@ -14,16 +14,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from polyret.data.tatoeba import read_tatoeba, tatoeba_files
-from polyret.encode import encode_texts, model_id
+from polyret.correction import AUTO, resolve_correction
+from polyret.data.tatoeba import ISO1_TO_TATOEBA, Bitext, read_tatoeba, tatoeba_code, tatoeba_files
+from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
-from polyret.evaluate.result import EvalResult, PerQuery
-from polyret.io import OutputDir, output_dir, write_json
+from polyret.evaluate.result import RESULTS_FILE, EvalResult, PerQuery  # noqa: F401  (RESULTS_FILE: re-exported)
+from polyret.io import OutputDir, output_dir
 from polyret.model import load_model
 from polyret.report import save_grouped_bars
 from polyret.runtime import describe_model
 
-RESULTS_FILE = "results.json"
+TATOEBA_TO_ISO1 = {code: iso1 for iso1, code in ISO1_TO_TATOEBA.items()}
 
 
 def nearest_is_aligned(queries: np.ndarray, targets: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
@@ -55,14 +56,20 @@ def evaluate_tatoeba(
     *,
     out_dir: str | Path | OutputDir | None = None,
     kind: str | None = "query",
+    batch_size: int = ENCODE_BATCH_SIZE,
     cache: bool | str | Path = True,
     show_progress: bool = True,
     overwrite: bool = False,
+    language_correction=AUTO,
 ) -> EvalResult:
     """Accuracy@1 in both directions for each language in `langs` (ISO 639-3 or two-letter codes).
 
-    Languages without files are listed under "missing" and the others still evaluated. Writes
-    results.json, report.md and tatoeba_bars.png to `out_dir` when given.
+    Languages without files are listed under "missing" and the others still evaluated.
+    `language_correction` (`polyret.correction.resolve_correction`; default: the model's stored
+    correction when it has one) is applied to every sentence's embedding in its language (the
+    correction's two-letter code of the Tatoeba language, `en` for the English side) before the
+    search; what was applied is recorded in `results["language_correction"]`. Writes results.json,
+    report.md, per_query.npz and tatoeba_bars.png to `out_dir` when given.
     """
     t_start = time.perf_counter()
     tatoeba_dir = Path(tatoeba_dir)
@@ -80,54 +87,84 @@ def evaluate_tatoeba(
     if isinstance(model, (str, Path)):
         model = load_model(str(model))
 
+    def encode(texts: list[str]) -> np.ndarray:
+        return encode_texts(model, texts, kind=kind, batch_size=batch_size, show_progress=show_progress, cache=cache)
+
+    emb = {lang: (encode(bt.other), encode(bt.english)) for lang, bt in bitexts.items()}
+    emb, correction_info = _corrected(emb, bitexts, language_correction, model, kind)
     per_language: dict[str, dict[str, Any]] = {}
     hits: dict[tuple[str, str], np.ndarray] = {}  # (lang, direction) -> per-sentence hit@1
     for lang, bt in bitexts.items():
-        other = encode_texts(model, bt.other, kind=kind, show_progress=show_progress, cache=cache)
-        eng = encode_texts(model, bt.english, kind=kind, show_progress=show_progress, cache=cache)
+        other, eng = emb[lang]
         hits[lang, "xx_to_en"] = nearest_is_aligned(other, eng)
         hits[lang, "en_to_xx"] = nearest_is_aligned(eng, other)
         x2e = int(hits[lang, "xx_to_en"].sum()) / len(other)
         e2x = int(hits[lang, "en_to_xx"].sum()) / len(eng)
-        per_language[lang] = {
-            "tatoeba_code": bt.lang,
-            "n": len(bt),
-            "xx_to_en": x2e,
-            "en_to_xx": e2x,
-            "mean": (x2e + e2x) / 2,
-        }
+        per_language[lang] = {"tatoeba_code": bt.lang, "n": len(bt), "xx_to_en": x2e, "en_to_xx": e2x, "mean": (x2e + e2x) / 2}
     metrics = ("xx_to_en", "en_to_xx", "mean")
     results: dict[str, Any] = {
         "task": "tatoeba",
         "model": _model_name(model),
         "tatoeba_dir": str(tatoeba_dir),
         "prompt": kind,
-        "languages": per_language,
+        "language_correction": correction_info,
+        "languages": list(per_language),
+        "per_language": per_language,
         "mean": {m: float(np.mean([s[m] for s in per_language.values()])) for m in metrics}
         | {"n_languages": len(per_language)},
         "missing": missing,
         "timing": {"total_s": time.perf_counter() - t_start},
         "runtime": describe_model(model),
     }
+    result = tatoeba_result(results, hits)
     if out is not None:
         with out:
-            write_tatoeba_outputs(results, out.path)
-    return tatoeba_result(results, hits)
+            plot_tatoeba_bars(results, out.path / "tatoeba_bars.png")
+            result.save(out.path)
+    return result
 
 
-def tatoeba_result(results: dict[str, Any], hits: dict[tuple[str, str], np.ndarray]) -> EvalResult:
+def correction_language(lang: str) -> str:
+    """The code a language correction knows a Tatoeba language by: `deu` -> `de`, `de` -> `de`;
+    a code without a two-letter form is kept."""
+    code = tatoeba_code(lang)
+    return TATOEBA_TO_ISO1.get(code, lang)
+
+
+def _corrected(emb: dict[str, tuple[np.ndarray, np.ndarray]], bitexts: dict[str, Bitext], spec, model,
+               kind: str | None) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
+    """Both sides of every bitext with the language correction `spec` applied, and its record.
+    Statistics fitted on the evaluated texts (a method name without stored statistics) use every
+    sentence of a language once (English: all English sides)."""
+    by_lang: dict[str, list[np.ndarray]] = {"en": []}
+    for lang, (other, eng) in emb.items():
+        by_lang.setdefault(correction_language(lang), []).append(other)
+        by_lang["en"].append(eng)
+    pool = {l: np.concatenate(parts) for l, parts in by_lang.items()}
+    correction, info = resolve_correction(spec, model, queries=pool, passages=pool, model_name=_model_name(model))
+    if correction is None:
+        return emb, info
+    side = "passage" if kind == "passage" else "query"
+    fixed = {lang: (correction.apply(other, correction_language(lang), side), correction.apply(eng, "en", side))
+             for lang, (other, eng) in emb.items()}
+    return fixed, info | {"languages_applied": {lang: correction_language(lang) for lang in bitexts} | {"English": "en"}}
+
+
+def tatoeba_result(results: dict[str, Any], hits: dict[tuple[str, str], np.ndarray] | None) -> EvalResult:
     """Flat accuracies and, per sentence and direction, hit@1 as the per-query values of
     `accuracy.mean` (groups: language, direction; a sentence's two directions form one cluster)."""
-    flat = {f"accuracy.{k}[{l}]": float(s[k]) for l, s in results["languages"].items()
+    flat = {f"accuracy.{k}[{l}]": float(s[k]) for l, s in results["per_language"].items()
             for k in ("xx_to_en", "en_to_xx", "mean")}
     headline = [f"accuracy.{k}" for k in ("xx_to_en", "en_to_xx", "mean")]
     flat |= {f"accuracy.{k}": float(results["mean"][k]) for k in ("xx_to_en", "en_to_xx", "mean")}
-    keys = [(l, d, i) for (l, d), h in hits.items() for i in range(len(h))]
-    per_query = {"accuracy.mean": PerQuery.build(
-        [f"{l}|{d}|{i}" for l, d, i in keys], np.concatenate(list(hits.values())).astype(float),
-        [[l, d] for l, d, _ in keys], [f"{l}|{i}" for l, _, i in keys])}
+    per_query = {}
+    if hits:  # None: a results.json read back without its per-query file
+        keys = [(l, d, i) for (l, d), h in hits.items() for i in range(len(h))]
+        per_query["accuracy.mean"] = PerQuery.build(
+            [f"{l}|{d}|{i}" for l, d, i in keys], np.concatenate(list(hits.values())).astype(float),
+            [[l, d] for l, d, _ in keys], [f"{l}|{i}" for l, _, i in keys])
     return EvalResult("tatoeba", flat, headline, {"Tatoeba accuracy@1 (mean of directions)": ["accuracy.mean"]},
-                      per_query, results)
+                      per_query, results, tatoeba_markdown(results))
 
 
 def _model_name(model) -> str:
@@ -146,7 +183,8 @@ def tatoeba_markdown(results: dict[str, Any]) -> str:
         "| lang | file code | n | xx→en | en→xx | mean |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    for lang, s in results["languages"].items():
+    lines.insert(3, f"Language correction: {_correction_note(results)}.")
+    for lang, s in results["per_language"].items():
         lines.append(
             f"| {lang} | {s['tatoeba_code']} | {s['n']} | {100 * s['xx_to_en']:.1f} | "
             f"{100 * s['en_to_xx']:.1f} | {100 * s['mean']:.1f} |"
@@ -160,7 +198,7 @@ def tatoeba_markdown(results: dict[str, Any]) -> str:
 
 
 def plot_tatoeba_bars(results: dict[str, Any], path: str | Path) -> Path:
-    langs = results["languages"]
+    langs = results["per_language"]
     series = {
         "xx→en": {l: 100 * s["xx_to_en"] for l, s in langs.items()},
         "en→xx": {l: 100 * s["en_to_xx"] for l, s in langs.items()},
@@ -168,9 +206,6 @@ def plot_tatoeba_bars(results: dict[str, Any], path: str | Path) -> Path:
     return save_grouped_bars(series, path, title="Tatoeba bitext retrieval", ylabel="accuracy@1 (%)")
 
 
-def write_tatoeba_outputs(results: dict[str, Any], out_dir: str | Path) -> None:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / RESULTS_FILE, results)
-    plot_tatoeba_bars(results, out_dir / "tatoeba_bars.png")
-    (out_dir / "report.md").write_text(tatoeba_markdown(results), encoding="utf-8")
+def _correction_note(results: dict[str, Any]) -> str:
+    info = results.get("language_correction") or {"method": "none"}
+    return info["method"] + (f" ({info['statistics']})" if info.get("statistics") else "")

@@ -24,13 +24,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from polyret.correction import AUTO, LanguageCorrection, resolve_correction
 from polyret.data.xnli import (
-    NLI_LABELS,
     NLIPairs,
     find_xnli_languages,
     load_english_train,
@@ -49,119 +51,21 @@ from polyret.evaluate.nli_finetune import (  # pair_features lives there: the tu
     head_predict,
     pair_features,
 )
-from polyret.evaluate.result import EvalResult, PerQuery
-from polyret.io import OutputDir, output_dir, write_json
+from polyret.evaluate.result import RESULTS_FILE, EvalResult, PerQuery  # noqa: F401  (RESULTS_FILE: re-exported)
+from polyret.evaluate.xnli_metrics import (  # noqa: F401  (re-exported: tests and older code import them from here)
+    _macro_f1_rows,
+    bootstrap_ci,
+    classification_scores,
+    summarise_languages,
+)
+from polyret.evaluate.xnli_report import plot_xnli_bars, xnli_markdown
+from polyret.io import OutputDir, output_dir
 from polyret.model import load_model
 from polyret.runtime import console, describe_model
 
 # Around the optimum for multilingual-e5-small on SNLI dev + SICK TRAIN (C = 0.001 on XNLI en dev;
 # 0.1 and 1.0 were 2.7 and 3.4 points worse and the slowest to fit).
 DEFAULT_CS: tuple[float, ...] = (0.0001, 0.0003, 0.001, 0.003, 0.01)
-RESULTS_FILE = "results.json"
-
-
-# ----------------------------------------------------------------------------- pure metric helpers
-def classification_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
-    """Accuracy, macro-F1 and per-class F1 over the three NLI labels (scikit-learn)."""
-    from sklearn.metrics import accuracy_score, f1_score
-
-    labels = list(range(len(NLI_LABELS)))
-    per_class = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
-    return {
-        "n": int(len(y_true)),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        "per_class_f1": {name: float(f) for name, f in zip(NLI_LABELS, per_class)},
-    }
-
-
-def _macro_f1_rows(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """Macro-F1 of each row of (B, n) label matrices (sklearn's definition, zero_division=0)."""
-    f1s = []
-    for c in range(n_classes):
-        t, p = y_true == c, y_pred == c
-        tp = np.sum(t & p, axis=1)
-        denom = np.sum(t, axis=1) + np.sum(p, axis=1)  # 2TP + FP + FN
-        f1s.append(np.divide(2.0 * tp, denom, out=np.zeros(len(tp)), where=denom > 0))
-    return np.mean(f1s, axis=0)
-
-
-def bootstrap_ci(
-    y_true: np.ndarray,
-    y_pred: np.ndarray,
-    *,
-    n_boot: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-    chunk: int = 250,
-) -> dict[str, list[float]]:
-    """Percentile-bootstrap CIs (resampling pairs) for accuracy and macro-F1, vectorised in chunks."""
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(y_pred)
-    n = len(y_true)
-    if n == 0:
-        raise ValueError("bootstrap_ci needs at least one prediction")
-    rng = np.random.default_rng(seed)
-    accs, f1s = [], []
-    correct = (y_true == y_pred).astype(np.float64)
-    for start in range(0, n_boot, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-        accs.append(correct[idx].mean(axis=1))
-        f1s.append(_macro_f1_rows(y_true[idx], y_pred[idx], len(NLI_LABELS)))
-    lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
-    acc, f1 = np.concatenate(accs), np.concatenate(f1s)
-    return {
-        "accuracy": [float(np.percentile(acc, lo)), float(np.percentile(acc, hi))],
-        "macro_f1": [float(np.percentile(f1, lo)), float(np.percentile(f1, hi))],
-    }
-
-
-def summarise_languages(
-    per_language: dict[str, dict[str, Any]],
-    *,
-    low_resource: Sequence[str] = ("sw", "ur"),
-    english: str = "en",
-) -> dict[str, Any]:
-    """Means over languages, the low-resource block and the transfer gap from per-language scores."""
-    metrics = ("accuracy", "macro_f1")
-    langs = list(per_language)
-
-    def mean_over(ls: list[str]) -> dict[str, float] | None:
-        if not ls:
-            return None
-        return {m: float(np.mean([per_language[l][m] for l in ls])) for m in metrics} | {"n_languages": len(ls)}
-
-    others = [l for l in langs if l != english]
-    low_present = [l for l in low_resource if l in per_language]
-    low_mean = mean_over(low_present)
-    out: dict[str, Any] = {
-        "mean": mean_over(langs),
-        "mean_non_english": mean_over(others),
-        "low_resource": {
-            "languages": list(low_resource),
-            "missing": [l for l in low_resource if l not in per_language],
-            "mean": low_mean,
-            # the same means flat, for consumers that read low_resource["accuracy"]
-            **{m: (low_mean[m] if low_mean else None) for m in metrics},
-            "per_language": {l: {m: per_language[l][m] for m in metrics} for l in low_present},
-        },
-    }
-    if english in per_language:
-        en = per_language[english]
-        gaps = {l: {m: float(en[m] - per_language[l][m]) for m in metrics} for l in others}
-        out["transfer_gap"] = {
-            "reference": english,
-            "per_language": gaps,
-            "mean": {m: float(np.mean([g[m] for g in gaps.values()])) for m in metrics} if gaps else None,
-            "low_resource_mean": (
-                {m: float(np.mean([gaps[l][m] for l in low_present if l in gaps])) for m in metrics}
-                if any(l in gaps for l in low_present)
-                else None
-            ),
-        }
-    else:
-        out["transfer_gap"] = None
-    return out
 
 
 # ----------------------------------------------------------------------------- classifier
@@ -271,82 +175,162 @@ def _fine_tune_settings(fine_tune: bool | FineTuneSettings, **options: Any) -> F
     return settings.with_options(**given)
 
 
+@dataclass
+class XnliOptions:
+    """What an XNLI evaluation does (see `evaluate_xnli`); every field is also a keyword of it.
+
+    `rows`: "all", or "eval-side" -- only the rows of XNLI dev's evaluation side
+    (`polyret.data.parallel`), for a model whose alignment or training used the other side; "auto"
+    = "eval-side" when the English training data reads XNLI dev's alignment side (`xnli:align`),
+    else "all". `english_train`: specs for `polyret.data.xnli.load_english_train` or `NLIPairs`;
+    None = SNLI dev + SICK TRAIN for the probe, all offline English NLI (`FINE_TUNE_ENGLISH_TRAIN`)
+    for the fine-tuned mode. `fine_tune`: True (or a `FineTuneSettings`) for the fine-tuned protocol;
+    the `fine_tune_*` fields override single settings (a positive steps / epochs alone turns it on).
+    `max_rows` / `max_train` truncate each evaluation file / the training data."""
+
+    split: str = "dev"
+    english_train: str | Sequence[str] | NLIPairs | None = None
+    langs: Sequence[str] | None = None
+    low_resource: Sequence[str] = ("sw", "ur")
+    seed: int = 0
+    kind: str | None = "query"
+    Cs: Sequence[float] = DEFAULT_CS
+    n_bootstrap: int = 1000
+    max_rows: int | None = None
+    max_train: int | None = None
+    rows: str = "auto"
+    batch_size: int = ENCODE_BATCH_SIZE
+    fine_tune: bool | FineTuneSettings = False
+    fine_tune_steps: int | None = None
+    fine_tune_epochs: float | None = None
+    fine_tune_batch_size: int | None = None
+    fine_tune_lr: float | None = None
+    fine_tune_head: str | None = None
+    fine_tune_max_length: int | None = None
+    fine_tune_layers: int | str | None = None
+
+    def settings(self) -> FineTuneSettings | None:
+        return _fine_tune_settings(
+            self.fine_tune, steps=self.fine_tune_steps, epochs=self.fine_tune_epochs, batch_size=self.fine_tune_batch_size,
+            lr=self.fine_tune_lr, head=self.fine_tune_head, max_length=self.fine_tune_max_length,
+            train_layers=self.fine_tune_layers)
+
+
+@dataclass
+class _XnliInputs:
+    """Everything read from disk before any model work (a malformed file fails first)."""
+
+    present: list[str]
+    missing: list[str]
+    settings: FineTuneSettings | None
+    rows: str
+    eval_sets: dict[str, NLIPairs]
+    row_index: dict[str, list[int]]
+    premise_of_row: list[int] | None
+    select_path: Path
+    select_set: NLIPairs
+    train: NLIPairs
+
+
+@dataclass
+class _Classifier:
+    """A trained NLI classifier: the encoder its features come from and how it predicts."""
+
+    encoder: Any
+    cache: Any
+    predict: Callable[[np.ndarray], np.ndarray]
+    selection: dict[str, Any]
+    tuned_id: str | None
+    correction: LanguageCorrection | None = None
+
+
 def evaluate_xnli(
     model,
     xnli_dir: str | Path,
     *,
-    split: str = "dev",
-    english_train: str | Sequence[str] | NLIPairs | None = None,
-    langs: Sequence[str] | None = None,
-    low_resource: Sequence[str] = ("sw", "ur"),
+    options: XnliOptions | None = None,
     out_dir: str | Path | OutputDir | None = None,
-    seed: int = 0,
-    show_progress: bool = True,
-    kind: str | None = "query",
-    Cs: Sequence[float] = DEFAULT_CS,
-    n_bootstrap: int = 1000,
-    max_rows: int | None = None,
-    max_train: int | None = None,
-    fine_tune: bool | FineTuneSettings = False,
-    fine_tune_steps: int | None = None,
-    fine_tune_epochs: float | None = None,
-    fine_tune_batch_size: int | None = None,
-    fine_tune_lr: float | None = None,
-    fine_tune_head: str | None = None,
-    fine_tune_max_length: int | None = None,
-    fine_tune_layers: int | str | None = None,
     cache: bool | str | Path = True,
     overwrite: bool = False,
-    rows: str = "auto",
+    show_progress: bool = True,
+    language_correction=AUTO,
+    **option_values: Any,
 ) -> EvalResult:
     """Zero-shot XNLI: train on English NLI, score every `<split>-<lang>.tsv` in `xnli_dir`.
 
-    `rows`: "all", or "eval-side" -- only the rows of XNLI dev's evaluation side
-    (`polyret.data.parallel`), for a model whose alignment or training used the other side; "auto"
-    (the default) = "eval-side" when the English training data reads XNLI dev's alignment side
-    (`xnli:align`), else "all". Training on one side and scoring it is refused.
-
-    `model`: a SentenceTransformer or a name for `polyret.model.load_model`. `english_train`: specs
-    for `polyret.data.xnli.load_english_train` or `NLIPairs`; None = SNLI dev + SICK TRAIN for the
-    probe, all offline English NLI (`FINE_TUNE_ENGLISH_TRAIN`) for the fine-tuned mode.
-
-    `fine_tune`: True (or a `FineTuneSettings`) for the fine-tuned protocol; the `fine_tune_*`
-    options override single settings (steps, epochs, batch size, encoder lr, head 'linear'/'mlp',
-    training max length, trained top layers -- an int, or 'all'); a positive `fine_tune_steps` or
-    `fine_tune_epochs` alone also turns it on. The tuned copy never reads or writes the embedding
-    cache (it is keyed by the model's identity, which a one-off copy shares with its base).
+    `options` (an `XnliOptions`); its fields may be given as keywords instead or on top
+    (`split="test"`, `fine_tune=True`, ...). `model`: a SentenceTransformer or a name for
+    `polyret.model.load_model`. The tuned copy of the fine-tuned mode never reads or writes the
+    embedding cache (it is keyed by the model's identity, which a one-off copy shares with its base).
     `langs`: None = every language file of the split; listed languages whose file is missing are
-    reported under "missing" and the others are still evaluated. `max_rows` / `max_train` truncate
-    each evaluation file / the training data (quick runs and tests). Writes results.json, report.md
-    and xnli_bars.png to `out_dir` when given (refusing to replace an existing results.json unless
-    `overwrite`). Per-row correctness is the per-query value of `accuracy`.
+    reported under "missing" and the others are still evaluated. Training on one side of XNLI dev
+    and scoring it is refused.
+
+    `language_correction` (`polyret.correction.resolve_correction`; default: the model's stored
+    correction when it has one) is applied to the frozen encoder's embeddings, each sentence in its
+    file's language (English training data: `en`), before the pair features; what was applied is
+    recorded in `results["language_correction"]`. The fine-tuned mode trains a new encoder, whose
+    embeddings no stored correction describes: there it is never applied.
+
+    Writes results.json, report.md, per_query.npz and xnli_bars.png to `out_dir` when given
+    (refusing to replace an existing results.json unless `overwrite`). Per-row correctness is the
+    per-query value of `accuracy`.
     """
+    opts = _options(options, option_values)
     t_start = time.perf_counter()
     xnli_dir = Path(xnli_dir)
     out = output_dir(out_dir, "eval-xnli", overwrite=overwrite)  # the output-folder policy, checked before any work
     log = _logger(show_progress)
+    inputs = _read_inputs(xnli_dir, opts, log)
+    if isinstance(model, (str, Path)):  # loaded only once every input file has been read and checked
+        model = load_model(str(model))
 
-    # Which languages: requested ones (missing files listed) or every file of the split.
-    if langs is None:
-        langs = find_xnli_languages(xnli_dir, split)
-    langs = list(dict.fromkeys(langs))
+    timing: dict[str, float] = {}
+    if inputs.settings is not None:
+        clf, correction_info = _fine_tuned_classifier(model, inputs, opts, language_correction, show_progress, log, timing)
+    else:
+        clf, correction_info = _probe_classifier(model, inputs, opts, language_correction, cache, show_progress, log, timing)
+    t2 = time.perf_counter()
+    per_language = {lang: _score_language(clf, inputs, opts, i, lang, show_progress, log)
+                    for i, lang in enumerate(inputs.present)}
+    timing["evaluate_s"] = time.perf_counter() - t2
+    timing["total_s"] = time.perf_counter() - t_start
+    results = _xnli_results(model, xnli_dir, inputs, opts, clf, per_language, correction_info, timing)
+    result = xnli_result(results)
+    if out is not None:
+        with out:
+            plot_xnli_bars(results, out.path / "xnli_bars.png")
+            result.save(out.path)
+    return result
+
+
+def _options(options: XnliOptions | None, values: dict[str, Any]) -> XnliOptions:
+    """`options` with the keyword values on top; an unknown keyword is a TypeError, as Python's own."""
+    known = {f.name for f in dataclasses.fields(XnliOptions)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise TypeError(f"evaluate_xnli() got an unexpected keyword argument {unknown[0]!r}")
+    return dataclasses.replace(options or XnliOptions(), **values)
+
+
+def _read_inputs(xnli_dir: Path, opts: XnliOptions, log) -> _XnliInputs:
+    """Languages (requested ones, missing files listed, or every file of the split), evaluation
+    rows, model-selection and English training data, all read and checked."""
+    split = opts.split
+    langs = list(dict.fromkeys(find_xnli_languages(xnli_dir, split) if opts.langs is None else opts.langs))
     present = [l for l in langs if xnli_file(xnli_dir, split, l).is_file()]
     missing = [l for l in langs if l not in present]
     if missing:
         log(f"[yellow]XNLI {split}: no file for {', '.join(missing)} in {xnli_dir}; evaluating the others[/]")
     if not present:
         raise PolyretError(f"none of the requested XNLI {split} files exist in {xnli_dir} ({', '.join(missing)})")
-    # Read everything first, so a malformed file fails before any encoding time is spent.
-    settings = _fine_tune_settings(fine_tune, steps=fine_tune_steps, epochs=fine_tune_epochs,
-                                   batch_size=fine_tune_batch_size, lr=fine_tune_lr, head=fine_tune_head,
-                                   max_length=fine_tune_max_length, train_layers=fine_tune_layers)
+    settings = opts.settings()
+    english_train = opts.english_train
     if settings is not None and english_train is None:
         english_train = list(FINE_TUNE_ENGLISH_TRAIN)
-    rows = rows_to_score(rows, english_train, split)
-    keep = None
-    if rows == "eval-side":
-        keep = xnli_side_rows(xnli_dir, "eval", split)
-    eval_sets = {l: read_xnli_tsv(xnli_file(xnli_dir, split, l)).take(keep).head(max_rows) for l in present}
+    rows = rows_to_score(opts.rows, english_train, split)
+    keep = xnli_side_rows(xnli_dir, "eval", split) if rows == "eval-side" else None
+    eval_sets = {l: read_xnli_tsv(xnli_file(xnli_dir, split, l)).take(keep).head(opts.max_rows) for l in present}
     # Original file rows of what is scored (row ids of the per-row results: an eval-side run and a
     # full run pair up on the rows they share), and each row's premise (the unit of paired tests).
     row_index = {l: keep[: len(p)].tolist() if keep is not None else list(range(len(p))) for l, p in eval_sets.items()}
@@ -355,89 +339,115 @@ def evaluate_xnli(
     select_path = xnli_file(xnli_dir, "dev", "en")
     if not select_path.is_file():
         raise PolyretError(f"model selection needs XNLI English dev ({select_path}), which is missing")
-    select_set = read_xnli_tsv(select_path).take(keep if split == "dev" else None).head(max_rows)
+    select_set = read_xnli_tsv(select_path).take(keep if split == "dev" else None).head(opts.max_rows)
     train = english_train if isinstance(english_train, NLIPairs) else load_english_train(english_train)
-    train = train.head(max_train)
+    train = train.head(opts.max_train)
     log(f"English training pairs: {len(train)} ({', '.join(train.parts)})")
-    if isinstance(model, (str, Path)):  # loaded only once every input file has been read and checked
+    return _XnliInputs(present, missing, settings, rows, eval_sets, row_index, premise_of_row, select_path,
+                       select_set, train)
 
-        model = load_model(str(model))
 
-    timing: dict[str, float] = {}
+def _fine_tuned_classifier(model, inputs: _XnliInputs, opts: XnliOptions, language_correction, show_progress: bool,
+                           log, timing: dict[str, float]) -> tuple[_Classifier, dict]:
+    """The fine-tuned protocol: a copy of the encoder trained with a head on English NLI."""
+    settings = inputs.settings
+    if language_correction not in (None, "none", AUTO):
+        raise PolyretError("a language correction describes the given encoder, not the copy --fine-tune trains; "
+                           "use --language-correction none or auto with --fine-tune")
+    log(f"fine-tuning the encoder with a {settings.head} head for {settings.total_steps(len(inputs.train))} steps "
+        f"(batch {settings.batch_size}, lr {settings.lr}, top {settings.train_layers or 'all'} layers, "
+        f"max length {settings.max_length})")
     t0 = time.perf_counter()
-    if settings is not None:
-        log(f"fine-tuning the encoder with a {settings.head} head for {settings.total_steps(len(train))} steps "
-            f"(batch {settings.batch_size}, lr {settings.lr}, top {settings.train_layers or 'all'} layers, "
-            f"max length {settings.max_length})")
-        enc_model, head = fine_tune_nli(model, train, settings, kind=kind, seed=seed, show_progress=show_progress)
-        timing["fine_tune_s"] = time.perf_counter() - t0
-        enc_cache = False  # the cache is keyed by model identity; a tuned copy must neither read nor write it
-        predict = lambda X: head_predict(head, X)  # noqa: E731
-        selection = {"method": "none at run time (fixed hyperparameters chosen once on XNLI English dev; "
-                               "head trained jointly with the encoder)"}
-        tuned_id = _model_name(enc_model)
-    else:
-        tuned_id = None
-        enc_model, enc_cache = model, cache
-        u, v = encode_pairs(enc_model, train, kind=kind, cache=enc_cache, show_progress=show_progress)
-        su, sv = encode_pairs(enc_model, select_set, kind=kind, cache=enc_cache, show_progress=show_progress)
-        timing["encode_train_s"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        clf, sel = train_classifier(pair_features(u, v), train.labels, pair_features(su, sv), select_set.labels, Cs=Cs, seed=seed)
-        timing["classifier_s"] = time.perf_counter() - t1
-        log(f"selected C={sel['C']} on XNLI English dev (accuracy by C: {sel['selection_accuracy']})")
-        predict = clf.predict
-        selection = {"method": "logistic-regression C by accuracy on XNLI English dev"} | sel
+    enc_model, head = fine_tune_nli(model, inputs.train, settings, kind=opts.kind, seed=opts.seed, show_progress=show_progress)
+    timing["fine_tune_s"] = time.perf_counter() - t0
+    selection = {"method": "none at run time (fixed hyperparameters chosen once on XNLI English dev; "
+                           "head trained jointly with the encoder)"}
+    # The cache is keyed by model identity; a tuned copy must neither read nor write it.
+    clf = _Classifier(enc_model, False, lambda X: head_predict(head, X), selection, _model_name(enc_model))
+    return clf, {"method": "none", "statistics": "not applied: the fine-tuned encoder is a new model"}
 
-    per_language: dict[str, dict[str, Any]] = {}
-    t2 = time.perf_counter()
-    for i, lang in enumerate(present):
-        pairs = eval_sets[lang]
-        pu, pv = encode_pairs(enc_model, pairs, kind=kind, cache=enc_cache, show_progress=show_progress)
-        y_pred = predict(pair_features(pu, pv))
-        scores = classification_scores(pairs.labels, y_pred)
-        ci = bootstrap_ci(pairs.labels, y_pred, n_boot=n_bootstrap, seed=seed + i)
-        scores["accuracy_ci95"], scores["macro_f1_ci95"] = ci["accuracy"], ci["macro_f1"]
-        # Row-level correctness (file order) for paired significance tests between models.
-        scores["correct"] = (y_pred == pairs.labels).astype(int).tolist()
-        scores["rows"] = row_index[lang]
-        scores["predicted"] = y_pred.astype(int).tolist()  # for paired macro-F1 comparisons (`compare_xnli`)
-        per_language[lang] = scores
-        log(f"{split}-{lang}: accuracy {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f}  (n={scores['n']})")
-    timing["evaluate_s"] = time.perf_counter() - t2
-    timing["total_s"] = time.perf_counter() - t_start
 
-    results: dict[str, Any] = {
+def _probe_classifier(model, inputs: _XnliInputs, opts: XnliOptions, language_correction, cache, show_progress: bool,
+                      log, timing: dict[str, float]) -> tuple[_Classifier, dict]:
+    """The frozen-encoder probe: logistic regression on (corrected) pair features, C chosen on English dev."""
+    t0 = time.perf_counter()
+    correction, info = resolve_correction(language_correction, model, model_name=_model_name(model))
+    clf = _Classifier(model, cache, lambda X: X, {}, None, correction)
+    u, v = _pair_embeddings(clf, inputs.train, "en", opts, show_progress)
+    su, sv = _pair_embeddings(clf, inputs.select_set, "en", opts, show_progress)
+    timing["encode_train_s"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    fitted, sel = train_classifier(pair_features(u, v), inputs.train.labels, pair_features(su, sv),
+                                   inputs.select_set.labels, Cs=opts.Cs, seed=opts.seed)
+    timing["classifier_s"] = time.perf_counter() - t1
+    log(f"selected C={sel['C']} on XNLI English dev (accuracy by C: {sel['selection_accuracy']})")
+    clf.predict = fitted.predict
+    clf.selection = {"method": "logistic-regression C by accuracy on XNLI English dev"} | sel
+    return clf, info
+
+
+def _pair_embeddings(clf: _Classifier, pairs: NLIPairs, lang: str, opts: XnliOptions,
+                     show_progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Premise and hypothesis embeddings of `pairs` (all in `lang`), language-corrected when the
+    classifier has a correction (the statistics of the prompt's kind; no prompt: query)."""
+    u, v = encode_pairs(clf.encoder, pairs, kind=opts.kind, cache=clf.cache, show_progress=show_progress,
+                        batch_size=opts.batch_size)
+    if clf.correction is None:
+        return u, v
+    kind = "passage" if opts.kind == "passage" else "query"
+    return clf.correction.apply(u, lang, kind), clf.correction.apply(v, lang, kind)
+
+
+def _score_language(clf: _Classifier, inputs: _XnliInputs, opts: XnliOptions, i: int, lang: str,
+                    show_progress: bool, log) -> dict[str, Any]:
+    """One language's scores, bootstrap CIs and per-row predictions."""
+    pairs = inputs.eval_sets[lang]
+    pu, pv = _pair_embeddings(clf, pairs, lang, opts, show_progress)
+    y_pred = clf.predict(pair_features(pu, pv))
+    scores = classification_scores(pairs.labels, y_pred)
+    ci = bootstrap_ci(pairs.labels, y_pred, n_boot=opts.n_bootstrap, seed=opts.seed + i)
+    scores["accuracy_ci95"], scores["macro_f1_ci95"] = ci["accuracy"], ci["macro_f1"]
+    # Row-level correctness (file order) for paired significance tests between models.
+    scores["correct"] = (y_pred == pairs.labels).astype(int).tolist()
+    scores["rows"] = inputs.row_index[lang]
+    scores["predicted"] = y_pred.astype(int).tolist()  # for paired macro-F1 comparisons (`compare_xnli`)
+    log(f"{opts.split}-{lang}: accuracy {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f}  (n={scores['n']})")
+    return scores
+
+
+def _xnli_results(model, xnli_dir: Path, inputs: _XnliInputs, opts: XnliOptions, clf: _Classifier,
+                  per_language: dict[str, dict[str, Any]], correction_info: dict, timing: dict[str, float]) -> dict[str, Any]:
+    """The results dict (results.json)."""
+    settings, train = inputs.settings, inputs.train
+    return {
         "task": "xnli",
         "model": _model_name(model),
-        "split": split,
+        "split": opts.split,
         "xnli_dir": str(xnli_dir),
         "protocol": {
             "mode": (f"fine-tuned encoder + {settings.head} head" if settings is not None
                      else "frozen encoder + logistic regression"),
             "features": "[u, v, |u-v|, u*v]",
-            "prompt": kind,
+            "prompt": opts.kind,
             "english_train": {"sources": train.parts, "n": len(train), "label_counts": train.label_counts()},
-            "selection": selection | {"data": str(select_path), "n": len(select_set)},
-            "selection_on_evaluated_split": split == "dev" and "en" in per_language and settings is None,
+            "selection": clf.selection | {"data": str(inputs.select_path), "n": len(inputs.select_set)},
+            "selection_on_evaluated_split": opts.split == "dev" and "en" in per_language and settings is None,
             "fine_tune": settings.describe(len(train)) if settings is not None else None,
-            "fine_tuned_model": tuned_id,
-            "n_bootstrap": n_bootstrap,
-            "max_rows": max_rows,
-            "rows": rows,
-            "seed": seed,
+            "fine_tuned_model": clf.tuned_id,
+            "n_bootstrap": opts.n_bootstrap,
+            "max_rows": opts.max_rows,
+            "rows": inputs.rows,
+            "seed": opts.seed,
         },
-        "languages": per_language,
-        "premise_of_row": premise_of_row,
-        "missing": missing,
-        **summarise_languages(per_language, low_resource=low_resource),
+        "language_correction": correction_info,
+        "languages": list(per_language),
+        "per_language": per_language,
+        "premise_of_row": inputs.premise_of_row,
+        "missing": inputs.missing,
+        **summarise_languages(per_language, low_resource=opts.low_resource),
         "timing": timing,
         "runtime": describe_model(model),
     }
-    if out is not None:
-        with out:
-            write_xnli_outputs(results, out.path)
-    return xnli_result(results)
 
 
 def xnli_result(results: dict[str, Any]) -> EvalResult:
@@ -449,7 +459,7 @@ def xnli_result(results: dict[str, Any]) -> EvalResult:
     the evaluation side pairs with a full run on the rows they share); rows are clustered by premise:
     a premise's three hypotheses and their translations into every language are one unit of the
     paired tests (they are not independent)."""
-    langs = results["languages"]
+    langs = results["per_language"]
     flat = {f"{m}[{l}]": float(s[m]) for l, s in langs.items() for m in ("accuracy", "macro_f1")}
     headline = []
     for prefix, block, keys in (("", results["mean"], ("accuracy", "macro_f1")),
@@ -480,7 +490,7 @@ def xnli_result(results: dict[str, Any]) -> EvalResult:
     if low and "low_resource.accuracy" in flat:
         per_query["low_resource.accuracy"] = per_row(low)
     return EvalResult("xnli", flat, headline, {"XNLI accuracy": ["accuracy"], "XNLI macro-F1": ["macro_f1"]},
-                      per_query, results)
+                      per_query, results, xnli_markdown(results))
 
 
 def _logger(show: bool):
@@ -490,107 +500,3 @@ def _logger(show: bool):
     return lambda msg: console.print(msg)
 
 
-# ----------------------------------------------------------------------------- outputs
-def _fmt_ci(ci: list[float]) -> str:
-    return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
-
-
-def xnli_markdown(results: dict[str, Any]) -> str:
-    """The human report: protocol, per-language table, means, low-resource block, transfer gap."""
-    p = results["protocol"]
-    langs = results["languages"]
-    gap = (results.get("transfer_gap") or {}).get("per_language", {})
-    lines = [
-        f"# XNLI zero-shot ({results['split']}) — {results['model']}",
-        "",
-        f"- Mode: {p['mode']}; features {p['features']}; prompt: {p['prompt'] or 'none'}.",
-        f"- English training data: {', '.join(p['english_train']['sources'])} "
-        f"({p['english_train']['n']} pairs).",
-        f"- Model selection: {p['selection']['method']}"
-        + (f" → C = {p['selection']['C']}" if "C" in p["selection"] else "")
-        + ".",
-    ]
-    if p["selection_on_evaluated_split"]:
-        lines.append(
-            "- **Note:** the evaluated split is dev, and XNLI English dev was also used for model "
-            "selection, so the English row (and the transfer gap) is slightly optimistic."
-        )
-    if results["missing"]:
-        lines.append(f"- Missing language files (not evaluated): {', '.join(results['missing'])}.")
-    lines += [
-        "",
-        "Scores in %, 95% bootstrap CI over pairs in brackets; gap = English minus the language.",
-        "",
-        "| lang | n | accuracy | 95% CI | macro-F1 | 95% CI | F1 ent / neu / con | gap acc |",
-        "|---|---:|---:|---|---:|---|---|---:|",
-    ]
-    for lang, s in langs.items():
-        pc = s["per_class_f1"]
-        g = f"{100 * gap[lang]['accuracy']:+.1f}" if lang in gap else ""
-        lines.append(
-            f"| {lang} | {s['n']} | {100 * s['accuracy']:.1f} | {_fmt_ci(s['accuracy_ci95'])} | "
-            f"{100 * s['macro_f1']:.1f} | {_fmt_ci(s['macro_f1_ci95'])} | "
-            f"{100 * pc['entailment']:.1f} / {100 * pc['neutral']:.1f} / {100 * pc['contradiction']:.1f} | {g} |"
-        )
-    lines.append("")
-    for key, label in (("mean", "Mean over languages"), ("mean_non_english", "Mean over non-English languages")):
-        m = results.get(key)
-        if m:
-            lines.append(f"- {label} ({m['n_languages']}): accuracy {100 * m['accuracy']:.1f}, macro-F1 {100 * m['macro_f1']:.1f}")
-    low = results["low_resource"]
-    if low["mean"]:
-        lines.append(
-            f"- Low-resource ({', '.join(low['per_language'])}): accuracy {100 * low['mean']['accuracy']:.1f}, "
-            f"macro-F1 {100 * low['mean']['macro_f1']:.1f}"
-        )
-    tg = results.get("transfer_gap")
-    if tg and tg["mean"]:
-        lines.append(
-            f"- Mean transfer gap (en − other): accuracy {100 * tg['mean']['accuracy']:.1f} points"
-            + (
-                f"; low-resource {100 * tg['low_resource_mean']['accuracy']:.1f} points"
-                if tg.get("low_resource_mean")
-                else ""
-            )
-        )
-    t = results["timing"]
-    lines += ["", "Timing (s): " + ", ".join(f"{k} {v:.1f}" for k, v in t.items()), "", "![XNLI bars](xnli_bars.png)", ""]
-    return "\n".join(lines)
-
-
-def plot_xnli_bars(results: dict[str, Any], path: str | Path) -> Path:
-    """Grouped bars of accuracy and macro-F1 per language with 95% CI whiskers."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    langs = list(results["languages"])
-    x = np.arange(len(langs))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(langs) + 2), 4))
-    width = 0.4
-    for k, (metric, colour) in enumerate((("accuracy", "tab:blue"), ("macro_f1", "tab:orange"))):
-        vals = np.array([results["languages"][l][metric] for l in langs]) * 100
-        cis = np.array([results["languages"][l][f"{metric}_ci95"] for l in langs]) * 100
-        err = np.vstack([vals - cis[:, 0], cis[:, 1] - vals])
-        ax.bar(x + (k - 0.5) * width, vals, width, yerr=err, capsize=2, label=metric.replace("_", "-"), color=colour)
-    low = set(results["low_resource"]["per_language"])
-    ax.set_xticks(x, [f"{l}*" if l in low else l for l in langs])
-    ax.set_ylabel("%")
-    ax.set_ylim(0, 100)
-    ax.axhline(100 / 3, color="grey", lw=0.8, ls=":")
-    ax.set_title(f"XNLI {results['split']} zero-shot (* low-resource; dotted: chance)")
-    ax.legend(loc="lower left")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def write_xnli_outputs(results: dict[str, Any], out_dir: str | Path) -> None:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / RESULTS_FILE, results)
-    plot_xnli_bars(results, out_dir / "xnli_bars.png")
-    (out_dir / "report.md").write_text(xnli_markdown(results), encoding="utf-8")

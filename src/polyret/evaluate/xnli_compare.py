@@ -8,7 +8,8 @@ import numpy as np
 
 from polyret.data.xnli import NLI_LABELS, read_xnli_tsv, xnli_file
 from polyret.errors import PolyretError
-from polyret.evaluate.xnli import classification_scores
+from polyret.evaluate.result import upgrade_results
+from polyret.evaluate.xnli_metrics import classification_scores
 from polyret.stats import macro_weights, paired_bootstrap, paired_randomization_test
 
 
@@ -41,14 +42,15 @@ def compare_xnli(
     is the premise (its three hypotheses in every language together): rows sharing a premise are not
     independent evidence. Means weight languages equally.
     """
-    langs = [l for l in a["languages"] if l in b["languages"]]
+    a, b = upgrade_results(a), upgrade_results(b)  # results.json of any polyret version
+    langs = [l for l in a["per_language"] if l in b["per_language"]]
     if not langs:
         raise PolyretError("the two XNLI results share no language")
     premise = a.get("premise_of_row") or b.get("premise_of_row")
     low = [l for l in (low_resource if low_resource is not None else a["low_resource"]["languages"]) if l in langs]
 
     def rows_of(res, lang):
-        s = res["languages"][lang]
+        s = res["per_language"][lang]
         if "predicted" not in s:
             raise PolyretError(f"XNLI result for {lang} has no per-row predictions (written by an older polyret); re-run it")
         rows = s.get("rows") or list(range(len(s["correct"])))

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from polyret.errors import PolyretError
-from polyret.evaluate.result import PerQuery, load_per_query, lower_is_better
+from polyret.evaluate.reader import load_result
+from polyret.evaluate.result import PerQuery, lower_is_better
 from polyret.experiment.compare import holm_within, paired_test, seed_pooled
 from polyret.experiment.config import SuiteConfig, suite_label
 from polyret.experiment.report import pyplot, fmt_p
@@ -58,7 +59,7 @@ def experiment_per_query(exp_dir: str | Path, suite: str) -> dict[str, tuple[dic
     for rec in summary["runs"]:
         folder = exp_dir / rec["dir"] / "eval" / sdir
         if (folder / SUITE_DONE).is_file() and (folder / PER_QUERY_FILE).is_file():
-            runs.setdefault(rec["variant"], []).append((f"{rec['key']}/{sdir}", load_per_query(folder / PER_QUERY_FILE)))
+            runs.setdefault(rec["variant"], []).append((f"{rec['key']}/{sdir}", load_result(folder, raw=False).per_query))
     return {v: (seed_pooled([pq for _, pq in rs]), sorted(k for k, _ in rs)) for v, rs in runs.items()}
 
 

@@ -41,7 +41,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from polyret.config import TrainConfig
 from polyret.errors import PolyretError
-from polyret.evaluate.result import PerQuery, load_per_query, save_per_query
+from polyret.evaluate.reader import SUITE_MARKER, load_result
+from polyret.evaluate.result import PER_QUERY_FILE, PerQuery, save_per_query
 from polyret.experiment.compare import paired_tests
 from polyret.experiment.config import ExperimentConfig, SuiteConfig, load_experiment_config, suite_label
 from polyret.experiment.grid import RunSpec, config_hash, expand_grid
@@ -56,8 +57,7 @@ from polyret.validation import choose_merge_weight
 
 EXPERIMENT_MARKER = "experiment.json"
 TRAIN_DONE = "polyret_experiment_train.json"
-SUITE_DONE = "polyret_suite.json"
-PER_QUERY_FILE = "per_query.npz"
+SUITE_DONE = SUITE_MARKER  # what `polyret.evaluate.reader.load_result` reads a suite's summary from
 SUMMARY_FILE = "summary.json"
 MERGE_CHOICE = "merge_choice.json"
 SCHEMA_VERSION = 1
@@ -252,7 +252,7 @@ class Runner:
         for suite in self.config.suites:
             marker = self.suite_dir(run, suite) / SUITE_DONE
             if marker.is_file():
-                rec["results"][suite_label(suite)] = read_json(marker)["metrics"]
+                rec["results"][suite_label(suite)] = load_result(marker.parent, raw=False).metrics
         rec["complete"] = len(rec["results"]) == len(self.config.suites)
         if (self.run_dir(run) / MERGE_CHOICE).is_file():
             rec["merge_weight_chosen"] = read_json(self.run_dir(run) / MERGE_CHOICE)["weight"]
@@ -284,7 +284,7 @@ class Runner:
 
     def _per_query(self, run: RunSpec, suite: SuiteConfig) -> dict[str, PerQuery] | None:
         sdir = self.suite_dir(run, suite)
-        return load_per_query(sdir / PER_QUERY_FILE) if (sdir / SUITE_DONE).is_file() else None
+        return load_result(sdir, raw=False).per_query if (sdir / SUITE_DONE).is_file() else None
 
     # -- aggregation ----------------------------------------------------------------------------
     def aggregate(self) -> dict[str, Any]:
@@ -311,8 +311,8 @@ class Runner:
             for run in self.runs:
                 marker = self.suite_dir(run, suite) / SUITE_DONE
                 if marker.is_file():
-                    m = read_json(marker)
-                    meta = {"name": suite.name, "headline": m["headline"], "per_language": m["per_language"]}
+                    m = load_result(marker.parent, raw=False)
+                    meta = {"name": suite.name, "headline": m.headline, "per_language": m.per_language}
                     break
             suites_meta[sl] = meta or {"name": suite.name, "headline": [], "per_language": {}}
         variants_meta = [
