@@ -542,7 +542,7 @@ def lareqa_result(results: dict[str, Any], ranks: LareqaRanks, dataset: LareqaDa
     return result
 
 
-def lareqa_summary(results: dict[str, Any]) -> EvalResult:
+def lareqa_summary(results: dict[str, Any], *, report: bool = True) -> EvalResult:
     """Flat metrics, headline and per-language tables of a LAReQA results dict (no per-query values);
     adds the top-level `per_language` (language -> flat metric -> value) to `results` when absent."""
     flat: dict[str, float] = {}
@@ -567,6 +567,6 @@ def lareqa_summary(results: dict[str, Any]) -> EvalResult:
         per_language[title] = [extra]
     for k in ("map", "rank_distance"):
         flat[f"round_robin.{k}"] = float(results["round_robin"][k])
-    result = EvalResult("lareqa", flat, headline, per_language, {}, results, report_markdown(results))
+    result = EvalResult("lareqa", flat, headline, per_language, {}, results, report_markdown(results) if report else "")
     results.setdefault("per_language", result.language_values())
     return result

@@ -60,16 +60,17 @@ def load_result(path: str | Path, *, raw: bool = True) -> EvalResult:
 
 
 def _rebuild(raw: dict, folder: Path) -> EvalResult:
-    """The summary of an old results.json (no `summary` in it), by the evaluator's own function."""
+    """The summary of an old results.json (no `summary` in it), by the evaluator's own function
+    (the report is the folder's report.md, not rendered again)."""
     task = raw.get("task") or ("lareqa" if "mono" in raw else None)
     if task == "lareqa":
-        return lareqa_summary(raw)
+        return lareqa_summary(raw, report=False)
     if task == "xnli":
-        return xnli_result(raw)  # per-row values from the results' own `correct` lists
+        return xnli_result(raw, report=False)  # per-row values from the results' own `correct` lists
     if task == "tatoeba":
-        return tatoeba_result(raw, None)
+        return tatoeba_result(raw, None, report=False)
     if task in ("beir", "miracl"):
-        return retrieval_result(raw, _legacy_retrieval_per_query(folder / LEGACY_PER_QUERY_JSONL))
+        return retrieval_result(raw, _legacy_retrieval_per_query(folder / LEGACY_PER_QUERY_JSONL), report=False)
     raise PolyretError(f"{folder / RESULTS_FILE}: unknown kind of result (task {task!r})")
 
 
@@ -81,7 +82,8 @@ def _legacy_retrieval_per_query(path: Path) -> dict[str, dict[str, float]]:
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             rec = json.loads(line)
-            out[rec.pop("qid")] = {k: float(v) for k, v in rec.items() if k != "lang"}
+            qid = rec.pop("qid")
+            out[qid] = {k: float(v) for k, v in rec.items() if k != "lang"}
     return out
 
 

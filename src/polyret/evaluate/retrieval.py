@@ -448,7 +448,7 @@ def _write_outputs(work: Path, result: EvalResult, run: Run) -> None:
     result.save(work)
 
 
-def retrieval_result(results: dict[str, Any], per_query: dict[str, dict[str, float]]) -> EvalResult:
+def retrieval_result(results: dict[str, Any], per_query: dict[str, dict[str, float]], *, report: bool = True) -> EvalResult:
     """Flat metrics (plain means over judged queries, per language as `metric[lang]`) and each
     query's values (one group: the headline is an unweighted mean)."""
     flat = {k: float(v) for k, v in results["metrics"].items()}
@@ -458,7 +458,7 @@ def retrieval_result(results: dict[str, Any], per_query: dict[str, dict[str, flo
     qids = list(per_query)
     pq = {m: PerQuery.build(qids, [per_query[q][m] for q in qids], np.full((len(qids), 1), "all")) for m in headline}
     per_language = {m: [m] for m in headline} if results["per_language"] else {}
-    return EvalResult(results["task"], flat, headline, per_language, pq, results, retrieval_markdown(results))
+    return EvalResult(results["task"], flat, headline, per_language, pq, results, retrieval_markdown(results) if report else "")
 
 
 def retrieval_markdown(results: dict[str, Any]) -> str:

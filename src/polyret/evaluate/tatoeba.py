@@ -150,7 +150,7 @@ def _corrected(emb: dict[str, tuple[np.ndarray, np.ndarray]], bitexts: dict[str,
     return fixed, info | {"languages_applied": {lang: correction_language(lang) for lang in bitexts} | {"English": "en"}}
 
 
-def tatoeba_result(results: dict[str, Any], hits: dict[tuple[str, str], np.ndarray] | None) -> EvalResult:
+def tatoeba_result(results: dict[str, Any], hits: dict[tuple[str, str], np.ndarray] | None, *, report: bool = True) -> EvalResult:
     """Flat accuracies and, per sentence and direction, hit@1 as the per-query values of
     `accuracy.mean` (groups: language, direction; a sentence's two directions form one cluster)."""
     flat = {f"accuracy.{k}[{l}]": float(s[k]) for l, s in results["per_language"].items()
@@ -164,7 +164,7 @@ def tatoeba_result(results: dict[str, Any], hits: dict[tuple[str, str], np.ndarr
             [f"{l}|{d}|{i}" for l, d, i in keys], np.concatenate(list(hits.values())).astype(float),
             [[l, d] for l, d, _ in keys], [f"{l}|{i}" for l, _, i in keys])
     return EvalResult("tatoeba", flat, headline, {"Tatoeba accuracy@1 (mean of directions)": ["accuracy.mean"]},
-                      per_query, results, tatoeba_markdown(results))
+                      per_query, results, tatoeba_markdown(results) if report else "")
 
 
 def _model_name(model) -> str:

@@ -450,7 +450,7 @@ def _xnli_results(model, xnli_dir: Path, inputs: _XnliInputs, opts: XnliOptions,
     }
 
 
-def xnli_result(results: dict[str, Any]) -> EvalResult:
+def xnli_result(results: dict[str, Any], *, report: bool = True) -> EvalResult:
     """Flat metrics (accuracy / macro-F1 per language and their means) and per-row correctness.
 
     Per-row values (for paired tests between models) are given for the mean accuracy over languages,
@@ -490,7 +490,7 @@ def xnli_result(results: dict[str, Any]) -> EvalResult:
     if low and "low_resource.accuracy" in flat:
         per_query["low_resource.accuracy"] = per_row(low)
     return EvalResult("xnli", flat, headline, {"XNLI accuracy": ["accuracy"], "XNLI macro-F1": ["macro_f1"]},
-                      per_query, results, xnli_markdown(results))
+                      per_query, results, xnli_markdown(results) if report else "")
 
 
 def _logger(show: bool):
