@@ -207,10 +207,19 @@ def test_every_model_command_takes_device_and_refuses_cuda_without_a_gpu_before_
     commands = _commands_with_device()
     assert MODEL_COMMANDS <= set(commands), f"missing --device: {MODEL_COMMANDS - set(commands)}"
     monkeypatch.chdir(tmp_path)
+    existing = tmp_path.parent / f"{tmp_path.name}-input"  # outside tmp_path, which must stay empty
+    existing.mkdir()
+
+    def value(p) -> str:
+        # A path that does not exist: the device error must come first. An option whose type itself
+        # requires an existing path (click checks it while parsing) gets an existing, empty folder.
+        info = getattr(getattr(p, "type_descriptor", None), "parameter_info", None)  # typer >= 0.2x: types built lazily
+        must_exist = getattr(info, "exists", False) or getattr(getattr(p, "type", None), "exists", False)
+        return str(existing if must_exist else tmp_path / "missing")
+
     for name, cmd in sorted(commands.items()):
-        # Required options get a path that does not exist: the device error must come first.
-        required = [arg for p in cmd.params if p.required for arg in ((p.opts[0], str(tmp_path / "missing"))
-                    if p.opts[0].startswith("-") else (str(tmp_path / "missing"),))]
+        required = [arg for p in cmd.params if p.required for arg in ((p.opts[0], value(p))
+                    if p.opts[0].startswith("-") else (value(p),))]
         with pytest.raises(SystemExit) as exit_info:
             main([*name.split(), *required, "--device", "cuda"])
         err = capsys.readouterr().err

@@ -28,6 +28,43 @@ from polyret.cli import encode_corpus_cmd  # noqa: F401,E402
 
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OWN_FAILURE = 1  # polyret's own failure (a bug): one line, the traceback only with POLYRET_DEBUG=1
+DEBUG_ENV = "POLYRET_DEBUG"
+
+
+def _error_line(message: str) -> None:
+    """The one red `error:` line every refusal prints (literally: paths may hold [brackets])."""
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # one line, greppable
+
+
+def _usage_error(e) -> int:
+    """A click usage error (unknown option, a value outside its range, a path that is not there) as one
+    line naming the option, plus where the help is; the exit code click gives it (2)."""
+    ctx = getattr(e, "ctx", None)
+    if type(e).__name__ == "NoArgsIsHelpError":  # a group called without a command: its help
+        e.show()
+        return 0
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None and hasattr(e, "param") else ""
+    _error_line(e.format_message() + hint)
+    return e.exit_code
+
+
+def _unexpected(e: BaseException) -> int:
+    """An exception no check anticipated. An OSError is the environment (a disk full, a permission
+    denied): one line naming the file, exit 2. Anything else is a bug in polyret: one line, exit 1, and
+    the traceback for a bug report with POLYRET_DEBUG=1."""
+    import os
+
+    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        raise e
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        _error_line(f"{where}{e.strerror or e}")
+        return EXIT_BAD_INPUT
+    _error_line(f"internal error: {type(e).__name__}: {e} (a bug in polyret; {DEBUG_ENV}=1 shows the traceback)")
+    return EXIT_OWN_FAILURE
 
 
 def _redeliver_lost_interrupts() -> None:
@@ -57,11 +94,11 @@ def _redeliver_lost_interrupts() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point. Exit codes: 0 success, 1 a check found a problem (`typer.Exit(1)`: checksums, a bar
-    in a report), 2 bad input (a PolyretError or a usage error; one red line, never a traceback),
-    130 interrupted (Ctrl-C / SIGINT)."""
+    """Entry point. Exit codes (docs/cli.md): 0 success; 1 a check found a problem (`typer.Exit(1)`:
+    checksums, a bar in a report) or polyret itself failed (a bug); 2 bad input (a PolyretError, a
+    usage error, an OSError of the environment); 130 interrupted (Ctrl-C / SIGINT). Every error is one
+    red line, never a traceback (POLYRET_DEBUG=1 shows a bug's traceback)."""
     import typer
-    from rich.markup import escape
 
     if _QUIET_STARTUP_SIGINT:  # from here on Ctrl-C is a KeyboardInterrupt again (an ignored SIGINT stays ignored)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -74,8 +111,8 @@ def main(argv: list[str] | None = None) -> None:
         # is returned instead of exiting, and usage errors are raised, so every outcome is handled here.
         code = app(args=argv, standalone_mode=False)
     except PolyretError as e:
-        # The message quotes user paths and file excerpts: print it literally (no rich markup).
-        console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)  # one line, greppable
+        # The message quotes user paths and file excerpts: printed literally (no rich markup).
+        _error_line(str(e))
         sys.exit(EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
@@ -84,11 +121,10 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:  # click < typer 0.20 turns Ctrl-C into Abort
         code = EXIT_INTERRUPTED
     except Exception as e:
-        # Usage errors (click's ClickException, vendored inside typer >= 0.20): message + exit code 2.
-        if hasattr(e, "show") and isinstance(getattr(e, "exit_code", None), int):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+        # Usage errors (click's ClickException, vendored inside typer >= 0.20) carry their exit code (2).
+        if hasattr(e, "format_message") and isinstance(getattr(e, "exit_code", None), int):
+            sys.exit(_usage_error(e))
+        sys.exit(_unexpected(e))
     if code == EXIT_INTERRUPTED and runtime.world_size() > 1:
         # torchrun stopped this rank (another one failed) or Ctrl-C: every store/checkpoint is resumable.
         console.print(f"[yellow]rank {runtime.rank()} interrupted[/]; re-run the same command to resume")

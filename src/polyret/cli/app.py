@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import typer
 
-from polyret.runtime import DEVICE_HELP, console, set_device  # console: the one console, re-exported for the commands
+from polyret import runtime
+from polyret.runtime import console, set_device  # console: the one console, re-exported for the commands
 
 app = typer.Typer(
     name="polyret",
@@ -19,14 +20,13 @@ app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
 
-def device_option():
-    """The `--device` option of every command that runs a model (resolved by polyret.runtime)."""
-    return typer.Option(None, "--device", help=DEVICE_HELP + " Default: a config's device, POLYRET_DEVICE, else auto.")
-
-
-def use_device(device: str | None) -> str:
-    """Apply a command's --device for every model it loads; an impossible device fails here, before any work."""
-    return set_device(device)
+def use_device(device: str | None) -> None:
+    """Apply a command's --device for every model it loads. A device that cannot work (`cuda` without a
+    GPU, a malformed name) fails here, before any work. Plain `auto` in one process cannot fail: it is
+    resolved when the first model loads, so a command that stops earlier (a bad input) never imports torch."""
+    if device is None and runtime.chosen_device_spec() is None and runtime.world_size() == 1:
+        return
+    set_device(device)
 
 
 def split_csv(value: str | None) -> list[str] | None:

@@ -7,7 +7,10 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from polyret.cli.app import console, data_app, device_option, eval_app, measured_settings, say_if_rerun, split_csv, use_device
+from polyret.cli.app import console, data_app, eval_app, measured_settings, say_if_rerun, split_csv, use_device
+from polyret.cli.options import (BatchSize, Cache, Candidate, ChunkSize, DataDir, DataName, Device, HnswEfSearch, Index,
+                                  IvfNlist, IvfNprobe, LanguageCorrection, Langs, MaxLength, Model, OptionalCorpus, OutDir,
+                                  Overwrite, Progress, RequiredLang, Split)
 from polyret.data.beir import export_lareqa_beir
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
@@ -50,34 +53,32 @@ def _print_results(res: dict, title: str) -> None:
                       f"({info['recall_sample_queries']} queries)")
 
 
-INDEX_HELP = "Search index: flat (exact FAISS IndexFlatIP, streamed from disk), hnsw or ivf (approximate, in RAM; recall vs exact is reported)."
-
-
 @eval_app.command("beir")
 def eval_beir(
-    data: Path = typer.Option(..., "--data", help="BEIR directory (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."),
-    out: Path = typer.Option(..., "--out", help="Output directory (results.json, report.md, run.trec, per_query.npz, beir_bars.png, corpus-embeddings/)."),
-    model: str = typer.Option("default", "--model", help="Model name or directory."),
-    split: str = typer.Option("test", "--split", help="Qrels split (qrels/<split>.tsv)."),
-    index: str = typer.Option("flat", "--index", help=INDEX_HELP),
-    k: int = typer.Option(100, "--k", help="Run depth written to run.trec (>= 100)."),
+    data: DataDir = ...,
+    out: OutDir = ...,
+    model: Model = "default",
+    split: Split = "test",
+    index: Index = "flat",
+    k: int = typer.Option(100, "--k", min=100, help="Run depth written to run.trec (>= 100: Recall@100 needs it)."),
     map_depth: str = typer.Option("1000", "--map-depth", help="Ranking depth for MAP, or 'all' for the full ranking (LAReQA's mAP)."),
-    batch_size: int = typer.Option(ENCODE_BATCH_SIZE, "--batch-size", min=1),
-    chunk_size: int = typer.Option(4096, "--chunk-size", min=1, help="Passages encoded per resumable chunk (bounds memory)."),
-    max_length: Optional[int] = typer.Option(None, "--max-length", min=1, help="Truncate texts to N tokens."),
-    hnsw_ef_search: int = typer.Option(128, "--hnsw-ef-search"),
-    ivf_nprobe: int = typer.Option(16, "--ivf-nprobe"),
-    ivf_nlist: Optional[int] = typer.Option(None, "--ivf-nlist"),
-    cache: bool = typer.Option(False, "--cache/--no-cache", help="Also reuse/store vectors in the polyret encode cache (shares them with eval lareqa; off by default: the corpus store in --out already makes reruns free)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results.json / foreign embeddings in --out."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
-    language_correction: str = typer.Option(
-        "auto", "--language-correction",
-        help="auto (the model's stored correction, else none) | none | a method the stored statistics support | a model dir holding one.",
-    ),
-    device: Optional[str] = device_option(),
+    batch_size: BatchSize = ENCODE_BATCH_SIZE,
+    chunk_size: ChunkSize = 4096,
+    max_length: MaxLength = None,
+    hnsw_ef_search: HnswEfSearch = 128,
+    ivf_nprobe: IvfNprobe = 16,
+    ivf_nlist: IvfNlist = None,
+    cache: Cache = False,
+    overwrite: Overwrite = False,
+    progress: Progress = True,
+    language_correction: LanguageCorrection = "auto",
+    device: Device = None,
 ) -> None:
-    """Dense retrieval on a BEIR-layout data set: nDCG@10, Recall@100, MRR@10, MAP (pytrec_eval)."""
+    """Dense retrieval on a BEIR-layout data set: nDCG@10, Recall@100, MRR@10, MAP (pytrec_eval).
+
+    --data: the BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv). Writes results.json,
+    report.md, run.trec, per_query.npz, beir_bars.png and corpus-embeddings/ to --out. --cache is off
+    by default: the corpus store in --out already makes re-runs free."""
     use_device(device)  # an impossible device fails before anything else
     depth = _map_depth(map_depth)
     settings = measured_settings(data=data, model=model, split=split, index=index, k=k, map_depth=map_depth,
@@ -99,29 +100,32 @@ def eval_beir(
 
 @eval_app.command("miracl")
 def eval_miracl(
-    lang: str = typer.Option(..., "--lang", help="MIRACL language code (ar bn de en es fa fi fr hi id ja ko ru sw te th yo zh)."),
-    corpus: Optional[Path] = typer.Option(None, "--corpus", help="MIRACL passage corpus for --lang: a JSONL(.gz) file with docid, title, text, or a directory of such shards (miracl-corpus-v1.0-LL/ from miracl/miracl-corpus on the Hugging Face hub)."),
-    out: Path = typer.Option(..., "--out", help="Output directory."),
-    model: str = typer.Option("default", "--model", help="Model name or directory."),
-    split: str = typer.Option("dev", "--split", help="dev or train."),
-    topics: Optional[Path] = typer.Option(None, "--topics", help="Topics TSV (default: <data>/miracl/topics/topics.miracl-v1.0-LL-SPLIT.tsv)."),
-    qrels: Optional[Path] = typer.Option(None, "--qrels", help="TREC qrels (default: <data>/miracl/qrels/qrels.miracl-v1.0-LL-SPLIT.tsv)."),
-    index: str = typer.Option("flat", "--index", help=INDEX_HELP),
-    batch_size: int = typer.Option(ENCODE_BATCH_SIZE, "--batch-size", min=1),
-    chunk_size: int = typer.Option(4096, "--chunk-size", min=1, help="Passages encoded per resumable chunk (bounds memory)."),
-    max_length: Optional[int] = typer.Option(None, "--max-length", min=1, help="Truncate texts to N tokens."),
-    hnsw_ef_search: int = typer.Option(128, "--hnsw-ef-search"),
-    ivf_nprobe: int = typer.Option(16, "--ivf-nprobe"),
-    ivf_nlist: Optional[int] = typer.Option(None, "--ivf-nlist"),
-    overwrite: bool = typer.Option(False, "--overwrite"),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
-    language_correction: str = typer.Option(
-        "auto", "--language-correction",
-        help="auto (the model's stored correction, else none) | none | a method the stored statistics support | a model dir holding one.",
-    ),
-    device: Optional[str] = device_option(),
+    lang: RequiredLang = ...,
+    corpus: OptionalCorpus = None,
+    out: OutDir = ...,
+    model: Model = "default",
+    split: Split = "dev",
+    topics: Optional[Path] = typer.Option(None, "--topics", help="Topics TSV (default: <data>/miracl/topics/topics.miracl-v1.0-LL-SPLIT.tsv).",
+                                          exists=True, dir_okay=False),
+    qrels: Optional[Path] = typer.Option(None, "--qrels", help="TREC qrels (default: <data>/miracl/qrels/qrels.miracl-v1.0-LL-SPLIT.tsv).",
+                                         exists=True, dir_okay=False),
+    index: Index = "flat",
+    batch_size: BatchSize = ENCODE_BATCH_SIZE,
+    chunk_size: ChunkSize = 4096,
+    max_length: MaxLength = None,
+    hnsw_ef_search: HnswEfSearch = 128,
+    ivf_nprobe: IvfNprobe = 16,
+    ivf_nlist: IvfNlist = None,
+    overwrite: Overwrite = False,
+    progress: Progress = True,
+    language_correction: LanguageCorrection = "auto",
+    device: Device = None,
 ) -> None:
-    """MIRACL monolingual retrieval: nDCG@10 and Recall@100 as in the MIRACL paper (top-100 run)."""
+    """MIRACL monolingual retrieval: nDCG@10 and Recall@100 as in the MIRACL paper (top-100 run).
+
+    --lang: one of ar bn de en es fa fi fr hi id ja ko ru sw te th yo zh. --corpus: the MIRACL passage
+    corpus for --lang, a JSONL(.gz) file with docid, title, text, or a folder of such shards
+    (miracl-corpus-v1.0-LL/ from miracl/miracl-corpus on the Hugging Face hub; polyret never downloads it)."""
     use_device(device)  # an impossible device fails before anything else
     settings = measured_settings(lang=lang, corpus=corpus, model=model, split=split, topics=topics, qrels=qrels,
                                  index=index, max_length=max_length, hnsw_ef_search=hnsw_ef_search, ivf_nprobe=ivf_nprobe,
@@ -143,16 +147,20 @@ def eval_miracl(
 
 @data_app.command("export-beir")
 def export_beir(
-    data: str = typer.Option(..., "--data", help="LAReQA folder of LL.json files (or a name in the data directory: xquad-r)."),
+    data: DataName = ...,
     setting: str = typer.Option(..., "--setting", help="multi | mono:LL | cross:XX-YY"),
-    out: Path = typer.Option(..., "--out", help="BEIR directory to write (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."),
+    out: OutDir = ...,
     dataset: str = typer.Option("lareqa", "--dataset", help="Source format; only lareqa (XQuAD-R, MLQA-R) is supported."),
-    langs: Optional[str] = typer.Option(None, "--langs", help="Comma-separated languages for --setting multi (default: all files)."),
-    candidate: str = typer.Option("sentence", "--candidate", help="Candidate text: sentence or sentence+context."),
-    split: str = typer.Option("test", "--split", help="Name of the qrels file written (qrels/<split>.tsv)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace files in an existing non-empty --out."),
+    langs: Langs = None,
+    candidate: Candidate = "sentence",
+    split: Split = "test",
+    overwrite: Overwrite = False,
 ) -> None:
-    """Write a LAReQA setting as a BEIR data set (then: polyret eval beir --data OUT)."""
+    """Write a LAReQA setting as a BEIR data set (then: polyret eval beir --data OUT).
+
+    --data: a LAReQA folder of LL.json files, or a name in the data directory (xquad-r, mlqa-r); --langs
+    applies to --setting multi; --split names the qrels file written (qrels/<split>.tsv); --out is the
+    BEIR folder written (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."""
     if dataset != "lareqa":
         raise PolyretError(f"--dataset {dataset!r} is not supported; only lareqa can be exported")
     info = export_lareqa_beir(data, setting, out, langs=split_csv(langs), candidate=candidate, split=split, overwrite=overwrite)

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from polyret.cli.app import app, console, device_option, split_csv, use_device
+from polyret.cli.app import app, console, split_csv, use_device
+from polyret.cli.options import Cache, Device, Langs, Model, OptionalOutDir, Overwrite, renamed
 from polyret.correction import CORRECTION_DIR, check_method, fit_model_correction, stored_correction
 from polyret.data.parallel import xnli_parallel_groups
 from polyret.encode import read_encode_input
@@ -29,25 +30,29 @@ def _parse_texts(specs: list[str]) -> dict[str, list[str]]:
     return out
 
 
-@correction_app.command("fit")
+@correction_app.command("fit", cls=renamed({"--into": "--out"}))
 def fit(
-    model: str = typer.Option("default", "--model", help="'default' or a local model directory (the correction is stored in it)."),
+    model: Model = "default",
     method: str = typer.Option("center-both", "--method", help="center | center-both | lir | procrustes | rotate (center-both measured best; see the README)."),
     parallel: Optional[str] = typer.Option("xnli", "--parallel", help="Parallel text: 'xnli' (XNLI dev alignment side, 15 languages) or 'none'."),
-    langs: Optional[str] = typer.Option(None, "--langs", help="Languages of the parallel text (default: all 15 XNLI languages)."),
+    langs: Langs = None,
     texts: list[str] = typer.Option([], "--texts", help="More text for a language: LANG=FILE (repeatable)."),
     n_directions: int = typer.Option(1, "--n-directions", min=1, help="lir: directions removed per language."),
     max_groups: Optional[int] = typer.Option(200, "--max-groups", min=0, help="Parallel groups (XNLI premises) to fit on; 0 = all 415."),
-    into: Optional[Path] = typer.Option(None, "--into", help="Model dir to store it in (default: the model's own dir)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a correction already stored there."),
-    device: Optional[str] = device_option(),
+    out: OptionalOutDir = None,
+    cache: Cache = True,
+    overwrite: Overwrite = False,
+    device: Device = None,
 ) -> None:
-    """Fit a language correction for a model on parallel / per-language text and store it with the model."""
+    """Fit a language correction for a model on parallel / per-language text and store it with the model.
+
+    --out: the model folder to store it in (default: the model's own folder); --langs: the languages of
+    the parallel text (default: all 15 XNLI languages)."""
     use_device(device)  # an impossible device fails before anything else
     check_method(method)
-    target = into or Path(resolve_model_path(model))
+    target = out or Path(resolve_model_path(model))
     if not Path(target).is_dir():
-        raise PolyretError(f"{target}: not a local model directory; pass --into DIR")
+        raise PolyretError(f"{target}: not a local model directory; pass --out DIR")
     if stored_correction(target) is not None and not overwrite:
         raise PolyretError(f"{target / CORRECTION_DIR} exists; pass --overwrite to replace it")
     extra = _parse_texts(texts)
@@ -63,7 +68,8 @@ def fit(
     if groups is None and not extra:
         raise PolyretError("nothing to fit on: give --parallel xnli and/or --texts LANG=FILE")
     enc = load_model(model)
-    corr = fit_model_correction(enc, method, groups=groups, texts=extra, n_directions=n_directions, source="; ".join(source))
+    corr = fit_model_correction(enc, method, groups=groups, texts=extra, n_directions=n_directions, cache=cache,
+                                source="; ".join(source))
     root = corr.save(target)
     console.print(f"[green]{method}[/] correction for {len(corr.stats)} languages -> {root}")
     if corr.uncorrected:
@@ -71,7 +77,7 @@ def fit(
 
 
 @correction_app.command("show")
-def show(model: str = typer.Option("default", "--model")) -> None:
+def show(model: Model = "default") -> None:
     """Print the correction stored with a model (method, languages, text counts, source)."""
     meta = Path(resolve_model_path(model)) / CORRECTION_DIR / "correction.json"
     if not meta.is_file():

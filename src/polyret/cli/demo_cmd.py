@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
 
-from polyret.cli.app import app, console, device_option, use_device
+from polyret.cli.app import app, console, use_device
+from polyret.cli.options import Config, Device, OutDir
 from polyret.data.download import default_download_dest, download
 from polyret.experiment.demo import quick_train_demo
 from polyret.model import prepare_default_model
@@ -17,15 +17,16 @@ from polyret.paths import find_data_dir
 
 @app.command("demo")
 def demo(
-    out: Path = typer.Option(Path("runs/demo"), "--out", help="Run directory (re-running resumes and reuses it)."),
-    config: Path = typer.Option(None, "--config", help="Training config (default: configs/quick.yaml)."),
+    out: OutDir = Path("runs/demo"),
+    config: Config = None,
     every_nth_paragraph: int = typer.Option(
         5, "--every-nth-paragraph", min=1,
         help="Evaluate on every n-th XQuAD-R paragraph (all 11 languages); 1 = the full set (~3x longer on 2 cores)."),
-    device: Optional[str] = device_option(),
+    device: Device = None,
 ) -> None:
     """Prepare the default model, evaluate it on XQuAD-R, train it quickly with hybrid batches,
-    evaluate again, and write the before/after table to OUT/report.md."""
+    evaluate again, and write the before/after table to OUT/report.md (--out: the run folder; a re-run
+    resumes and reuses it; --config default: configs/quick.yaml)."""
     use_device(device)
     t0 = time.perf_counter()
     if find_data_dir() is None:

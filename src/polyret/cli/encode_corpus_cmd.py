@@ -11,11 +11,14 @@ from typing import Optional
 import typer
 
 from polyret import runtime
-from polyret.cli.app import app, console, device_option, use_device
+from polyret.cli.app import app, console, use_device
+from polyret.cli.options import (BatchSize, Cache, ChunkSize, Corpus, Device, Lang, LanguageCorrection, MaxLength, Model,
+                                  OutDir, Overwrite, Progress, Prompt, prompt_side, renamed)
 from polyret.data import beir, miracl
+from polyret.correction import infer_languages, streaming_correction
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
-from polyret.evaluate.retrieval import model_encoders
+from polyret.evaluate.retrieval import corrected_encoders, model_encoders
 from polyret.model import load_model
 from polyret.shard import encode_corpus_sharded
 
@@ -51,34 +54,58 @@ def corpus_docs(path: Path, fmt: str = "auto"):
     return docs
 
 
-@app.command("encode-corpus")
+def _side_encoder(enc, kind: str, correction, lang: str | None):
+    """(texts -> vectors, store identity) for one prompt side, language-corrected when `correction` is
+    given; the identity is the one `run_retrieval` gives its corpus store for the same encoder."""
+    if correction is None:
+        return (enc.passages if kind == "passage" else enc.queries), f"{enc.identity}|{kind}"
+    corrected = corrected_encoders(enc, correction, doc_lang=lang)
+    if kind == "passage":
+        return corrected.passages, f"{corrected.identity}|{kind}"
+
+    def queries(texts):
+        emb = enc.queries(texts)
+        return correction.apply(emb, lang or infer_languages(emb, correction, kind), kind)
+
+    return queries, f"{corrected.identity}|{kind}"
+
+
+@app.command("encode-corpus", cls=renamed({"--kind": "--prompt"}))
 def encode_corpus_command(
-    corpus: Path = typer.Option(..., "--corpus", help="BEIR corpus.jsonl(.gz) (or its directory), or a MIRACL corpus file / directory of shards."),
-    out: Path = typer.Option(..., "--out", help="Store directory (embeddings.npy, ids.jsonl, progress.json); a re-run resumes it."),
-    model: str = typer.Option("default", "--model", help="Model name or directory."),
+    corpus: Corpus = ...,
+    out: OutDir = ...,
+    model: Model = "default",
     fmt: str = typer.Option("auto", "--format", help="Corpus format: auto | beir | miracl."),
-    kind: str = typer.Option("passage", "--kind", help="Prompt: passage or query."),
-    batch_size: int = typer.Option(ENCODE_BATCH_SIZE, "--batch-size"),
-    chunk_size: int = typer.Option(4096, "--chunk-size", help="Documents per resumable chunk (and per shard unit under torchrun)."),
-    max_length: Optional[int] = typer.Option(None, "--max-length", help="Truncate texts to N tokens."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a store of another corpus/encoder in --out."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
-    device: Optional[str] = device_option(),
+    prompt: Prompt = "passage",
+    batch_size: BatchSize = ENCODE_BATCH_SIZE,
+    chunk_size: ChunkSize = 4096,
+    max_length: MaxLength = None,
+    cache: Cache = False,
+    overwrite: Overwrite = False,
+    progress: Progress = True,
+    language_correction: LanguageCorrection = "auto",
+    lang: Lang = None,
+    device: Device = None,
 ) -> None:
     """Encode a corpus into one store that `eval beir/miracl` and `polyret.search` read.
 
-    Under torchrun each process encodes every W-th chunk into its own resumable shard; rank 0 merges
-    them into a store identical to a one-process encode."""
-    use_device(device)
-    if kind not in ("query", "passage"):
-        raise PolyretError(f"--kind must be 'query' or 'passage', not {kind!r}")
+    --out is the store folder (embeddings.npy, ids.jsonl, progress.json); a re-run resumes it. Under
+    torchrun each process encodes every W-th chunk into its own resumable shard; rank 0 merges them
+    into a store identical to a one-process encode. Passages are language-corrected as `eval beir` /
+    `eval miracl` correct them (each in --lang, else its inferred language), so they reuse the store."""
+    use_device(device)  # an impossible device fails before anything else
+    kind = prompt_side(prompt)
     docs = corpus_docs(corpus, fmt)
-    enc = model_encoders(load_model(model), batch_size=batch_size, max_length=max_length, show_progress=False)
-    encode = enc.passages if kind == "passage" else enc.queries
+    m = load_model(model)
+    enc = model_encoders(m, batch_size=batch_size, max_length=max_length, cache=cache, show_progress=False)
+    correction, info = streaming_correction(language_correction, m, model_name=model)
+    encode, identity = _side_encoder(enc, kind, correction, lang)
     # The identity run_retrieval uses for its corpus store: eval beir/miracl reuse a store made here.
-    store = encode_corpus_sharded(docs, out, encode, identity=f"{enc.identity}|{kind}", chunk_size=chunk_size,
+    store = encode_corpus_sharded(docs, out, encode, identity=identity, chunk_size=chunk_size,
                                   overwrite=overwrite, show_progress=progress, description="encoding corpus")
     if runtime.is_main_process():
         console.print(f"[green]{store.n}[/] documents x {store.dim} -> {out} "
                       f"({runtime.world_size()} process{'es' if runtime.world_size() > 1 else ''}, {enc.runtime.get('device')})")
+        if correction is not None:
+            console.print(f"language correction: {info['method']} ({info['statistics']})", markup=False)
         print(out)

@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from polyret.cli.app import app, console, device_option, split_csv, use_device
+from polyret.cli.app import app, console, split_csv, use_device
+from polyret.cli.options import Bootstrap, Device, LabelA, LabelB, OutDir, Overwrite, Permutations, Progress
 from polyret.experiment import run_experiment
 from polyret.experiment.ablation import ablation, ablation_markdown, write_ablation
 from polyret.io import OutputDir
@@ -17,12 +18,14 @@ from polyret.io import OutputDir
 @app.command("experiment")
 def experiment_command(
     config: Path = typer.Argument(..., help="Experiment YAML (e.g. configs/experiments/smoke.yaml)."),
-    out: Path = typer.Option(..., "--out", help="Experiment directory; re-running reuses finished runs and resumes interrupted ones."),
+    out: OutDir = ...,
     report_only: bool = typer.Option(False, "--report-only", help="Run nothing: aggregate what is finished, rewrite summary.json and report.md."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
-    device: Optional[str] = device_option(),
+    progress: Progress = True,
+    device: Device = None,
 ) -> None:
-    """Train and evaluate a grid (strategies × α × λ × seeds) against the untrained base model."""
+    """Train and evaluate a grid (strategies × α × λ × seeds) against the untrained base model.
+
+    --out is the experiment folder; re-running reuses finished runs and resumes interrupted ones."""
     use_device(device)  # every model the grid trains or evaluates
     summary = run_experiment(config, out, report_only=report_only, show_progress=progress)
     done = sum(1 for r in summary["runs"] if r["complete"])
@@ -46,21 +49,23 @@ def experiment_command(
 
 @app.command("ablation")
 def ablation_command(
-    a: Path = typer.Argument(..., help="Finished experiment dir of side a (e.g. with the lever)."),
-    b: Path = typer.Argument(..., help="Finished experiment dir of side b (e.g. without it); may be a itself with --suite-b."),
+    a: Path = typer.Argument(..., help="Finished experiment dir of side a (e.g. with the lever).", exists=True, file_okay=False),
+    b: Path = typer.Argument(..., help="Finished experiment dir of side b (e.g. without it); may be a itself with --suite-b.",
+                             exists=True, file_okay=False),
     suite: str = typer.Option(..., "--suite", help="Suite label of side a (as in its report, e.g. 'xquad-r corrected')."),
     suite_b: Optional[str] = typer.Option(None, "--suite-b", help="Suite label of side b (default: --suite)."),
     variants: Optional[str] = typer.Option(None, "--variants", help="Comma-separated variant labels (default: all finished on both sides)."),
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated per-query metrics (default: all)."),
-    label_a: str = typer.Option("a", "--label-a"),
-    label_b: str = typer.Option("b", "--label-b"),
-    out: Path = typer.Option(..., "--out", help="Folder for ablation.json, ablation.md, ablation.png."),
-    n_permutations: int = typer.Option(10000, "--permutations"),
-    n_bootstrap: int = typer.Option(2000, "--bootstrap"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier ablation output at --out."),
+    label_a: LabelA = "a",
+    label_b: LabelB = "b",
+    out: OutDir = ...,
+    n_permutations: Permutations = 10000,
+    n_bootstrap: Bootstrap = 2000,
+    overwrite: Overwrite = False,
 ) -> None:
     """What one lever adds: side a − side b for every variant of two finished experiments (or two suites
-    of one), paired over the same queries, seeds pooled, Holm within each metric."""
+    of one), paired over the same queries, seeds pooled, Holm within each metric. Writes ablation.json,
+    ablation.md and ablation.png to --out."""
     target = OutputDir(out, "ablation", overwrite=overwrite, inputs=[a, b])
     result = ablation(a, b, suite=suite, suite_b=suite_b, variants=split_csv(variants), metrics=split_csv(metrics),
                       n_permutations=n_permutations, n_bootstrap=n_bootstrap)

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from polyret.cli.app import console, device_option, eval_app, measured_settings, say_if_rerun, split_csv, use_device
+from polyret.cli.app import console, eval_app, measured_settings, say_if_rerun, split_csv, use_device
+from polyret.cli.options import (BatchSize, Cache, Candidate, DataName, Device, LanguageCorrection, Langs, Model, OutDir,
+                                  Overwrite, Progress)
 from polyret.data.lareqa import load_lareqa
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.evaluate.lareqa_eval import MULTI_RECALL_K, OWN_LANGUAGE_TOP_K, evaluate_lareqa
@@ -26,23 +27,22 @@ _COLUMN_TITLES = {
 
 @eval_app.command("lareqa")
 def eval_lareqa(
-    out: Path = typer.Option(..., "--out", help="Output directory (results.json, report.md, cross_map_heatmap.png, multi.trec, qrels.trec)."),
-    model: str = typer.Option("default", "--model", help="Model: 'default', a local directory, or a hub id."),
-    data: str = typer.Option("xquad-r", "--data", help="Folder of LL.json files, or a data-set name under <data>/lareqa (xquad-r)."),
-    langs: Optional[str] = typer.Option(None, "--langs", help="Comma-separated languages (default: every LL.json in --data)."),
-    candidate: str = typer.Option("sentence", "--candidate", help="Candidate text: 'sentence' or 'sentence+context'."),
-    batch_size: int = typer.Option(ENCODE_BATCH_SIZE, "--batch-size", min=1, help="Encoding batch size."),
-    cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse/store embeddings in the polyret cache."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out, replacing our result files."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
-    language_correction: str = typer.Option(
-        "auto", "--language-correction",
-        help="auto (the model's stored correction, else none) | none | center | "
-        "center-both | lir | procrustes | rotate | a model dir holding one.",
-    ),
-    device: Optional[str] = device_option(),
+    out: OutDir = ...,
+    model: Model = "default",
+    data: DataName = "xquad-r",
+    langs: Langs = None,
+    candidate: Candidate = "sentence",
+    batch_size: BatchSize = ENCODE_BATCH_SIZE,
+    cache: Cache = True,
+    overwrite: Overwrite = False,
+    progress: Progress = True,
+    language_correction: LanguageCorrection = "auto",
+    device: Device = None,
 ) -> None:
-    """Evaluate an encoder on LAReQA: every setting is a slice of one question x candidate score matrix."""
+    """Evaluate an encoder on LAReQA: every setting is a slice of one question x candidate score matrix.
+
+    --data: a folder of LL.json files, or a data-set name under <data>/lareqa (xquad-r, mlqa-r). Writes
+    results.json, report.md, cross_map_heatmap.png, multi.trec and qrels.trec to --out."""
     use_device(device)  # an impossible device fails before anything else
     # The output-folder policy (polyret.io) before any slow work.
     settings = measured_settings(model=model, data=data, langs=langs, candidate=candidate,

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from polyret.cli.app import console, data_app, split_csv
+from polyret.cli.options import Json, Langs, OptionalDataPath, OutFile, Overwrite, renamed
 from polyret.data.groups import write_groups_jsonl
 from polyret.data.pairs import build_groups
 from polyret.data.sentences import agreement_json, agreement_table, sentence_agreement
@@ -19,7 +20,7 @@ def build_pairs(
         ..., "--from", help="QA files or directories (MLQA *context-XX-question-YY.json, LAReQA LL.json, "
         "TyDi tydiqa.goldp.LL.SPLIT.json, group *.jsonl); repeat the option for several."
     ),
-    out: Path = typer.Option(..., "--out", help="Output group JSONL."),
+    out: OutFile = ...,
     unit: str = typer.Option("sentence", "--unit", help="sentence (the answer's sentence) or paragraph."),
     negatives: str = typer.Option("none", "--negatives", help="none or same-paragraph (other sentences of the answer's paragraph)."),
     splitter: str = typer.Option("auto", "--splitter", help="Sentence splitter: auto (sentencex; PyThaiNLP for Thai), sentencex, pysbd."),
@@ -28,10 +29,11 @@ def build_pairs(
         "sharing most character n-grams with the id's same-language question; ~0.75-0.82 agreement with gold on XQuAD-R)."
     ),
     source: str = typer.Option(None, "--source", help="Training-set name for every group (default: each file's directory name)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
-    as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON on stdout."),
+    overwrite: Overwrite = False,
+    as_json: Json = False,
 ) -> None:
-    """Join QA records on question id into parallel groups and write them as JSONL."""
+    """Join QA records on question id into parallel groups and write them to the JSONL file --out
+    (--json: the build report too, on stdout)."""
     from rich.table import Table
 
     # Checked before reading anything; written atomically at the end (polyret.io).
@@ -53,14 +55,15 @@ def build_pairs(
         console.print(f"  {key}: {value}", markup=False)
 
 
-@data_app.command("sentence-agreement")
+@data_app.command("sentence-agreement", cls=renamed({"--xquad-r": "--data"}))
 def sentence_agreement_cmd(
-    xquad_r: Path = typer.Option(None, "--xquad-r", help="XQuAD-R directory (default: <data>/lareqa/xquad-r)."),
-    langs: str = typer.Option(None, "--langs", help="Comma-separated subset of languages."),
-    splitters: str = typer.Option("auto,sentencex,pysbd", "--splitters"),
-    as_json: bool = typer.Option(False, "--json"),
+    data: OptionalDataPath = None,
+    langs: Langs = None,
+    splitters: str = typer.Option("auto,sentencex,pysbd", "--splitters", help="Comma-separated sentence splitters to compare."),
+    as_json: Json = False,
 ) -> None:
-    """Agreement of sentence splitters with XQuAD-R's gold sentence breaks, per language."""
+    """Agreement of sentence splitters with XQuAD-R's gold sentence breaks, per language (--data: the
+    XQuAD-R folder; default <data>/lareqa/xquad-r)."""
     with console.status("splitting XQuAD-R paragraphs ..."):
-        rows = sentence_agreement(xquad_r, split_csv(langs), split_csv(splitters) or ["auto"])
+        rows = sentence_agreement(data, split_csv(langs), split_csv(splitters) or ["auto"])
     typer.echo(json.dumps(agreement_json(rows), indent=2) if as_json else agreement_table(rows))

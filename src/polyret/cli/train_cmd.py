@@ -10,7 +10,9 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from polyret.cli.app import app, console, device_option, use_device
+from polyret.cli.app import app, console, use_device
+from polyret.cli.options import (Config, Device, OptionalBatchSize, OptionalModel, OptionalSeed, OutDir, Overwrite,
+                                  Progress)
 from polyret.config import STRATEGIES, load_train_config
 from polyret.errors import PolyretError
 from polyret.runtime import rank
@@ -19,21 +21,24 @@ from polyret.train import RUN_JSON, train
 
 @app.command("train")
 def train_command(
-    out: Path = typer.Option(..., "--out", help="Run directory (model/, checkpoints/, train_log.jsonl, run.json)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML training config (e.g. configs/quick.yaml)."),
+    out: OutDir = ...,
+    config: Config = None,
     strategy: Optional[str] = typer.Option(None, "--strategy", help=f"Batch strategy: {' | '.join(STRATEGIES)}."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="Hybrid: probability of an X-X-mono batch."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Optimizer steps."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Pairs per batch (per process)."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    model: Optional[str] = typer.Option(None, "--model", help="Base model: 'default', a model dir, or a hub id."),
-    merge_weight: Optional[float] = typer.Option(None, "--merge-weight", help="Also write <out>/merged with λ."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", min=0.0, max=1.0, help="Hybrid: probability of an X-X-mono batch."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimizer steps."),
+    batch_size: OptionalBatchSize = None,
+    seed: OptionalSeed = None,
+    model: OptionalModel = None,
+    merge_weight: Optional[float] = typer.Option(None, "--merge-weight", min=0.0, max=1.0, help="Also write <out>/merged with λ."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing, non-empty --out."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
-    device: Optional[str] = device_option(),
+    overwrite: Overwrite = False,
+    progress: Progress = True,
+    device: Device = None,
 ) -> None:
-    """Fine-tune an encoder with X-X-mono / X-X / X-Y / Hybrid(α) batches (arXiv 2408.10536)."""
+    """Fine-tune an encoder with X-X-mono / X-X / X-Y / Hybrid(α) batches (arXiv 2408.10536).
+
+    --out is the run folder (model/, checkpoints/, train_log.jsonl, run.json); options given here
+    override the --config file's (--model default: the config's base model)."""
     if device is not None:
         use_device(device)  # otherwise the config's device (train resolves it before any work)
     if strategy is not None and strategy not in STRATEGIES:
@@ -63,11 +68,11 @@ def train_command(
 def merge_command(
     base: str = typer.Option(..., "--base", help="Base model: 'default' or a model dir."),
     tuned: str = typer.Option(..., "--tuned", help="Fine-tuned model dir (same architecture)."),
-    weight: float = typer.Option(..., "--weight", help="λ in θ = (1−λ)·θ_base + λ·θ_tuned."),
-    out: Path = typer.Option(..., "--out", help="Output model dir."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing, non-empty --out."),
+    weight: float = typer.Option(..., "--weight", help="λ in θ = (1−λ)·θ_base + λ·θ_tuned, in [0, 1]."),
+    out: OutDir = ...,
+    overwrite: Overwrite = False,
 ) -> None:
-    """Interpolate a fine-tuned model with its base in weight space."""
+    """Interpolate a fine-tuned model with its base in weight space; --out is the merged model's folder."""
     from polyret.merge import merge_models
 
     path = merge_models(base, tuned, weight, out, overwrite=overwrite)

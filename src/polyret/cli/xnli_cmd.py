@@ -1,6 +1,7 @@
 """`polyret eval xnli` (zero-shot cross-lingual NLI) and `polyret eval tatoeba` (bitext retrieval)."""
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Optional
 
@@ -8,19 +9,17 @@ import typer
 from rich.table import Table
 from rich.markup import escape
 
-from polyret.cli.app import console, device_option, eval_app, measured_settings, say_if_rerun, split_csv, use_device
+from polyret.cli.app import console, eval_app, measured_settings, say_if_rerun, split_csv, use_device
+from polyret.cli.options import (BatchSize, Bootstrap, Cache, Device, LabelA, LabelB, LanguageCorrection, Langs, LowResource,
+                                  Model, OptionalDataDir, OptionalOutDir, OptionalOutFile, OutDir, Overwrite, Permutations,
+                                  Progress, Prompt, RequiredLangs, Seed, Split, prompt_side)
+from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
 from polyret.evaluate.tatoeba import evaluate_tatoeba
 from polyret.evaluate.xnli import evaluate_xnli
 from polyret.evaluate.xnli_compare import compare_xnli, comparison_markdown
 from polyret.io import OutputDir, read_json, write_json
 from polyret.paths import data_path
-
-
-def _prompt_kind(prompt: str) -> str | None:
-    if prompt not in ("query", "passage", "none"):
-        raise PolyretError(f"--prompt must be query, passage or none, not {prompt!r}")
-    return None if prompt == "none" else prompt
 
 
 def _data_dir(given: Optional[Path], sub: str) -> Path:
@@ -30,80 +29,104 @@ def _data_dir(given: Optional[Path], sub: str) -> Path:
     return data_path(sub)
 
 
+def _call_with_new_options(fn, *args, new_options: dict, **kwargs):
+    """`fn(*args, **kwargs)`, plus each of `new_options` (name -> (value, default)) that `fn` takes.
+
+    `evaluate_xnli` / `evaluate_tatoeba` take `batch_size` and `language_correction` from the
+    evaluator contract on; one that does not take them yet runs without a default value and refuses
+    any other in one line (never silently ignoring an option the user gave)."""
+    params = inspect.signature(fn).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    for name, (value, default) in new_options.items():
+        if takes_any or name in params:
+            kwargs[name] = value
+        elif value != default:
+            raise PolyretError(f"--{name.replace('_', '-')} {value}: this version of {fn.__name__} does not support it yet")
+    return fn(*args, **kwargs)
+
+
+def _c_values(cs: str) -> list[float]:
+    """--cs: comma-separated positive numbers (logistic regression's inverse regularisation strengths)."""
+    try:
+        values = [float(c) for c in split_csv(cs) or []]
+    except ValueError:
+        raise PolyretError(f"--cs must be comma-separated numbers, not {cs!r}") from None
+    if not values or not all(0 < c < float("inf") for c in values):
+        raise PolyretError(f"--cs must be comma-separated positive numbers, not {cs!r}")
+    return values
+
+
+def _check_fine_tune_numbers(epochs: Optional[float], lr: Optional[float], layers: Optional[str]) -> None:
+    """The fine-tuning options typer's ranges cannot express, checked before any model loads."""
+    for name, value in (("--fine-tune-epochs", epochs), ("--fine-tune-lr", lr)):
+        if value is not None and not 0 < value < float("inf"):
+            raise PolyretError(f"{name} must be a positive number, not {value}")
+    if layers is not None and layers.strip().lower() != "all" and not (layers.strip().isdigit() and int(layers) >= 1):
+        raise PolyretError(f"--fine-tune-layers must be a positive number or 'all', not {layers!r}")
+
+
 @eval_app.command("xnli")
 def eval_xnli(
-    out: Path = typer.Option(..., "--out", help="Output directory (results.json, report.md, xnli_bars.png)."),
-    model: str = typer.Option("default", "--model", help="Model name or directory."),
-    data: Optional[Path] = typer.Option(None, "--data", help="XNLI directory with <split>-<lang>.tsv (default: <data>/xnli)."),
-    split: str = typer.Option("dev", "--split", help="Split file prefix to evaluate: dev or test."),
+    out: OutDir = ...,
+    model: Model = "default",
+    data: OptionalDataDir = None,
+    split: Split = "dev",
     english_train: Optional[str] = typer.Option(
         None, "--english-train",
         help="Comma-separated English training data: snli:dev, snli:test, sick:TRAIN[+TRIAL+TEST], xnli:align (XNLI dev's "
         "English alignment side: then only the evaluation side is scored), or TSV paths; SPEC*K repeats a set K times "
         "(default: snli:dev,sick:TRAIN for the probe; snli:dev,snli:test,sick:TRAIN+TRIAL+TEST,xnli:align*16 with --fine-tune).",
     ),
-    langs: Optional[str] = typer.Option(None, "--langs", help="Comma-separated languages (default: every file of the split)."),
-    low_resource: str = typer.Option("sw,ur", "--low-resource", help="Languages for the low-resource block."),
-    prompt: str = typer.Option("query", "--prompt", help="Encoder prompt: query, passage or none."),
-    cs: str = typer.Option("0.0001,0.0003,0.001,0.003,0.01", "--cs", help="Logistic-regression C values to select from on English dev."),
+    langs: Langs = None,
+    low_resource: LowResource = "sw,ur",
+    prompt: Prompt = "query",
+    cs: str = typer.Option("0.0001,0.0003,0.001,0.003,0.01", "--cs", help="Logistic-regression C values (positive) to select from on English dev."),
     fine_tune: bool = typer.Option(False, "--fine-tune", help="The fine-tuned protocol: fine-tune a copy of the encoder with a head on English NLI instead of the frozen probe."),
-    fine_tune_steps: Optional[int] = typer.Option(None, "--fine-tune-steps", help="Fine-tuning steps (implies --fine-tune; default 640)."),
+    fine_tune_steps: Optional[int] = typer.Option(None, "--fine-tune-steps", min=1, help="Fine-tuning steps (implies --fine-tune; default 640)."),
     fine_tune_epochs: Optional[float] = typer.Option(None, "--fine-tune-epochs", help="Fine-tuning epochs over the English data (instead of steps)."),
-    fine_tune_batch_size: Optional[int] = typer.Option(None, "--fine-tune-batch-size", help="Pairs per fine-tuning step (default 32)."),
+    fine_tune_batch_size: Optional[int] = typer.Option(None, "--fine-tune-batch-size", min=1, help="Pairs per fine-tuning step (default 32)."),
     fine_tune_lr: Optional[float] = typer.Option(None, "--fine-tune-lr", help="Encoder learning rate (default 5e-5; the head uses 1e-3)."),
     fine_tune_head: Optional[str] = typer.Option(None, "--fine-tune-head", help="Head over [u, v, |u-v|, u*v]: linear (default) or mlp."),
-    fine_tune_max_length: Optional[int] = typer.Option(None, "--fine-tune-max-length", help="Training max length in tokens (default 64)."),
+    fine_tune_max_length: Optional[int] = typer.Option(None, "--fine-tune-max-length", min=1, help="Training max length in tokens (default 64)."),
     fine_tune_layers: Optional[str] = typer.Option(None, "--fine-tune-layers", help="Train only the top N transformer layers, or 'all' (the default)."),
-    max_rows: Optional[int] = typer.Option(None, "--max-rows", help="Only the first N rows of each XNLI file (quick runs)."),
+    max_rows: Optional[int] = typer.Option(None, "--max-rows", min=1, help="Only the first N rows of each XNLI file (quick runs)."),
     rows: str = typer.Option("auto", "--rows", help="all, or eval-side: only XNLI dev's evaluation side (for models aligned or trained on its alignment side); auto = eval-side when --english-train reads xnli:align, else all."),
-    max_train: Optional[int] = typer.Option(None, "--max-train", help="Only the first N English training pairs."),
-    seed: int = typer.Option(0, "--seed"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results.json in --out."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
-    device: Optional[str] = device_option(),
+    max_train: Optional[int] = typer.Option(None, "--max-train", min=1, help="Only the first N English training pairs."),
+    seed: Seed = 0,
+    batch_size: BatchSize = ENCODE_BATCH_SIZE,
+    cache: Cache = True,
+    overwrite: Overwrite = False,
+    progress: Progress = True,
+    language_correction: LanguageCorrection = "auto",
+    device: Device = None,
 ) -> None:
-    """Zero-shot cross-lingual XNLI: an English-only classifier (frozen-encoder probe, or --fine-tune), every language scored."""
-    use_device(device)
-    try:
-        c_values = [float(c) for c in split_csv(cs) or []]
-    except ValueError:
-        raise PolyretError(f"--cs must be comma-separated numbers, not {cs!r}") from None
+    """Zero-shot cross-lingual XNLI: an English-only classifier (frozen-encoder probe, or --fine-tune), every language scored.
 
-    prompt_kind = _prompt_kind(prompt)
+    --data: a folder of <split>-<lang>.tsv files (default: <data>/xnli). Writes results.json, report.md
+    and xnli_bars.png to --out. The language correction applies to the frozen encoder's embeddings."""
+    use_device(device)
+    c_values = _c_values(cs)
+    _check_fine_tune_numbers(fine_tune_epochs, fine_tune_lr, fine_tune_layers)
+    prompt_kind = prompt_side(prompt, allow_none=True)
     xnli_dir = _data_dir(data, "xnli")
-    settings = measured_settings(model=model, data=xnli_dir, split=split, english_train=english_train, langs=langs,
-                                 low_resource=low_resource, prompt=prompt, cs=cs, fine_tune=fine_tune, fine_tune_steps=fine_tune_steps,
-                                 fine_tune_epochs=fine_tune_epochs, fine_tune_batch_size=fine_tune_batch_size,
-                                 fine_tune_lr=fine_tune_lr, fine_tune_head=fine_tune_head,
-                                 fine_tune_max_length=fine_tune_max_length, fine_tune_layers=fine_tune_layers,
-                                 max_rows=max_rows, rows=rows, max_train=max_train, seed=seed)
+    options = dict(split=split, english_train=english_train, langs=langs, low_resource=low_resource, prompt=prompt, cs=cs,
+                   fine_tune=fine_tune, fine_tune_steps=fine_tune_steps, fine_tune_epochs=fine_tune_epochs,
+                   fine_tune_batch_size=fine_tune_batch_size, fine_tune_lr=fine_tune_lr, fine_tune_head=fine_tune_head,
+                   fine_tune_max_length=fine_tune_max_length, fine_tune_layers=fine_tune_layers, max_rows=max_rows,
+                   rows=rows, max_train=max_train, seed=seed)
+    # language_correction is a measured setting only where it may change the result (not the default)
+    extra = {} if language_correction == "auto" else {"language_correction": language_correction}
+    settings = measured_settings(model=model, data=xnli_dir, **options, **extra)
     target = OutputDir(out, "eval-xnli", overwrite=overwrite, inputs=[xnli_dir, Path(model)], legacy_files=("results.json",),
                        settings=settings)
     say_if_rerun(target)
-    res = evaluate_xnli(
-        model,
-        xnli_dir,
-        split=split,
-        english_train=english_train,
-        langs=split_csv(langs),
-        low_resource=split_csv(low_resource) or (),
-        out_dir=target,
-        seed=seed,
-        show_progress=progress,
-        kind=prompt_kind,
-        Cs=c_values,
-        max_rows=max_rows,
-        rows=rows,
-        max_train=max_train,
-        fine_tune=fine_tune,
-        fine_tune_steps=fine_tune_steps,
-        fine_tune_epochs=fine_tune_epochs,
-        fine_tune_batch_size=fine_tune_batch_size,
-        fine_tune_lr=fine_tune_lr,
-        fine_tune_head=fine_tune_head,
-        fine_tune_max_length=fine_tune_max_length,
-        fine_tune_layers=fine_tune_layers,
-        overwrite=overwrite,
+    for key in ("langs", "low_resource"):
+        options[key] = split_csv(options[key]) or (() if key == "low_resource" else None)
+    del options["prompt"], options["cs"]
+    res = _call_with_new_options(
+        evaluate_xnli, model, xnli_dir, out_dir=target, show_progress=progress, kind=prompt_kind, Cs=c_values,
+        cache=cache, overwrite=overwrite, **options,
+        new_options={"batch_size": (batch_size, ENCODE_BATCH_SIZE), "language_correction": (language_correction, "auto")},
     )
     table = Table(title=f"XNLI {split} (zero-shot from English)")
     for col in ("lang", "n", "accuracy", "macro-F1", "gap acc"):
@@ -120,17 +143,18 @@ def eval_xnli(
 
 @eval_app.command("xnli-compare")
 def eval_xnli_compare(
-    a: Path = typer.Argument(..., help="results.json (or its folder) of model a."),
-    b: Path = typer.Argument(..., help="results.json (or its folder) of model b (e.g. the base)."),
-    label_a: str = typer.Option("a", "--label-a"),
-    label_b: str = typer.Option("b", "--label-b"),
-    low_resource: Optional[str] = typer.Option(None, "--low-resource", help="Languages of the block (default: a's)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write comparison.json and comparison.md to this file stem."),
-    n_permutations: int = typer.Option(10000, "--permutations"),
-    n_bootstrap: int = typer.Option(2000, "--bootstrap"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing comparison files at --out."),
+    a: Path = typer.Argument(..., help="results.json (or its folder) of model a.", exists=True),
+    b: Path = typer.Argument(..., help="results.json (or its folder) of model b (e.g. the base).", exists=True),
+    label_a: LabelA = "a",
+    label_b: LabelB = "b",
+    low_resource: LowResource = None,
+    out: OptionalOutFile = None,
+    n_permutations: Permutations = 10000,
+    n_bootstrap: Bootstrap = 2000,
+    overwrite: Overwrite = False,
 ) -> None:
-    """Paired comparison of two `eval xnli` results on their shared rows: per language, mean, low-resource block."""
+    """Paired comparison of two `eval xnli` results on their shared rows: per language, mean, low-resource
+    block (--low-resource default: a's). --out is a file stem: OUT.json and OUT.md are written."""
     targets = [] if out is None else [out.with_suffix(".json"), out.with_suffix(".md")]
     taken = [str(t) for t in targets if t.exists()]
     if taken and not overwrite:
@@ -148,31 +172,34 @@ def eval_xnli_compare(
 
 @eval_app.command("tatoeba")
 def eval_tatoeba(
-    langs: str = typer.Option(..., "--langs", help="Comma-separated languages: Tatoeba codes (deu, swh) or two-letter codes (de, sw)."),
-    model: str = typer.Option("default", "--model", help="Model name or directory."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Tatoeba directory (default: <data>/tatoeba)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output directory (results.json, report.md, tatoeba_bars.png)."),
-    prompt: str = typer.Option("query", "--prompt", help="Encoder prompt: query, passage or none."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing results.json in --out."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
-    device: Optional[str] = device_option(),
+    langs: RequiredLangs = ...,
+    model: Model = "default",
+    data: OptionalDataDir = None,
+    out: OptionalOutDir = None,
+    prompt: Prompt = "query",
+    batch_size: BatchSize = ENCODE_BATCH_SIZE,
+    cache: Cache = True,
+    overwrite: Overwrite = False,
+    progress: Progress = True,
+    language_correction: LanguageCorrection = "auto",
+    device: Device = None,
 ) -> None:
-    """Tatoeba bitext retrieval: accuracy@1 in both directions for each language paired with English."""
+    """Tatoeba bitext retrieval: accuracy@1 in both directions for each language paired with English.
+
+    --data: the Tatoeba folder (default: <data>/tatoeba). Writes results.json, report.md and
+    tatoeba_bars.png to --out when given."""
     use_device(device)
-    prompt_kind = _prompt_kind(prompt)
+    prompt_kind = prompt_side(prompt, allow_none=True)
     tatoeba_dir = _data_dir(data, "tatoeba")
-    settings = measured_settings(langs=langs, model=model, data=tatoeba_dir, prompt=prompt)
+    extra = {} if language_correction == "auto" else {"language_correction": language_correction}
+    settings = measured_settings(langs=langs, model=model, data=tatoeba_dir, prompt=prompt, **extra)
     target = None if out is None else OutputDir(out, "eval-tatoeba", overwrite=overwrite, inputs=[tatoeba_dir, Path(model)],
                                                  legacy_files=("results.json",), settings=settings)
     say_if_rerun(target)
-    res = evaluate_tatoeba(
-        model,
-        tatoeba_dir,
-        split_csv(langs) or [],
-        out_dir=target,
-        kind=prompt_kind,
-        show_progress=progress,
-        overwrite=overwrite,
+    res = _call_with_new_options(
+        evaluate_tatoeba, model, tatoeba_dir, split_csv(langs) or [], out_dir=target, kind=prompt_kind,
+        show_progress=progress, overwrite=overwrite, cache=cache,
+        new_options={"batch_size": (batch_size, ENCODE_BATCH_SIZE), "language_correction": (language_correction, "auto")},
     )
     table = Table(title="Tatoeba accuracy@1 (%)")
     for col in ("lang", "n", "xx→en", "en→xx", "mean"):

@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -103,6 +104,8 @@ def _fetch(url: str, dest: Path, progress=None) -> None:
             return
         raise PolyretError(f"{url}: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError) as e:
+        if url.startswith("file:"):
+            raise PolyretError(f"{url}: not in the mirror ({getattr(e, 'reason', e)})") from None
         raise PolyretError(f"{url}: cannot download ({getattr(e, 'reason', e)}); no network? try --mirror") from None
     with resp:
         if have and resp.status != 206:  # server ignored Range: start over
@@ -158,6 +161,41 @@ def _xnli_zip_to_tsv(zip_path: Path, out_dir: Path) -> None:
                         f.write(f"{p}\t{h}\t{label}\n")
 
 
+def mirror_base(mirror: str | None) -> str | None:
+    """A `--mirror` as the base URL the files are fetched from: an http(s):// or file:// URL, or a
+    local folder (as its file:// URL). Anything else, or a folder that is not there, is one PolyretError."""
+    if not mirror:
+        return None
+    if mirror.startswith(("http://", "https://")):
+        return mirror.rstrip("/")
+    if mirror.startswith("file://"):
+        parsed = urllib.parse.urlparse(mirror)
+        if parsed.netloc not in ("", "localhost"):
+            raise PolyretError(f"--mirror {mirror}: a file:// URL must name a local folder (file:///path), not host {parsed.netloc!r}")
+        folder = Path(urllib.request.url2pathname(parsed.path))
+    elif "://" in mirror:
+        raise PolyretError(f"--mirror {mirror}: unsupported URL scheme; give an http(s):// or file:// URL, or a local folder")
+    else:
+        folder = Path(mirror).expanduser()
+    if not folder.is_dir():
+        why = "is not a folder" if folder.exists() else "does not exist"
+        raise PolyretError(f"--mirror {mirror}: {folder} {why}")
+    return folder.resolve().as_uri()
+
+
+def check_download_target(dest: str | Path, mirror: str | None = None) -> None:
+    """Refuse, before anything is fetched or made, a destination that cannot be a folder (a regular
+    file, or a path through one) and a mirror that cannot work (`mirror_base`)."""
+    dest = Path(dest)
+    for p in (dest, *dest.parents):
+        if p.exists():
+            if not p.is_dir():
+                what = "is a file" if p == dest else f"cannot be made: {p} is a file"
+                raise PolyretError(f"{dest}: {what}, not a folder; give a folder to download into")
+            break
+    mirror_base(mirror)
+
+
 def download(
     dest: str | Path,
     *,
@@ -167,6 +205,8 @@ def download(
 ) -> list[dict]:
     """Fetch the chosen data sets into `dest`; returns one status dict per file."""
     dest = Path(dest)
+    check_download_target(dest, mirror)
+    base = mirror_base(mirror)
     wanted = set(datasets or DATASETS)
     unknown = wanted - set(DATASETS)
     if unknown:
@@ -178,13 +218,16 @@ def download(
         if rf.dataset not in wanted:
             continue
         path = dest / rf.rel_path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise PolyretError(f"{path.parent}: cannot make the folder ({e.strerror})") from None
         expected = rf.sha256 or known.get(rf.rel_path)
         status = "present"
         if path.exists() and expected and sha256_file(path) != expected:
             path.rename(path.with_name(path.name + ".bad"))  # keep it for inspection, fetch again
         if not path.exists():
-            url = f"{mirror.rstrip('/')}/{rf.rel_path}" if mirror else rf.url
+            url = f"{base}/{rf.rel_path}" if base else rf.url
             _fetch(url, path, progress)
             status = "downloaded"
         digest = sha256_file(path)

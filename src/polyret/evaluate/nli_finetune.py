@@ -45,6 +45,7 @@ changes, so the head stays over `[u, v, |u-v|, u*v]`.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import tempfile
 from dataclasses import asdict, dataclass, replace
@@ -139,13 +140,7 @@ class FineTuneSettings:
 
 
 # ----------------------------------------------------------------------------- batches
-def _default_batch_sampler_base():
-    from sentence_transformers.base.sampler import DefaultBatchSampler
-
-    return DefaultBatchSampler
-
-
-class LengthBucketBatchSampler(_default_batch_sampler_base()):
+class _LengthBuckets:
     """Batches of pairs with similar token lengths, for the trainer's `batch_sampler` hook.
 
     Each epoch the rows are shuffled (a pure function of (seed, epoch)), cut into pools of
@@ -153,6 +148,10 @@ class LengthBucketBatchSampler(_default_batch_sampler_base()):
     batches, and the batches of all pools shuffled. Every row is used once per epoch; a batch pads
     only to its own longest sentence, which is close to its shortest. `lengths`: (n, 2) token counts
     of premise and hypothesis, in dataset order. Build it with `length_bucket_factory`.
+
+    The trainer needs a subclass of sentence-transformers' `DefaultBatchSampler`, and importing that
+    costs seconds: `LengthBucketBatchSampler` (this mixin over it) is made on first use, so importing
+    this module (every `polyret` start does, through the XNLI evaluator) stays cheap.
     """
 
     def __init__(self, dataset, batch_size: int, drop_last: bool, valid_label_columns=None, generator=None,
@@ -189,6 +188,22 @@ class LengthBucketBatchSampler(_default_batch_sampler_base()):
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
 
+@functools.cache
+def _length_bucket_sampler_class() -> type:
+    """`LengthBucketBatchSampler`: the length-bucket logic over sentence-transformers' DefaultBatchSampler."""
+    from sentence_transformers.base.sampler import DefaultBatchSampler
+
+    return type("LengthBucketBatchSampler", (_LengthBuckets, DefaultBatchSampler),
+                {"__module__": __name__, "__doc__": _LengthBuckets.__doc__})
+
+
+def __getattr__(name: str):
+    """PEP 562: `LengthBucketBatchSampler` is built (importing sentence-transformers) when first asked for."""
+    if name == "LengthBucketBatchSampler":
+        return _length_bucket_sampler_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def pair_token_lengths(model, pairs: NLIPairs, prompt: str | None, max_length: int) -> np.ndarray:
     """(n, 2) token counts of premise and hypothesis as the encoder sees them (prompt, truncation)."""
     prefix = prompt or ""
@@ -202,9 +217,7 @@ def pair_token_lengths(model, pairs: NLIPairs, prompt: str | None, max_length: i
 
 def length_bucket_factory(lengths: np.ndarray, pool_batches: int = 50):
     """A callable for `SentenceTransformerTrainingArguments(batch_sampler=...)`."""
-    import functools
-
-    return functools.partial(LengthBucketBatchSampler, lengths=lengths, pool_batches=pool_batches)
+    return functools.partial(_length_bucket_sampler_class(), lengths=lengths, pool_batches=pool_batches)
 
 
 # ----------------------------------------------------------------------------- head
