@@ -4,7 +4,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import typer
 from rich.markup import escape
 from rich.table import Table
 

@@ -4,7 +4,6 @@ Both also run under `torchrun --nproc_per_node=N -m polyret train ...` (DDP, glo
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
