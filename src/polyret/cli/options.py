@@ -132,7 +132,7 @@ def rewrite_old_spellings(args: list[str], mapping: dict[str, str], command: str
             continue
         if old not in warned:
             warned.add(old)
-            console.print(f"warning: {command} {old} is deprecated; use {new}", markup=False, highlight=False)
+            console.print(f"warning: {command} {old} is deprecated; use {new}", markup=False, highlight=False, soft_wrap=True)
         out.append(new + eq + value)
     return out
 
