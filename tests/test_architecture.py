@@ -1,6 +1,7 @@
 """The package's shape, read from its source with `ast`: no import cycles, nothing below `cli/`
 imports `cli/`, in-package imports at module top (only modules that pull in a heavy optional
-library may be imported inside a function), and no module longer than ~600 lines."""
+library may be imported inside a function, and the CLI's command modules import the library inside
+the command that runs it), and no module longer than ~600 lines."""
 from __future__ import annotations
 
 import ast
@@ -14,6 +15,10 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # imports them at its top) inside the function that needs them keeps `import polyret...` cheap.
 HEAVY = {"torch", "sentence_transformers", "transformers", "faiss", "matplotlib", "sklearn", "scipy", "datasets"}
 MAX_LINES = 600
+# The CLI's command modules (cli/*_cmd.py) import the library inside the command function: `polyret
+# --help`, a bad option or `data status` then load none of it (tests/test_cli_startup.py measures the
+# effect at run time; benchmarks/startup.py the cost). Library modules keep their imports at the top.
+LAZY_IMPORTERS = "polyret.cli."
 
 
 def _modules() -> dict[str, Path]:
@@ -95,7 +100,8 @@ def test_nothing_below_cli_imports_cli():
 def test_in_package_imports_are_at_module_top_unless_heavy():
     heavy = _heavy_modules()
     hidden = [f"{m}:{line} imports {n}" for m, imps in IMPORTS.items() for n, line, top in imps
-              if not top and n.startswith("polyret") and n in MODULES and n not in heavy]
+              if not top and n.startswith("polyret") and n in MODULES and n not in heavy
+              and not m.startswith(LAZY_IMPORTERS)]
     assert not hidden, f"{len(hidden)} in-package imports inside functions: " + "; ".join(hidden)
 
 

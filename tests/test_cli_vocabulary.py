@@ -128,3 +128,13 @@ def test_help_shows_the_new_names_only(capsys):
         main([*command, "--help"])  # exit 0: main returns
         out = capsys.readouterr().out
         assert new in out and old not in out, command
+
+
+def test_constants_spelled_out_for_a_cheap_start_match_the_library():
+    """cli/ repeats two library constants so that --help need not import numpy or pydantic."""
+    from polyret.cli.train_cmd import STRATEGY_HELP
+    from polyret.config import STRATEGIES
+    from polyret.encode import ENCODE_BATCH_SIZE
+
+    assert options.ENCODE_BATCH_SIZE == ENCODE_BATCH_SIZE
+    assert STRATEGY_HELP == f"Batch strategy: {' | '.join(STRATEGIES)}."

@@ -6,16 +6,21 @@ import typer
 from polyret import runtime
 from polyret.runtime import console, set_device  # console: the one console, re-exported for the commands
 
+# Plain (click) help pages: typer's rich help loads rich's Markdown renderer and markdown-it, which
+# made `polyret --help` cost 3x a bare typer + rich start (benchmarks/startup.py); the text is the same.
+HELP_STYLE = {"rich_markup_mode": None}
+
 app = typer.Typer(
     name="polyret",
     help="Multilingual dense retrieval: hybrid-batch training and LAReQA / XNLI / BEIR / MIRACL evaluation.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    **HELP_STYLE,
 )
-model_app = typer.Typer(help="Prepare and inspect encoders.", no_args_is_help=True)
-data_app = typer.Typer(help="Find, download, check and convert data sets.", no_args_is_help=True)
-eval_app = typer.Typer(help="Evaluate an encoder.", no_args_is_help=True)
+model_app = typer.Typer(help="Prepare and inspect encoders.", no_args_is_help=True, **HELP_STYLE)
+data_app = typer.Typer(help="Find, download, check and convert data sets.", no_args_is_help=True, **HELP_STYLE)
+eval_app = typer.Typer(help="Evaluate an encoder.", no_args_is_help=True, **HELP_STYLE)
 app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")

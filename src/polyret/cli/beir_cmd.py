@@ -5,20 +5,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from polyret.cli.app import console, data_app, eval_app, measured_settings, say_if_rerun, split_csv, use_device
-from polyret.cli.options import (BatchSize, Cache, Candidate, ChunkSize, DataDir, DataName, Device, HnswEfSearch, Index,
+from polyret.cli.options import (ENCODE_BATCH_SIZE, BatchSize, Cache, Candidate, ChunkSize, DataDir, DataName, Device, HnswEfSearch, Index,
                                   IvfNlist, IvfNprobe, LanguageCorrection, Langs, MaxLength, Model, OptionalCorpus, OutDir,
                                   Overwrite, Progress, RequiredLang, Split)
-from polyret.data.beir import export_lareqa_beir
-from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
-from polyret.evaluate.beir import beir_task, evaluate_beir
-from polyret.evaluate.miracl import evaluate_miracl, miracl_task
 from polyret.io import OutputDir
-from polyret.model import load_model
-from polyret.search import SearchOptions
 
 
 def _map_depth(value: str) -> int | None:
@@ -34,10 +27,14 @@ def _map_depth(value: str) -> int | None:
 
 
 def _search_options(hnsw_ef_search: int, ivf_nprobe: int, ivf_nlist: Optional[int]):
+    from polyret.search import SearchOptions
+
     return SearchOptions(hnsw_ef_search=hnsw_ef_search, ivf_nprobe=ivf_nprobe, ivf_nlist=ivf_nlist)
 
 
 def _print_results(res: dict, title: str) -> None:
+    from rich.table import Table
+
     keys = list(res["metrics"])
     table = Table(title=title)
     table.add_column("queries", justify="left")
@@ -79,6 +76,9 @@ def eval_beir(
     --data: the BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv). Writes results.json,
     report.md, run.trec, per_query.npz, beir_bars.png and corpus-embeddings/ to --out. --cache is off
     by default: the corpus store in --out already makes re-runs free."""
+    from polyret.evaluate.beir import beir_task, evaluate_beir
+    from polyret.model import load_model
+
     use_device(device)  # an impossible device fails before anything else
     depth = _map_depth(map_depth)
     settings = measured_settings(data=data, model=model, split=split, index=index, k=k, map_depth=map_depth,
@@ -126,6 +126,9 @@ def eval_miracl(
     --lang: one of ar bn de en es fa fi fr hi id ja ko ru sw te th yo zh. --corpus: the MIRACL passage
     corpus for --lang, a JSONL(.gz) file with docid, title, text, or a folder of such shards
     (miracl-corpus-v1.0-LL/ from miracl/miracl-corpus on the Hugging Face hub; polyret never downloads it)."""
+    from polyret.evaluate.miracl import evaluate_miracl, miracl_task
+    from polyret.model import load_model
+
     use_device(device)  # an impossible device fails before anything else
     settings = measured_settings(lang=lang, corpus=corpus, model=model, split=split, topics=topics, qrels=qrels,
                                  index=index, max_length=max_length, hnsw_ef_search=hnsw_ef_search, ivf_nprobe=ivf_nprobe,
@@ -161,6 +164,8 @@ def export_beir(
     --data: a LAReQA folder of LL.json files, or a name in the data directory (xquad-r, mlqa-r); --langs
     applies to --setting multi; --split names the qrels file written (qrels/<split>.tsv); --out is the
     BEIR folder written (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."""
+    from polyret.data.beir import export_lareqa_beir
+
     if dataset != "lareqa":
         raise PolyretError(f"--dataset {dataset!r} is not supported; only lareqa can be exported")
     info = export_lareqa_beir(data, setting, out, langs=split_csv(langs), candidate=candidate, split=split, overwrite=overwrite)

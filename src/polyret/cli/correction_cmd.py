@@ -7,20 +7,19 @@ from typing import Optional
 
 import typer
 
-from polyret.cli.app import app, console, split_csv, use_device
+from polyret.cli.app import HELP_STYLE, app, console, split_csv, use_device
 from polyret.cli.options import Cache, Device, Langs, Model, OptionalOutDir, Overwrite, renamed
-from polyret.correction import CORRECTION_DIR, check_method, fit_model_correction, stored_correction
-from polyret.data.parallel import xnli_parallel_groups
-from polyret.encode import read_encode_input
 from polyret.errors import PolyretError
-from polyret.model import load_model, resolve_model_path
 from polyret.paths import data_path
 
-correction_app = typer.Typer(help="Fit and inspect language-bias corrections stored with a model.", no_args_is_help=True)
+correction_app = typer.Typer(help="Fit and inspect language-bias corrections stored with a model.", no_args_is_help=True,
+                             **HELP_STYLE)
 app.add_typer(correction_app, name="correction")
 
 
 def _parse_texts(specs: list[str]) -> dict[str, list[str]]:
+    from polyret.encode import read_encode_input
+
     out: dict[str, list[str]] = {}
     for spec in specs:
         lang, sep, path = spec.partition("=")
@@ -48,6 +47,10 @@ def fit(
 
     --out: the model folder to store it in (default: the model's own folder); --langs: the languages of
     the parallel text (default: all 15 XNLI languages)."""
+    from polyret.correction import CORRECTION_DIR, check_method, fit_model_correction, stored_correction
+    from polyret.data.parallel import xnli_parallel_groups
+    from polyret.model import load_model, resolve_model_path
+
     use_device(device)  # an impossible device fails before anything else
     check_method(method)
     target = out or Path(resolve_model_path(model))
@@ -79,6 +82,9 @@ def fit(
 @correction_app.command("show")
 def show(model: Model = "default") -> None:
     """Print the correction stored with a model (method, languages, text counts, source)."""
+    from polyret.correction import CORRECTION_DIR
+    from polyret.model import resolve_model_path
+
     meta = Path(resolve_model_path(model)) / CORRECTION_DIR / "correction.json"
     if not meta.is_file():
         raise PolyretError(f"{meta.parent}: no language correction stored with model {model!r}")

@@ -7,8 +7,6 @@ import typer
 
 from polyret.cli.app import console, data_app, split_csv
 from polyret.cli.options import Json, OptionalDataPath, OutDir, renamed
-from polyret.data import download as dl
-from polyret.data.download import data_status
 from polyret.errors import PolyretError
 from polyret.paths import data_dir_candidates, find_data_dir
 
@@ -22,6 +20,8 @@ def status(
     """List which data sets are present and verify them against SHA256SUMS where one exists.
 
     --data: the data directory (default: the first of POLYRET_DATA, ./data, ../shared/data that exists)."""
+    from polyret.data.download import data_status
+
     from rich.table import Table
 
     if data is not None and not data.is_dir():
@@ -60,6 +60,8 @@ def download(
 ) -> None:
     """Fetch XQuAD-R, MLQA-R, XNLI 1.0 and MLQA v1 into the folder --out (the layout of ../shared/data);
     verify sha256; skip complete files, resume partial ones."""
+    from polyret.data import download as dl
+
     dl.check_download_target(out, mirror)  # one line for a file as --out or a mirror that cannot work
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 

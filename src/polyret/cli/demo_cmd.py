@@ -5,13 +5,9 @@ import time
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from polyret.cli.app import app, console, use_device
 from polyret.cli.options import Config, Device, OutDir
-from polyret.data.download import default_download_dest, download
-from polyret.experiment.demo import quick_train_demo
-from polyret.model import prepare_default_model
 from polyret.paths import find_data_dir
 
 
@@ -27,6 +23,11 @@ def demo(
     """Prepare the default model, evaluate it on XQuAD-R, train it quickly with hybrid batches,
     evaluate again, and write the before/after table to OUT/report.md (--out: the run folder; a re-run
     resumes and reuses it; --config default: configs/quick.yaml)."""
+    from polyret.data.download import default_download_dest, download
+    from polyret.experiment.demo import quick_train_demo
+    from polyret.model import prepare_default_model
+    from rich.markup import escape
+
     use_device(device)
     t0 = time.perf_counter()
     if find_data_dir() is None:

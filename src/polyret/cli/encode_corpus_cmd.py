@@ -11,21 +11,17 @@ import typer
 
 from polyret import runtime
 from polyret.cli.app import app, console, use_device
-from polyret.cli.options import (BatchSize, Cache, ChunkSize, Corpus, Device, Lang, LanguageCorrection, MaxLength, Model,
+from polyret.cli.options import (ENCODE_BATCH_SIZE, BatchSize, Cache, ChunkSize, Corpus, Device, Lang, LanguageCorrection, MaxLength, Model,
                                   OutDir, Overwrite, Progress, Prompt, prompt_side, renamed)
-from polyret.data import beir, miracl
-from polyret.correction import infer_languages, streaming_correction
-from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
-from polyret.evaluate.retrieval import corrected_encoders, model_encoders
-from polyret.model import load_model
-from polyret.shard import encode_corpus_sharded
 
 CORPUS_FORMATS = ("auto", "beir", "miracl")
 
 
 def corpus_docs(path: Path, fmt: str = "auto"):
     """A re-iterable `() -> (doc id, passage text)` over a BEIR corpus.jsonl or MIRACL corpus (file or dir)."""
+    from polyret.data import beir, miracl
+
     if fmt not in CORPUS_FORMATS:
         raise PolyretError(f"--format must be one of {', '.join(CORPUS_FORMATS)}, not {fmt!r}")
     path = Path(path)
@@ -56,6 +52,9 @@ def corpus_docs(path: Path, fmt: str = "auto"):
 def _side_encoder(enc, kind: str, correction, lang: str | None):
     """(texts -> vectors, store identity) for one prompt side, language-corrected when `correction` is
     given; the identity is the one `run_retrieval` gives its corpus store for the same encoder."""
+    from polyret.correction import infer_languages
+    from polyret.evaluate.retrieval import corrected_encoders
+
     if correction is None:
         return (enc.passages if kind == "passage" else enc.queries), f"{enc.identity}|{kind}"
     corrected = corrected_encoders(enc, correction, doc_lang=lang)
@@ -92,6 +91,11 @@ def encode_corpus_command(
     torchrun each process encodes every W-th chunk into its own resumable shard; rank 0 merges them
     into a store identical to a one-process encode. Passages are language-corrected as `eval beir` /
     `eval miracl` correct them (each in --lang, else its inferred language), so they reuse the store."""
+    from polyret.correction import streaming_correction
+    from polyret.evaluate.retrieval import model_encoders
+    from polyret.model import load_model
+    from polyret.shard import encode_corpus_sharded
+
     use_device(device)  # an impossible device fails before anything else
     kind = prompt_side(prompt)
     docs = corpus_docs(corpus, fmt)

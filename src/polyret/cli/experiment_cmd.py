@@ -10,8 +10,6 @@ import typer
 
 from polyret.cli.app import app, console, split_csv, use_device
 from polyret.cli.options import Bootstrap, Device, LabelA, LabelB, OutDir, Overwrite, Permutations, Progress
-from polyret.experiment import run_experiment
-from polyret.experiment.ablation import ablation, ablation_markdown, write_ablation
 from polyret.io import OutputDir
 
 
@@ -26,6 +24,8 @@ def experiment_command(
     """Train and evaluate a grid (strategies × α × λ × seeds) against the untrained base model.
 
     --out is the experiment folder; re-running reuses finished runs and resumes interrupted ones."""
+    from polyret.experiment import run_experiment
+
     use_device(device)  # every model the grid trains or evaluates
     summary = run_experiment(config, out, report_only=report_only, show_progress=progress)
     done = sum(1 for r in summary["runs"] if r["complete"])
@@ -66,6 +66,8 @@ def ablation_command(
     """What one lever adds: side a − side b for every variant of two finished experiments (or two suites
     of one), paired over the same queries, seeds pooled, Holm within each metric. Writes ablation.json,
     ablation.md and ablation.png to --out."""
+    from polyret.experiment.ablation import ablation, ablation_markdown, write_ablation
+
     target = OutputDir(out, "ablation", overwrite=overwrite, inputs=[a, b])
     result = ablation(a, b, suite=suite, suite_b=suite_b, variants=split_csv(variants), metrics=split_csv(metrics),
                       n_permutations=n_permutations, n_bootstrap=n_bootstrap)

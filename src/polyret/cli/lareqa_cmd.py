@@ -4,24 +4,21 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from rich.markup import escape
-from rich.table import Table
 
 from polyret.cli.app import console, eval_app, measured_settings, say_if_rerun, split_csv, use_device
-from polyret.cli.options import (BatchSize, Cache, Candidate, DataName, Device, LanguageCorrection, Langs, Model, OutDir,
+from polyret.cli.options import (ENCODE_BATCH_SIZE, BatchSize, Cache, Candidate, DataName, Device, LanguageCorrection, Langs, Model, OutDir,
                                   Overwrite, Progress)
-from polyret.data.lareqa import load_lareqa
-from polyret.encode import ENCODE_BATCH_SIZE
-from polyret.evaluate.lareqa_eval import MULTI_RECALL_K, OWN_LANGUAGE_TOP_K, evaluate_lareqa
 from polyret.io import OutputDir
-from polyret.model import load_model
 
 
-_COLUMN_TITLES = {
-    "mono.map": "Mono mAP", "mono.recall@1": "Mono R@1", "cross.map": "Cross mAP", "cross.recall@1": "Cross R@1",
-    "multi.map": "Multi mAP", f"multi.recall@{MULTI_RECALL_K}": f"Multi R@{MULTI_RECALL_K}", "rank_distance": "rank dist.",
-    f"top{OWN_LANGUAGE_TOP_K}_own_language_share": f"top-{OWN_LANGUAGE_TOP_K} own",
-}
+def _column_titles() -> dict[str, str]:
+    from polyret.evaluate.lareqa_eval import MULTI_RECALL_K, OWN_LANGUAGE_TOP_K
+
+    return {
+        "mono.map": "Mono mAP", "mono.recall@1": "Mono R@1", "cross.map": "Cross mAP", "cross.recall@1": "Cross R@1",
+        "multi.map": "Multi mAP", f"multi.recall@{MULTI_RECALL_K}": f"Multi R@{MULTI_RECALL_K}", "rank_distance": "rank dist.",
+        f"top{OWN_LANGUAGE_TOP_K}_own_language_share": f"top-{OWN_LANGUAGE_TOP_K} own",
+    }
 
 
 @eval_app.command("lareqa")
@@ -42,6 +39,10 @@ def eval_lareqa(
 
     --data: a folder of LL.json files, or a data-set name under <data>/lareqa (xquad-r, mlqa-r). Writes
     results.json, report.md, cross_map_heatmap.png, multi.trec and qrels.trec to --out."""
+    from rich.markup import escape
+
+    from polyret.data.lareqa import load_lareqa
+
     use_device(device)  # an impossible device fails before anything else
     # The output-folder policy (polyret.io) before any slow work.
     settings = measured_settings(model=model, data=data, langs=langs, candidate=candidate,
@@ -58,6 +59,11 @@ def eval_lareqa(
         f"{dataset.name}: {dataset.n_questions} questions, {dataset.n_candidates} candidates, "
         f"{len(dataset.languages)} languages ({', '.join(dataset.languages)})"
     )
+    from rich.table import Table
+
+    from polyret.evaluate.lareqa_eval import evaluate_lareqa  # imported once the inputs are known good
+    from polyret.model import load_model
+
     enc = load_model(model)
     res = evaluate_lareqa(
         enc, dataset, candidate=candidate, batch_size=batch_size, out_dir=target, cache=cache,
@@ -66,8 +72,9 @@ def eval_lareqa(
     # One column per headline metric of the typed result, one row per query language.
     table = Table(title=f"LAReQA {res['dataset']} ({candidate})")
     table.add_column("query lang")
+    titles = _column_titles()
     for metric in res.headline:
-        table.add_column(_COLUMN_TITLES.get(metric, metric), justify="right")
+        table.add_column(titles.get(metric, metric), justify="right")
 
     def f(metric: str, x) -> str:
         return "–" if x is None or x != x else format(x, ".1f" if metric == "rank_distance" else ".3f")

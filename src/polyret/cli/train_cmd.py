@@ -7,22 +7,24 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
-from rich.markup import escape
 
 from polyret.cli.app import app, console, use_device
 from polyret.cli.options import (Config, Device, OptionalBatchSize, OptionalModel, OptionalSeed, OutDir, Overwrite,
                                   Progress)
-from polyret.config import STRATEGIES, load_train_config
 from polyret.errors import PolyretError
 from polyret.runtime import rank
-from polyret.train import RUN_JSON, train
+
+
+# polyret.config.STRATEGIES, spelled out (importing the config module would load pydantic for --help);
+# tests/test_cli_vocabulary.py keeps them equal.
+STRATEGY_HELP = "Batch strategy: x-x-mono | x-x | x-y | hybrid."
 
 
 @app.command("train")
 def train_command(
     out: OutDir = ...,
     config: Config = None,
-    strategy: Optional[str] = typer.Option(None, "--strategy", help=f"Batch strategy: {' | '.join(STRATEGIES)}."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help=STRATEGY_HELP),
     alpha: Optional[float] = typer.Option(None, "--alpha", min=0.0, max=1.0, help="Hybrid: probability of an X-X-mono batch."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimizer steps."),
     batch_size: OptionalBatchSize = None,
@@ -38,6 +40,9 @@ def train_command(
 
     --out is the run folder (model/, checkpoints/, train_log.jsonl, run.json); options given here
     override the --config file's (--model default: the config's base model)."""
+    from polyret.config import STRATEGIES, load_train_config
+    from polyret.train import RUN_JSON, train
+
     if device is not None:
         use_device(device)  # otherwise the config's device (train resolves it before any work)
     if strategy is not None and strategy not in STRATEGIES:
@@ -72,6 +77,8 @@ def merge_command(
     overwrite: Overwrite = False,
 ) -> None:
     """Interpolate a fine-tuned model with its base in weight space; --out is the merged model's folder."""
+    from rich.markup import escape
+
     from polyret.merge import merge_models
 
     path = merge_models(base, tuned, weight, out, overwrite=overwrite)

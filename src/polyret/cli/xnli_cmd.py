@@ -6,18 +6,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
-from rich.markup import escape
 
 from polyret.cli.app import console, eval_app, measured_settings, say_if_rerun, split_csv, use_device
-from polyret.cli.options import (BatchSize, Bootstrap, Cache, Device, LabelA, LabelB, LanguageCorrection, Langs, LowResource,
+from polyret.cli.options import (ENCODE_BATCH_SIZE, BatchSize, Bootstrap, Cache, Device, LabelA, LabelB, LanguageCorrection, Langs, LowResource,
                                   Model, OptionalDataDir, OptionalOutDir, OptionalOutFile, OutDir, Overwrite, Permutations,
                                   Progress, Prompt, RequiredLangs, Seed, Split, prompt_side)
-from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
-from polyret.evaluate.tatoeba import evaluate_tatoeba
-from polyret.evaluate.xnli import evaluate_xnli
-from polyret.evaluate.xnli_compare import compare_xnli, comparison_markdown
 from polyret.io import OutputDir, read_json, write_json
 from polyret.paths import data_path
 
@@ -104,6 +98,9 @@ def eval_xnli(
 
     --data: a folder of <split>-<lang>.tsv files (default: <data>/xnli). Writes results.json, report.md
     and xnli_bars.png to --out. The language correction applies to the frozen encoder's embeddings."""
+    from polyret.evaluate.xnli import evaluate_xnli
+    from rich.table import Table
+
     use_device(device)
     c_values = _c_values(cs)
     _check_fine_tune_numbers(fine_tune_epochs, fine_tune_lr, fine_tune_layers)
@@ -155,6 +152,8 @@ def eval_xnli_compare(
 ) -> None:
     """Paired comparison of two `eval xnli` results on their shared rows: per language, mean, low-resource
     block (--low-resource default: a's). --out is a file stem: OUT.json and OUT.md are written."""
+    from polyret.evaluate.xnli_compare import compare_xnli, comparison_markdown
+
     targets = [] if out is None else [out.with_suffix(".json"), out.with_suffix(".md")]
     taken = [str(t) for t in targets if t.exists()]
     if taken and not overwrite:
@@ -188,6 +187,10 @@ def eval_tatoeba(
 
     --data: the Tatoeba folder (default: <data>/tatoeba). Writes results.json, report.md and
     tatoeba_bars.png to --out when given."""
+    from polyret.evaluate.tatoeba import evaluate_tatoeba
+    from rich.markup import escape
+    from rich.table import Table
+
     use_device(device)
     prompt_kind = prompt_side(prompt, allow_none=True)
     tatoeba_dir = _data_dir(data, "tatoeba")

@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import urllib.error
 import urllib.parse
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +91,9 @@ def sha256_file(path: Path) -> str:
 
 def _fetch(url: str, dest: Path, progress=None) -> None:
     """Download url -> dest, resuming `dest.part` with a Range request when it exists."""
+    import urllib.error  # here: urllib.request loads http.client, ssl and email (`data status` needs none)
+    import urllib.request
+
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
     req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
@@ -172,7 +173,7 @@ def mirror_base(mirror: str | None) -> str | None:
         parsed = urllib.parse.urlparse(mirror)
         if parsed.netloc not in ("", "localhost"):
             raise PolyretError(f"--mirror {mirror}: a file:// URL must name a local folder (file:///path), not host {parsed.netloc!r}")
-        folder = Path(urllib.request.url2pathname(parsed.path))
+        folder = Path(urllib.parse.unquote(parsed.path))
     elif "://" in mirror:
         raise PolyretError(f"--mirror {mirror}: unsupported URL scheme; give an http(s):// or file:// URL, or a local folder")
     else:
