@@ -49,9 +49,8 @@ def experiment_command(
 
 @app.command("ablation")
 def ablation_command(
-    a: Path = typer.Argument(..., help="Finished experiment dir of side a (e.g. with the lever).", exists=True, file_okay=False),
-    b: Path = typer.Argument(..., help="Finished experiment dir of side b (e.g. without it); may be a itself with --suite-b.",
-                             exists=True, file_okay=False),
+    a: Path = typer.Argument(..., help="Finished experiment dir of side a (e.g. with the lever)."),
+    b: Path = typer.Argument(..., help="Finished experiment dir of side b (e.g. without it); may be a itself with --suite-b."),
     suite: str = typer.Option(..., "--suite", help="Suite label of side a (as in its report, e.g. 'xquad-r corrected')."),
     suite_b: Optional[str] = typer.Option(None, "--suite-b", help="Suite label of side b (default: --suite)."),
     variants: Optional[str] = typer.Option(None, "--variants", help="Comma-separated variant labels (default: all finished on both sides)."),
