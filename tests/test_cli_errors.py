@@ -50,7 +50,7 @@ CASES = {
     "train --alpha 2": (["train", "--out", "o", "--alpha", "2"], "--alpha"),
     "train --config missing": (["train", "--out", "o", "--config", "{N}"], "{N}"),
     "ablation --permutations 0": (["ablation", ".", ".", "--suite", "s", "--out", "o", "--permutations", "0"], "--permutations"),
-    "ablation side missing": (["ablation", "{N}", "{N}", "--suite", "s", "--out", "o"], "{N}: no summary.json"),
+    "ablation side missing": (["ablation", "{N}", "{N}", "--suite", "s", "--suite-b", "t", "--out", "o"], "{N}: no summary.json"),
     "xnli-compare side missing": (["eval", "xnli-compare", "{N}", "{F}"], "{N}"),
     "correction fit --n-directions 0": (["correction", "fit", "--n-directions", "0"], "--n-directions"),
     "download --out a file": (["data", "download", "--out", "{F}"], "{F}"),
