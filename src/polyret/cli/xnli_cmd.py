@@ -1,7 +1,6 @@
 """`polyret eval xnli` (zero-shot cross-lingual NLI) and `polyret eval tatoeba` (bitext retrieval)."""
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Optional
 
@@ -23,20 +22,10 @@ def _data_dir(given: Optional[Path], sub: str) -> Path:
     return data_path(sub)
 
 
-def _call_with_new_options(fn, *args, new_options: dict, **kwargs):
-    """`fn(*args, **kwargs)`, plus each of `new_options` (name -> (value, default)) that `fn` takes.
-
-    `evaluate_xnli` / `evaluate_tatoeba` take `batch_size` and `language_correction` from the
-    evaluator contract on; one that does not take them yet runs without a default value and refuses
-    any other in one line (never silently ignoring an option the user gave)."""
-    params = inspect.signature(fn).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    for name, (value, default) in new_options.items():
-        if takes_any or name in params:
-            kwargs[name] = value
-        elif value != default:
-            raise PolyretError(f"--{name.replace('_', '-')} {value}: this version of {fn.__name__} does not support it yet")
-    return fn(*args, **kwargs)
+def _print_correction(res) -> None:
+    lc = res.get("language_correction") or {"method": "none"}
+    console.print(f"language correction: {lc['method']}" + (f" ({lc['statistics']})" if lc.get("statistics") else ""),
+                  markup=False)
 
 
 def _c_values(cs: str) -> list[float]:
@@ -111,7 +100,8 @@ def eval_xnli(
                    fine_tune_batch_size=fine_tune_batch_size, fine_tune_lr=fine_tune_lr, fine_tune_head=fine_tune_head,
                    fine_tune_max_length=fine_tune_max_length, fine_tune_layers=fine_tune_layers, max_rows=max_rows,
                    rows=rows, max_train=max_train, seed=seed)
-    # language_correction is a measured setting only where it may change the result (not the default)
+    # --language-correction counts as a setting only when given: an output written before the option
+    # existed is still this command with the same settings (re-run in place, not refused)
     extra = {} if language_correction == "auto" else {"language_correction": language_correction}
     settings = measured_settings(model=model, data=xnli_dir, **options, **extra)
     target = OutputDir(out, "eval-xnli", overwrite=overwrite, inputs=[xnli_dir, Path(model)], legacy_files=("results.json",),
@@ -120,11 +110,8 @@ def eval_xnli(
     for key in ("langs", "low_resource"):
         options[key] = split_csv(options[key]) or (() if key == "low_resource" else None)
     del options["prompt"], options["cs"]
-    res = _call_with_new_options(
-        evaluate_xnli, model, xnli_dir, out_dir=target, show_progress=progress, kind=prompt_kind, Cs=c_values,
-        cache=cache, overwrite=overwrite, **options,
-        new_options={"batch_size": (batch_size, ENCODE_BATCH_SIZE), "language_correction": (language_correction, "auto")},
-    )
+    res = evaluate_xnli(model, xnli_dir, out_dir=target, show_progress=progress, kind=prompt_kind, Cs=c_values, cache=cache,
+                        overwrite=overwrite, batch_size=batch_size, language_correction=language_correction, **options)
     table = Table(title=f"XNLI {split} (zero-shot from English)")
     for col in ("lang", "n", "accuracy", "macro-F1", "gap acc"):
         table.add_column(col, justify="left" if col == "lang" else "right")
@@ -135,6 +122,7 @@ def eval_xnli(
     m = res["mean"]
     table.add_row("mean", "", f"{100 * m['accuracy']:.1f}", f"{100 * m['macro_f1']:.1f}", "")
     console.print(table)
+    _print_correction(res)
     console.print(f"wrote {out / 'results.json'}, {out / 'report.md'}", markup=False)
 
 
@@ -199,11 +187,8 @@ def eval_tatoeba(
     target = None if out is None else OutputDir(out, "eval-tatoeba", overwrite=overwrite, inputs=[tatoeba_dir, Path(model)],
                                                  legacy_files=("results.json",), settings=settings)
     say_if_rerun(target)
-    res = _call_with_new_options(
-        evaluate_tatoeba, model, tatoeba_dir, split_csv(langs) or [], out_dir=target, kind=prompt_kind,
-        show_progress=progress, overwrite=overwrite, cache=cache,
-        new_options={"batch_size": (batch_size, ENCODE_BATCH_SIZE), "language_correction": (language_correction, "auto")},
-    )
+    res = evaluate_tatoeba(model, tatoeba_dir, split_csv(langs) or [], out_dir=target, kind=prompt_kind, batch_size=batch_size,
+                           cache=cache, show_progress=progress, overwrite=overwrite, language_correction=language_correction)
     table = Table(title="Tatoeba accuracy@1 (%)")
     for col in ("lang", "n", "xx→en", "en→xx", "mean"):
         table.add_column(col, justify="left" if col == "lang" else "right")
@@ -212,6 +197,7 @@ def eval_tatoeba(
     m = res["mean"]
     table.add_row("mean", "", f"{100 * m['xx_to_en']:.1f}", f"{100 * m['en_to_xx']:.1f}", f"{100 * m['mean']:.1f}")
     console.print(table)
+    _print_correction(res)
     if res["missing"]:
         console.print(f"[yellow]no files for: {escape(', '.join(res['missing']))}[/]")
     if out is not None:
