@@ -119,10 +119,10 @@ def _failing(exc: BaseException):
 ])
 def test_exit_codes_without_a_traceback(exc, code, words, tmp_path, monkeypatch, capsys):
     """1: polyret's own failure; 2: the environment (an OSError naming its file); 130: Ctrl-C."""
-    import polyret.cli.data_cmd as data_cmd
+    import polyret.data.download as download  # `data status` imports data_status from here when it runs
 
     monkeypatch.delenv("POLYRET_DEBUG", raising=False)
-    monkeypatch.setattr(data_cmd, "data_status", _failing(exc))
+    monkeypatch.setattr(download, "data_status", _failing(exc))
     with pytest.raises(SystemExit) as e:
         main(["data", "status", "--data", str(tmp_path)])
     err = capsys.readouterr().err
