@@ -41,7 +41,7 @@ def find_data_dir(required: bool = False) -> Path | None:
     if required:
         tried = ", ".join(str(p) for p in data_dir_candidates())
         raise PolyretError(
-            f"no data directory found (tried {tried}); set {DATA_ENV} or run `polyret data download --dest DIR`"
+            f"no data directory found (tried {tried}); set {DATA_ENV} or run `polyret data download --out DIR`"
         )
     return None
 
