@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from polyret.correction_st import has_correction_module, load_without_correction_module
 from polyret.e5bin import bert_state_dict, read_e5_bin
 from polyret.errors import PolyretError
 from polyret.paths import cache_dir
@@ -243,7 +244,9 @@ def load_model(name: str = DEFAULT_NAME, *, device: str | None = None, max_seq_l
     path = resolve_model_path(str(name))
     is_local = Path(path).exists()
     try:
-        model = SentenceTransformer(path, device=device, local_files_only=not is_local and _offline())
+        # A pipeline ending with the correction module: polyret applies the stored statistics itself.
+        opener = load_without_correction_module if is_local and has_correction_module(path) else SentenceTransformer
+        model = opener(path, device=device, local_files_only=not is_local and _offline())
     except (OSError, ValueError) as e:
         if is_local:
             raise PolyretError(f"{path}: not a loadable sentence-transformers / Hugging Face model ({e})") from None

@@ -42,6 +42,7 @@ def fit(
     cache: Cache = True,
     overwrite: Overwrite = False,
     device: Device = None,
+    st_module: bool = typer.Option(True, "--st-module/--no-st-module", help="Also make it the last module of the model's sentence-transformers pipeline (modules.json), so SentenceTransformer(dir, trust_remote_code=True) applies it."),
 ) -> None:
     """Fit a language correction for a model on parallel / per-language text and store it with the model.
 
@@ -75,17 +76,49 @@ def fit(
                                 source="; ".join(source))
     root = corr.save(target)
     console.print(f"[green]{method}[/] correction for {len(corr.stats)} languages -> {root}")
+    _sync_module(Path(target), st_module)
     if corr.uncorrected:
         console.print(f"[yellow]left uncorrected (too little text):[/] {', '.join(corr.uncorrected)}")
+
+
+def _sync_module(target: Path, st_module: bool) -> None:
+    from polyret.correction_st import install_correction_module, remove_correction_module
+
+    if st_module and (target / "modules.json").is_file():
+        install_correction_module(target)
+        console.print(f"pipeline: {target / 'modules.json'} ends with the correction module "
+                      "(SentenceTransformer(dir, trust_remote_code=True) applies it)")
+    elif not st_module and remove_correction_module(target):
+        console.print(f"pipeline: the correction module was taken out of {target / 'modules.json'}")
+
+
+@correction_app.command("module")
+def module(
+    model: Model = "default",
+    remove: bool = typer.Option(False, "--remove", help="Take the module out of the pipeline (the statistics stay)."),
+) -> None:
+    """Add a stored correction to the model's sentence-transformers pipeline (or take it out)."""
+    from polyret.correction import stored_correction
+    from polyret.model import resolve_model_path
+
+    target = Path(resolve_model_path(model))
+    if stored_correction(target) is None:
+        raise PolyretError(f"{target}: no language correction stored; run `polyret correction fit` first")
+    if not remove and not (target / "modules.json").is_file():
+        raise PolyretError(f"{target}: no modules.json; not a sentence-transformers directory")
+    _sync_module(target, not remove)
 
 
 @correction_app.command("show")
 def show(model: Model = "default") -> None:
     """Print the correction stored with a model (method, languages, text counts, source)."""
     from polyret.correction import CORRECTION_DIR
+    from polyret.correction_st import has_correction_module
     from polyret.model import resolve_model_path
 
     meta = Path(resolve_model_path(model)) / CORRECTION_DIR / "correction.json"
     if not meta.is_file():
         raise PolyretError(f"{meta.parent}: no language correction stored with model {model!r}")
-    typer.echo(json.dumps(json.loads(meta.read_text(encoding="utf-8")), indent=2))
+    info = json.loads(meta.read_text(encoding="utf-8"))
+    info["in_pipeline"] = has_correction_module(meta.parent.parent)
+    typer.echo(json.dumps(info, indent=2))
