@@ -25,6 +25,7 @@ from polyret.cli import experiment_cmd  # noqa: F401,E402
 from polyret.cli import pairs_cmd  # noqa: F401,E402
 from polyret.cli import correction_cmd  # noqa: F401,E402
 from polyret.cli import encode_corpus_cmd  # noqa: F401,E402
+from polyret.cli import bias_cmd  # noqa: F401,E402
 
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
