@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +11,7 @@ import typer
 from polyret.cli.app import HELP_STYLE, app, console, split_csv, use_device
 from polyret.cli.options import Cache, Device, Langs, Model, OptionalOutDir, Overwrite, renamed
 from polyret.errors import PolyretError
+from polyret.langid import DEFAULT_IDENTIFIER, identify
 from polyret.paths import data_path
 
 correction_app = typer.Typer(help="Fit and inspect language-bias corrections stored with a model.", no_args_is_help=True,
@@ -17,15 +19,26 @@ correction_app = typer.Typer(help="Fit and inspect language-bias corrections sto
 app.add_typer(correction_app, name="correction")
 
 
-def _parse_texts(specs: list[str]) -> dict[str, list[str]]:
+def _parse_texts(specs: list[str], identifier: str) -> dict[str, list[str]]:
+    """LANG=FILE: texts of a known language; FILE alone: texts whose languages are identified
+    (`polyret.langid`, among the XNLI languages the statistics cover)."""
     from polyret.encode import read_encode_input
 
     out: dict[str, list[str]] = {}
     for spec in specs:
         lang, sep, path = spec.partition("=")
-        if not sep or not lang or not path:
-            raise PolyretError(f"--texts {spec!r}: expected LANG=FILE (a .txt with one text per line, or .jsonl)")
-        out.setdefault(lang, []).extend(read_encode_input(Path(path)))
+        if sep and lang and path and not Path(spec).is_file():
+            out.setdefault(lang, []).extend(read_encode_input(Path(path)))
+            continue
+        if sep and not Path(spec).is_file():
+            raise PolyretError(f"--texts {spec!r}: expected LANG=FILE or FILE (a .txt with one text per line, or .jsonl)")
+        texts = read_encode_input(Path(spec))
+        found = identify(texts, identifier=identifier)
+        for text, lang in zip(texts, found):
+            out.setdefault(lang, []).append(text)
+        counts = Counter(found)
+        console.print(f"{spec}: {len(texts)} texts, languages identified by {identifier}: "
+                      + ", ".join(f"{l} {n}" for l, n in sorted(counts.items())), markup=False)
     return out
 
 
@@ -35,7 +48,8 @@ def fit(
     method: str = typer.Option("center-both", "--method", help="center | center-both | lir | procrustes | rotate (center-both measured best; see the README)."),
     parallel: Optional[str] = typer.Option("xnli", "--parallel", help="Parallel text: 'xnli' (XNLI dev alignment side, 15 languages) or 'none'."),
     langs: Langs = None,
-    texts: list[str] = typer.Option([], "--texts", help="More text for a language: LANG=FILE (repeatable)."),
+    texts: list[str] = typer.Option([], "--texts", help="More text: LANG=FILE, or FILE alone (each text's language identified; repeatable)."),
+    identifier: str = typer.Option(DEFAULT_IDENTIFIER, "--identifier", help="Language identifier for --texts FILE: py3langid | lingua."),
     n_directions: int = typer.Option(1, "--n-directions", min=1, help="lir: directions removed per language."),
     max_groups: Optional[int] = typer.Option(200, "--max-groups", min=0, help="Parallel groups (XNLI premises) to fit on; 0 = all 415."),
     out: OptionalOutDir = None,
@@ -59,7 +73,7 @@ def fit(
         raise PolyretError(f"{target}: not a local model directory; pass --out DIR")
     if stored_correction(target) is not None and not overwrite:
         raise PolyretError(f"{target / CORRECTION_DIR} exists; pass --overwrite to replace it")
-    extra = _parse_texts(texts)
+    extra = _parse_texts(texts, identifier)
     groups = None
     source = []
     if parallel and parallel != "none":
