@@ -23,7 +23,10 @@ language gives its statistics. Methods (`METHODS`):
 
 A fitted correction is stored in the model directory (`language_correction/`: `correction.json`
 names the method, the model it was fitted for and the text it came from; `stats.npz` holds the
-arrays), so it travels with the model; `SentenceTransformer(dir)` ignores the extra folder.
+arrays), so it travels with the model. `polyret correction fit` also makes it the last module of the
+directory's sentence-transformers pipeline (`polyret.correction_st`), so a plain
+`SentenceTransformer(dir, trust_remote_code=True)` applies it too; polyret itself loads such a
+directory without that module and applies the statistics here, as for a folder-only directory.
 The language of a text comes from metadata where there is one; otherwise `infer_languages` picks
 the nearest language mean (measured in the README).
 """
