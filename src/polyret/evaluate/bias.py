@@ -36,6 +36,7 @@ from polyret.encode import encode_texts, model_id
 from polyret.errors import PolyretError
 from polyret.io import output_dir, write_json
 from polyret.report import markdown_table, save_heatmap
+from polyret.search import exact_search
 
 LANG_KEYS = ("lang", "language")
 
@@ -123,8 +124,6 @@ def _tlr(top_langs, d, lang_id, query_langs, targets) -> dict | None:
 
 def top_k(q_emb: np.ndarray, d_emb: np.ndarray, k: int) -> np.ndarray:
     """Exact top-k document rows per query by inner product (FAISS flat; ties: FAISS's order)."""
-    from polyret.search import exact_search
-
     _, rows = exact_search(q_emb, d_emb, min(k, len(d_emb)))
     return rows
 

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from polyret.correction import resolve_correction
+from polyret.correction import infer_languages, resolve_correction
 from polyret.data.lareqa import LareqaDataset, first_paragraphs, load_lareqa
 from polyret.encode import encode_texts
 
@@ -103,8 +103,6 @@ def xquad_ndcg10(model, dataset: LareqaDataset, *, language_correction="none", i
 
     language_correction: a spec for `resolve_correction`; with `infer`, each text's language is the
     nearest language mean (what the sentence-transformers module does when no language is given)."""
-    from polyret.correction import infer_languages
-
     correction, _ = resolve_correction(language_correction, model)
     out = {}
     for lang, s in xquad_subsets(dataset).items():
