@@ -85,7 +85,6 @@ def language_metrics(top_idx: np.ndarray, doc_langs: Sequence[str], query_langs:
     """The distribution / preference / TLR numbers from each query's top-k document rows."""
     lang_id = {l: i for i, l in enumerate(languages)}
     d = np.array([lang_id[l] for l in doc_langs])
-    q = np.array([lang_id.get(l, -1) for l in query_langs])
     n_lang = len(languages)
     top_langs = d[top_idx]  # (n_queries, k)
     corpus_share = np.bincount(d, minlength=n_lang) / len(d)
