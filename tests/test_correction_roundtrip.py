@@ -126,3 +126,33 @@ def test_evaluator_rejects_an_unknown_primary_metric(corrected):
     with pytest.raises(PolyretError, match="primary_metric 'map'"):
         LareqaEvaluator(corrected[1], primary_metric="map")
     assert not LareqaEvaluator(corrected[1], primary_metric="rank_distance").greater_is_better
+
+
+def test_trainer_logs_lareqa_and_keeps_the_best_checkpoint(corrected, tmp_path):
+    """A plain SentenceTransformerTrainer run with the evaluator: every evaluation logs the LAReQA
+    numbers, and load_best_model_at_end picks the checkpoint by the evaluator's primary metric."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from polyret.evaluate.st_evaluator import LareqaEvaluator
+
+    _, ds, _, _ = corrected
+    model = load_model(str(corrected[0]), device="cpu")
+    pairs = Dataset.from_dict({"anchor": [q.text for q in ds.questions[:32]],
+                               "positive": [ds.candidates[r[0]].sentence for r in ds.relevant[:32]]})
+    ev = LareqaEvaluator(ds, name="heldout", primary_metric="rank_distance")
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=8, max_steps=4, eval_strategy="steps", eval_steps=2,
+        save_strategy="steps", save_steps=2, load_best_model_at_end=True, metric_for_best_model="eval_heldout_rank_distance",
+        greater_is_better=False, report_to="none", learning_rate=5e-3, seed=0, use_cpu=True,
+    )
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=pairs, evaluator=ev,
+                                         loss=MultipleNegativesRankingLoss(model))
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "eval_heldout_multi_map" in h]
+    assert [h["step"] for h in logged] == [2, 4]
+    assert all({"eval_heldout_mono_map", "eval_heldout_cross_map", "eval_heldout_rank_distance"} <= set(h) for h in logged)
+    best = min(logged, key=lambda h: h["eval_heldout_rank_distance"])
+    assert trainer.state.best_metric == pytest.approx(best["eval_heldout_rank_distance"])
+    assert trainer.state.best_model_checkpoint.endswith(f"checkpoint-{best['step']}")
