@@ -28,6 +28,7 @@ ENCODING_COMMANDS = {
     "eval miracl": {"--cache"},
     # it fits the correction (--method); its encoding batch is the library's
     "correction fit": {"--language-correction", "--batch-size"},
+    "bias": set(),
 }
 
 

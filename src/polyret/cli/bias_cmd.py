@@ -2,37 +2,43 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from polyret.cli.app import app, console, device_option, measured_settings, use_device
-from polyret.evaluate.bias import check_corpus, read_records, run_bias
+from polyret.cli.app import app, console, measured_settings, use_device
+from polyret.cli.options import (ENCODE_BATCH_SIZE, BatchSize, Cache, Corpus, Device, LanguageCorrection, Model, OutDir,
+                                 Overwrite, Progress)
 from polyret.io import OutputDir
-from polyret.model import load_model
 
 
 @app.command("bias")
 def bias(
-    corpus: Path = typer.Option(..., "--corpus", help="Documents, JSONL: 'text' and 'lang' per line."),
-    queries: Path = typer.Option(..., "--queries", help="Queries, JSONL: 'text', 'lang', optional 'target_lang' (for TLR@k)."),
-    out: Path = typer.Option(..., "--out", help="Output directory (report.md, results.json, bias_heatmap_*.png)."),
-    model: str = typer.Option("default", "--model", help="'default', a local model directory, or a hub id."),
+    corpus: Corpus = ...,
+    queries: Path = typer.Option(..., "--queries", exists=True, dir_okay=False,
+                                 help="Queries, JSONL: 'text', 'lang', optional 'target_lang' (for TLR@k)."),
+    out: OutDir = ...,
+    model: Model = "default",
     k: int = typer.Option(10, "--k", min=1, help="Results per query that are counted."),
-    language_correction: str = typer.Option("auto", "--language-correction",
-                                            help="'after' uses: auto (the stored correction) | a model dir holding one | none."),
-    cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse/store embeddings in the polyret cache."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a finished output in --out."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
-    device: Optional[str] = device_option(),
+    batch_size: BatchSize = ENCODE_BATCH_SIZE,
+    cache: Cache = True,
+    language_correction: LanguageCorrection = "auto",
+    overwrite: Overwrite = False,
+    progress: Progress = True,
+    device: Device = None,
 ) -> None:
-    """Language of the top-k results per query language, before and after the stored correction (no labels needed)."""
+    """Language of the top-k results per query language, before and after the stored correction (no labels needed).
+
+    --corpus: a JSONL file, 'text' and 'lang' on every line (e.g. a BEIR corpus.jsonl with a 'lang'
+    field added). Writes report.md, results.json and bias_heatmap_{before,after}.png to --out."""
+    from polyret.evaluate.bias import check_corpus, read_records, run_bias
+    from polyret.model import load_model
+
     use_device(device)
     settings = measured_settings(model=model, corpus=corpus, queries=queries, k=k, language_correction=language_correction)
     target = OutputDir(out, "bias", overwrite=overwrite, inputs=[corpus, queries], settings=settings)
     check_corpus(read_records(corpus, "corpus"))  # a bad corpus fails before the model loads
     results = run_bias(load_model(model), corpus, queries, target, k=k, language_correction=language_correction,
-                       model_name=model, cache=cache, show_progress=progress)
+                       model_name=model, cache=cache, show_progress=progress, batch_size=batch_size)
     for stage in ("before", "after"):
         if stage in results:
             m = results[stage]

@@ -32,7 +32,7 @@ import numpy as np
 
 from polyret.correction import AUTO, resolve_correction
 from polyret.data.beir import iter_json_lines
-from polyret.encode import encode_texts, model_id
+from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
 from polyret.io import output_dir, write_json
 from polyret.report import markdown_table, save_heatmap
@@ -128,14 +128,15 @@ def top_k(q_emb: np.ndarray, d_emb: np.ndarray, k: int) -> np.ndarray:
 
 
 def bias_report(model, corpus: Records, queries: Records, *, k: int = 10, language_correction=AUTO,
-                model_name: str = "", cache: bool = True, show_progress: bool = True) -> dict[str, Any]:
+                model_name: str = "", cache: bool = True, show_progress: bool = True,
+                batch_size: int = ENCODE_BATCH_SIZE) -> dict[str, Any]:
     """Before / after the correction: results dict (what results.json holds)."""
     check_corpus(corpus)
     if k < 1:
         raise PolyretError(f"--k {k}: must be at least 1")
     t0 = time.perf_counter()
-    d_emb = encode_texts(model, corpus.texts, "passage", cache=cache, show_progress=show_progress)
-    q_emb = encode_texts(model, queries.texts, "query", cache=cache, show_progress=show_progress)
+    d_emb = encode_texts(model, corpus.texts, "passage", batch_size=batch_size, cache=cache, show_progress=show_progress)
+    q_emb = encode_texts(model, queries.texts, "query", batch_size=batch_size, cache=cache, show_progress=show_progress)
     languages = sorted(set(corpus.langs))
     results: dict[str, Any] = {
         "model": model_id(model), "model_name": model_name, "k": k, "corpus": corpus.path, "queries": queries.path,
@@ -200,14 +201,15 @@ def write_bias_outputs(results: dict, out: Path) -> list[Path]:
 
 
 def run_bias(model, corpus_path, queries_path, out, *, k: int = 10, language_correction=AUTO, model_name: str = "",
-             overwrite: bool = False, cache: bool = True, show_progress: bool = True) -> dict:
+             overwrite: bool = False, cache: bool = True, show_progress: bool = True,
+             batch_size: int = ENCODE_BATCH_SIZE) -> dict:
     """Read, measure, write (with `out`); returns the results dict."""
     target = output_dir(out, "bias", overwrite=overwrite)
     corpus = read_records(corpus_path, "corpus")
     check_corpus(corpus)
     queries = read_records(queries_path, "queries")
     results = bias_report(model, corpus, queries, k=k, language_correction=language_correction,
-                          model_name=model_name, cache=cache, show_progress=show_progress)
+                          model_name=model_name, cache=cache, show_progress=show_progress, batch_size=batch_size)
     if target is not None:
         with target:
             write_bias_outputs(results, target.path)
