@@ -18,7 +18,8 @@ def bias(
                                  help="Queries, JSONL: 'text', 'lang', optional 'target_lang' (for TLR@k)."),
     out: OutDir = ...,
     model: Model = "default",
-    k: int = typer.Option(10, "--k", min=1, help="Results per query that are counted."),
+    # --top-k first: `--k` means run depth in eval beir/miracl and one option name has one help text.
+    k: int = typer.Option(10, "--top-k", "--k", min=1, help="Results per query whose languages are counted."),
     batch_size: BatchSize = ENCODE_BATCH_SIZE,
     cache: Cache = True,
     language_correction: LanguageCorrection = "auto",
