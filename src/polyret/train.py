@@ -423,7 +423,6 @@ def train(
             )
 
     import torch
-    from sentence_transformers import SentenceTransformerTrainer
 
     from polyret.losses import build_loss
 

@@ -14,7 +14,6 @@ of an XQuAD-R-style file (after the same whitespace trimming of the gold spans).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
