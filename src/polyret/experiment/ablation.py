@@ -27,6 +27,7 @@ from polyret.experiment.config import SuiteConfig, suite_label
 from polyret.experiment.report import pyplot, fmt_p
 from polyret.experiment.runner import PER_QUERY_FILE, SUITE_DONE, SUMMARY_FILE, suite_dir_name
 from polyret.io import read_json, write_json
+from polyret.report import markdown_table
 
 ABLATION_JSON, ABLATION_MD, ABLATION_PNG = "ablation.json", "ablation.md", "ablation.png"
 
@@ -129,16 +130,16 @@ def ablation_markdown(result: dict[str, Any], label_a: str = "a", label_b: str =
         "average, its paired-bootstrap 95% CI, the sign-flip randomization p and the Holm-adjusted p "
         f"within each metric over the variants (bold: significant at {result['level']}).",
         "",
-        "| variant | metric | Δ | 95% CI | p | p (Holm) | queries | seeds a / b |",
-        "|---|---|---:|---|---:|---:|---:|---|",
     ]
+    rows = []
     for t in result["tests"]:
         lo, hi = t["delta_ci95"]
         d = f"{t['delta']:+.4f}" + (" ↓" if t["lower_is_better"] else "")
         p = fmt_p(t["p_holm"])
-        lines.append(f"| {t['variant']} | {t['metric']} | {d} | [{lo:+.4f}, {hi:+.4f}] | {fmt_p(t['p_value'])} | "
-                     f"{'**' + p + '**' if t['significant'] else p} | {t['n_queries']} | "
-                     f"{t['n_seeds'][0]} / {t['n_seeds'][1]} |")
+        rows.append([t["variant"], t["metric"], d, f"[{lo:+.4f}, {hi:+.4f}]", fmt_p(t["p_value"]),
+                     "**" + p + "**" if t["significant"] else p, t["n_queries"], f"{t['n_seeds'][0]} / {t['n_seeds'][1]}"])
+    lines.append(markdown_table(["variant", "metric", "Δ", "95% CI", "p", "p (Holm)", "queries", "seeds a / b"], rows,
+                                align="llrlrrrl"))
     if any(t["lower_is_better"] for t in result["tests"]):
         lines += ["", "↓: lower is better (a negative Δ favours " + label_a + ")."]
     for s in result["skipped"]:
