@@ -38,6 +38,7 @@ from polyret.data.lareqa import check_answer_start, check_lareqa_paragraph
 from polyret.data.sentences import DEFAULT_SPLITTER, sentence_at, split_spans
 from polyret.errors import PolyretError
 from polyret.io import read_json
+from polyret.progress import track
 
 UNITS = ("sentence", "paragraph")
 NEGATIVES = ("none", "same-paragraph")
@@ -215,9 +216,7 @@ def _read_inputs(files: list[Path], source: str | None, splitter: str, counts: C
     """(SQuAD-style records of every QA file, groups of the group-JSONL files passed through)."""
     kinds = [(f, *file_kind(f)) for f in files]
     if progress:
-        from rich.progress import track
-
-        kinds = track(kinds, description="reading QA files", transient=True)
+        kinds = track(kinds, "reading QA files", show=True)
     records: list[_Record] = []
     passthrough: list[ParallelGroup] = []
     for path, kind, clang, qlang in kinds:

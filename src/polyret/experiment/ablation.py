@@ -26,7 +26,7 @@ from polyret.experiment.compare import holm_within, paired_test, seed_pooled
 from polyret.experiment.config import SuiteConfig, suite_label
 from polyret.experiment.report import pyplot, fmt_p
 from polyret.experiment.runner import PER_QUERY_FILE, SUITE_DONE, SUMMARY_FILE, suite_dir_name
-from polyret.io import read_json, write_json
+from polyret.io import finished_record, read_json, write_json
 from polyret.report import markdown_table
 
 ABLATION_JSON, ABLATION_MD, ABLATION_PNG = "ablation.json", "ablation.md", "ablation.png"
@@ -59,7 +59,7 @@ def experiment_per_query(exp_dir: str | Path, suite: str) -> dict[str, tuple[dic
     runs: dict[str, list[tuple[str, dict[str, PerQuery]]]] = {}
     for rec in summary["runs"]:
         folder = exp_dir / rec["dir"] / "eval" / sdir
-        if (folder / SUITE_DONE).is_file() and (folder / PER_QUERY_FILE).is_file():
+        if finished_record(folder / SUITE_DONE) is not None and (folder / PER_QUERY_FILE).is_file():
             runs.setdefault(rec["variant"], []).append((f"{rec['key']}/{sdir}", load_result(folder, raw=False).per_query))
     return {v: (seed_pooled([pq for _, pq in rs]), sorted(k for k, _ in rs)) for v, rs in runs.items()}
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from polyret.evaluate.result import lower_is_better
+from polyret.io import write_text
 from polyret.report import markdown_table
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -357,5 +358,5 @@ def write_report(summary: dict[str, Any], out_dir: str | Path) -> Path:
         p = plot_sweep(summary, axis, pdir / f"{axis}_sweep.png")
         plots[axis] = [str(p.relative_to(out_dir))] if p else []
     path = out_dir / "report.md"
-    path.write_text(markdown(summary, plots), encoding="utf-8")
+    write_text(path, markdown(summary, plots))  # atomic, like every other output
     return path
