@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from polyret.errors import PolyretError
-from polyret.io import is_atomic_temp, write_json
+from polyret.io import is_atomic_temp, mark_finished
 from polyret.progress import counting
 
 EMBEDDINGS = "embeddings.npy"
@@ -168,7 +168,10 @@ def is_store_file(name: str) -> bool:
 
 
 def _write_marker(directory: Path, marker: dict) -> None:
-    write_json(directory / PROGRESS, marker)  # atomic: a reader sees the old or the new marker, never half
+    """The store's progress marker through polyret.io's marker helper (atomic: a reader sees the old or the
+    new marker, never half); `complete` turns true with the last row."""
+    fields = {k: v for k, v in marker.items() if k != "complete"}
+    mark_finished(directory / PROGRESS, fields, complete=bool(marker.get("complete")))
 
 
 def _scan_corpus(docs: Iterable[tuple[str, str]], identity: str, ids_tmp: Path) -> tuple[int, str]:

@@ -26,7 +26,7 @@ from polyret.experiment.compare import holm_within, paired_test, seed_pooled
 from polyret.experiment.config import SuiteConfig, suite_label
 from polyret.experiment.report import pyplot, fmt_p
 from polyret.experiment.runner import PER_QUERY_FILE, SUITE_DONE, SUMMARY_FILE, suite_dir_name
-from polyret.io import finished_record, read_json, write_json
+from polyret.io import finished_record, read_json, write_json, write_text
 from polyret.report import markdown_table
 
 ABLATION_JSON, ABLATION_MD, ABLATION_PNG = "ablation.json", "ablation.md", "ablation.png"
@@ -180,6 +180,6 @@ def plot_ablation(result: dict[str, Any], path: Path, label_a: str = "a", label_
 def write_ablation(result: dict[str, Any], out_dir: Path, label_a: str = "a", label_b: str = "b") -> list[Path]:
     """ablation.json (machines), ablation.md and ablation.png (people) into `out_dir`."""
     write_json(out_dir / ABLATION_JSON, result | {"labels": [label_a, label_b]})
-    (out_dir / ABLATION_MD).write_text(ablation_markdown(result, label_a, label_b), encoding="utf-8")
+    write_text(out_dir / ABLATION_MD, ablation_markdown(result, label_a, label_b))
     png = plot_ablation(result, out_dir / ABLATION_PNG, label_a, label_b)
     return [out_dir / ABLATION_JSON, out_dir / ABLATION_MD] + ([png] if png else [])
