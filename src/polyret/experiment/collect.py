@@ -49,7 +49,7 @@ def _suites_meta(layout: Layout, config: ExperimentConfig, runs: list[RunSpec]) 
     for suite in config.suites:
         done = next((layout.suite_result(r, suite) for r in runs if layout.suite_done(r, suite)), None)
         meta[suite_label(suite)] = ({"name": suite.name, "headline": done.headline, "per_language": done.per_language}
-                                    if done else {"name": suite.name, "headline": [], "per_language": {}})
+                                    if done is not None else {"name": suite.name, "headline": [], "per_language": {}})
     return meta
 
 
