@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.polyret-installed
 # torch would pull a multi-GB CUDA build.
 TORCH   := torch==2.13.0
 
-.PHONY: setup test test-all demo docs clean-venv
+.PHONY: setup lint test test-all demo docs clean-venv
 
 setup: $(STAMP)
 
@@ -23,7 +23,16 @@ $(STAMP): pyproject.toml Makefile
 # (more random-kill and torchrun cases of what the suite already checks) is in test-all.
 PYTEST  := $(BIN)/python -m pytest -q -n logical --maxprocesses 4 --dist loadfile
 
-test: setup
+# The lint gate (settings in pyproject.toml): ruff's pyflakes + complexity (C901 <= 15) rules, the
+# formatter's check, and the function-length limit ruff does not have.
+LINTED  := src tests benchmarks tools
+
+lint: setup
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/python tools/check_function_length.py src
+
+test: setup lint
 	$(PYTEST) -m "not slow"
 
 test-all: setup

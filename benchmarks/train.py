@@ -288,7 +288,7 @@ def main() -> None:
         print(f"running {kind} ({args.steps} steps, batch {args.batch_size}, length {args.max_length}) ...", file=sys.stderr)
         results[kind] = run_worker(kind, args)
     ratio = results["ours"]["pairs_per_second"] / results["plain"]["pairs_per_second"]
-    print(f"| trainer | pairs/s | s/step | peak RSS (MB) |\n|---|---|---|---|")
+    print("| trainer | pairs/s | s/step | peak RSS (MB) |\n|---|---|---|---|")
     for kind in ("plain", "ours"):
         r = results[kind]
         print(f"| {kind} | {r['pairs_per_second']:.2f} | {r['seconds_per_step']:.1f} | {r['peak_rss_mb']:.0f} |")

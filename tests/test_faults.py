@@ -6,8 +6,9 @@ Each test kills one run with SIGINT, runs the same command again and kills that 
 resume from an already-interrupted state is exercised too), then lets the third run finish. The kill
 moments are drawn uniformly over startup + the work (startup measured once per module, the work from
 the in-process reference run), so over many CI runs they land in imports, model loading, the work and
-the writing; the assertions hold wherever they land. The drawn delays are in every assertion message
-(and POLYRET_FAULT_SEED fixes them) to reproduce a failure.
+the writing; the assertions hold wherever they land. The seed, the drawn delays and their fractions of
+the span are in every kill message; POLYRET_FAULT_SEED=<seed> replays a test's draws (per test, so
+`-k` on one test replays it alone).
 """
 from __future__ import annotations
 
@@ -32,7 +33,21 @@ from polyret.evaluate.result import load_per_query
 from train_helpers import write_synthetic
 
 POLYRET = str(Path(sys.executable).parent / "polyret")
-RNG = random.Random(int(os.environ.get("POLYRET_FAULT_SEED", time.time_ns() % 2**32)))
+# The kill moments: fractions of each test's span drawn from SEED and the test's name, so one test run
+# alone (`-k`) with POLYRET_FAULT_SEED set replays its own draws whatever else runs; the seed is printed
+# (shown with a failing test's output) and named in every kill message.
+SEED = int(os.environ.get("POLYRET_FAULT_SEED", time.time_ns() % 2**32))
+RNG = random.Random(SEED)  # replaced per test by `replayable_kill_moments`
+
+
+def rng_for(seed: int, test_name: str) -> random.Random:
+    return random.Random(f"{seed}:{test_name}")
+
+
+@pytest.fixture(autouse=True)
+def replayable_kill_moments(request, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "RNG", rng_for(SEED, request.node.name))
+    print(f"kill moments: replay with POLYRET_FAULT_SEED={SEED} pytest -k '{request.node.name}'")
 
 
 def _env(tmp_path: Path) -> dict:
@@ -109,13 +124,27 @@ def startup(tiny_dir, tmp_path_factory) -> float:
 def kill_twice_then_finish(args, cwd: Path, env: dict, span: float, what: str,
                            between=lambda: None) -> tuple[list[float], tuple[int, float, str]]:
     """SIGINT one run, SIGKILL the next (each at a random moment in [0, span]), then run to the end."""
-    delays = []
+    delays, fractions = [], []
     for sig in (signal.SIGINT, signal.SIGKILL):
-        delays.append(RNG.uniform(0.0, span))
+        fractions.append(RNG.random())
+        delays.append(round(fractions[-1] * span, 3))
         code = run_killed(args(), cwd, env, sig, delays[-1])
-        expect_code(code, sig, f"{what} killed after {delays}")
+        expect_code(code, sig, f"{what} killed after {delays} s (fractions {[round(f, 4) for f in fractions]} of "
+                               f"{span:.1f} s; POLYRET_FAULT_SEED={SEED})")
         between()
     return delays, run(args(), cwd, env)
+
+
+def test_kill_moments_replay_from_the_seed():
+    """The same seed and test give the same kill moments; another seed or test, other ones."""
+    assert rng_for(1234, "test_a").random() == rng_for(1234, "test_a").random()
+    assert rng_for(1234, "test_a").random() != rng_for(1235, "test_a").random()
+    assert rng_for(1234, "test_a").random() != rng_for(1234, "test_b").random()
+    # fixed by the environment variable, as the module docstring promises
+    code = "import os, test_faults; print(test_faults.SEED)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent,
+                         env=dict(os.environ, POLYRET_FAULT_SEED="777"), timeout=120)
+    assert out.stdout.strip() == "777", out.stderr
 
 
 # ---- a Ctrl-C the interpreter would swallow ---------------------------------------------------

@@ -3,7 +3,6 @@ output-folder policy (each row of the table in polyret.io's docstring)."""
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest

@@ -242,20 +242,29 @@ def test_validation_pool_and_lambda_rule(run_a, setup):
 
 
 def test_choose_merge_weight_applies_the_rule_to_real_merges(run_a, setup, tmp_path):
-    """What `grid.merge_weights: [auto]` runs: merge at each candidate, score on the held-out pool."""
-    from polyret.validation import choose_merge_weight, pool_metrics, select_merge_weight, validation_pool
+    """What `grid.merge_weights: [auto]` runs: merge at each candidate, score on the held-out pool.
+    Expected values by hand: each model's pool mAP from `_pool_map_by_hand` (λ = 1 is the tuned model,
+    λ = 0.5 the run's own merged/ dir, the same merge), and the λ rule applied to those numbers here."""
+    from polyret.validation import choose_merge_weight
 
     out, _, _ = run_a
     _, model_dir, _ = setup
     choice = choose_merge_weight(str(model_dir), out / "model", out, [0.5, 1.0], tmp_path / "work")
     assert set(choice["by_weight"]) == {"0.5", "1.0"} and not (tmp_path / "work").exists()
-    by_weight = {float(w): m for w, m in choice["by_weight"].items()}
-    assert choice["weight"] == select_merge_weight(choice["untrained"], by_weight)
-    # λ = 1 is the tuned model itself; λ = 0.5 differs from both ends
-    pool = validation_pool(out)
-    assert by_weight[1.0] == pool_metrics(out / "model", pool)
-    assert choice["untrained"] == pool_metrics(model_dir, pool)
-    assert by_weight[0.5] != by_weight[1.0]
+    groups = out / "validation_groups.jsonl"
+    untrained = _pool_map_by_hand(model_dir, groups)
+    by_hand = {1.0: _pool_map_by_hand(out / "model", groups), 0.5: _pool_map_by_hand(out / "merged", groups)}
+    for key in ("mono.map", "multi.map"):
+        assert choice["untrained"][key] == pytest.approx(untrained[key], abs=1e-6)
+        for w, m in by_hand.items():
+            assert choice["by_weight"][str(w)][key] == pytest.approx(m[key], abs=1e-6)
+    # The rule: the best Multi among weights whose Mono is within 0.01 of the untrained model's,
+    # else the best Mono.
+    keep = [w for w, m in by_hand.items() if m["mono.map"] >= untrained["mono.map"] - 0.01]
+    expected = (max(keep, key=lambda w: by_hand[w]["multi.map"]) if keep
+                else max(by_hand, key=lambda w: by_hand[w]["mono.map"]))
+    assert choice["weight"] == expected
+    assert by_hand[0.5] != by_hand[1.0]
 
 
 def test_xquad_subset_keeps_whole_paragraphs_in_every_language(shared_data):

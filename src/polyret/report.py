@@ -25,10 +25,15 @@ def format_value(value: Any, floatfmt: str = ".3f") -> str:
     return str(value)
 
 
-def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], floatfmt: str = ".3f") -> str:
-    """A GitHub markdown table; first column left-aligned, the others right-aligned."""
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], floatfmt: str = ".3f",
+                   align: str | None = None) -> str:
+    """A GitHub markdown table; first column left-aligned, the others right-aligned, unless `align`
+    gives one letter per column (l: left, r: right)."""
+    align = align or "l" + "r" * (len(headers) - 1)
+    if len(align) != len(headers) or set(align) - {"l", "r"}:
+        raise ValueError(f"align {align!r} must give l or r for each of the {len(headers)} columns")
     head = "| " + " | ".join(headers) + " |"
-    sep = "|" + "|".join([":---"] + ["---:"] * (len(headers) - 1)) + "|"
+    sep = "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|"
     body = ["| " + " | ".join(format_value(v, floatfmt) for v in row) + " |" for row in rows]
     return "\n".join([head, sep, *body])
 

@@ -134,7 +134,6 @@ def recall_vs_exact(approx_rows: np.ndarray, exact_rows: np.ndarray) -> float:
 
 def search(queries: np.ndarray, corpus: Corpus, k: int, *, index: str = "flat", options: SearchOptions | None = None) -> SearchResult:
     """Top-k corpus rows per query with the chosen index; approximate kinds report recall vs exact."""
-    import faiss
 
     if index not in INDEX_KINDS:
         raise PolyretError(f"unknown index kind {index!r}; choose one of {', '.join(INDEX_KINDS)}")

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from polyret.errors import PolyretError
-from polyret.io import is_atomic_temp, write_json
-from polyret.runtime import console
+from polyret.io import is_atomic_temp, mark_finished
+from polyret.progress import counting
 
 EMBEDDINGS = "embeddings.npy"
 IDS = "ids.jsonl"
@@ -168,7 +168,10 @@ def is_store_file(name: str) -> bool:
 
 
 def _write_marker(directory: Path, marker: dict) -> None:
-    write_json(directory / PROGRESS, marker)  # atomic: a reader sees the old or the new marker, never half
+    """The store's progress marker through polyret.io's marker helper (atomic: a reader sees the old or the
+    new marker, never half); `complete` turns true with the last row."""
+    fields = {k: v for k, v in marker.items() if k != "complete"}
+    mark_finished(directory / PROGRESS, fields, complete=bool(marker.get("complete")))
 
 
 def _scan_corpus(docs: Iterable[tuple[str, str]], identity: str, ids_tmp: Path) -> tuple[int, str]:
@@ -204,28 +207,17 @@ def encode_corpus(
     if chunk_size < 1:
         raise PolyretError(f"chunk size must be positive, got {chunk_size}")
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise PolyretError(f"{out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    marker = _read_marker(out)
-    if marker is None and not all(is_store_file(p.name) for p in out.iterdir()) and not overwrite:
-        raise PolyretError(f"{out} is not empty and is not a polyret embedding directory; pass --overwrite to replace it")
-
+    marker = _open_store_dir(out, overwrite)
     ids_tmp = out / (IDS + ".tmp")
     n, fingerprint = _scan_corpus(docs(), identity, ids_tmp)
     if n == 0:
         ids_tmp.unlink()
         raise PolyretError("the corpus holds no documents")
-
     if marker is not None and marker.get("fingerprint") == fingerprint and marker.get("n") == n:
         ids_tmp.unlink()
         if marker.get("complete"):
             return EmbeddingStore.open(out)
-        rows_done, dim = int(marker["rows_done"]), int(marker["dim"])
-        with open(out / EMBEDDINGS, "rb") as f:
-            shape, offset = _read_npy_header(f, out / EMBEDDINGS)
-        if shape != (n, dim):
-            raise PolyretError(f"{out / EMBEDDINGS} does not match {out / PROGRESS}; pass --overwrite to start again")
+        start = _resume_point(out, marker, n)
     else:
         if marker is not None and not overwrite:
             raise PolyretError(
@@ -235,48 +227,69 @@ def encode_corpus(
         for name in (EMBEDDINGS, PROGRESS, IDS):
             (out / name).unlink(missing_ok=True)
         os.replace(ids_tmp, out / IDS)
-        rows_done, dim, offset = 0, None, None
+        marker = {"n": n, "dim": None, "rows_done": 0, "fingerprint": fingerprint, "identity": identity,
+                  "complete": False}
+        start = (0, None)
+    with counting(n, description, show=show_progress) as advance:
+        advance(start[0])
+        _encode_rows(docs(), out, encode_fn, marker, start, chunk_size, advance)
+    return EmbeddingStore.open(out)
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, disable=not show_progress, transient=False,
-    )
+def _open_store_dir(out: Path, overwrite: bool) -> dict | None:
+    """Create `out` (or accept our own store there); returns its progress marker, if any."""
+    if out.exists() and not out.is_dir():
+        raise PolyretError(f"{out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    marker = _read_marker(out)
+    if marker is None and not all(is_store_file(p.name) for p in out.iterdir()) and not overwrite:
+        raise PolyretError(f"{out} is not empty and is not a polyret embedding directory; pass --overwrite to replace it")
+    return marker
+
+
+def _resume_point(out: Path, marker: dict, n: int) -> tuple[int, int]:
+    """(rows already on disk, byte offset of row 0) of an interrupted store of this corpus."""
+    rows_done, dim = int(marker["rows_done"]), int(marker["dim"])
+    with open(out / EMBEDDINGS, "rb") as f:
+        shape, offset = _read_npy_header(f, out / EMBEDDINGS)
+    if shape != (n, dim):
+        raise PolyretError(f"{out / EMBEDDINGS} does not match {out / PROGRESS}; pass --overwrite to start again")
+    return rows_done, offset
+
+
+def _encode_rows(docs: Iterable[tuple[str, str]], out: Path, encode_fn: EncodeFn, marker: dict,
+                 start_at: tuple[int, int | None], chunk_size: int, advance: Callable[[int], None]) -> None:
+    """Encode the rows from `start_at` = (row, data offset or None for a new file) on, chunk by chunk;
+    after each chunk the data are fsync'ed, then the marker is replaced (so a rerun resumes there)."""
+    n, dim = marker["n"], marker["dim"]
+    start, offset = start_at
+    rows_done = start
     fd = None
+    chunk: list[str] = []
     try:
-        with progress:
-            task = progress.add_task(description, total=n, completed=rows_done)
-            chunk: list[str] = []
-            start = rows_done
-            row = 0
-            for _doc_id, text in docs():
-                if row < rows_done:  # already on disk
-                    row += 1
-                    continue
-                chunk.append(text)
-                row += 1
-                if len(chunk) == chunk_size or row == n:
-                    emb = _check_chunk(encode_fn(chunk), len(chunk), dim, start)
-                    if dim is None:  # first chunk of a fresh run fixes the width and creates the file
-                        dim = emb.shape[1]
-                        offset = _create_npy(out / EMBEDDINGS, n, dim)
-                        marker = {"n": n, "dim": dim, "rows_done": 0, "fingerprint": fingerprint,
-                                  "identity": identity, "complete": False}
-                    if fd is None:
-                        fd = os.open(out / EMBEDDINGS, os.O_WRONLY)
-                    os.pwrite(fd, np.ascontiguousarray(emb, dtype="<f4").tobytes(), offset + start * dim * 4)
-                    os.fsync(fd)
-                    start += len(chunk)
-                    _write_marker(out, {**marker, "dim": dim, "rows_done": start, "complete": start == n})
-                    progress.update(task, completed=start)
-                    chunk = []
-            if start != n:
-                raise PolyretError(f"the corpus yielded {start} documents on the second pass but {n} on the first")
+        for row, (_doc_id, text) in enumerate(docs):
+            if row < rows_done:  # already on disk
+                continue
+            chunk.append(text)
+            if len(chunk) < chunk_size and row + 1 != n:
+                continue
+            emb = _check_chunk(encode_fn(chunk), len(chunk), dim, start)
+            if dim is None:  # first chunk of a fresh run fixes the width and creates the file
+                dim = emb.shape[1]
+                offset = _create_npy(out / EMBEDDINGS, n, dim)
+            if fd is None:
+                fd = os.open(out / EMBEDDINGS, os.O_WRONLY)
+            os.pwrite(fd, np.ascontiguousarray(emb, dtype="<f4").tobytes(), offset + start * dim * 4)
+            os.fsync(fd)
+            start += len(chunk)
+            _write_marker(out, {**marker, "dim": dim, "rows_done": start, "complete": start == n})
+            advance(len(chunk))
+            chunk = []
     finally:
         if fd is not None:
             os.close(fd)
-    return EmbeddingStore.open(out)
+    if start != n:
+        raise PolyretError(f"the corpus yielded {start} documents on the second pass but {n} on the first")
 
 
 def _create_npy(path: Path, n: int, dim: int) -> int:

@@ -1,8 +1,9 @@
-"""Device, precision and passthrough settings for sentence-transformers' training arguments.
+"""The one mapping from a TrainConfig to sentence-transformers' training arguments.
 
-`training_arguments(device, precision, base_kwargs, trainer_args)` builds the
-`SentenceTransformerTrainingArguments` polyret trains with:
+`trainer_arguments(cfg, device=..., ...)` builds the `SentenceTransformerTrainingArguments` polyret
+trains with, from:
 
+- the config keys (`config_kwargs`; `OWNED_BY_POLYRET` names the config key behind each field);
 - device: the resolved `polyret.runtime.resolve_device` string. CPU = `use_cpu=True`; CUDA under
   torchrun = accelerate's one GPU per process (`cuda:<LOCAL_RANK>`); CUDA in one process = exactly the
   GPU asked for, never `nn.DataParallel` over every visible GPU (the HF default), because DataParallel
@@ -130,3 +131,44 @@ def training_arguments(device: str, precision: str, world: int, base: dict[str, 
         return PolyretTrainingArguments(**kwargs)
     except (ValueError, TypeError) as e:
         raise PolyretError(f"trainer_args: Hugging Face rejected the training arguments: {e}") from None
+
+
+def config_kwargs(cfg, *, output_dir: str, sampler_factory, prompts: dict[str, str] | None, validating: bool,
+                  show_progress: bool) -> dict[str, Any]:
+    """The TrainingArguments keys polyret sets from its TrainConfig (`OWNED_BY_POLYRET` names each one's source)."""
+    return dict(
+        output_dir=output_dir,
+        max_steps=cfg.steps,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        learning_rate=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,  # < 1 means a fraction of max_steps
+        lr_scheduler_type=cfg.scheduler,
+        optim=cfg.optimizer,
+        max_grad_norm=cfg.max_grad_norm,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        batch_sampler=sampler_factory,
+        prompts=prompts,
+        eval_strategy="steps" if validating else "no",
+        eval_steps=cfg.eval_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        load_best_model_at_end=validating and cfg.keep_best,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_steps=cfg.logging_steps,
+        report_to="none",
+        disable_tqdm=not show_progress,
+        dataloader_num_workers=0,
+    )
+
+
+def trainer_arguments(cfg, *, device: str, precision: str, world: int, output_dir: str, sampler_factory,
+                      prompts: dict[str, str] | None, validating: bool, show_progress: bool):
+    """The run's SentenceTransformerTrainingArguments: config keys, device decision, `cfg.trainer_args`."""
+    base = config_kwargs(cfg, output_dir=output_dir, sampler_factory=sampler_factory, prompts=prompts,
+                         validating=validating, show_progress=show_progress)
+    return training_arguments(device, precision, world, base, cfg.trainer_args)

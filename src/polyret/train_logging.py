@@ -53,6 +53,7 @@ def describe_rows(table, rows: list[int]) -> dict[str, Any]:
         "query_langs": sorted(set(qls)),
         "passage_langs": sorted(set(pls)),
         "groups": [table.group_ids[g] for g, *_ in infos],
+        "rows": [[table.group_ids[g], q, p] for g, q, p, _ in infos],  # (group, query lang, passage lang) per row
     }
 
 

@@ -46,7 +46,7 @@ def _print_results(res: dict, title: str) -> None:
     console.print(table)
     info = res["search"]
     if info["kind"] != "flat":
-        console.print(f"{info['kind']}: recall vs exact@{info['k']} = {info[f'recall_vs_exact@' + str(info['k'])]:.4f} "
+        console.print(f"{info['kind']}: recall vs exact@{info['k']} = {info['recall_vs_exact@' + str(info['k'])]:.4f} "
                       f"({info['recall_sample_queries']} queries)")
 
 

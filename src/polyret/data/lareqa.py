@@ -31,7 +31,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from polyret.errors import PolyretError
-from polyret.io import read_json
+from polyret.io import read_json, write_text
 from polyret.paths import find_data_dir
 
 # Known LAReQA data sets: name -> language codes (used only to describe/resolve, never required).
@@ -390,7 +390,7 @@ def load_lareqa(data_dir: str | Path, langs: Sequence[str] | None = None, name: 
 
 def write_lareqa_file(path: str | Path, articles: Sequence[Mapping]) -> None:
     """Write LAReQA-format JSON (used to build fixtures and exports); `articles` are SQuAD articles."""
-    Path(path).write_text(json.dumps({"version": "1.1", "data": list(articles)}, ensure_ascii=False), encoding="utf-8")
+    write_text(path, json.dumps({"version": "1.1", "data": list(articles)}, ensure_ascii=False))
 
 
 # ---- subsets (smaller pools for quick runs; their numbers compare only with each other) ----

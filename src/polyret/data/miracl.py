@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from polyret.data.beir import BeirDoc, DuplicateIds, Qrels, iter_json_lines, open_text
+from polyret.data.beir import BeirDoc, DuplicateIds, iter_json_lines, open_text
 from polyret.errors import PolyretError
 from polyret.io import read_trec_qrels  # noqa: F401  (TREC qrels: the one reader in polyret.io)
 from polyret.paths import find_data_dir

@@ -38,6 +38,7 @@ from polyret.data.lareqa import check_answer_start, check_lareqa_paragraph
 from polyret.data.sentences import DEFAULT_SPLITTER, sentence_at, split_spans
 from polyret.errors import PolyretError
 from polyret.io import read_json
+from polyret.progress import track
 
 UNITS = ("sentence", "paragraph")
 NEGATIVES = ("none", "same-paragraph")
@@ -177,6 +178,29 @@ def build_groups(
     answer sentence is measured by `locator_accuracy`). A context whose group has no question in
     its language is then left out (counted as ``positives_unlocated``).
     """
+    _check_build_options(unit, negatives, answerless)
+    files = expand_inputs(inputs)
+    report = BuildReport(files=[str(f) for f in files])
+    # Pass 1: read every record (questions of an id may sit in other files than its contexts).
+    records, passthrough = _read_inputs(files, source, splitter, report.counts, progress)
+    report.records = len(records)
+    # Pass 2: questions, then positives (the overlap locator needs the id's same-language question).
+    groups = _groups_with_questions(records, report.counts)
+    _place_positives(records, groups, unit, negatives, answerless, report.counts)
+    built = [g for g in groups.values() if g.positives]
+    if len(built) < len(groups):
+        report.counts["groups_without_positive"] += len(groups) - len(built)
+    out = built + passthrough
+    _count_groups(out, report)
+    if not out:
+        raise PolyretError(
+            f"no parallel groups could be built from {', '.join(map(str, files))} "
+            f"({report.records} QA records, {report.counts['jsonl_groups']} JSONL groups); nothing to write"
+        )
+    return out, report
+
+
+def _check_build_options(unit: str, negatives: str, answerless: str) -> None:
     if unit not in UNITS:
         raise PolyretError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
     if negatives not in NEGATIVES:
@@ -185,38 +209,48 @@ def build_groups(
         raise PolyretError(f"unknown answerless policy {answerless!r}; choose one of {', '.join(ANSWERLESS)}")
     if negatives == "same-paragraph" and unit != "sentence":
         raise PolyretError("same-paragraph negatives need --unit sentence (a paragraph has no other sentences of itself)")
-    files = expand_inputs(inputs)
-    kinds = [(f, *file_kind(f)) for f in files]
-    report = BuildReport(files=[str(f) for f in files])
-    counts = report.counts
 
-    # Pass 1: read every record (questions of an id may sit in other files than its contexts).
+
+def _read_inputs(files: list[Path], source: str | None, splitter: str, counts: Counter,
+                 progress: bool) -> tuple[list[_Record], list[ParallelGroup]]:
+    """(SQuAD-style records of every QA file, groups of the group-JSONL files passed through)."""
+    kinds = [(f, *file_kind(f)) for f in files]
+    if progress:
+        kinds = track(kinds, "reading QA files", show=True)
     records: list[_Record] = []
     passthrough: list[ParallelGroup] = []
-    iterator = kinds
-    if progress:
-        from rich.progress import track
-
-        iterator = track(kinds, description="reading QA files", transient=True)
-    for path, kind, clang, qlang in iterator:
+    for path, kind, clang, qlang in kinds:
         if kind == "jsonl":
-            got = read_groups_jsonl(path)
-            if source:
-                for g in got:
-                    g.source = source
-            passthrough.extend(got)
-            counts["jsonl_groups"] += len(got)
-            continue
-        records.extend(_read_squad_records(path, kind, clang, qlang, source, splitter, counts))
-    report.records = len(records)
+            passthrough.extend(_read_group_jsonl(path, source, counts))
+        else:
+            records.extend(_read_squad_records(path, kind, clang, qlang, source, splitter, counts))
+    return records, passthrough
 
-    # Pass 2: questions, then positives (the overlap locator needs the id's same-language question).
+
+def _read_group_jsonl(path: Path, source: str | None, counts: Counter) -> list[ParallelGroup]:
+    """Existing groups, unchanged but for `source` when one is given."""
+    got = read_groups_jsonl(path)
+    if source:
+        for g in got:
+            g.source = source
+    counts["jsonl_groups"] += len(got)
+    return got
+
+
+def _groups_with_questions(records: list[_Record], counts: Counter) -> dict[tuple[str, str], ParallelGroup]:
+    """One group per (training set, question id), holding the id's question in every language."""
     groups: dict[tuple[str, str], ParallelGroup] = {}
     for r in records:
         g = groups.get((r.source, r.qid))
         if g is None:
             g = groups[(r.source, r.qid)] = ParallelGroup(id=r.qid, queries={}, positives={}, source=r.source)
         _put(g.queries, r.qlang, r.question, counts, "conflicting_questions")
+    return groups
+
+
+def _place_positives(records: list[_Record], groups: dict[tuple[str, str], ParallelGroup], unit: str,
+                     negatives: str, answerless: str, counts: Counter) -> None:
+    """Each record's positive (and same-paragraph negatives) into its group, once per context language."""
     done: set[tuple[str, str, str]] = set()
     for r in records:
         key = (r.source, r.qid, r.clang)
@@ -224,35 +258,40 @@ def build_groups(
         if unit == "sentence" and not r.answer_text:
             if key in done:
                 continue  # an answer-less duplicate of a context already placed
-            if answerless == "error":
-                raise PolyretError(
-                    f"{r.where}: no answer text, so the answer sentence is unknown (XTREME's copies of MLQA test "
-                    "and TyDi dev carry empty answers); use --unit paragraph or --answerless overlap"
-                )
-            question = g.queries.get(r.clang)
-            if question is None:
-                counts["positives_unlocated"] += 1
-                done.add(key)
+            done.add(key)
+            located = _locate_answerless(r, g, answerless, counts)
+            if located is None:
                 continue
-            _, texts = r.paragraph.sentences()
-            if not texts:
-                raise PolyretError(f"{r.where}: empty context")
-            first = last = locate_sentence(question, texts, r.clang)
-            counts["positives_located_by_overlap"] += 1
+            first, last = located
         else:
+            done.add(key)
             first, last = _answer_sentences(r, unit, counts)
-        done.add(key)
         positive, negs = _unit_text(r.paragraph, first, last, unit, negatives, counts)
         if _put(g.positives, r.clang, positive, counts, "conflicting_positives") and negs:
             g.negatives[r.clang] = negs
 
-    out: list[ParallelGroup] = []
-    for g in groups.values():
-        if not g.positives:
-            counts["groups_without_positive"] += 1
-            continue
-        out.append(g)
-    out += passthrough
+
+def _locate_answerless(r: _Record, g: ParallelGroup, answerless: str, counts: Counter) -> tuple[int, int] | None:
+    """The answer sentence of a record without an answer text (the `answerless` rule); None: left out."""
+    if answerless == "error":
+        raise PolyretError(
+            f"{r.where}: no answer text, so the answer sentence is unknown (XTREME's copies of MLQA test "
+            "and TyDi dev carry empty answers); use --unit paragraph or --answerless overlap"
+        )
+    question = g.queries.get(r.clang)
+    if question is None:
+        counts["positives_unlocated"] += 1
+        return None
+    _, texts = r.paragraph.sentences()
+    if not texts:
+        raise PolyretError(f"{r.where}: empty context")
+    counts["positives_located_by_overlap"] += 1
+    i = locate_sentence(question, texts, r.clang)
+    return i, i
+
+
+def _count_groups(out: list[ParallelGroup], report: BuildReport) -> None:
+    """Languages and sources into the report; a (source, id) from two inputs is an error."""
     seen: set[tuple[str, str]] = set()
     for g in out:
         if (g.source, g.id) in seen:
@@ -262,14 +301,8 @@ def build_groups(
         report.passage_langs.update(list(g.positives))
         report.sources[g.source] += 1
         if len(g.languages) == 1:
-            counts["single_language_groups"] += 1
+            report.counts["single_language_groups"] += 1
     report.groups = len(out)
-    if not out:
-        raise PolyretError(
-            f"no parallel groups could be built from {', '.join(map(str, files))} "
-            f"({report.records} QA records, {counts['jsonl_groups']} JSONL groups); nothing to write"
-        )
-    return out, report
 
 
 def _read_squad_records(path: Path, kind: str, clang: str, qlang: str, source: str | None, splitter: str,

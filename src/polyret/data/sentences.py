@@ -14,7 +14,6 @@ of an XQuAD-R-style file (after the same whitespace trimming of the gold spans).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Callable, Iterable
 from polyret.errors import PolyretError
 from polyret.io import read_json
 from polyret.paths import data_path
+from polyret.report import markdown_table
 
 SPLITTERS = ("auto", "sentencex", "pysbd")
 DEFAULT_SPLITTER = "auto"
@@ -212,9 +212,7 @@ def agreement_table(rows: list[Agreement]) -> str:
     splitters = sorted({r.splitter for r in rows}, key=list(SPLITTERS).index)
     langs = sorted({r.lang for r in rows})
     by = {(r.lang, r.splitter): r for r in rows}
-    head = "| lang | " + " | ".join(f"{s} span F1 | {s} answer-sentence match" for s in splitters) + " |"
-    sep = "|---|" + "---|---|" * len(splitters)
-    lines = [head, sep]
+    rows = []
     for lang in langs + ["mean"]:
         cells = []
         for s in splitters:
@@ -223,9 +221,10 @@ def agreement_table(rows: list[Agreement]) -> str:
                 f, a = sum(r.f1 for r in rs) / len(rs), sum(r.answer_sentence_exact for r in rs) / len(rs)
             else:
                 f, a = by[(lang, s)].f1, by[(lang, s)].answer_sentence_exact
-            cells.append(f"{f:.3f} | {a:.3f}")
-        lines.append(f"| {lang} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            cells += [f"{f:.3f}", f"{a:.3f}"]
+        rows.append([lang, *cells])
+    headers = ["lang", *[h for s in splitters for h in (f"{s} span F1", f"{s} answer-sentence match")]]
+    return markdown_table(headers, rows)
 
 
 def agreement_json(rows: list[Agreement]) -> list[dict]:

@@ -36,6 +36,7 @@ from polyret.errors import PolyretError
 from polyret.evaluate.result import EvalResult, PerQuery
 from polyret.io import output_dir, run_from_arrays, write_trec_qrels, write_trec_run
 from polyret.model import load_model
+from polyret.progress import track
 from polyret.report import markdown_table, save_heatmap
 from polyret.runtime import describe_model
 
@@ -98,7 +99,6 @@ def rank_lareqa(
     """
     import torch
     from concurrent.futures import ThreadPoolExecutor
-    from tqdm.auto import tqdm
 
     nq, nc = dataset.n_questions, dataset.n_candidates
     Q = _as_matrix(question_emb, nq, "question")
@@ -142,7 +142,7 @@ def rank_lareqa(
 
     workers = max(1, min(len(segments), torch.get_num_threads()))
     with torch.inference_mode(), ThreadPoolExecutor(workers) as pool:
-        for s0 in tqdm(range(0, nq, score_rows), disable=not show_progress, desc="score", unit="blk", leave=False):
+        for s0 in track(range(0, nq, score_rows), "score", show=show_progress):
             e0 = min(nq, s0 + score_rows)
             S = Qt[s0:e0] @ Ct.T  # (rows, nc), columns grouped by language
             S_np = S.numpy()

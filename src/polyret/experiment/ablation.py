@@ -26,7 +26,8 @@ from polyret.experiment.compare import holm_within, paired_test, seed_pooled
 from polyret.experiment.config import SuiteConfig, suite_label
 from polyret.experiment.report import pyplot, fmt_p
 from polyret.experiment.runner import PER_QUERY_FILE, SUITE_DONE, SUMMARY_FILE, suite_dir_name
-from polyret.io import read_json, write_json
+from polyret.io import finished_record, read_json, write_json, write_text
+from polyret.report import markdown_table
 
 ABLATION_JSON, ABLATION_MD, ABLATION_PNG = "ablation.json", "ablation.md", "ablation.png"
 
@@ -58,7 +59,7 @@ def experiment_per_query(exp_dir: str | Path, suite: str) -> dict[str, tuple[dic
     runs: dict[str, list[tuple[str, dict[str, PerQuery]]]] = {}
     for rec in summary["runs"]:
         folder = exp_dir / rec["dir"] / "eval" / sdir
-        if (folder / SUITE_DONE).is_file() and (folder / PER_QUERY_FILE).is_file():
+        if finished_record(folder / SUITE_DONE) is not None and (folder / PER_QUERY_FILE).is_file():
             runs.setdefault(rec["variant"], []).append((f"{rec['key']}/{sdir}", load_result(folder, raw=False).per_query))
     return {v: (seed_pooled([pq for _, pq in rs]), sorted(k for k, _ in rs)) for v, rs in runs.items()}
 
@@ -129,16 +130,16 @@ def ablation_markdown(result: dict[str, Any], label_a: str = "a", label_b: str =
         "average, its paired-bootstrap 95% CI, the sign-flip randomization p and the Holm-adjusted p "
         f"within each metric over the variants (bold: significant at {result['level']}).",
         "",
-        "| variant | metric | Δ | 95% CI | p | p (Holm) | queries | seeds a / b |",
-        "|---|---|---:|---|---:|---:|---:|---|",
     ]
+    rows = []
     for t in result["tests"]:
         lo, hi = t["delta_ci95"]
         d = f"{t['delta']:+.4f}" + (" ↓" if t["lower_is_better"] else "")
         p = fmt_p(t["p_holm"])
-        lines.append(f"| {t['variant']} | {t['metric']} | {d} | [{lo:+.4f}, {hi:+.4f}] | {fmt_p(t['p_value'])} | "
-                     f"{'**' + p + '**' if t['significant'] else p} | {t['n_queries']} | "
-                     f"{t['n_seeds'][0]} / {t['n_seeds'][1]} |")
+        rows.append([t["variant"], t["metric"], d, f"[{lo:+.4f}, {hi:+.4f}]", fmt_p(t["p_value"]),
+                     "**" + p + "**" if t["significant"] else p, t["n_queries"], f"{t['n_seeds'][0]} / {t['n_seeds'][1]}"])
+    lines.append(markdown_table(["variant", "metric", "Δ", "95% CI", "p", "p (Holm)", "queries", "seeds a / b"], rows,
+                                align="llrlrrrl"))
     if any(t["lower_is_better"] for t in result["tests"]):
         lines += ["", "↓: lower is better (a negative Δ favours " + label_a + ")."]
     for s in result["skipped"]:
@@ -179,6 +180,6 @@ def plot_ablation(result: dict[str, Any], path: Path, label_a: str = "a", label_
 def write_ablation(result: dict[str, Any], out_dir: Path, label_a: str = "a", label_b: str = "b") -> list[Path]:
     """ablation.json (machines), ablation.md and ablation.png (people) into `out_dir`."""
     write_json(out_dir / ABLATION_JSON, result | {"labels": [label_a, label_b]})
-    (out_dir / ABLATION_MD).write_text(ablation_markdown(result, label_a, label_b), encoding="utf-8")
+    write_text(out_dir / ABLATION_MD, ablation_markdown(result, label_a, label_b))
     png = plot_ablation(result, out_dir / ABLATION_PNG, label_a, label_b)
     return [out_dir / ABLATION_JSON, out_dir / ABLATION_MD] + ([png] if png else [])

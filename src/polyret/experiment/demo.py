@@ -15,6 +15,7 @@ from polyret.config import load_train_config
 from polyret.experiment.config import ExperimentConfig, GridSection, SuiteConfig, TestsSection, TrainSection
 from polyret.experiment.runner import run_experiment
 from polyret.io import write_json, write_text
+from polyret.report import markdown_table
 
 SUITE = "xquad-r"  # with the center-both language correction: a trained model's stored statistics; for
 # the base, fitted on the (fully parallel) XQuAD-R pool itself: the training-free baseline
@@ -41,9 +42,8 @@ def target_check(untrained: dict[str, float], model: dict[str, float],
 
 def table_markdown(rows: list[tuple[str, dict[str, float]]], title: str = "") -> str:
     out = [f"### {title}", ""] if title else []
-    out += ["| model | Mono mAP | Cross mAP | Multi mAP | rank distance |", "|---|---|---|---|---|"]
-    for name, m in rows:
-        out.append(f"| {name} | {m['mono']:.3f} | {m['cross']:.3f} | {m['multi']:.3f} | {m['rd']:.0f} |")
+    cells = [[name, f"{m['mono']:.3f}", f"{m['cross']:.3f}", f"{m['multi']:.3f}", f"{m['rd']:.0f}"] for name, m in rows]
+    out.append(markdown_table(["model", "Mono mAP", "Cross mAP", "Multi mAP", "rank distance"], cells))
     return "\n".join(out) + "\n"
 
 

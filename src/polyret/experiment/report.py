@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from polyret.evaluate.result import lower_is_better
+from polyret.io import write_text
+from polyret.report import markdown_table
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 SUPERSCRIPT = str.maketrans(
@@ -74,16 +76,29 @@ def _variant_labels(summary: dict[str, Any]) -> list[str]:
 
 
 def markdown(summary: dict[str, Any], plots: dict[str, list[str]] | None = None) -> str:
+    """report.md: the header, one section per suite, the α/λ sweeps and the paired tests."""
     plots = plots or {}
     labels = _variant_labels(summary)
     letters = {l: LETTERS[i % 26] for i, l in enumerate(labels)}
+    lines = _header_lines(summary, labels, letters)
+    for suite, meta in summary["suites"].items():
+        lines += _suite_lines(summary, suite, meta, labels, letters)
+        for p in plots.get(suite, []):
+            lines += [f"![{Path(p).stem}]({p})", ""]
+    for title in ("alpha", "lambda"):
+        for p in plots.get(title, []):
+            lines += [f"## {'α' if title == 'alpha' else 'λ'} sweep", "", f"![{Path(p).stem}]({p})", ""]
+    return "\n".join(lines + _tests_lines(summary))
+
+
+def _header_lines(summary: dict[str, Any], labels: list[str], letters: dict[str, str]) -> list[str]:
     runs = summary["runs"]
     done = sum(1 for r in runs if r.get("complete"))
     lines = [f"# Experiment: {summary['name']}", ""]
     if summary.get("description"):
         lines += [summary["description"], ""]
     wall = (summary.get("timing") or {}).get("wall_s")
-    lines += [
+    return lines + [
         f"Runs: {done}/{len(runs)} complete"
         + (f"; wall time of this invocation {wall:.0f} s" if wall is not None else "")
         + ("; " + ", ".join(f"{k} {v}" for k, v in summary["counts"].items()) if summary.get("counts") else "")
@@ -98,74 +113,64 @@ def markdown(summary: dict[str, Any], plots: dict[str, list[str]] | None = None)
         "Variants: " + ", ".join(f"({letters[l]}) {l}" for l in labels) + ".",
         "",
     ]
-    for suite, meta in summary["suites"].items():
-        lines += [f"## {suite}", ""]
-        headline = meta.get("headline") or []
-        if not headline:
-            lines += ["No finished runs for this suite yet.", ""]
-            continue
-        lines += ["| variant | seeds | " + " | ".join(headline) + " |", "|---|---:|" + "---:|" * len(headline)]
-        marks = {m: significance_letters(summary, suite, m, labels) for m in headline}
-        for v in summary["variants"]:
-            l = v["label"]
-            agg = summary["aggregate"].get(l, {}).get(suite, {})
-            if not agg:
-                continue
+
+
+def _suite_lines(summary: dict[str, Any], suite: str, meta: dict[str, Any], labels: list[str],
+                 letters: dict[str, str]) -> list[str]:
+    """A suite's headline table (with significance letters) and its per-language tables."""
+    lines = [f"## {suite}", ""]
+    headline = meta.get("headline") or []
+    if not headline:
+        return lines + ["No finished runs for this suite yet.", ""]
+    marks = {m: significance_letters(summary, suite, m, labels) for m in headline}
+    rows = []
+    for l in labels:
+        agg = summary["aggregate"].get(l, {}).get(suite, {})
+        if agg:
             n = max((agg[m]["n"] for m in headline if m in agg), default=0)
-            cells = [fmt_cell(agg.get(m)) + marks[m].get(l, "") for m in headline]
-            lines.append(f"| ({letters[l]}) {l} | {n} | " + " | ".join(cells) + " |")
-        lines.append("")
-        for title, prefixes in (meta.get("per_language") or {}).items():
-            for prefix in prefixes:
-                langs: list[str] = []
-                for l in labels:
-                    for lang in _per_language(summary["aggregate"].get(l, {}).get(suite, {}), prefix):
-                        if lang not in langs:
-                            langs.append(lang)
-                if not langs:
-                    continue
-                lines += [f"**{title}** per source language (`{prefix}`)", ""]
-                lines += ["| variant | " + " | ".join(langs) + " | mean |", "|---|" + "---:|" * (len(langs) + 1)]
-                for l in labels:
-                    agg = summary["aggregate"].get(l, {}).get(suite, {})
-                    per = _per_language(agg, prefix)
-                    if not per:
-                        continue
-                    cells = [fmt_cell(per.get(lang)) for lang in langs]
-                    lines.append(f"| {l} | " + " | ".join(cells) + f" | {fmt_cell(agg.get(prefix))} |")
-                lines.append("")
-        for p in plots.get(suite, []):
-            lines += [f"![{Path(p).stem}]({p})", ""]
-    for title in ("alpha", "lambda"):
-        for p in plots.get(title, []):
-            lines += [f"## {'α' if title == 'alpha' else 'λ'} sweep", "", f"![{Path(p).stem}]({p})", ""]
+            rows.append([f"({letters[l]}) {l}", n, *[fmt_cell(agg.get(m)) + marks[m].get(l, "") for m in headline]])
+    lines += [markdown_table(["variant", "seeds", *headline], rows), ""]
+    for title, prefixes in (meta.get("per_language") or {}).items():
+        for prefix in prefixes:
+            lines += _per_language_lines(summary, suite, title, prefix, labels)
+    return lines
+
+
+def _per_language_lines(summary: dict[str, Any], suite: str, title: str, prefix: str, labels: list[str]) -> list[str]:
+    aggs = {l: summary["aggregate"].get(l, {}).get(suite, {}) for l in labels}
+    per = {l: _per_language(agg, prefix) for l, agg in aggs.items()}
+    langs = list(dict.fromkeys(lang for l in labels for lang in per[l]))
+    if not langs:
+        return []
+    rows = [[l, *[fmt_cell(per[l].get(lang)) for lang in langs], fmt_cell(aggs[l].get(prefix))]
+            for l in labels if per[l]]
+    return [f"**{title}** per source language (`{prefix}`)", "", markdown_table(["variant", *langs, "mean"], rows), ""]
+
+
+def _tests_lines(summary: dict[str, Any]) -> list[str]:
     tests = summary.get("tests") or []
-    lines += ["## Paired tests", ""]
+    lines = ["## Paired tests", ""]
     if not tests:
-        lines += ["No paired tests (no per-query values for any suite, or fewer than two variants finished).", ""]
-    else:
-        lines += [
-            "delta = a − b (weighted like the metric); CI: paired bootstrap over queries; d_z: Cohen's d "
-            "for paired data; p: randomization test; p_holm: Holm-adjusted within (suite, metric).",
-            "",
-            "| a | b | suite | metric | delta [95% CI] | d_z | p | p_holm | queries | seeds a/b |",
-            "|---|---|---|---|---|---:|---:|---:|---:|---|",
-        ]
-        for t in tests:
-            lo, hi = t["delta_ci95"]
-            star = " *" if t.get("significant") else ""
-            dz = t["effect_size_dz"]
-            lines.append(
-                f"| {t['a']} | {t['b']} | {t['suite']} | {t['metric']} | {t['delta']:+.4f} [{lo:+.4f}, {hi:+.4f}]{star} | "
-                f"{dz:+.2f} | {fmt_p(t['p_value'])} | {fmt_p(t['p_holm'])} | {t['n_queries']} | "
-                f"{t['n_seeds'][0]}/{t['n_seeds'][1]} |"
-            )
-        lines.append("")
-    missing = [s for s, m in summary["suites"].items()
-               if m.get("headline") and not any(t["suite"] == s for t in tests)]
-    if missing and tests:
+        return lines + ["No paired tests (no per-query values for any suite, or fewer than two variants finished).", ""]
+    rows = []
+    for t in tests:
+        lo, hi = t["delta_ci95"]
+        star = " *" if t.get("significant") else ""
+        rows.append([t["a"], t["b"], t["suite"], t["metric"], f"{t['delta']:+.4f} [{lo:+.4f}, {hi:+.4f}]{star}",
+                     f"{t['effect_size_dz']:+.2f}", fmt_p(t["p_value"]), fmt_p(t["p_holm"]), t["n_queries"],
+                     f"{t['n_seeds'][0]}/{t['n_seeds'][1]}"])
+    lines += [
+        "delta = a − b (weighted like the metric); CI: paired bootstrap over queries; d_z: Cohen's d "
+        "for paired data; p: randomization test; p_holm: Holm-adjusted within (suite, metric).",
+        "",
+        markdown_table(["a", "b", "suite", "metric", "delta [95% CI]", "d_z", "p", "p_holm", "queries", "seeds a/b"],
+                       rows, align="lllllrrrrl"),
+        "",
+    ]
+    missing = [s for s, m in summary["suites"].items() if m.get("headline") and not any(t["suite"] == s for t in tests)]
+    if missing:
         lines += [f"No per-query values (so no paired tests) for: {', '.join(missing)}.", ""]
-    return "\n".join(lines)
+    return lines
 
 
 # ------------------------------------------------------------------------------------- plots
@@ -353,5 +358,5 @@ def write_report(summary: dict[str, Any], out_dir: str | Path) -> Path:
         p = plot_sweep(summary, axis, pdir / f"{axis}_sweep.png")
         plots[axis] = [str(p.relative_to(out_dir))] if p else []
     path = out_dir / "report.md"
-    path.write_text(markdown(summary, plots), encoding="utf-8")
+    write_text(path, markdown(summary, plots))  # atomic, like every other output
     return path
