@@ -6,7 +6,7 @@ the *language* of what comes back:
 - `distribution[X][Y]`: the share of the top-k results of language-X queries that are in language
   Y, beside `corpus_share[Y]`, Y's share of the corpus (what a language-blind retriever returns on
   average when relevance does not depend on language).
-- own-language preference of X: (distribution[X][X] - corpus_share[X]) / (1 - corpus_share[X]);
+- own-language preference of X: `(distribution[X][X] - corpus_share[X]) / (1 - corpus_share[X])`;
   0 = its own language comes back as often as the corpus holds it, 1 = nothing else comes back.
   The headline `preference` is its mean over query languages.
 - TLR@k (target-language retrieval rate), where a query names its intended language T
