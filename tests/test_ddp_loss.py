@@ -29,9 +29,10 @@ def model_dir(tiny_model, tmp_path_factory):
     return d
 
 
-def _single(model_dir, *, mini_batch_size=None, rows=ROWS, teacher=False, symmetric=False):
-    model, base = load_models(str(model_dir), teacher)
-    return loss_and_grads(model, rows, gather=False, mini_batch_size=mini_batch_size, teacher=base, symmetric=symmetric)
+def _single(model_dir, *, mini_batch_size=None, rows=slice(None), teacher=False, symmetric=False, cross=False):
+    model, base = load_models(str(model_dir), teacher or cross)
+    return loss_and_grads(model, ROWS[rows], gather=False, mini_batch_size=mini_batch_size, teacher=base,
+                          symmetric=symmetric, cross=rows if cross else None)
 
 
 def _assert_same(loss_a, grads_a, loss_b, grads_b):
@@ -48,7 +49,8 @@ def _assert_same(loss_a, grads_a, loss_b, grads_b):
 @pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun not installed")
 # make test runs the case that exercises all of it (gather + GradCache + teacher); the others are slow
 @pytest.mark.parametrize("mini,teacher", [pytest.param("none", "no", marks=pytest.mark.slow),
-                                          pytest.param("2", "no", marks=pytest.mark.slow), ("2", "teacher")])
+                                          pytest.param("2", "no", marks=pytest.mark.slow),
+                                          pytest.param("2", "teacher", marks=pytest.mark.slow), ("2", "cross")])
 def test_two_ranks_with_gather_equal_one_process_on_the_global_batch(model_dir, tmp_path, mini, teacher):
     out = tmp_path / "rank0.pt"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -61,12 +63,12 @@ def test_two_ranks_with_gather_equal_one_process_on_the_global_batch(model_dir, 
     got = torch.load(out)
     assert got["world"] == 2
     # the reference: one process, the whole batch, no GradCache (and the uncached teacher term)
-    with_teacher = teacher == "teacher"
-    loss, grads = _single(model_dir, teacher=with_teacher)
+    with_teacher, cross = teacher in ("teacher", "cross"), teacher == "cross"
+    loss, grads = _single(model_dir, teacher=with_teacher, cross=cross)
     _assert_same(got["loss"], got["grads"], loss, grads)
     # Without the gather each rank only sees its own 4 rows: a different (smaller-pool) loss.
-    half_losses = [_single(model_dir, rows=ROWS[:4], teacher=with_teacher)[0],
-                   _single(model_dir, rows=ROWS[4:], teacher=with_teacher)[0]]
+    half_losses = [_single(model_dir, rows=slice(0, 4), teacher=with_teacher, cross=cross)[0],
+                   _single(model_dir, rows=slice(4, 8), teacher=with_teacher, cross=cross)[0]]
     assert abs(float(sum(half_losses)) / 2 - float(loss)) > 1e-3
 
 
@@ -116,3 +118,12 @@ def test_gradcache_with_the_teacher_term_equals_the_uncached_teacher_anchored_lo
     with torch.no_grad():
         value = loss_fn([model.tokenize([r[c] for r in ROWS]) for c in range(3)], None)
     assert float(value) == pytest.approx(float(_single(model_dir, teacher=True)[0]), rel=1e-5)
+
+
+@pytest.mark.parametrize("mini_batch_size", [1, 3])
+def test_gradcache_with_the_cross_lingual_term_equals_the_uncached_loss(model_dir, mini_batch_size):
+    loss, grads = _single(model_dir, teacher=True, cross=True)
+    cached_loss, cached_grads = _single(model_dir, mini_batch_size=mini_batch_size, teacher=True, cross=True)
+    _assert_same(cached_loss, cached_grads, loss, grads)
+    without_cross = _single(model_dir, teacher=True)[0]
+    assert float(loss) - float(without_cross) > 1e-3, "the cross term must contribute, or the test proves nothing"

@@ -81,6 +81,12 @@ class TrainConfig(BaseModel):
         description="β: add β × cosine distance of every text's embedding to the frozen base model's "
         "embedding of it (keeps what the base knew; 0 = off)",
     )
+    teacher_cross: float = Field(
+        0.0, ge=0.0,
+        description="β_x: add β_x × cosine distance of every anchor / positive text that has an English source "
+        "(a translation in its group) to the frozen base model's embedding of that English text, summed and "
+        "divided by the batch's texts (multilingual distillation's cross term, arXiv 2004.09813; 0 = off)",
+    )
 
     # --- optimisation ---------------------------------------------------------------------------
     steps: int = Field(300, ge=1, description="optimizer steps")
@@ -182,6 +188,7 @@ class TrainConfig(BaseModel):
             "negatives": self.negatives if self.n_negatives else "none",
             "n_negatives": self.n_negatives,
             "teacher_weight": self.teacher_weight,
+            "teacher_cross": self.teacher_cross,
             "train_layers": self.train_layers,
             "language_correction": self.language_correction,
         }

@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from polyret.data.groups import ParallelGroup
+from polyret.data.parallel import english_columns, english_source
 from polyret.errors import PolyretError
 
 NEGATIVE_POLICIES = ("fill", "drop")
@@ -41,6 +42,7 @@ class PairTable:
         self.anchors: list[str] = []
         self.positives: list[str] = []
         self.negatives: list[list[str]] = []
+        self.english_sources: list[tuple[str | None, str | None]] = []  # per row: what its 2 texts translate
         self.n_negatives = 0
         self.group_ids: list[str] = []
         self.group_sources: list[str] = []
@@ -76,13 +78,14 @@ class PairTable:
             t.group_sources.append(g.source)
             gkeys = {text_key(s) for s in g.passage_texts}
             for q in sorted(g.queries):
-                for p in sorted(g.positives):
+                for p in (p for p in sorted(g.positives) if g.positives[p] != g.queries[q]):  # bitexts: no x->x
                     negs = negatives.for_row(gi, g, p, gkeys)
                     if negs is None:
                         continue
                     t.anchors.append(g.queries[q])
                     t.positives.append(g.positives[p])
                     t.negatives.append(negs)
+                    t.english_sources.append((english_source(g.queries, q), english_source(g.positives, p)))
                     rows.append((gi, q, p, g.source))
             t.group_keys.append(frozenset(gkeys))
         t._set_row_arrays(rows)
@@ -108,6 +111,7 @@ class PairTable:
             "groups_without_cross_language_pair": len(groups) - len(set(self.group_index[~same].tolist())),
             "rows_dropped_negatives": negatives.dropped,
             "negatives_filled": negatives.filled,
+            "rows_identical_skipped": sum(a == b for g in groups for a in g.queries.values() for b in g.positives.values()),
         }
 
     # -- views ---------------------------------------------------------------------------------
@@ -122,17 +126,18 @@ class PairTable:
     def sources(self) -> list[str]:
         return sorted(set(self.group_sources))
 
-    def columns(self) -> dict[str, list[str]]:
+    def columns(self, english: bool = False) -> dict[str, list]:
         cols = {"anchor": list(self.anchors), "positive": list(self.positives)}
         for k in range(self.n_negatives):
             cols[f"negative_{k + 1}"] = [negs[k] for negs in self.negatives]
-        return cols
+        return cols | (english_columns(self.anchors, self.positives, self.english_sources) if english else {})
 
-    def to_dataset(self):
-        """A `datasets.Dataset` with columns anchor, positive[, negative_1..k]; row i = table row i."""
+    def to_dataset(self, english: bool = False):
+        """A `datasets.Dataset` with columns anchor, positive[, negative_1..k]; row i = table row i.
+        english: also the cross-lingual teacher term's columns (`polyret.data.parallel.english_columns`)."""
         from datasets import Dataset
 
-        ds = Dataset.from_dict(self.columns())
+        ds = Dataset.from_dict(self.columns(english))
         self._dataset_fingerprints.add(ds._fingerprint)
         return ds
 

@@ -37,6 +37,7 @@ from polyret.correction import fit_model_correction
 from polyret.data.groups import write_groups_jsonl
 from polyret.errors import PolyretError
 from polyret.io import OutputDir, mark_finished, write_json, write_text
+from polyret.data.parallel import NAMED_SETS
 from polyret.model import load_model
 from polyret.report import markdown_table
 from polyret.runtime import barrier as _barrier
@@ -78,7 +79,7 @@ TRAINING_META = "polyret_training.json"
 # ---------------------------------------------------------------------------------------------
 # model and loss
 # ---------------------------------------------------------------------------------------------
-def _prompts(model, n_negatives: int) -> dict[str, str] | None:
+def _prompts(model, n_negatives: int, english: bool = False) -> dict[str, str] | None:
     """Per-column prompts from the model (e5: 'query: ' / 'passage: '); None if it has none."""
     prompts = getattr(model, "prompts", None) or {}
     q = prompts.get("query")
@@ -88,6 +89,8 @@ def _prompts(model, n_negatives: int) -> dict[str, str] | None:
     out = {"anchor": q or "", "positive": p or ""}
     for i in range(1, n_negatives + 1):
         out[f"negative_{i}"] = p or ""
+    if english:  # the cross-lingual teacher term's English sources, prompted as the texts they translate
+        out |= {"anchor_en": out["anchor"], "positive_en": out["positive"]}
     return out
 
 
@@ -144,7 +147,7 @@ def build_model_and_loss(cfg: TrainConfig, device: str, world: int) -> ModelAndL
     model = load_model(cfg.model, device=device)
     base_max_length = model.max_seq_length
     model.max_seq_length = cfg.max_seq_length  # a training-time truncation, not a property of the result
-    teacher = copy.deepcopy(model) if cfg.teacher_weight > 0 else None  # the base, frozen, before any step
+    teacher = copy.deepcopy(model) if cfg.teacher_weight > 0 or cfg.teacher_cross > 0 else None  # the base, frozen
     frozen = freeze_word_embeddings(model) if cfg.freeze_word_embeddings else 0
     if cfg.train_layers:
         frozen += train_top_layers(model, cfg.train_layers)
@@ -153,7 +156,7 @@ def build_model_and_loss(cfg: TrainConfig, device: str, world: int) -> ModelAndL
         gather_across_devices=cfg.gather_across_ranks and world > 1, mini_batch_size=cfg.mini_batch_size,
     )
     if teacher is not None:
-        loss = teacher_anchored(model, loss, teacher, cfg.teacher_weight)  # GradCache'd when the loss is
+        loss = teacher_anchored(model, loss, teacher, cfg.teacher_weight, cfg.teacher_cross)  # GradCache'd when the loss is
     return ModelAndLoss(model, loss, frozen, base_max_length)
 
 
@@ -253,7 +256,7 @@ def _save_model(trainer, cfg: TrainConfig, built: ModelAndLoss, prep: Prepared, 
     trainer.model.save(str(model_dir))
     meta = {
         "base_model": cfg.model,
-        "data": [d if d == XNLI_ALIGN else str(resolve_data_path(d)) for d in cfg.data],
+        "data": [d if d in NAMED_SETS else str(resolve_data_path(d)) for d in cfg.data],
         "summary": cfg.summary(),
         "steps_done": trainer.state.global_step,
         "world_size": facts.world,
@@ -364,7 +367,7 @@ def train(
         resume_from = last_checkpoint(work / CHECKPOINTS) if resume else None
         args = trainer_arguments(cfg, device=device, precision=precision, world=world,
                                  output_dir=str(work / CHECKPOINTS), sampler_factory=prep.sampler_factory,
-                                 prompts=_prompts(built.model, cfg.n_negatives), validating=prep.validating,
+                                 prompts=_prompts(built.model, cfg.n_negatives, english=cfg.teacher_cross > 0), validating=prep.validating,
                                  show_progress=show_progress)
         trainer = _make_trainer(cfg, built, prep, args, work, resume, resume_from, callbacks)
         _barrier()

@@ -14,7 +14,7 @@ from typing import Any
 
 from polyret.config import TrainConfig
 from polyret.data.pairs import build_groups
-from polyret.data.parallel import xnli_parallel_groups
+from polyret.data.parallel import NAMED_SETS, xnli_parallel_groups
 from polyret.errors import PolyretError
 from polyret.paths import data_path, find_data_dir
 
@@ -42,8 +42,8 @@ def load_training_groups(cfg: TrainConfig) -> list:
     """All parallel groups of all configured training sets (each keeps its `source` name)."""
     groups = []
     for entry in cfg.data:
-        if entry == XNLI_ALIGN:
-            groups.extend(xnli_parallel_groups(data_path("xnli"), side="align"))
+        if entry in NAMED_SETS:  # xnli-align, tatoeba-align: alignment sides (polyret.data.parallel)
+            groups.extend(NAMED_SETS[entry]())
             continue
         path = resolve_data_path(entry)
         part, _report = build_groups([path], unit=cfg.unit, negatives=cfg.negatives, answerless=cfg.answerless)
@@ -154,11 +154,11 @@ def prepare(cfg: TrainConfig, world: int = 1) -> Prepared:
     corr_groups = correction_groups(cfg.language_correction)
     train_groups, val_groups = split_validation(load_training_groups(cfg), cfg.validation_groups, cfg.seed)
     train_table = PairTable.from_groups(train_groups, n_negatives=cfg.n_negatives, seed=cfg.seed)
-    train_ds = train_table.to_dataset()
+    train_ds = train_table.to_dataset(english=cfg.teacher_cross > 0)
     val_table = val_ds = None
     if val_groups:
         val_table = PairTable.from_groups(val_groups, n_negatives=cfg.n_negatives, seed=cfg.seed)
-        val_ds = val_table.to_dataset()
+        val_ds = val_table.to_dataset(english=cfg.teacher_cross > 0)
     sampler_factory = _sampler_factory(train_table, cfg, eval_table=val_table)
     if world == 1:  # under DDP the sampler's global batch depends on the process group, built later
         _check_sampler(sampler_factory, train_ds, cfg.batch_size, "training data")

@@ -63,7 +63,7 @@ class RunSpec:
 
 
 # Training options added after run keys were first written, with the default that keeps old keys.
-KEY_NEUTRAL_DEFAULTS = {"answerless": "error"}
+KEY_NEUTRAL_DEFAULTS = {"answerless": "error", "teacher_cross": 0.0}
 
 
 def config_hash(obj: Any, length: int = 12) -> str:
