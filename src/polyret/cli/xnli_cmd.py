@@ -164,6 +164,8 @@ def eval_tatoeba(
     data: OptionalDataDir = None,
     out: OptionalOutDir = None,
     prompt: Prompt = "query",
+    side: str = typer.Option("all", "--side", help="all lines, or one side of the split: eval (score a model trained "
+                             "on tatoeba-align) or align."),
     batch_size: BatchSize = ENCODE_BATCH_SIZE,
     cache: Cache = True,
     overwrite: Overwrite = False,
@@ -183,12 +185,14 @@ def eval_tatoeba(
     prompt_kind = prompt_side(prompt, allow_none=True)
     tatoeba_dir = _data_dir(data, "tatoeba")
     extra = {} if language_correction == "auto" else {"language_correction": language_correction}
+    extra |= {"side": side} if side != "all" else {}  # earlier runs' settings unchanged
     settings = measured_settings(langs=langs, model=model, data=tatoeba_dir, prompt=prompt, **extra)
     target = None if out is None else OutputDir(out, "eval-tatoeba", overwrite=overwrite, inputs=[tatoeba_dir, Path(model)],
                                                  legacy_files=("results.json",), settings=settings)
     say_if_rerun(target)
     res = evaluate_tatoeba(model, tatoeba_dir, split_csv(langs) or [], out_dir=target, kind=prompt_kind, batch_size=batch_size,
-                           cache=cache, show_progress=progress, overwrite=overwrite, language_correction=language_correction)
+                           cache=cache, show_progress=progress, overwrite=overwrite, language_correction=language_correction,
+                           side=side)
     table = Table(title="Tatoeba accuracy@1 (%)")
     for col in ("lang", "n", "xx→en", "en→xx", "mean"):
         table.add_column(col, justify="left" if col == "lang" else "right")

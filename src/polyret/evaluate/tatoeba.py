@@ -15,7 +15,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from polyret.correction import AUTO, resolve_correction
-from polyret.data.tatoeba import ISO1_TO_TATOEBA, Bitext, read_tatoeba, tatoeba_code, tatoeba_files
+from polyret.data.tatoeba import (ISO1_TO_TATOEBA, Bitext, read_tatoeba, tatoeba_code, tatoeba_eval_texts,
+                                  tatoeba_files, tatoeba_side)
 from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
 from polyret.evaluate.result import RESULTS_FILE, EvalResult, PerQuery  # noqa: F401  (RESULTS_FILE: re-exported)
@@ -61,8 +62,12 @@ def evaluate_tatoeba(
     show_progress: bool = True,
     overwrite: bool = False,
     language_correction=AUTO,
+    side: str = "all",
 ) -> EvalResult:
     """Accuracy@1 in both directions for each language in `langs` (ISO 639-3 or two-letter codes).
+
+    side: 'all' lines, or one side of the split (`polyret.data.tatoeba`): 'eval' for a model trained
+    on the alignment side (`tatoeba-align`); each side is searched among its own lines only.
 
     Languages without files are listed under "missing" and the others still evaluated.
     `language_correction` (`polyret.correction.resolve_correction`; default: the model's stored
@@ -83,7 +88,9 @@ def evaluate_tatoeba(
     missing = [l for l in langs if l not in present]
     if not present:
         raise PolyretError(f"no Tatoeba files in {tatoeba_dir} for {', '.join(langs)}")
-    bitexts = {l: read_tatoeba(tatoeba_dir, l) for l in present}  # fail on bad files before any model work
+    eval_texts = tatoeba_eval_texts(tatoeba_dir) if side == "align" else None
+    # fail on bad files (or a bad side) before any model work
+    bitexts = {l: tatoeba_side(read_tatoeba(tatoeba_dir, l), side, eval_texts) for l in present}
     if isinstance(model, (str, Path)):
         model = load_model(str(model))
 
@@ -107,6 +114,7 @@ def evaluate_tatoeba(
         "model": _model_name(model),
         "tatoeba_dir": str(tatoeba_dir),
         "prompt": kind,
+        "side": side,
         "language_correction": correction_info,
         "languages": list(per_language),
         "per_language": per_language,

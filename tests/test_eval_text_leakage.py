@@ -1,0 +1,91 @@
+"""No shipped config trains on a text that an evaluation scores.
+
+For every config in configs/ (training configs, and the training runs every experiment config
+expands to): build its training groups as `polyret train` does and intersect every text (queries,
+positives, hard negatives, all languages) with the evaluation texts in the data directory: XQuAD-R
+(questions, answer sentences, paragraphs), XNLI dev's evaluation side, and Tatoeba's evaluation side.
+MLQA-R is not in the data directory (see its README), so it cannot be checked here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import need
+from polyret.config import config_from_dict, load_train_config
+from polyret.experiment.config import load_experiment_config
+from polyret.experiment.grid import expand_grid
+from polyret.train import load_training_groups
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _train_configs():
+    """(where, TrainConfig) of every training run a shipped config describes."""
+    out = [(p.name, load_train_config(p)) for p in sorted(CONFIGS.glob("*.yaml"))]
+    for p in sorted((CONFIGS / "experiments").glob("*.yaml")):
+        cfg, where = load_experiment_config(p)
+        _, runs = expand_grid(cfg, where)
+        out += [(f"experiments/{p.name}", config_from_dict(r.train_config)) for r in runs if r.train_config]
+    return out
+
+
+def _data_key(cfg):
+    return (tuple(cfg.data), cfg.unit, cfg.negatives, cfg.answerless)
+
+
+@pytest.fixture(scope="module")
+def evaluation_texts(shared_data):
+    from polyret.data.lareqa import load_lareqa
+    from polyret.data.parallel import xnli_side_sentences
+    from polyret.data.tatoeba import tatoeba_eval_texts
+    from polyret.data.xnli import find_xnli_languages
+
+    xquad = load_lareqa(need(shared_data, "lareqa", "xquad-r"))
+    texts = {"XQuAD-R": set(xquad.question_texts()) | {c.sentence for c in xquad.candidates}
+             | {c.context for c in xquad.candidates}}
+    xnli = need(shared_data, "xnli")
+    texts["XNLI dev evaluation side"] = {s for lang in find_xnli_languages(xnli, "dev")
+                                         for s in xnli_side_sentences(xnli, lang, side="eval")}
+    texts["Tatoeba evaluation side"] = tatoeba_eval_texts(need(shared_data, "tatoeba"))
+    return {name: {t.strip() for t in ts} for name, ts in texts.items()}
+
+
+def test_every_shipped_config_trains_on_no_evaluation_text(shared_data, evaluation_texts, monkeypatch):
+    monkeypatch.setenv("POLYRET_DATA", str(shared_data))
+    configs = _train_configs()
+    assert any("tatoeba-align" in c.data for _, c in configs)  # the check covers the new training set
+    checked: dict[tuple, str] = {}
+    for where, cfg in configs:
+        key = _data_key(cfg)
+        if key in checked:
+            continue
+        trained = set()
+        for g in load_training_groups(cfg):
+            trained.update(g.queries.values(), g.positives.values(), *g.negatives.values())
+        trained = {t.strip() for t in trained}
+        assert len(trained) > 1000, where
+        for name, texts in evaluation_texts.items():
+            shared = sorted(trained & texts)
+            assert not shared, f"{where} trains on {len(shared)} {name} texts, e.g. {shared[:3]}"
+        checked[key] = where
+    assert len(checked) >= 3
+
+
+def test_the_tatoeba_sides_split_every_file_and_share_no_sentence(shared_data):
+    from polyret.data.tatoeba import available_tatoeba_languages, read_tatoeba, tatoeba_eval_texts, tatoeba_side
+
+    d = need(shared_data, "tatoeba")
+    eval_texts = tatoeba_eval_texts(d)
+    sizes = []
+    for code in ("deu", "ara", "tha", "cmn"):
+        bt = read_tatoeba(d, code)
+        ev, al = tatoeba_side(bt, "eval"), tatoeba_side(bt, "align", eval_texts)
+        assert len(ev) + len(al) <= len(bt) and len(al) > 0.3 * len(bt) and len(ev) > 0.3 * len(bt)
+        assert not (set(al.other) | set(al.english)) & eval_texts
+        assert set(ev.english) <= eval_texts and set(ev.other) <= eval_texts
+        sizes.append(len(ev))
+    # the evaluation side depends on each line alone: the same lines whatever else the directory holds
+    assert len(tatoeba_side(read_tatoeba(d, "deu"), "eval")) == sizes[0] == 492
+    assert len(available_tatoeba_languages(d)) > 100
