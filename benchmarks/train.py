@@ -2,6 +2,12 @@
 
     .venv/bin/python benchmarks/train.py [--steps 6] [--batch-size 32] [--max-length 128] [--model default]
     .venv/bin/python benchmarks/train.py memory [--batch-sizes 16,32,64] [--mini-batch-size 8] [--steps 2] [--device auto]
+    .venv/bin/python benchmarks/train.py recipe [--config configs/quick.yaml] [--teacher-cross 100] [--steps 5]
+
+`recipe` mode: the time per step of a shipped recipe as it trains (its data, batches, loss and teacher
+terms) and of the same recipe with the cross-lingual teacher term (`teacher_cross`) added, each in a
+fresh subprocess on CPU, as CPU seconds per step of one thread (the median of steps 2..N; step 1 warms
+up): issue 27 asks the term to cost <= 1.5x the recipe's step. No validation, checkpoints or correction fit.
 
 `memory` mode: peak memory and time of the training steps per batch size, four trainers per batch
 size, each in a fresh subprocess: polyret with the plain in-batch loss, polyret with GradCache
@@ -118,6 +124,43 @@ class StepMeter(TrainerCallback):
     def result(self, device: str) -> dict:
         return {"device": device, "start_mb": self.start_mb, "peak_mb": self.peak_mb, "step_times": self.step_times,
                 "step_cpu_times": self.step_cpu_times}
+
+
+def worker_recipe(args) -> dict:
+    """A few steps of args.config (+ teacher_cross args.teacher_cross when > 0), timed by a StepMeter."""
+    from polyret.config import load_train_config
+    from polyret.train import train
+
+    meter = StepMeter("cpu")
+    overrides = {"steps": args.steps, "validation_groups": 0, "keep_best": False, "save_steps": 10**6,
+                 "eval_steps": 10**6, "language_correction": "none", "device": "cpu",
+                 "teacher_cross": args.teacher_cross if args.teacher_cross > 0 else None}
+    with tempfile.TemporaryDirectory() as tmp:
+        train(load_train_config(args.config, overrides), Path(tmp) / "run", show_progress=False, callbacks=[meter])
+    return meter.result("cpu")
+
+
+def recipe_table(args) -> dict:
+    import statistics
+
+    results = {}
+    for label, cross in (("recipe", 0.0), (f"recipe + teacher_cross {args.teacher_cross:g}", args.teacher_cross)):
+        cmd = [sys.executable, __file__, "_worker", "recipe", "--steps", str(args.steps), "--config", str(args.config),
+               "--teacher-cross", str(cross)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"{label} worker failed:\n{proc.stderr[-3000:]}")
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        res["cpu_s_per_step"] = statistics.median(res["step_cpu_times"][1:])
+        res["wall_s_per_step"] = statistics.median(res["step_times"][1:])
+        results[label] = res
+    base, cross = results.values()
+    ratio = cross["cpu_s_per_step"] / base["cpu_s_per_step"]
+    print(f"| {args.config} | CPU s/step | wall s/step |\n|---|---|---|")
+    for label, r in results.items():
+        print(f"| {label} | {r['cpu_s_per_step']:.2f} | {r['wall_s_per_step']:.2f} |")
+    print(f"ratio with/without the cross term, CPU s/step: {ratio:.2f}x (target <= 1.5)")
+    return {"results": results, "ratio": ratio}
 
 
 def worker_memory(args) -> dict:
@@ -271,14 +314,23 @@ def main() -> None:
     ap.add_argument("--mini-batch-size", type=int, default=8, help="memory mode: GradCache mini-batch")
     ap.add_argument("--device", default="auto", help="memory mode: auto | cpu | cuda | cuda:N")
     ap.add_argument("--trainer", default="polyret", choices=("polyret", "st"), help=argparse.SUPPRESS)
+    ap.add_argument("--config", type=Path, default=Path(__file__).resolve().parents[1] / "configs" / "quick.yaml",
+                    help="recipe mode: the training config to time")
+    ap.add_argument("--teacher-cross", type=float, default=100.0, help="recipe mode: the cross-lingual term's weight")
     args = ap.parse_args()
+    if args.mode == "recipe":
+        res = recipe_table(args)
+        if args.out:
+            args.out.write_text(json.dumps({"settings": vars(args) | {"out": str(args.out), "config": str(args.config)},
+                                            **res}, indent=2, default=str))
+        return
     if args.mode == "memory":
         res = memory_table(args)
         if args.out:
             args.out.write_text(json.dumps({"settings": vars(args) | {"out": str(args.out)}, "results": res}, indent=2))
         return
     if args.mode == "_worker":
-        workers = {"ours": worker_ours, "plain": worker_plain, "memory": worker_memory}
+        workers = {"ours": worker_ours, "plain": worker_plain, "memory": worker_memory, "recipe": worker_recipe}
         res = workers[args.kind](args)
         res["peak_rss_mb"] = _peak_rss_mb()
         print(json.dumps(res))

@@ -144,3 +144,15 @@ def test_training_feeds_the_cross_term_its_english_columns_and_mask(tiny_model, 
     # the teacher embedded exactly the masked rows of each English column
     assert all(sizes == [s or None for s in sums] for _, _, sizes, sums in calls)
     assert sum(sum(s) for *_, s in calls) > 0
+
+
+def test_quick_distill_is_quick_plus_the_cross_term_and_tatoeba():
+    from pathlib import Path
+
+    from polyret.config import load_train_config
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    quick, distill = (load_train_config(root / name).model_dump() for name in ("quick.yaml", "quick-distill.yaml"))
+    assert {k for k in quick if quick[k] != distill[k]} == {"data", "teacher_cross"}
+    assert (quick["teacher_cross"], distill["teacher_cross"]) == (0.0, 100.0)
+    assert distill["data"] == [*quick["data"], "tatoeba-align"]

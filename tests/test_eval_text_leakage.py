@@ -89,3 +89,25 @@ def test_the_tatoeba_sides_split_every_file_and_share_no_sentence(shared_data):
     # the evaluation side depends on each line alone: the same lines whatever else the directory holds
     assert len(tatoeba_side(read_tatoeba(d, "deu"), "eval")) == sizes[0] == 492
     assert len(available_tatoeba_languages(d)) > 100
+
+
+def test_eval_tatoeba_scores_only_the_side_asked_for(tiny_model, tmp_path):
+    import hashlib
+
+    from polyret.errors import PolyretError
+    from polyret.evaluate.tatoeba import evaluate_tatoeba
+
+    d = tmp_path / "tt"
+    d.mkdir()
+    sents = [f"sentence number {i} about topic {i * 7 % 13}" for i in range(60)]
+    for lang in ("abc", "eng"):
+        (d / f"tatoeba.abc-eng.{lang}").write_text("\n".join(sents) + "\n", encoding="utf-8")
+    # the evaluation side: the lines whose English sentence's blake2b-64 digest starts with an odd byte
+    n_eval = sum(hashlib.blake2b(s.encode(), digest_size=8).digest()[0] % 2 for s in sents)
+    assert 15 < n_eval < 45
+    for side, n in (("all", 60), ("eval", n_eval), ("align", 60 - n_eval)):
+        res = evaluate_tatoeba(tiny_model, d, ["abc"], cache=False, show_progress=False, side=side)
+        assert res["per_language"]["abc"]["n"] == n and res["per_language"]["abc"]["mean"] == 1.0
+        assert res["side"] == side
+    with pytest.raises(PolyretError, match="unknown Tatoeba side 'test'"):
+        evaluate_tatoeba(tiny_model, d, ["abc"], cache=False, show_progress=False, side="test")
