@@ -134,7 +134,7 @@ def worker_recipe(args) -> dict:
     meter = StepMeter("cpu")
     overrides = {"steps": args.steps, "validation_groups": 0, "keep_best": False, "save_steps": 10**6,
                  "eval_steps": 10**6, "language_correction": "none", "device": "cpu",
-                 "teacher_cross": args.teacher_cross if args.teacher_cross > 0 else None}
+                 "teacher_cross": args.teacher_cross}
     with tempfile.TemporaryDirectory() as tmp:
         train(load_train_config(args.config, overrides), Path(tmp) / "run", show_progress=False, callbacks=[meter])
     return meter.result("cpu")
