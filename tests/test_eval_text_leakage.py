@@ -111,3 +111,14 @@ def test_eval_tatoeba_scores_only_the_side_asked_for(tiny_model, tmp_path):
         assert res["side"] == side
     with pytest.raises(PolyretError, match="unknown Tatoeba side 'test'"):
         evaluate_tatoeba(tiny_model, d, ["abc"], cache=False, show_progress=False, side="test")
+
+
+def test_experiments_that_train_on_tatoeba_score_only_its_evaluation_side():
+    """A guard: no shipped experiment trains on tatoeba-align yet; any that does must score side: eval."""
+    for p in sorted((CONFIGS / "experiments").glob("*.yaml")):
+        cfg, where = load_experiment_config(p)
+        _, runs = expand_grid(cfg, where)
+        if any("tatoeba-align" in r.train_config["data"] for r in runs if r.train_config):
+            for suite in cfg.suites:
+                if suite.name == "tatoeba":
+                    assert (suite.options or {}).get("side") == "eval", f"{p.name}: a tatoeba suite must set side: eval"
