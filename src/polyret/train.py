@@ -35,9 +35,9 @@ from polyret import runtime
 from polyret.config import TrainConfig, dump_train_config
 from polyret.correction import fit_model_correction
 from polyret.data.groups import write_groups_jsonl
+from polyret.data.parallel import NAMED_SETS
 from polyret.errors import PolyretError
 from polyret.io import OutputDir, mark_finished, write_json, write_text
-from polyret.data.parallel import NAMED_SETS
 from polyret.model import load_model
 from polyret.report import markdown_table
 from polyret.runtime import barrier as _barrier
