@@ -45,6 +45,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -68,15 +69,16 @@ Qrels = dict[str, dict[str, int]]
 
 def to_jsonable(obj: Any) -> Any:
     """Plain JSON types: numpy scalars/arrays become Python values, NaN/inf become None, paths strings."""
-    import numpy as np
-
+    # A numpy value exists only once numpy is imported: plain settings (an output folder's manifest,
+    # written before any slow work) are converted without loading it.
+    np = sys.modules.get("numpy")
     if isinstance(obj, Mapping):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
+    if np is not None and isinstance(obj, np.ndarray):
         return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
+    if np is not None and isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None

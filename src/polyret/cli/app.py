@@ -4,7 +4,10 @@ from __future__ import annotations
 import typer
 
 from polyret import runtime
+from polyret.cli import coercion
 from polyret.runtime import console, set_device  # console: the one console, re-exported for the commands
+
+coercion.install()  # option values without importing pydantic (see polyret.cli.coercion)
 
 # Plain (click) help pages: typer's rich help loads rich's Markdown renderer and markdown-it, which
 # made `polyret --help` cost 3x a bare typer + rich start (benchmarks/startup.py); the text is the same.

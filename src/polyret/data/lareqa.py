@@ -26,13 +26,14 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from polyret.errors import PolyretError
 from polyret.io import read_json, write_text
 from polyret.paths import find_data_dir
+
+if TYPE_CHECKING:  # numpy is imported where arrays are built: a missing folder is refused without it
+    import numpy as np
 
 # Known LAReQA data sets: name -> language codes (used only to describe/resolve, never required).
 KNOWN_DATASETS: dict[str, tuple[str, ...]] = {
@@ -90,6 +91,8 @@ class LareqaDataset:
     load_warnings: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        import numpy as np
+
         self.questions = list(self.questions)
         self.candidates = list(self.candidates)
         if len(self.relevant) != len(self.questions):
@@ -133,6 +136,8 @@ class LareqaDataset:
         paragraph", and a model that forgets how to pick the sentence looks as good as the base.
         A negative whose text (in its language) is already a candidate is not added twice.
         """
+        import numpy as np
+
         questions: list[LareqaQuestion] = []
         candidates: list[LareqaCandidate] = []
         q_group: list[int] = []
@@ -165,6 +170,8 @@ class LareqaDataset:
 
     def grouped_by_language(self) -> "LareqaDataset":
         """The same dataset with questions and candidates ordered by language (stable)."""
+        import numpy as np
+
         lang_pos = {l: i for i, l in enumerate(self.languages)}
         q_order = sorted(range(len(self.questions)), key=lambda i: lang_pos[self.questions[i].lang])
         c_order = sorted(range(len(self.candidates)), key=lambda i: lang_pos[self.candidates[i].lang])
@@ -190,16 +197,22 @@ class LareqaDataset:
 
     def question_lang_ids(self) -> np.ndarray:
         """Index into `languages` of every question's language."""
+        import numpy as np
+
         pos = {l: i for i, l in enumerate(self.languages)}
         return np.fromiter((pos[q.lang] for q in self.questions), dtype=np.int64, count=len(self.questions))
 
     def candidate_lang_ids(self) -> np.ndarray:
         """Index into `languages` of every candidate's language."""
+        import numpy as np
+
         pos = {l: i for i, l in enumerate(self.languages)}
         return np.fromiter((pos[c.lang] for c in self.candidates), dtype=np.int64, count=len(self.candidates))
 
     def relevant_matrix(self) -> np.ndarray:
         """(n_questions, max relevant) candidate indices, padded with -1."""
+        import numpy as np
+
         width = max((len(r) for r in self.relevant), default=0)
         out = np.full((len(self.relevant), width), -1, dtype=np.int64)
         for i, r in enumerate(self.relevant):
@@ -377,6 +390,8 @@ def load_lareqa(data_dir: str | Path, langs: Sequence[str] | None = None, name: 
     answers_by_qid: dict[str, list[int]] = {}
     for q, a in zip(questions, answer_of_question):
         answers_by_qid.setdefault(q.qid, []).append(a)
+    import numpy as np  # here, not at the top: a folder refused above never loads numpy
+
     relevant = [np.asarray(answers_by_qid[q.qid], dtype=np.int64) for q in questions]
     return LareqaDataset(
         name or d.name,
@@ -427,6 +442,8 @@ def first_paragraphs(dataset: LareqaDataset, max_paragraphs: int) -> LareqaDatas
     """The first `max_paragraphs` paragraphs of each language (file order) and the questions with a
     relevant sentence among them (relevant sets cut to what is kept). For smoke runs: the task is
     smaller and easier than the full pool, so its numbers are not comparable with full runs."""
+    import numpy as np
+
     kept_pids: dict[str, list[str]] = {}
     keep_c = []
     for i, c in enumerate(dataset.candidates):
