@@ -13,11 +13,11 @@ pytest.importorskip("mteb")
 
 from polyret.correction import fit_model_correction  # noqa: E402
 from polyret.correction_st import align_document_prompt, install_correction_module  # noqa: E402
-from polyret.evaluate.mteb_bridge import lareqa_task_result, ndcg_at_10, xquad_ndcg10, xquad_retrieval_task  # noqa: E402
+from polyret.evaluate.mteb_bridge import lareqa_task_result, ndcg_at_10, xquad_ndcg10, xquad_retrieval_task, xquad_subsets  # noqa: E402
 from polyret.model import load_model  # noqa: E402
 from conftest import need  # noqa: E402
 
-LANGS = ["de", "en", "zh"]
+LANGS = ["de", "ru", "zh"]  # ru: contexts with trailing whitespace, which mteb strips
 
 
 def test_ndcg_at_10_hand_worked():
@@ -25,6 +25,47 @@ def test_ndcg_at_10_hand_worked():
     got = ndcg_at_10(scores, np.array([0, 2, 1]))
     # ranks 1, 2, and 1 (a tie counts in the query's favour)
     assert got.tolist() == pytest.approx([1.0, 1 / math.log2(3), 1.0])
+
+
+def test_ndcg_at_10_breaks_ties_like_pytrec_eval():
+    import pytrec_eval
+
+    # query 0: relevant "p1" ties with "p2" and "p0"; pytrec_eval orders ties by id descending: p2, p1, p0
+    # -> rank 2. query 1: relevant "p2" ties with "p1" -> rank 1. query 2: relevant "p0" ties with all -> rank 3.
+    scores = np.array([[0.5, 0.5, 0.5], [0.1, 0.7, 0.7], [0.25, 0.25, 0.25]])
+    ids = ["p0", "p1", "p2"]
+    got = ndcg_at_10(scores, np.array([1, 2, 0]), ids)
+    assert got.tolist() == pytest.approx([1 / math.log2(3), 1.0, 0.5])
+    qrels = {"q0": {"p1": 1}, "q1": {"p2": 1}, "q2": {"p0": 1}}
+    run = {f"q{i}": {d: float(scores[i, j]) for j, d in enumerate(ids)} for i in range(3)}
+    ref = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)
+    assert got.tolist() == pytest.approx([ref[f"q{i}"]["ndcg_cut_10"] for i in range(3)])
+
+
+def test_mteb_encodes_the_texts_polyret_encodes(shared_data, tiny_model):
+    """mteb strips every document text before encoding; XQuAD-R's Russian contexts end in a space (one
+    more token), which moved near-tied paragraphs. The task's corpus must already be stripped."""
+    import mteb
+
+    task = xquad_retrieval_task(need(shared_data, "lareqa", "xquad-r"), ["ru"], max_paragraphs=2)
+    assert any(c.context != c.context.strip() for c in task.polyret_dataset.candidates)  # the case this guards
+    subset = xquad_subsets(task.polyret_dataset)["ru"]
+    encoded: list[str] = []
+    encode = tiny_model.encode
+
+    def recording_encode(*args, **kwargs):
+        texts = kwargs.get("inputs", args[0] if args else None)
+        encoded.extend([texts] if isinstance(texts, str) else list(texts))
+        return encode(*args, **kwargs)
+
+    tiny_model.encode = recording_encode
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mteb.evaluate(tiny_model, tasks=[task], cache=None, overwrite_strategy="always", show_progress_bar=False)
+    finally:
+        del tiny_model.encode
+    assert sorted(encoded) == sorted(list(subset["queries"].values()) + list(subset["corpus"].values()))
 
 
 def _mteb_scores(model, task) -> dict[str, float]:

@@ -30,12 +30,18 @@ SPLIT = "validation"
 
 
 def xquad_subsets(dataset: LareqaDataset) -> dict[str, dict[str, Any]]:
-    """lang -> {"queries": {qid: text}, "corpus": {pid: context}, "qrels": {qid: {pid: 1}}}."""
+    """lang -> {"queries": {qid: text}, "corpus": {pid: context}, "qrels": {qid: {pid: 1}}}.
+
+    Paragraph texts are stripped of surrounding whitespace because mteb strips every document text
+    before encoding it (`mteb._create_dataloaders._corpus_to_dict`), and XQuAD-R contexts often end
+    in a space: a trailing space is one more token for e5's tokenizer, which moves a paragraph's
+    embedding (cosine .9988 for one Russian paragraph) enough to swap near-tied paragraphs. Stripped
+    here, both sides encode the same strings. mteb does not strip queries, so they stay as they are."""
     out: dict[str, dict[str, Any]] = {}
     for lang in dataset.languages:
         out[lang] = {"queries": {}, "corpus": {}, "qrels": {}}
     for c in dataset.candidates:
-        out[c.lang]["corpus"].setdefault(f"{c.lang}/{c.paragraph_id}", c.context)
+        out[c.lang]["corpus"].setdefault(f"{c.lang}/{c.paragraph_id}", c.context.strip())
     for q, rel in zip(dataset.questions, dataset.relevant):
         own = [dataset.candidates[i] for i in rel.tolist() if dataset.candidates[i].lang == q.lang]
         if not own:
@@ -88,18 +94,26 @@ def xquad_retrieval_task(data_dir: str | Path, langs: Sequence[str] | None = Non
     return task
 
 
-def ndcg_at_10(scores: np.ndarray, relevant_col: np.ndarray) -> np.ndarray:
+def ndcg_at_10(scores: np.ndarray, relevant_col: np.ndarray, doc_ids: Sequence[str] | None = None) -> np.ndarray:
     """Per query nDCG@10 with one relevant document (gain 1): 1/log2(1 + rank) if rank <= 10.
 
-    rank = 1 + number of documents scoring strictly higher (ties count in the query's favour)."""
+    rank = 1 + number of documents scoring strictly higher, plus, with `doc_ids`, the documents that
+    tie with the relevant one and whose id sorts after its id: pytrec_eval's (trec_eval's) rule, which
+    mteb uses, ranks equal scores by document id descending. Without `doc_ids` a tie counts in the
+    query's favour."""
     rel_scores = scores[np.arange(len(scores)), relevant_col]
     rank = 1 + (scores > rel_scores[:, None]).sum(1)
+    if doc_ids is not None:
+        id_order = np.argsort(np.argsort(np.array(list(doc_ids), dtype=object)))  # position of each id in sorted order
+        tied_after = (scores == rel_scores[:, None]) & (id_order[None, :] > id_order[relevant_col][:, None])
+        rank = rank + tied_after.sum(1)
     return np.where(rank <= 10, 1.0 / np.log2(1 + rank), 0.0)
 
 
 def xquad_ndcg10(model, dataset: LareqaDataset, *, language_correction="none", infer: bool = False,
                  cache: bool = True, show_progress: bool = False, bf16: bool | None = False) -> dict[str, float]:
-    """polyret's own nDCG@10 per language on the same subsets as `xquad_retrieval_task`.
+    """polyret's own nDCG@10 per language on the same subsets as `xquad_retrieval_task`: the same
+    texts (paragraphs stripped, see `xquad_subsets`), qrels and tie rule (pytrec_eval's) as mteb.
 
     language_correction: a spec for `resolve_correction`; with `infer`, each text's language is the
     nearest language mean (what the sentence-transformers module does when no language is given).
@@ -115,7 +129,7 @@ def xquad_ndcg10(model, dataset: LareqaDataset, *, language_correction="none", i
             d = correction.apply(d, infer_languages(d, correction, "passage") if infer else lang, "passage")
         col = {pid: i for i, pid in enumerate(s["corpus"])}
         relevant = np.array([col[next(iter(s["qrels"][qid]))] for qid in s["queries"]])
-        out[lang] = float(ndcg_at_10(q @ d.T, relevant).mean())
+        out[lang] = float(ndcg_at_10(q @ d.T, relevant, list(s["corpus"])).mean())
     return out
 
 
