@@ -209,13 +209,18 @@ def test_every_model_command_takes_device_and_refuses_cuda_without_a_gpu_before_
     monkeypatch.chdir(tmp_path)
     existing = tmp_path.parent / f"{tmp_path.name}-input"  # outside tmp_path, which must stay empty
     existing.mkdir()
+    existing_file = tmp_path.parent / f"{tmp_path.name}-input.jsonl"
+    existing_file.write_text("")
 
     def value(p) -> str:
         # A path that does not exist: the device error must come first. An option whose type itself
-        # requires an existing path (click checks it while parsing) gets an existing, empty folder.
+        # requires an existing path (click checks it while parsing) gets an existing, empty folder, or an
+        # existing empty file where the option takes files only.
         info = getattr(getattr(p, "type_descriptor", None), "parameter_info", None)  # typer >= 0.2x: types built lazily
-        must_exist = getattr(info, "exists", False) or getattr(getattr(p, "type", None), "exists", False)
-        return str(existing if must_exist else tmp_path / "missing")
+        kind = info if info is not None else getattr(p, "type", None)
+        if not getattr(kind, "exists", False):
+            return str(tmp_path / "missing")
+        return str(existing_file if getattr(kind, "dir_okay", True) is False else existing)
 
     for name, cmd in sorted(commands.items()):
         required = [arg for p in cmd.params if p.required for arg in ((p.opts[0], value(p))
