@@ -266,6 +266,16 @@ def _check_shapes(stats: dict[str, dict[str, np.ndarray]], where: Path) -> None:
             check_finite(arr.reshape(1, -1), f"{where}: {lang}/{name}")
 
 
+def check_stored_correction(model_dir: str | Path) -> None:
+    """Raise DamagedFile / PolyretError naming the file when the correction stored in `model_dir` is
+    damaged (the model loader runs this first: the pipeline's correction module reads these files)."""
+    root = Path(model_dir) / CORRECTION_DIR
+    if root.is_dir():
+        if not (root / "correction.json").is_file():
+            raise DamagedFile(f"{root / 'correction.json'} is missing (the folder {root} holds statistics without it)")
+        _read_stored(root)
+
+
 def stored_correction(model_dir: str | Path | None) -> Path | None:
     """The model dir's correction folder if it has one."""
     if model_dir is None:

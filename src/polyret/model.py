@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from polyret.correction import check_stored_correction
 from polyret.correction_st import has_correction_module, load_without_correction_module
 from polyret.e5bin import bert_state_dict, read_e5_bin
 from polyret.errors import PolyretError
@@ -250,6 +251,7 @@ def load_model(name: str = DEFAULT_NAME, *, device: str | None = None, max_seq_l
     is_local = Path(path).exists()
     if is_local:
         check_model_dir(path)
+        check_stored_correction(path)  # its files, before the pipeline's correction module reads them
     try:
         # A pipeline ending with the correction module: polyret applies the stored statistics itself.
         opener = load_without_correction_module if is_local and has_correction_module(path) else SentenceTransformer
