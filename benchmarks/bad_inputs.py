@@ -147,6 +147,7 @@ def cases(tiny: str):
         ("model prepare --out an existing file",
          lambda t: (t / "f").write_text("x") and None or ["model", "prepare", "--out", t / "f"], "not a folder", 2, ["f"]),
         *more_cases(tiny, foreign, beir, lareqa_file, bad_par),
+        *disk_cases(tiny, beir, lareqa_file, bad_par),
     ]
 
 
@@ -336,11 +337,199 @@ def more_cases(tiny: str, foreign, beir, lareqa_file, bad_par):
     ]
 
 
+HOLDERS: list[subprocess.Popen] = []  # processes a case started to hold an output folder (killed after it)
+
+
+def _numbers(obj, path="") -> dict[str, float]:
+    """The numeric leaves of a results.json, timings and dates left out (they differ between runs)."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if not any(w in k.lower() for w in ("tim", "second", "_s", "updated", "elapsed", "per_s", "rate")):
+                out.update(_numbers(v, f"{path}/{k}"))
+        return out
+    if isinstance(obj, list):
+        return {k: v for i, x in enumerate(obj) for k, v in _numbers(x, f"{path}[{i}]").items()}
+    return {path: obj} if isinstance(obj, (int, float)) and not isinstance(obj, bool) else {}
+
+
+def disk_cases(tiny: str, beir, lareqa_file, bad_par):
+    """Issue 28: what polyret reads back from disk (model folders, stores, caches, corrections, output
+    folders), damaged after it was written. A re-run case passes only when its numbers equal the first run's."""
+    import numpy as np
+
+    def run_first(t: Path, *argv) -> None:
+        r = subprocess.run([POLYRET, *map(str, argv)], cwd=t, env=dict(os.environ, **ENV, POLYRET_CACHE=str(t / "cache")),
+                           capture_output=True, text=True, timeout=900)
+        if r.returncode:
+            raise RuntimeError(f"first run failed: {r.stderr[-300:]}")
+
+    def model(t: Path, damage) -> Path:
+        d = t / "tuned"  # run_case's copy of the tiny model
+        damage(d)
+        return d
+
+    def no_tokenizer(d: Path) -> None:
+        (d / "tokenizer.json").unlink()
+        (d / "tokenizer_config.json").unlink()
+
+    def truncate(path: Path, keep: float = 0.5) -> None:
+        with open(path, "r+b") as f:
+            f.truncate(int(path.stat().st_size * keep))
+
+    def other_tokenizer(d: Path) -> None:
+        subprocess.run([sys.executable, "-c", "import sys; from tokenizers import Tokenizer; from tokenizers.models import WordLevel; "
+                        "Tokenizer(WordLevel({'<unk>': 0, '<pad>': 1, 'a': 2}, unk_token='<unk>')).save(sys.argv[1])",
+                        str(d / "tokenizer.json")], check=True, capture_output=True)
+
+    def ev_beir(t: Path, *extra):
+        return ["eval", "beir", "--model", tiny, "--data", t / "beir", "--out", t / "o", "--no-progress", *extra]
+
+    def ev_lareqa(t: Path, *extra):
+        return ["eval", "lareqa", "--model", tiny, "--data", t / "lq", "--out", t / "o", "--no-progress", *extra]
+
+    def finished(t: Path, argv: list) -> list:
+        """Run argv once (a finished output to damage), remember its numbers, return argv for the re-run."""
+        beir(t, "doc 2")
+        lareqa_file(t / "lq", bad_par())
+        run_first(t, *argv)
+        (t / "first.json").write_text((t / "o" / "results.json").read_text())
+        return argv
+
+    def same_numbers(t: Path) -> bool:
+        first, now = (_numbers(json.loads((t / n).read_text())) for n in ("first.json", "o/results.json"))
+        return bool(first) and first == now
+
+    def store(t: Path) -> Path:
+        return next((t / "o").rglob("embeddings.npy"))
+
+    def poke_rows(path: Path, rows, value) -> None:
+        header = 128  # polyret's stores are .npy version 1.0 files: a 128-byte header for these shapes
+        with open(path, "r+b") as f:
+            for r in rows:
+                f.seek(header + r * 32 * 4)
+                f.write(np.full(32, value, np.float32).tobytes())
+
+    def swap_ids(path: Path) -> None:
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")
+
+    def cache_vectors(t: Path) -> list[Path]:
+        return sorted((t / "cache").rglob("vectors.f32"))
+
+    def corrected(t: Path) -> Path:
+        texts = {lang: write(t / f"{lang}.txt", "".join(f"{lang} text number {i}\n" for i in range(25))) for lang in ("de", "en")}
+        run_first(t, "correction", "fit", "--model", t / "tuned", "--parallel", "none", "--method", "center",
+                  "--texts", f"de={texts['de']}", "--texts", f"en={texts['en']}")
+        return t / "tuned" / "language_correction"
+
+    def other_model_id(t: Path) -> None:
+        meta = corrected(t) / "correction.json"
+        meta.write_text(json.dumps({**json.loads(meta.read_text()), "model_id": "0123456789abcdef"}))
+
+    def other_width(t: Path) -> None:
+        npz = corrected(t) / "stats.npz"
+        arrays = dict(np.load(npz))
+        arrays["de/passage_mean"] = np.zeros(7, np.float32)
+        np.savez(npz, **arrays)
+
+    def hold_out(t: Path, kind: str) -> None:
+        p = subprocess.Popen([sys.executable, "-c", "import sys, time; from polyret.io import OutputDir; "
+                              f"o = OutputDir(sys.argv[1], {kind!r}); print('held', flush=True); time.sleep(300)", str(t / "o")],
+                             env=dict(os.environ, **ENV), stdout=subprocess.PIPE, text=True)
+        HOLDERS.append(p)
+        p.stdout.readline()
+
+    def stale_lock(t: Path) -> None:
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+        write(t / ".o.polyret-lock", json.dumps({"pid": int(dead), "host": "here", "started": "earlier", "command": "polyret"}))
+
+    def mode_is(rel: str, mode: int):
+        return lambda t: (t / rel).stat().st_mode & 0o777 == mode
+
+    return [
+        # ---- model folders: one loader checks them before any work ----
+        ("encode: model folder without its tokenizer files",
+         lambda t: ["encode", "--model", model(t, no_tokenizer), "--input", t / "in.txt", "--out", t / "o.npy"], "tokenizer", 2, []),
+        ("merge: tuned model without its tokenizer files",
+         lambda t: ["merge", "--base", tiny, "--tuned", model(t, no_tokenizer), "--weight", "0.5", "--out", t / "m"], "tokenizer", 2, []),
+        ("model info: truncated model.safetensors",
+         lambda t: ["model", "info", "--model", model(t, lambda d: truncate(d / "model.safetensors"))], "model.safetensors", 2, []),
+        ("encode: truncated model.safetensors",
+         lambda t: ["encode", "--model", model(t, lambda d: truncate(d / "model.safetensors", 0.99)), "--input", t / "in.txt",
+                    "--out", t / "o.npy"], "model.safetensors", 2, []),
+        ("merge: base model with truncated weights",
+         lambda t: ["merge", "--base", model(t, lambda d: truncate(d / "model.safetensors")), "--tuned", tiny, "--weight", "0.5",
+                    "--out", t / "m"], "model.safetensors", 2, []),
+        ("eval lareqa: model folder without its pooling config",
+         lambda t: ["eval", "lareqa", "--model", model(t, lambda d: (d / "1_Pooling" / "config.json").unlink()), "--no-cache",
+                    "--data", lareqa_file(t / "lq", bad_par()), "--out", t / "o", "--no-progress"], (["pooling", "Pooling"],), 2, []),
+        ("eval beir: model folder without modules.json",
+         lambda t: ["eval", "beir", "--model", model(t, lambda d: (d / "modules.json").unlink()), "--data", beir(t, "doc 2"),
+                    "--out", t / "o", "--no-progress"], "modules.json", 2, []),
+        ("model info: tokenizer of another model (vocabulary != embedding rows)",
+         lambda t: ["model", "info", "--model", model(t, other_tokenizer)], "tokenizer", 2, []),
+        ("train: model folder whose tokenizer belongs to another model",
+         lambda t: ["train", "--out", t / "run", "--model", model(t, other_tokenizer), "--steps", "2", "--batch-size", "4",
+                    "--config", write(t / "c.yaml", f"data: [{groups(t / 'g.jsonl', n=40)}]\nvalidation_groups: 4\n")],
+         "tokenizer", 2, []),
+        ("correction fit: model folder with zero-byte weights",
+         lambda t: ["correction", "fit", "--model", model(t, lambda d: truncate(d / "model.safetensors", 0)), "--parallel", "none",
+                    "--texts", f"de={t / 'in.txt'}"], "model.safetensors", 2, []),
+        # ---- corpus stores polyret wrote, damaged before a re-run ----
+        ("eval beir re-run: two store rows set to NaN / inf",
+         lambda t: (lambda a: poke_rows(store(t), [1], np.nan) or poke_rows(store(t), [2], np.inf) or a)(finished(t, ev_beir(t))),
+         "re-encoding", 0, [], same_numbers),
+        ("eval beir re-run: store embeddings.npy truncated",
+         lambda t: (lambda a: truncate(store(t), 0.7) or a)(finished(t, ev_beir(t))), "re-encoding", 0, [], same_numbers),
+        ("eval beir re-run: store rows overwritten with other finite numbers",
+         lambda t: (lambda a: poke_rows(store(t), [0, 1, 2], 0.125) or a)(finished(t, ev_beir(t))), "re-encoding", 0, [], same_numbers),
+        ("eval beir re-run: two ids swapped in the store's ids.jsonl",
+         lambda t: (lambda a: swap_ids(store(t).parent / "ids.jsonl") or a)(finished(t, ev_beir(t))), "re-encoding", 0, [], same_numbers),
+        ("eval beir re-run: the store's progress.json is not JSON",
+         lambda t: (lambda a: write(store(t).parent / "progress.json", "{") and a)(finished(t, ev_beir(t))), "progress.json", 2, []),
+        # ---- the embedding cache ----
+        ("eval lareqa re-run: cached vectors overwritten with NaN",
+         lambda t: (lambda a: [write(p, np.full(p.stat().st_size // 4, np.nan, np.float32).tobytes()) for p in cache_vectors(t)] and a)(
+             finished(t, ev_lareqa(t))), "cache", 0, [], same_numbers),
+        ("eval lareqa re-run: cache entry holding rows of another width",
+         lambda t: (lambda a: [write(p, np.ones(p.stat().st_size // 4 * 2, np.float32).tobytes()) for p in cache_vectors(t)] and a)(
+             finished(t, ev_lareqa(t))), "cache", 0, [], same_numbers),
+        # ---- language corrections stored with a model ----
+        ("correction show: stats.npz truncated",
+         lambda t: truncate(corrected(t) / "stats.npz") or ["correction", "show", "--model", t / "tuned"], "stats.npz", 2, []),
+        ("correction show: correction.json not JSON",
+         lambda t: write(corrected(t) / "correction.json", "{") and ["correction", "show", "--model", t / "tuned"], "correction.json", 2, []),
+        ("correction show: a correction fitted for another model",
+         lambda t: other_model_id(t) or ["correction", "show", "--model", t / "tuned"], "fitted for model", 2, []),
+        ("eval lareqa: the model's stats.npz truncated",
+         lambda t: truncate(corrected(t) / "stats.npz") or
+         ["eval", "lareqa", "--model", t / "tuned", "--no-cache", "--data", lareqa_file(t / "lq", bad_par()), "--out", t / "o",
+          "--no-progress"], "stats.npz", 2, []),
+        ("encode: the model's correction statistics have another width",
+         lambda t: other_width(t) or ["encode", "--model", t / "tuned", "--input", t / "in.txt", "--out", t / "o.npy", "--lang", "de"],
+         "stats.npz", 2, []),
+        # ---- output folders: one run per --out, the user's umask ----
+        ("eval beir while another run holds the same --out",
+         lambda t: hold_out(t, "eval-beir") or ["eval", "beir", "--model", tiny, "--data", beir(t, "doc 2"), "--out", t / "o",
+                                               "--no-progress"], ("in use", "pid"), 2, []),
+        ("eval lareqa --out with a stale lock left by a dead process",
+         lambda t: stale_lock(t) or lareqa_file(t / "lq", bad_par()) and ev_lareqa(t), "", 0, [],
+         lambda t: (t / "o" / "results.json").is_file()),
+        ("eval lareqa: results.json honours umask 022",
+         lambda t: lareqa_file(t / "lq", bad_par()) and ev_lareqa(t), "", 0, [], mode_is("o/results.json", 0o644)),
+        ("merge --overwrite: the swapped-in folder honours umask 022",
+         lambda t: run_first(t, "merge", "--base", tiny, "--tuned", tiny, "--weight", "0.3", "--out", t / "m") or
+         ["merge", "--base", tiny, "--tuned", tiny, "--weight", "0.5", "--out", t / "m", "--overwrite"], "", 0, [],
+         mode_is("m", 0o755)),
+    ]
+
+
 def run_case(i: int, case: tuple, root: Path, tiny: Path, env: dict) -> dict:
     """Build one case's inputs in root/case<i>, run it, classify the outcome (see the module docstring)."""
     import shutil
 
-    name, setup, words, code, protected = case
+    name, setup, words, code, protected, *verify = case
     t = root / f"case{i}"
     t.mkdir()
     env = dict(env, POLYRET_CACHE=str(t / "cache"))
@@ -351,7 +540,10 @@ def run_case(i: int, case: tuple, root: Path, tiny: Path, env: dict) -> dict:
         before = {p: tree(t / p) if (t / p).is_dir() else (t / p).read_bytes() for p in protected}
     except Exception as e:  # noqa: BLE001 - a broken case must not end the sweep
         return {"case": name, "exit": None, "verdict": "setup failed", "message": repr(e)[-200:]}
+    os.umask(0o022)  # the umask cases expect the common default
     r = subprocess.run([POLYRET, *argv], cwd=t, env=env, capture_output=True, text=True, timeout=1200)
+    for holder in HOLDERS:
+        holder.kill()
     after = {p: (tree(t / p) if (t / p).is_dir() else (t / p).read_bytes()) if (t / p).exists() else None
              for p in protected}
     err = " ".join(r.stderr.split())
@@ -369,6 +561,8 @@ def run_case(i: int, case: tuple, root: Path, tiny: Path, env: dict) -> dict:
         verdict = "clear error" if code else "handled"
     else:
         verdict = "confusing"
+    if r.returncode == 0 and verdict in ("handled", "confusing") and verify and not verify[0](t):
+        verdict = "wrong exit 0"  # exit 0, but the numbers (or files) differ from what an undamaged run gives
     if name.startswith("train with a bad model") and (t / "run").exists():
         verdict = "confusing" if verdict == "clear error" else verdict  # a half-made run dir blocks a re-run
     return {"case": name, "exit": r.returncode, "verdict": verdict, "message": err.split(" | ")[0][-200:]}
@@ -384,6 +578,7 @@ def main() -> None:
     ap.add_argument("--only", action="append", help="run only the cases whose name contains this text (repeatable)")
     ap.add_argument("--rows", help="append each case's row to this JSONL file as it finishes; rows already in it are not run again")
     ap.add_argument("--jobs", type=int, default=1, help="cases run at once (each is its own polyret process)")
+    ap.add_argument("--disk", action="store_true", help="only the cases of issue 28 (files polyret reads back from disk)")
     ap.add_argument("--reverse", action="store_true", help="last case first (a second sweep on the same --rows meets the first)")
     args = ap.parse_args()
     ENV.update(PYTHONPATH=args.src, HF_HUB_OFFLINE="1", COLUMNS="300")
@@ -396,7 +591,10 @@ def main() -> None:
         done = {}
         if args.rows and Path(args.rows).is_file():  # resume an interrupted sweep
             done = {r["case"]: r for r in map(json.loads, Path(args.rows).read_text().splitlines())}
-        todo = [(i, c) for i, c in enumerate(cases(str(tiny))) if not args.only or any(o in c[0] for o in args.only)]
+        all_cases = cases(str(tiny))
+        disk = {c[0] for c in disk_cases(str(tiny), *([lambda *a: None] * 3))} if args.disk else set()
+        todo = [(i, c) for i, c in enumerate(all_cases) if (not args.only or any(o in c[0] for o in args.only))
+                and (not args.disk or c[0] in disk)]
         lock = threading.Lock()
         if args.reverse:
             todo.reverse()

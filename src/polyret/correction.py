@@ -42,6 +42,12 @@ import numpy as np
 
 from polyret.encode import encode_texts, model_id
 from polyret.errors import PolyretError
+from polyret.integrity import (
+    DamagedFile,
+    check_finite,
+    checksum_file,
+    verification_enabled,
+)
 from polyret.io import write_json
 
 METHODS: tuple[str, ...] = ("none", "center", "center-both", "lir", "procrustes", "rotate")
@@ -181,6 +187,7 @@ class LanguageCorrection:
         tmp.replace(root / "stats.npz")
         write_json(root / "correction.json", {
             "format": "polyret-language-correction/1",
+            "stats_xxh3": checksum_file(root / "stats.npz"),  # verified by load (polyret.integrity)
             "method": self.method,
             "model_id": self.model_id,
             "source": self.source,
@@ -199,27 +206,74 @@ class LanguageCorrection:
         meta_path = root / "correction.json"
         if not meta_path.is_file():
             raise PolyretError(f"{model_dir}: no language correction stored (expected {meta_path})")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            npz = np.load(root / "stats.npz")
-        except (OSError, ValueError) as e:
-            raise PolyretError(f"{root}: unreadable language correction ({e})") from None
-        if meta.get("format") != "polyret-language-correction/1":
-            raise PolyretError(f"{meta_path}: not a polyret language correction (format {meta.get('format')!r})")
+        meta, stats = _read_stored(root)
         if model_id is not None and meta.get("model_id") not in (None, model_id):
             raise PolyretError(
                 f"{meta_path}: fitted for model {meta.get('model_id')}, not for this model ({model_id}); "
                 "refit it for this model (polyret correction fit)"
             )
-        stats: dict[str, dict[str, np.ndarray]] = {}
-        for key in npz.files:
-            lang, name = key.split("/", 1)
-            stats.setdefault(lang, {})[name] = np.asarray(npz[key], dtype=np.float32)
-        out = cls(check_method(meta["method"]), stats, meta.get("model_id"), meta.get("source", ""),
+        out = cls(check_method(str(meta.get("method"))), stats, meta.get("model_id"), meta.get("source", ""),
                   meta.get("n_texts", {}), meta.get("uncorrected", []), int(meta.get("n_directions", 0)),
                   meta.get("pivot", PIVOT))
         out._check_complete()
         return out
+
+
+def _read_stored(root: Path) -> tuple[dict, dict[str, dict[str, np.ndarray]]]:
+    """correction.json and the statistics of `root`, checked: format, the checksum recorded when
+    stats.npz was written, and each array's shape (one width d for all) and finiteness."""
+    import zipfile
+
+    meta_path, npz_path = root / "correction.json", root / "stats.npz"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DamagedFile(f"{meta_path}: unreadable language correction ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != "polyret-language-correction/1":
+        shown = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise PolyretError(f"{meta_path}: not a polyret language correction (format {shown!r})")
+    if not npz_path.is_file():
+        raise DamagedFile(f"{npz_path} is missing (the statistics {meta_path} describes)")
+    if meta.get("stats_xxh3") and verification_enabled() and checksum_file(npz_path) != meta["stats_xxh3"]:
+        raise DamagedFile(f"{npz_path} fails its checksum: it changed since it was fitted (damaged file); "
+                          "refit it (polyret correction fit --overwrite)")
+    try:
+        with np.load(npz_path, allow_pickle=False) as npz:
+            arrays = {key: np.asarray(npz[key], dtype=np.float32) for key in npz.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise DamagedFile(f"{npz_path} is damaged ({type(e).__name__}: {e}); refit it (polyret correction fit --overwrite)") from None
+    stats: dict[str, dict[str, np.ndarray]] = {}
+    for key, arr in arrays.items():
+        lang, _, name = key.partition("/")
+        stats.setdefault(lang, {})[name] = arr
+    _check_shapes(stats, npz_path)
+    return meta, stats
+
+
+_SHAPES = {"query_mean": lambda d: (d,), "passage_mean": lambda d: (d,), "rotation": lambda d: (d, d)}
+
+
+def _check_shapes(stats: dict[str, dict[str, np.ndarray]], where: Path) -> None:
+    dims = {st["passage_mean"].shape[-1] for st in stats.values() if "passage_mean" in st}
+    if len(dims) > 1:
+        raise DamagedFile(f"{where}: the languages' statistics have different widths {sorted(dims)} (damaged file)")
+    d = dims.pop() if dims else None
+    for lang, st in stats.items():
+        for name, arr in st.items():
+            expected = _SHAPES[name](d) if name in _SHAPES else None
+            if (expected is not None and arr.shape != expected) or (name == "directions" and (arr.ndim != 2 or arr.shape[1] != d)):
+                raise DamagedFile(f"{where}: {lang}/{name} has shape {arr.shape}, expected {expected or ('k', d)}")
+            check_finite(arr.reshape(1, -1), f"{where}: {lang}/{name}")
+
+
+def check_stored_correction(model_dir: str | Path) -> None:
+    """Raise DamagedFile / PolyretError naming the file when the correction stored in `model_dir` is
+    damaged (the model loader runs this first: the pipeline's correction module reads these files)."""
+    root = Path(model_dir) / CORRECTION_DIR
+    if root.is_dir():
+        if not (root / "correction.json").is_file():
+            raise DamagedFile(f"{root / 'correction.json'} is missing (the folder {root} holds statistics without it)")
+        _read_stored(root)
 
 
 def stored_correction(model_dir: str | Path | None) -> Path | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -20,7 +21,8 @@ import numpy as np
 
 from polyret.data.beir import iter_json_lines
 from polyret.errors import PolyretError
-from polyret.io import open_text
+from polyret.integrity import check_finite, row_checksums, verification_enabled, warn
+from polyret.io import open_text, write_json
 from polyret.paths import cache_dir
 from polyret.progress import counting
 from polyret.runtime import autocast, cpu_bf16_autocast, precision_for
@@ -66,9 +68,14 @@ def _prompt_for(model, kind: str | None) -> str:
 class EmbeddingCache:
     """Append-only on-disk map text-key -> vector for one (model, kind, precision) combination.
 
-    `keys.txt` holds one hex digest per line; `vectors.f32` the rows in the same order. Vectors are
-    written before keys, so a crash can only leave unreferenced trailing rows, which are ignored.
+    `keys.txt` holds one line per row, `<text key> <xxh3 of the row's bytes>`; `vectors.f32` the rows
+    in the same order; `meta.json` the row width and dtype. Vectors are written before keys, so a
+    crash can only leave unreferenced trailing rows, which are ignored. Every row read back is checked
+    against its checksum and for non-finite values; an entry that fails (or has another width, or was
+    written before checksums existed) is cleared with a warning and its texts encoded again.
     """
+
+    FORMAT = 2
 
     def __init__(self, root: Path, dim: int):
         self.root = root
@@ -76,7 +83,8 @@ class EmbeddingCache:
         root.mkdir(parents=True, exist_ok=True)
         self.keys_path = root / "keys.txt"
         self.vec_path = root / "vectors.f32"
-        self._index: dict[str, int] | None = None
+        self.meta_path = root / "meta.json"
+        self._index: dict[str, tuple[int, str]] | None = None
 
     @contextlib.contextmanager
     def _locked(self):
@@ -87,27 +95,77 @@ class EmbeddingCache:
             finally:
                 fcntl.flock(lf, fcntl.LOCK_UN)
 
-    def _load_index(self) -> dict[str, int]:
-        keys = self.keys_path.read_text().split() if self.keys_path.exists() else []
+    def _meta_problem(self) -> str | None:
+        """Why the entry cannot be trusted as a whole (None: it can, or it is empty)."""
+        if not (self.keys_path.exists() or self.vec_path.exists()):
+            return None
+        try:
+            meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return "it was written without a readable meta.json (an older polyret, or damaged)"
+        if meta.get("format") != self.FORMAT or meta.get("dim") != self.dim or meta.get("dtype") != "float32":
+            return f"it holds rows of width {meta.get('dim')} ({meta.get('dtype')}), this model's are {self.dim} (float32)"
+        if self.vec_path.exists() and self.vec_path.stat().st_size % (4 * self.dim):
+            return f"vectors.f32 is not a whole number of {self.dim}-wide rows"
+        return None
+
+    def _clear(self, why: str) -> None:
+        """Remove the entry's rows (caller holds the lock) and say so."""
+        warn(f"embedding cache {self.root}: {why}; cleared, its texts are encoded again")
+        for p in (self.keys_path, self.vec_path):
+            p.unlink(missing_ok=True)
+        self._write_meta()
+
+    def _write_meta(self) -> None:
+        write_json(self.meta_path, {"format": self.FORMAT, "dim": self.dim, "dtype": "float32"})
+
+    def _load_index(self) -> dict[str, tuple[int, str]]:
+        lines = self.keys_path.read_text().splitlines() if self.keys_path.exists() else []
         rows = self.vec_path.stat().st_size // (4 * self.dim) if self.vec_path.exists() else 0
-        keys = keys[: min(len(keys), rows)]
-        return {k: i for i, k in enumerate(keys)}
+        index = {}
+        for i, line in enumerate(lines[: min(len(lines), rows)]):
+            key, _, digest = line.partition(" ")
+            index[key] = (i, digest)
+        return index
 
     def get(self, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(found mask, vectors for found keys in order)."""
+        """(found mask, vectors for found keys in order); damaged rows clear the entry (none found)."""
         with self._locked():
+            problem = self._meta_problem() if verification_enabled() else None
+            if problem:
+                self._clear(problem)
             self._index = self._load_index()
-            idx = np.array([self._index.get(k, -1) for k in keys], dtype=np.int64)
-        found = idx >= 0
-        if not found.any():
-            return found, np.zeros((0, self.dim), np.float32)
-        mm = np.memmap(self.vec_path, dtype=np.float32, mode="r").reshape(-1, self.dim)
-        return found, np.array(mm[idx[found]])
+            hits = [self._index.get(k, (-1, "")) for k in keys]
+            idx = np.array([row for row, _ in hits], dtype=np.int64)
+            found = idx >= 0
+            if not found.any():
+                return found, np.zeros((0, self.dim), np.float32)
+            mm = np.memmap(self.vec_path, dtype=np.float32, mode="r").reshape(-1, self.dim)
+            vecs = np.array(mm[idx[found]])
+            del mm
+            damaged = verification_enabled() and self._damaged_rows(vecs, [d for (r, d) in hits if r >= 0])
+            if damaged:
+                self._clear(damaged)
+                return np.zeros(len(keys), bool), np.zeros((0, self.dim), np.float32)
+        return found, vecs
+
+    @staticmethod
+    def _damaged_rows(vecs: np.ndarray, digests: list[str]) -> str | None:
+        bad = [i for i, (got, want) in enumerate(zip(row_checksums(vecs), digests)) if got != want]
+        if bad:
+            return f"{len(bad)} row(s) fail their checksum (damaged since written)"
+        if not np.isfinite(vecs).all():
+            return "rows hold non-finite values (NaN or inf)"
+        return None
 
     def put(self, keys: Sequence[str], vecs: np.ndarray) -> None:
         if not len(keys):
             return
+        vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+        check_finite(vecs, "the encoder's output", error=PolyretError)  # never cache a NaN
         with self._locked():
+            if not self.meta_path.exists():
+                self._write_meta()
             index = self._load_index()
             rows = len(index)
             # Drop any unreferenced trailing rows first so keys and rows stay aligned.
@@ -117,10 +175,11 @@ class EmbeddingCache:
             keep = [i for i, k in enumerate(keys) if k not in index]
             if not keep:
                 return
+            new_rows = vecs[keep]
             with open(self.vec_path, "ab") as f:
-                f.write(np.ascontiguousarray(vecs[keep], dtype=np.float32).tobytes())
+                f.write(new_rows.tobytes())
             with open(self.keys_path, "a") as f:
-                f.write("".join(keys[i] + "\n" for i in keep))
+                f.write("".join(f"{keys[i]} {digest}\n" for i, digest in zip(keep, row_checksums(new_rows))))
 
 
 def _embedding_dim(model) -> int:
@@ -172,6 +231,8 @@ def _raw_encode(model, texts: list[str], prompt: str, batch_size: int, precision
     emb = torch.nn.functional.normalize(torch.cat(parts), dim=-1)
     out = np.empty((len(texts), emb.shape[1]), np.float32)
     out[order] = emb.cpu().numpy()
+    # A NaN here comes from the model (damaged weights, an fp16 overflow): stop before it feeds a result.
+    check_finite(out, "the model's embeddings (damaged weights or a numeric overflow?)", error=PolyretError)
     return out
 
 

@@ -48,13 +48,15 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 from polyret import __version__
 from polyret.errors import PolyretError
+from polyret.locking import OutputLock, current_umask, release_lock
 
 MARKER = ".polyret-output.json"
 _TMP_TAG = ".polyret-tmp-"
@@ -119,6 +121,7 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # see is_atomic_temp
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; the user's umask decides, as for open()
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": "\n"})) as f:
             yield f
             f.flush()
@@ -388,9 +391,21 @@ class OutputDir:
         self.overwrite = overwrite
         self.flag = flag
         self._tmp: Path | None = None
+        self.release: Callable[[], Any] = lambda: None  # lets other runs use this --out; set below
         self._entered = False
         out = self.final
         check_not_overlapping(out, inputs, flag)
+        # Before anything looks at or tidies the folder: a second run on this --out stops here.
+        # Released on exit from `with`, or when this object goes away unentered (finalize also runs at exit).
+        self.release = weakref.finalize(self, release_lock, OutputLock.acquire(out, flag))
+        try:
+            self._check(kind, legacy_files, legacy_partial_files, reuse)
+        except BaseException:
+            self.release()
+            raise
+
+    def _check(self, kind: str, legacy_files: Sequence[str], legacy_partial_files: Sequence[str], reuse: bool) -> None:
+        out, flag, overwrite = self.final, self.flag, self.overwrite
         _recover(out)
         if out.exists() and not out.is_dir():
             raise PolyretError(f"{flag} {out} exists and is not a folder")
@@ -424,6 +439,7 @@ class OutputDir:
         if self.fresh:
             self.final.parent.mkdir(parents=True, exist_ok=True)
             self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}{_TMP_TAG}", dir=self.final.parent))
+            os.chmod(self._tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; this folder becomes --out
             _write_marker(self._tmp, self.kind, complete=False, settings=self.settings)
         else:
             self.final.mkdir(parents=True, exist_ok=True)
@@ -431,11 +447,14 @@ class OutputDir:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            if self._tmp is not None:
-                shutil.rmtree(self._tmp, ignore_errors=True)
-            return
-        self.commit()
+        try:
+            if exc_type is not None:
+                if self._tmp is not None:
+                    shutil.rmtree(self._tmp, ignore_errors=True)
+                return
+            self.commit()
+        finally:
+            self.release()
 
     def commit(self) -> None:
         """Mark the output complete; under --overwrite swap the fresh folder in for the old one."""

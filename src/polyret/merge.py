@@ -15,7 +15,7 @@ import torch
 
 from polyret.errors import PolyretError
 from polyret.io import output_dir, write_json, write_text
-from polyret.model import load_model
+from polyret.model import check_loaded_model, check_model_dir, load_model
 
 MERGE_META = "polyret_merge.json"
 
@@ -24,7 +24,9 @@ def _load(model_or_path, role: str):
     from sentence_transformers import SentenceTransformer
 
     if isinstance(model_or_path, SentenceTransformer):
-        return model_or_path, getattr(model_or_path, "_polyret_source", None) or "<in-memory model>"
+        name = getattr(model_or_path, "_polyret_source", None) or "<in-memory model>"
+        check_loaded_model(model_or_path, f"{role} model {name}")
+        return model_or_path, name
 
     name = str(model_or_path)
     try:
@@ -89,6 +91,8 @@ def merge_models(base, tuned, weight: float, out: str | Path, *, overwrite: bool
         result.save(str(target.path))
         write_json(target.path / MERGE_META, meta)
         _append_card(target.path, meta)
+        # The loaders' check on what was just written: success only for a folder every command can load.
+        check_model_dir(target.path)
     return target.final
 
 

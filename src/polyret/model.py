@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from polyret.correction import check_stored_correction
 from polyret.correction_st import has_correction_module, load_without_correction_module
 from polyret.e5bin import bert_state_dict, read_e5_bin
 from polyret.errors import PolyretError
@@ -237,6 +238,9 @@ def resolve_model_path(name: str) -> str:
 def load_model(name: str = DEFAULT_NAME, *, device: str | None = None, max_seq_length: int | None = None):
     """A SentenceTransformer from 'default', a local directory, or a hub id (online only).
 
+    The one loader every command uses: a local folder is checked first (`check_model_dir`), and the
+    loaded model's tokenizer against its embedding table (`check_loaded_model`), so a folder that
+    could only give wrong vectors is refused in one line before any work.
     device: auto | cpu | cuda | cuda:N | mps; None = the command's --device (`polyret.runtime.default_device`).
     """
     from sentence_transformers import SentenceTransformer
@@ -245,22 +249,140 @@ def load_model(name: str = DEFAULT_NAME, *, device: str | None = None, max_seq_l
 
     path = resolve_model_path(str(name))
     is_local = Path(path).exists()
+    if is_local:
+        check_model_dir(path)
+        check_stored_correction(path)  # its files, before the pipeline's correction module reads them
     try:
         # A pipeline ending with the correction module: polyret applies the stored statistics itself.
         opener = load_without_correction_module if is_local and has_correction_module(path) else SentenceTransformer
         model = opener(path, device=device, local_files_only=not is_local and _offline())
-    except (OSError, ValueError) as e:
+    except PolyretError:
+        raise
+    except Exception as e:  # whatever a bad folder raises inside transformers: one line
         if is_local:
-            raise PolyretError(f"{path}: not a loadable sentence-transformers / Hugging Face model ({e})") from None
+            raise PolyretError(f"{path}: not a loadable sentence-transformers model ({type(e).__name__}: {e})") from None
+        if not isinstance(e, (OSError, ValueError)):
+            raise
         raise PolyretError(
             f"model {name!r} is neither 'default' nor a local directory, and could not be fetched from the "
             f"model hub (offline?). Use --model default (the bundled multilingual-e5-small) or a local model directory."
         ) from None
+    check_loaded_model(model, path)
     if max_seq_length:
         model.max_seq_length = max_seq_length
     # Where it came from: a language correction stored in that dir travels with the model.
     model.polyret_source_dir = path if is_local else None
     return model
+
+
+# ---- what makes a model folder usable ---------------------------------------------------------
+
+# Any of these gives a real tokenizer; without one transformers may fall back to a stub (a 5-piece
+# BertTokenizer) that turns every text into [CLS] [UNK]... [SEP]: every text then gets the same vector.
+TOKENIZER_FILES = ("tokenizer.json", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model", "vocab.txt",
+                   "vocab.json")
+# Extra embedding rows beyond the tokenizer's pieces that are still "matching": tables are often padded
+# (multilingual-e5-small: 250,037 rows for 250,002 pieces).
+VOCAB_SLACK = 128
+
+
+def check_model_dir(folder: str | Path) -> None:
+    """Raise PolyretError (one line naming the folder and file) unless `folder` is a usable
+    sentence-transformers model: modules.json, a pooling config, the transformer's config.json,
+    complete weights (safetensors header parsed and the file size matching its offsets) and a tokenizer."""
+    folder = Path(folder)
+    modules = _read_modules(folder)
+    types = [str(m.get("type", "")) for m in modules]
+    transformer = next((m for m, t in zip(modules, types) if t.endswith("Transformer")), None)
+    if transformer is None:
+        raise PolyretError(f"{folder}: modules.json lists no Transformer module; not a model polyret can encode with")
+    if not any("Pooling" in t for t in types):
+        raise PolyretError(f"{folder}: modules.json lists no Pooling module (the pooling config is missing)")
+    for m, t in zip(modules, types):
+        sub = folder / str(m.get("path", ""))
+        if "Pooling" in t:
+            _read_json_file(sub / "config.json", folder, "the pooling config")
+        elif m.get("path") and not sub.is_dir():
+            raise PolyretError(f"{folder}: module folder {sub.name}/ named in modules.json is missing")
+    tf_dir = folder / str(transformer.get("path", ""))
+    _read_json_file(tf_dir / "config.json", folder, "the transformer config")
+    _check_weights(tf_dir, folder)
+    if not any((tf_dir / f).is_file() for f in TOKENIZER_FILES):
+        raise PolyretError(f"{folder}: no tokenizer ({tf_dir / 'tokenizer.json'} or a sentencepiece/vocab file is "
+                           "missing); without it every text would encode to the same vector")
+
+
+def _read_json_file(path: Path, folder: Path, what: str):
+    if not path.is_file():
+        raise PolyretError(f"{folder}: {what} {path} is missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise PolyretError(f"{folder}: {what} {path} is unreadable ({e})") from None
+
+
+def _read_modules(folder: Path) -> list[dict]:
+    if not (folder / "modules.json").is_file():
+        raise PolyretError(f"{folder}: modules.json is missing, so the pooling is unknown; polyret needs a "
+                           "sentence-transformers model folder (model.save(...) writes one)")
+    modules = _read_json_file(folder / "modules.json", folder, "the module list")
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise PolyretError(f"{folder}: {folder / 'modules.json'} is not a list of modules")
+    return modules
+
+
+def _check_weights(tf_dir: Path, folder: Path) -> None:
+    single, index = tf_dir / "model.safetensors", tf_dir / "model.safetensors.index.json"
+    if single.is_file():
+        check_safetensors(single)
+    elif index.is_file():
+        weight_map = _read_json_file(index, folder, "the weights index").get("weight_map", {})
+        for shard in sorted(set(weight_map.values())):
+            check_safetensors(tf_dir / shard)
+    elif (tf_dir / "pytorch_model.bin").is_file():
+        import zipfile
+
+        if not zipfile.is_zipfile(tf_dir / "pytorch_model.bin"):
+            raise PolyretError(f"{folder}: weights {tf_dir / 'pytorch_model.bin'} are damaged (not a torch zip file)")
+    else:
+        raise PolyretError(f"{folder}: no weights ({single} is missing)")
+
+
+def check_safetensors(path: str | Path) -> dict:
+    """The header of a safetensors file, after checking that the file holds every byte it promises."""
+    path = Path(path)
+    if not path.is_file():
+        raise PolyretError(f"weights file {path} is missing")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n < 2 or 8 + n > size:
+            raise PolyretError(f"weights file {path} is truncated or damaged (no complete safetensors header)")
+        try:
+            header = json.loads(f.read(n))
+            end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            raise PolyretError(f"weights file {path} is damaged (unreadable safetensors header)") from None
+    if 8 + n + end != size:
+        raise PolyretError(f"weights file {path} is {size} bytes but its header describes {8 + n + end}: "
+                           "truncated or damaged")
+    return header
+
+
+def check_loaded_model(model, where: str) -> None:
+    """Refuse a tokenizer whose vocabulary does not fit the embedding table (a stub tokenizer, or one
+    from another model): ids past the table crash, a far smaller vocabulary means the wrong tokenizer."""
+    tokenizer = getattr(model, "tokenizer", None)
+    first = model[0] if len(model) else None
+    auto = getattr(first, "auto_model", None)
+    if tokenizer is None or auto is None or not hasattr(auto, "get_input_embeddings"):
+        return
+    rows = auto.get_input_embeddings().num_embeddings
+    pieces = len(tokenizer)
+    if pieces > rows or rows - pieces > max(VOCAB_SLACK, rows // 100):
+        raise PolyretError(f"{where}: the tokenizer has {pieces} pieces but the embedding table {rows} rows; "
+                           "the tokenizer files do not belong to these weights")
 
 
 def _offline() -> bool:

@@ -28,6 +28,7 @@ import numpy as np
 
 from polyret import runtime
 from polyret.errors import PolyretError
+from polyret.integrity import DamagedFile
 from polyret.stream import (
     EMBEDDINGS,
     IDS,
@@ -37,9 +38,9 @@ from polyret.stream import (
     _create_npy,
     _read_marker,
     _scan_corpus,
-    _write_marker,
     encode_corpus,
     is_store_file,
+    seal_marker,
 )
 
 SHARDS = "shards"
@@ -183,10 +184,10 @@ def merge_shards(docs, out_dir: str | Path, *, identity: str, chunk_size: int, w
     finally:
         os.close(fd)
     os.replace(ids_tmp, out / IDS)
-    # The marker encode_corpus writes after its last chunk (same keys, same order): the merged store
-    # is indistinguishable from a single-process one, and a later encode_corpus call reuses it.
-    _write_marker(out, {"n": n, "dim": dim, "rows_done": n, "fingerprint": fingerprint,
-                        "identity": identity, "complete": True})
+    # The marker encode_corpus writes after its last chunk (same keys, same order, checksums): the merged
+    # store is indistinguishable from a single-process one, and a later encode_corpus call reuses it.
+    seal_marker(out, {"n": n, "dim": dim, "rows_done": n, "fingerprint": fingerprint,
+                      "identity": identity, "complete": True})
     shutil.rmtree(out / SHARDS, ignore_errors=True)
     return EmbeddingStore.open(out)
 
@@ -196,7 +197,7 @@ def _read_rows(store: EmbeddingStore, start: int, rows: int) -> np.ndarray:
         f.seek(store.offset + start * store.dim * 4)
         block = np.fromfile(f, dtype="<f4", count=rows * store.dim)
     if block.size != rows * store.dim:
-        raise PolyretError(f"{store.path} is truncated at row {start}")
+        raise DamagedFile(f"{store.path} is truncated at row {start}")
     return block
 
 

@@ -16,6 +16,12 @@ After each chunk the data are flushed and fsync'ed *before* the marker is atomic
 after an interruption (Ctrl-C, killed job, lost machine) a rerun with the same corpus and encoder
 continues at `rows_done`; a different corpus or encoder (different fingerprint) is refused
 rather than silently mixed.
+
+Integrity (polyret.integrity): the finished marker records an xxh3 checksum of `embeddings.npy` and
+`ids.jsonl`; `EmbeddingStore.open` verifies both, and the file size, before a store is used, so a
+store damaged after it was written (rows overwritten with NaN, a truncated file) is refused with one
+line, or re-encoded with a warning when `encode_corpus` meets it on a re-run. Rows are checked for
+non-finite values as they are produced, and (in a store from before checksums) on reuse.
 """
 from __future__ import annotations
 
@@ -29,7 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from polyret.errors import PolyretError
+from polyret.integrity import DamagedFile, check_finite, checksum_file, verification_enabled, warn
 from polyret.io import is_atomic_temp, mark_finished
+from polyret.locking import OutputLock, release_lock
 from polyret.progress import counting
 
 EMBEDDINGS = "embeddings.npy"
@@ -65,16 +73,41 @@ class EmbeddingStore:
         return cls(path.parent, shape[0], shape[1], offset, path.name)
 
     @classmethod
-    def open(cls, directory: Path) -> "EmbeddingStore":
+    def open(cls, directory: Path, *, verify: bool = True) -> "EmbeddingStore":
+        """A finished store; `verify` checks it against what was recorded when it was written
+        (size, checksums; non-finite rows in a store without checksums) and raises DamagedFile."""
         directory = Path(directory)
         marker = _read_marker(directory)
         if marker is None or not marker.get("complete"):
             raise PolyretError(f"{directory} holds no complete polyret embedding store (no finished {PROGRESS})")
-        with open(directory / EMBEDDINGS, "rb") as f:
-            shape, offset = _read_npy_header(f, directory / EMBEDDINGS)
+        path = directory / EMBEDDINGS
+        if not path.is_file():
+            raise DamagedFile(f"{path} is missing, though {directory / PROGRESS} says the store is finished")
+        with open(path, "rb") as f:
+            shape, offset = _read_npy_header(f, path)
         if shape != (marker["n"], marker["dim"]):
-            raise PolyretError(f"{directory / EMBEDDINGS} has shape {shape}, its {PROGRESS} says {(marker['n'], marker['dim'])}")
-        return cls(directory, marker["n"], marker["dim"], offset)
+            raise DamagedFile(f"{path} has shape {shape}, its {PROGRESS} says {(marker['n'], marker['dim'])}")
+        store = cls(directory, marker["n"], marker["dim"], offset)
+        if path.stat().st_size != offset + store.n * store.dim * 4:
+            raise DamagedFile(f"{path} is {path.stat().st_size} bytes, a {store.n} x {store.dim} float32 matrix "
+                              f"needs {offset + store.n * store.dim * 4}: the file is truncated or damaged")
+        if verify and verification_enabled():
+            store.verify(marker)
+        return store
+
+    def verify(self, marker: dict | None = None) -> None:
+        """Raise DamagedFile unless every file matches the checksum its finished marker recorded;
+        a store written before checksums existed is scanned for non-finite rows instead."""
+        marker = _read_marker(self.dir) if marker is None else marker
+        sums = (marker or {}).get("checksums")
+        if not sums:
+            for start, block in self.iter_blocks(65536):
+                check_finite(block, str(self.path), first_row=start)
+            return
+        for name, digest in sums.items():
+            if checksum_file(self.dir / name) != digest:
+                raise DamagedFile(f"{self.dir / name} fails its checksum: it changed since polyret wrote it "
+                                  f"(damaged file); delete {self.dir} or re-run with --overwrite")
 
     def memmap(self) -> np.ndarray:
         """Read-only memory map of all rows (convenient; touching all of it makes its pages resident)."""
@@ -89,7 +122,7 @@ class EmbeddingStore:
                 f.seek(self.offset + start * row_bytes)
                 block = np.fromfile(f, dtype="<f4", count=rows * self.dim)
                 if block.size != rows * self.dim:
-                    raise PolyretError(f"{self.path} is truncated at row {start}")
+                    raise DamagedFile(f"{self.path} is truncated at row {start}")
                 yield start, block.reshape(rows, self.dim)
 
     def rows(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -174,6 +207,26 @@ def _write_marker(directory: Path, marker: dict) -> None:
     mark_finished(directory / PROGRESS, fields, complete=bool(marker.get("complete")))
 
 
+def seal_marker(directory: Path, marker: dict) -> None:
+    """Write the finished marker with the checksums that `EmbeddingStore.open` verifies on reuse."""
+    sums = {name: checksum_file(directory / name) for name in (EMBEDDINGS, IDS)}
+    _write_marker(directory, {**marker, "complete": True, "checksums": sums})
+
+
+def _reusable(out: Path) -> EmbeddingStore | None:
+    """The finished store in `out`, or None (with a warning) when it is damaged and must be re-made.
+    A store from before checksums that passes the non-finite scan is sealed with checksums now."""
+    try:
+        store = EmbeddingStore.open(out)
+    except DamagedFile as e:
+        warn(f"{e}; re-encoding the corpus store {out}")
+        return None
+    marker = _read_marker(out) or {}
+    if "checksums" not in marker and verification_enabled():
+        seal_marker(out, marker)
+    return store
+
+
 def _scan_corpus(docs: Iterable[tuple[str, str]], identity: str, ids_tmp: Path) -> tuple[int, str]:
     """Pass 1: count documents, write their ids, fingerprint (identity, ids, texts)."""
     h = hashlib.sha256(identity.encode("utf-8") + b"\0")
@@ -203,7 +256,31 @@ def encode_corpus(
     count and fingerprint the corpus, once to encode it. `identity` names the encoder configuration
     (model id, prompt kind, max length): it is part of the fingerprint, so a rerun with another model
     is refused instead of appending its vectors to the old ones.
+
+    Two processes never write one store: `out_dir` is locked (polyret.locking) while it is written.
     """
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise PolyretError(f"{out_dir} exists and is not a directory")
+    lock = OutputLock.acquire(Path(out_dir), "corpus store")
+    try:
+        return _encode_corpus(docs, Path(out_dir), encode_fn, identity=identity, chunk_size=chunk_size, overwrite=overwrite,
+                              show_progress=show_progress, description=description)
+    finally:
+        release_lock(lock)
+
+
+def _encode_corpus(
+    docs: Callable[[], Iterable[tuple[str, str]]],
+    out_dir: Path,
+    encode_fn: EncodeFn,
+    *,
+    identity: str,
+    chunk_size: int = 4096,
+    overwrite: bool = False,
+    show_progress: bool = True,
+    description: str = "encoding corpus",
+) -> EmbeddingStore:
+    """`encode_corpus` once `out_dir` is locked."""
     if chunk_size < 1:
         raise PolyretError(f"chunk size must be positive, got {chunk_size}")
     out = Path(out_dir)
@@ -213,13 +290,17 @@ def encode_corpus(
     if n == 0:
         ids_tmp.unlink()
         raise PolyretError("the corpus holds no documents")
-    if marker is not None and marker.get("fingerprint") == fingerprint and marker.get("n") == n:
+    same_job = marker is not None and marker.get("fingerprint") == fingerprint and marker.get("n") == n
+    if same_job and marker.get("complete"):
+        store = _reusable(out)
+        if store is not None:
+            ids_tmp.unlink()
+            return store
+    start = _resume_point(out, marker, n) if same_job and not marker.get("complete") else None
+    if start is not None:
         ids_tmp.unlink()
-        if marker.get("complete"):
-            return EmbeddingStore.open(out)
-        start = _resume_point(out, marker, n)
     else:
-        if marker is not None and not overwrite:
+        if marker is not None and not overwrite and not same_job:
             raise PolyretError(
                 f"{out} holds embeddings of a different corpus or encoder ({marker.get('identity')}); "
                 "use another output directory or pass --overwrite"
@@ -233,7 +314,7 @@ def encode_corpus(
     with counting(n, description, show=show_progress) as advance:
         advance(start[0])
         _encode_rows(docs(), out, encode_fn, marker, start, chunk_size, advance)
-    return EmbeddingStore.open(out)
+    return EmbeddingStore.open(out, verify=False)  # just written and checksummed
 
 
 def _open_store_dir(out: Path, overwrite: bool) -> dict | None:
@@ -247,13 +328,21 @@ def _open_store_dir(out: Path, overwrite: bool) -> dict | None:
     return marker
 
 
-def _resume_point(out: Path, marker: dict, n: int) -> tuple[int, int]:
-    """(rows already on disk, byte offset of row 0) of an interrupted store of this corpus."""
+def _resume_point(out: Path, marker: dict, n: int) -> tuple[int, int] | None:
+    """(rows already on disk, byte offset of row 0) of an interrupted store of this corpus, or None (with
+    a warning) when the rows written so far are damaged (wrong shape, non-finite values): start again."""
     rows_done, dim = int(marker["rows_done"]), int(marker["dim"])
-    with open(out / EMBEDDINGS, "rb") as f:
-        shape, offset = _read_npy_header(f, out / EMBEDDINGS)
-    if shape != (n, dim):
-        raise PolyretError(f"{out / EMBEDDINGS} does not match {out / PROGRESS}; pass --overwrite to start again")
+    try:
+        with open(out / EMBEDDINGS, "rb") as f:
+            shape, offset = _read_npy_header(f, out / EMBEDDINGS)
+        if shape != (n, dim):
+            raise DamagedFile(f"{out / EMBEDDINGS} has shape {shape}, its {PROGRESS} says {(n, dim)}")
+        if verification_enabled():
+            for start, block in EmbeddingStore(out, rows_done, dim, offset).iter_blocks(65536):
+                check_finite(block, str(out / EMBEDDINGS), first_row=start)
+    except (DamagedFile, OSError) as e:
+        warn(f"{e}; the interrupted encode in {out} starts again")
+        return None
     return rows_done, offset
 
 
@@ -282,7 +371,10 @@ def _encode_rows(docs: Iterable[tuple[str, str]], out: Path, encode_fn: EncodeFn
             os.pwrite(fd, np.ascontiguousarray(emb, dtype="<f4").tobytes(), offset + start * dim * 4)
             os.fsync(fd)
             start += len(chunk)
-            _write_marker(out, {**marker, "dim": dim, "rows_done": start, "complete": start == n})
+            if start == n:
+                seal_marker(out, {**marker, "dim": dim, "rows_done": start})
+            else:
+                _write_marker(out, {**marker, "dim": dim, "rows_done": start, "complete": False})
             advance(len(chunk))
             chunk = []
     finally:

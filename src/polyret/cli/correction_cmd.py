@@ -125,14 +125,19 @@ def module(
 
 @correction_app.command("show")
 def show(model: Model = "default") -> None:
-    """Print the correction stored with a model (method, languages, text counts, source)."""
-    from polyret.correction import CORRECTION_DIR
+    """Print the correction stored with a model (method, languages, text counts, source), after the
+    checks every use of it runs: fitted for this model, files intact, shapes consistent (exit 2 if not)."""
+    from polyret.correction import CORRECTION_DIR, LanguageCorrection
     from polyret.correction_st import has_correction_module
-    from polyret.model import resolve_model_path
+    from polyret.encode import model_id
+    from polyret.model import load_model, resolve_model_path
 
-    meta = Path(resolve_model_path(model)) / CORRECTION_DIR / "correction.json"
+    model_dir = Path(resolve_model_path(model))
+    meta = model_dir / CORRECTION_DIR / "correction.json"
     if not meta.is_file():
         raise PolyretError(f"{meta.parent}: no language correction stored with model {model!r}")
+    corr = LanguageCorrection.load(model_dir, model_id=model_id(load_model(str(model_dir))))
+    console.print(f"checked: fitted for this model ({corr.model_id}), files and shapes intact", markup=False)
     info = json.loads(meta.read_text(encoding="utf-8"))
     info["in_pipeline"] = has_correction_module(meta.parent.parent)
     typer.echo(json.dumps(info, indent=2))

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from polyret.errors import PolyretError
 from polyret.io import write_json, write_text
 from polyret.stats import macro_weights
 
@@ -180,9 +181,16 @@ def load_per_query(path: str | Path) -> dict[str, PerQuery]:
     path = Path(path)
     if not path.is_file():
         return {}
-    with np.load(path, allow_pickle=False) as z:
-        out = {}
-        for i, metric in enumerate(z["metrics"].tolist()):
-            clusters = z[f"m{i}_clusters"] if f"m{i}_clusters" in z.files else None
-            out[metric] = PerQuery(z[f"m{i}_ids"], z[f"m{i}_values"], z[f"m{i}_groups"], clusters)
-        return out
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {}
+            for i, metric in enumerate(z["metrics"].tolist()):
+                clusters = z[f"m{i}_clusters"] if f"m{i}_clusters" in z.files else None
+                out[metric] = PerQuery(z[f"m{i}_ids"], z[f"m{i}_values"], z[f"m{i}_groups"], clusters)
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        # A file polyret wrote that no longer reads back: one line naming it, never a traceback.
+        raise PolyretError(f"{path} is damaged ({type(e).__name__}: {e}); delete it and re-run the command "
+                           "that wrote it") from None
+    return out
