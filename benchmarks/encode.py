@@ -6,6 +6,7 @@ Both encode the same N XQuAD-R sentences (all languages, round-robin) with the d
 the `passage: ` prompt. Reported: texts/s for each, the ratio, and our bf16-autocast path forced on
 (on CPUs without native bf16 it is slower; `polyret encode` picks fp32 there automatically).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,15 +53,23 @@ def main() -> None:
     args = ap.parse_args()
     texts = xquad_sentences(args.n)
     model = load_model("default")
-    print(f"{len(texts)} XQuAD-R sentences, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"native bf16: {bf16_supported()}")
+    print(
+        f"{len(texts)} XQuAD-R sentences, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"native bf16: {bf16_supported()}"
+    )
 
-    t_plain, e_plain = best_of(args.repeats, lambda: model.encode(
-        texts, prompt="passage: ", batch_size=args.batch_size, normalize_embeddings=True, show_progress_bar=False))
-    t_ours, e_ours = best_of(args.repeats, lambda: encode_texts(
-        model, texts, "passage", batch_size=args.batch_size, show_progress=False))
-    t_bf16, e_bf16 = best_of(1, lambda: encode_texts(
-        model, texts, "passage", batch_size=args.batch_size, bf16=True, show_progress=False))
+    t_plain, e_plain = best_of(
+        args.repeats,
+        lambda: model.encode(
+            texts, prompt="passage: ", batch_size=args.batch_size, normalize_embeddings=True, show_progress_bar=False
+        ),
+    )
+    t_ours, e_ours = best_of(
+        args.repeats, lambda: encode_texts(model, texts, "passage", batch_size=args.batch_size, show_progress=False)
+    )
+    t_bf16, e_bf16 = best_of(
+        1, lambda: encode_texts(model, texts, "passage", batch_size=args.batch_size, bf16=True, show_progress=False)
+    )
     rows = {
         "plain SentenceTransformer.encode fp32": t_plain,
         "polyret encode (auto precision)": t_ours,
@@ -68,7 +77,9 @@ def main() -> None:
     }
     for name, t in rows.items():
         print(f"{name:42s} {len(texts) / t:8.1f} texts/s   ratio vs plain {t_plain / t:5.2f}x")
-    print(f"min cosine ours vs plain: {(e_ours * e_plain).sum(1).min():.6f}; bf16 vs plain: {(e_bf16 * e_plain).sum(1).min():.6f}")
+    print(
+        f"min cosine ours vs plain: {(e_ours * e_plain).sum(1).min():.6f}; bf16 vs plain: {(e_bf16 * e_plain).sum(1).min():.6f}"
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ XQuAD-R from $POLYRET_DATA; the BEIR folder is the same languages exported with 
 each is reported, with the checks also timed on their own (store verification, cache lookups with and
 without their row checks), which is the less noisy number.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,16 +46,20 @@ def _on_off(fn, repeats: int) -> tuple[float, float]:
     """Median seconds with the checks on and off, runs alternating (on, off, off, on, ...)."""
     on, off = [], []
     for i in range(repeats):
-        for verify in ((True, False) if i % 2 == 0 else (False, True)):
+        for verify in (True, False) if i % 2 == 0 else (False, True):
             (on if verify else off).append(_timed(fn, verify))
     return statistics.median(on), statistics.median(off)
 
 
 def _checks_alone(store_dir: Path, cache_root: Path, repeats: int) -> tuple[float, float, int]:
     """(store verification s, cache row checks s, cached rows): the checks timed on their own."""
-    store = [_timed(lambda: EmbeddingStore.open(store_dir), True) - _timed(lambda: EmbeddingStore.open(store_dir), False)
-             for _ in range(repeats)]
-    entries = [(p.parent, [line.split()[0] for line in p.read_text().splitlines()]) for p in cache_root.rglob("keys.txt")]
+    store = [
+        _timed(lambda: EmbeddingStore.open(store_dir), True) - _timed(lambda: EmbeddingStore.open(store_dir), False)
+        for _ in range(repeats)
+    ]
+    entries = [
+        (p.parent, [line.split()[0] for line in p.read_text().splitlines()]) for p in cache_root.rglob("keys.txt")
+    ]
     cache = []
     for _ in range(repeats):
         total = 0.0
@@ -68,7 +73,9 @@ def _checks_alone(store_dir: Path, cache_root: Path, repeats: int) -> tuple[floa
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="tiny", help="tiny (a random 2-layer model, built here), default, or a model dir")
+    ap.add_argument(
+        "--model", default="tiny", help="tiny (a random 2-layer model, built here), default, or a model dir"
+    )
     ap.add_argument("--langs", default="de,en,es,zh")
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
@@ -91,22 +98,34 @@ def main() -> None:
         beir_dir = tmp / "beir"
         export_lareqa_beir(lareqa_dir, "multi", beir_dir, langs=langs)
         beir_out = tmp / "beir-out"
-        beir = lambda: evaluate_beir(model, beir_dir, out_dir=OutputDir(beir_out, "eval-beir", settings={"bench": 1}),
-                                     cache=cache, show_progress=False)
+        beir = lambda: evaluate_beir(
+            model,
+            beir_dir,
+            out_dir=OutputDir(beir_out, "eval-beir", settings={"bench": 1}),
+            cache=cache,
+            show_progress=False,
+        )
         beir()  # encodes the corpus into the store: what follows are re-runs on a finished store
         lq_on, lq_off = _on_off(lareqa, args.repeats)
         be_on, be_off = _on_off(beir, args.repeats)
         store_dir = next(beir_out.rglob("embeddings.npy")).parent
         store_s, cache_s, cached_rows = _checks_alone(store_dir, cache, args.repeats)
         n = EmbeddingStore.open(store_dir)
-    print(f"model {args.model} ({model_id(model)}), XQuAD-R {','.join(langs)}; corpus store {n.n} x {n.dim}; "
-          f"median of {args.repeats} runs each")
+    print(
+        f"model {args.model} ({model_id(model)}), XQuAD-R {','.join(langs)}; corpus store {n.n} x {n.dim}; "
+        f"median of {args.repeats} runs each"
+    )
     print(f"model folder check: {model_check_s * 1000:.1f} ms of a {load_s:.2f} s load ({model_check_s / load_s:.2%})")
-    for what, on, off in (("eval lareqa (cached re-run)", lq_on, lq_off), ("eval beir (re-run, finished store)", be_on, be_off)):
+    for what, on, off in (
+        ("eval lareqa (cached re-run)", lq_on, lq_off),
+        ("eval beir (re-run, finished store)", be_on, be_off),
+    ):
         print(f"{what:<36} checks on {on:7.3f} s  off {off:7.3f} s  ratio {on / off:.3f} ({(on - off) / off:+.1%})")
     print(f"the checks alone: store verification {store_s * 1000:.1f} ms ({store_s / be_off:.2%} of the beir re-run)")
-    print(f"                  cache row checks, all {cached_rows} cached rows {cache_s * 1000:.1f} ms "
-          f"({cache_s / lq_off:.2%} of the lareqa re-run)")
+    print(
+        f"                  cache row checks, all {cached_rows} cached rows {cache_s * 1000:.1f} ms "
+        f"({cache_s / lq_off:.2%} of the lareqa re-run)"
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Measures, with a fresh (empty) embedding cache so every text is really encoded:
 Targets (issue 3): full XQuAD-R end to end <= 120 s on 2 uncontended cores, scoring + metrics
 <= 10% of it. The load average is printed: timings on a shared machine are contended.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,13 +30,22 @@ def main() -> None:
     ap.add_argument("--langs", default=None, help="comma-separated subset (default: all)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--candidate", default="sentence")
-    ap.add_argument("--scoring-only", action="store_true",
-                    help="time only scoring + metrics on random 384-d embeddings of the data set's shape")
-    ap.add_argument("--compute-floor", action="store_true",
-                    help="no encoding: count the tokens and matmul FLOPs the encoder needs for these texts and divide "
-                         "by this machine's measured fp32 GEMM rate (a lower bound on the encode time)")
-    ap.add_argument("--int8", action="store_true",
-                    help="also evaluate a dynamically int8-quantized copy of the model: time and metric drift")
+    ap.add_argument(
+        "--scoring-only",
+        action="store_true",
+        help="time only scoring + metrics on random 384-d embeddings of the data set's shape",
+    )
+    ap.add_argument(
+        "--compute-floor",
+        action="store_true",
+        help="no encoding: count the tokens and matmul FLOPs the encoder needs for these texts and divide "
+        "by this machine's measured fp32 GEMM rate (a lower bound on the encode time)",
+    )
+    ap.add_argument(
+        "--int8",
+        action="store_true",
+        help="also evaluate a dynamically int8-quantized copy of the model: time and metric drift",
+    )
     args = ap.parse_args()
     if args.scoring_only:
         return scoring_only(args)
@@ -62,39 +72,64 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t = time.perf_counter()
-        res = evaluate_lareqa(model, ds, candidate=args.candidate, batch_size=args.batch_size, out_dir=tmp / "out",
-                              cache=tmp / "cache", show_progress=False)
+        res = evaluate_lareqa(
+            model,
+            ds,
+            candidate=args.candidate,
+            batch_size=args.batch_size,
+            out_dir=tmp / "out",
+            cache=tmp / "cache",
+            show_progress=False,
+        )
         polyret_s = time.perf_counter() - t
 
         t = time.perf_counter()
         with torch.inference_mode():
-            q = model.encode(q_texts, prompt=model.prompts.get("query"), batch_size=args.batch_size,
-                             normalize_embeddings=True)
-            c = model.encode(c_texts, prompt=model.prompts.get("passage"), batch_size=args.batch_size,
-                             normalize_embeddings=True)
+            q = model.encode(
+                q_texts, prompt=model.prompts.get("query"), batch_size=args.batch_size, normalize_embeddings=True
+            )
+            c = model.encode(
+                c_texts, prompt=model.prompts.get("passage"), batch_size=args.batch_size, normalize_embeddings=True
+            )
         plain_s = time.perf_counter() - t
         assert q.shape[0] == ds.n_questions and c.shape[0] == ds.n_candidates and np.isfinite(q).all()
 
         t = time.perf_counter()
-        res2 = evaluate_lareqa(model, ds, candidate=args.candidate, batch_size=args.batch_size, out_dir=tmp / "out",
-                               cache=tmp / "cache", show_progress=False, overwrite=True)
+        res2 = evaluate_lareqa(
+            model,
+            ds,
+            candidate=args.candidate,
+            batch_size=args.batch_size,
+            out_dir=tmp / "out",
+            cache=tmp / "cache",
+            show_progress=False,
+            overwrite=True,
+        )
         cached_s = time.perf_counter() - t
         assert res2["multi"]["map"] == res["multi"]["map"]
     load1 = os.getloadavg()
 
     tm = res["timing"]
-    print(f"polyret end to end         {polyret_s:8.1f} s  (encode {tm['encode_s']:.1f}, score+metrics {tm['score_s']:.2f}, "
-          f"write {tm.get('write_s', 0):.2f})")
+    print(
+        f"polyret end to end         {polyret_s:8.1f} s  (encode {tm['encode_s']:.1f}, score+metrics {tm['score_s']:.2f}, "
+        f"write {tm.get('write_s', 0):.2f})"
+    )
     print(f"plain ST.encode fp32       {plain_s:8.1f} s  (same texts and prompts, encoding only)")
     print(f"time polyret / plain       {polyret_s / plain_s:8.2f}x  (polyret {plain_s / polyret_s:.2f}x faster)")
     print(f"polyret re-run, cached     {cached_s:8.1f} s  ({cached_s / plain_s:.2f}x plain)")
     print(f"scoring share of total     {tm['score_s'] / polyret_s:8.1%}  (target <= 10%)")
-    print(f"target full XQuAD-R <= 120 s: {'met' if polyret_s <= 120 else 'NOT met'} in this run"
-          + ("" if ds.n_questions == 13_090 else " (subset only: extrapolate)"))
-    print(f"load average before {load0[0]:.1f}, after {load1[0]:.1f} on {os.cpu_count()} cores"
-          + ("  -> CONTENDED, timings inflated" if max(load0[0], load1[0]) > (os.cpu_count() or 1) + 0.5 else ""))
-    print(f"mAP mono {res['mono']['map']:.3f} cross {res['cross']['map']:.3f} multi {res['multi']['map']:.3f}; "
-          f"rank distance {res['rank_distance']['mean']:.1f}")
+    print(
+        f"target full XQuAD-R <= 120 s: {'met' if polyret_s <= 120 else 'NOT met'} in this run"
+        + ("" if ds.n_questions == 13_090 else " (subset only: extrapolate)")
+    )
+    print(
+        f"load average before {load0[0]:.1f}, after {load1[0]:.1f} on {os.cpu_count()} cores"
+        + ("  -> CONTENDED, timings inflated" if max(load0[0], load1[0]) > (os.cpu_count() or 1) + 0.5 else "")
+    )
+    print(
+        f"mAP mono {res['mono']['map']:.3f} cross {res['cross']['map']:.3f} multi {res['multi']['map']:.3f}; "
+        f"rank distance {res['rank_distance']['mean']:.1f}"
+    )
     if args.int8:
         int8_drift(args, model, ds, res, polyret_s)
 
@@ -112,12 +147,17 @@ def int8_drift(args, model, ds, res_fp32: dict, fp32_s: float) -> None:
 
     q8 = quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
     t = time.perf_counter()
-    res = evaluate_lareqa(q8, ds, candidate=args.candidate, batch_size=args.batch_size, cache=False, show_progress=False)
+    res = evaluate_lareqa(
+        q8, ds, candidate=args.candidate, batch_size=args.batch_size, cache=False, show_progress=False
+    )
     dt = time.perf_counter() - t
     drift = {k: res[k]["map"] - res_fp32[k]["map"] for k in ("mono", "cross", "multi")}
     rd = res["rank_distance"]["mean"] - res_fp32["rank_distance"]["mean"]
-    print(f"int8 dynamic (per-channel)  {dt:8.1f} s  ({fp32_s / dt:.2f}x faster than fp32 polyret); mAP drift "
-          + " ".join(f"{k} {v:+.3f}" for k, v in drift.items()) + f"; rank distance {rd:+.1f}")
+    print(
+        f"int8 dynamic (per-channel)  {dt:8.1f} s  ({fp32_s / dt:.2f}x faster than fp32 polyret); mAP drift "
+        + " ".join(f"{k} {v:+.3f}" for k, v in drift.items())
+        + f"; rank distance {rd:+.1f}"
+    )
 
 
 def scoring_only(args) -> None:
@@ -137,8 +177,10 @@ def scoring_only(args) -> None:
     t = time.perf_counter()
     score_lareqa(q, c, ds)
     dt = time.perf_counter() - t
-    print(f"{ds.name}: {ds.n_questions} x {ds.n_candidates} scores, all settings + metrics: {dt:.2f} s "
-          f"(load average {load0[0]:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    print(
+        f"{ds.name}: {ds.n_questions} x {ds.n_candidates} scores, all settings + metrics: {dt:.2f} s "
+        f"(load average {load0[0]:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
 
 
 def encoder_flops(seq_lengths, hidden: int, layers: int, intermediate: int) -> float:
@@ -149,7 +191,9 @@ def encoder_flops(seq_lengths, hidden: int, layers: int, intermediate: int) -> f
     import numpy as np
 
     n = np.asarray(seq_lengths, dtype=np.float64)
-    return float(layers * 2 * (n.sum() * (4 * hidden * hidden + 2 * hidden * intermediate) + 2 * (n * n).sum() * hidden))
+    return float(
+        layers * 2 * (n.sum() * (4 * hidden * hidden + 2 * hidden * intermediate) + 2 * (n * n).sum() * hidden)
+    )
 
 
 def measured_gemm_gflops(hidden: int, intermediate: int, rows: int = 4096, seconds: float = 3.0) -> float:
@@ -187,12 +231,18 @@ def compute_floor(args) -> None:
     gflops = measured_gemm_gflops(cfg.hidden_size, cfg.intermediate_size)
     floor_s = flops / (gflops * 1e9)
     print(f"{ds.name}: {len(lengths)} texts, {sum(lengths):,} tokens (mean {sum(lengths) / len(lengths):.1f})")
-    print(f"encoder matmul work        {flops / 1e12:8.1f} TFLOP  ({cfg.num_hidden_layers} layers, H={cfg.hidden_size}, "
-          f"I={cfg.intermediate_size})")
-    print(f"fp32 GEMM rate, measured   {gflops:8.1f} GFLOP/s  ({torch.get_num_threads()} torch threads, "
-          f"load average {load0[0]:.1f} on {os.cpu_count()} cores)")
+    print(
+        f"encoder matmul work        {flops / 1e12:8.1f} TFLOP  ({cfg.num_hidden_layers} layers, H={cfg.hidden_size}, "
+        f"I={cfg.intermediate_size})"
+    )
+    print(
+        f"fp32 GEMM rate, measured   {gflops:8.1f} GFLOP/s  ({torch.get_num_threads()} torch threads, "
+        f"load average {load0[0]:.1f} on {os.cpu_count()} cores)"
+    )
     print(f"encode-time floor          {floor_s:8.1f} s  (every FLOP at peak GEMM speed; real runs are slower)")
-    print(f"target 120 s needs         {flops / 120e9:8.1f} GFLOP/s sustained = {flops / 120e9 / gflops:.2f}x this machine's peak GEMM")
+    print(
+        f"target 120 s needs         {flops / 120e9:8.1f} GFLOP/s sustained = {flops / 120e9 / gflops:.2f}x this machine's peak GEMM"
+    )
 
 
 if __name__ == "__main__":

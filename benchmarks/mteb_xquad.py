@@ -10,6 +10,7 @@ module (`polyret correction fit`). Runs, on all XQuAD-R languages (first --parag
                     a `language`), plus corrected with true languages for reference.
 Prints per-language nDCG@10 and the largest |mteb - polyret| (mteb rounds its scores to 5 decimals).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,12 +42,17 @@ def main() -> None:
 
     model = load_model(args.model_dir, device="cpu")
     ds = task.polyret_dataset
-    out = {"mteb raw": mteb_scores(model), "polyret raw": xquad_ndcg10(model, ds, cache=False),
-           "mteb corrected": mteb_scores(SentenceTransformer(args.model_dir, device="cpu", trust_remote_code=True)),
-           "polyret corrected": xquad_ndcg10(model, ds, language_correction="auto", infer=True, cache=False),
-           "polyret corrected, true languages": xquad_ndcg10(model, ds, language_correction="auto", cache=False)}
+    out = {
+        "mteb raw": mteb_scores(model),
+        "polyret raw": xquad_ndcg10(model, ds, cache=False),
+        "mteb corrected": mteb_scores(SentenceTransformer(args.model_dir, device="cpu", trust_remote_code=True)),
+        "polyret corrected": xquad_ndcg10(model, ds, language_correction="auto", infer=True, cache=False),
+        "polyret corrected, true languages": xquad_ndcg10(model, ds, language_correction="auto", cache=False),
+    }
     for side in ("raw", "corrected"):
-        out[f"max abs diff {side}"] = max(abs(out[f"mteb {side}"][l] - out[f"polyret {side}"][l]) for l in out["polyret raw"])
+        out[f"max abs diff {side}"] = max(
+            abs(out[f"mteb {side}"][l] - out[f"polyret {side}"][l]) for l in out["polyret raw"]
+        )
     print(json.dumps(out, indent=1))
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:

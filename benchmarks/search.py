@@ -25,6 +25,7 @@ sentence-transformers `model.encode(all passages)` (same batch size, fp32), and,
 Results: runs/bench-search/search.json, search.md, encode_rss.png. Timings on a shared machine
 are contended; compare ratios within one run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,10 @@ import numpy as np
 
 DIM = 384
 K = 100
-WORDS = ("river mountain city history music science water energy school market people language "
-         "government village island bridge station museum forest winter summer festival harbour").split()
+WORDS = (
+    "river mountain city history music science water energy school market people language "
+    "government village island bridge station museum forest winter summer festival harbour"
+).split()
 
 
 def _status_mb(field: str) -> float:
@@ -92,7 +95,9 @@ def read_corpus(path: Path) -> np.ndarray:
     """The whole corpus in RAM (plain reads, so RSS counts exactly one copy)."""
     with open(path, "rb") as f:
         version = np.lib.format.read_magic(f)
-        shape, _, _ = (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(f)
+        shape, _, _ = (
+            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        )(f)
         return np.fromfile(f, dtype="<f4", count=shape[0] * shape[1]).reshape(shape)
 
 
@@ -113,7 +118,9 @@ def worker_search(method: str, corpus_path: str, queries_path: str, n_time: int,
         index = faiss.IndexFlatIP(DIM)
         with open(corpus_path, "rb") as f:  # fill the index block by block: no second full copy
             version = np.lib.format.read_magic(f)
-            shape, _, _ = np.lib.format.read_array_header_1_0(f) if version == (1, 0) else np.lib.format.read_array_header_2_0(f)
+            shape, _, _ = (
+                np.lib.format.read_array_header_1_0(f) if version == (1, 0) else np.lib.format.read_array_header_2_0(f)
+            )
             for start in range(0, shape[0], 100_000):
                 rows = min(100_000, shape[0] - start)
                 index.add(np.fromfile(f, dtype="<f4", count=rows * DIM).reshape(rows, DIM))
@@ -142,8 +149,14 @@ def worker_search(method: str, corpus_path: str, queries_path: str, n_time: int,
     else:
         raise SystemExit(f"unknown method {method}")
     np.save(out_rows, ids)
-    return {"method": method, "timed_queries": len(q), "setup_s": setup, "search_s": search,
-            "rss_before_mb": base, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "method": method,
+        "timed_queries": len(q),
+        "setup_s": setup,
+        "search_s": search,
+        "rss_before_mb": base,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def worker_encode(encoder: str, n: int, mode: str, out_dir: str, chunk: int, batch: int) -> dict:
@@ -155,6 +168,7 @@ def worker_encode(encoder: str, n: int, mode: str, out_dir: str, chunk: int, bat
     base = reset_peak_rss()
     t0 = time.perf_counter()
     if encoder == "fake":
+
         def encode(batch_texts):  # 384-d vectors at ~zero cost: isolates the store's own memory use
             rng = np.random.default_rng(len(batch_texts))
             return unit_rows(rng, len(batch_texts))
@@ -167,19 +181,34 @@ def worker_encode(encoder: str, n: int, mode: str, out_dir: str, chunk: int, bat
     if mode == "stream":
         from polyret.stream import encode_corpus
 
-        store = encode_corpus(lambda: ((f"p{i}", t) for i, t in enumerate(texts)), Path(out_dir), encode,
-                              identity=f"bench-{encoder}", chunk_size=chunk, show_progress=False)
+        store = encode_corpus(
+            lambda: ((f"p{i}", t) for i, t in enumerate(texts)),
+            Path(out_dir),
+            encode,
+            identity=f"bench-{encoder}",
+            chunk_size=chunk,
+            show_progress=False,
+        )
         shape = (store.n, store.dim)
     elif mode == "in-memory":
         if encoder == "fake":
             vecs = np.vstack([encode(texts[s : s + chunk]) for s in range(0, n, chunk)])
         else:  # plain sentence-transformers, as a user would call it
-            vecs = model.encode(texts, prompt="passage: ", batch_size=batch, normalize_embeddings=True, convert_to_numpy=True)
+            vecs = model.encode(
+                texts, prompt="passage: ", batch_size=batch, normalize_embeddings=True, convert_to_numpy=True
+            )
         shape = vecs.shape
     else:
         raise SystemExit(f"unknown mode {mode}")
-    return {"encoder": encoder, "mode": mode, "n": n, "shape": list(shape), "seconds": time.perf_counter() - t0,
-            "rss_before_mb": base, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "encoder": encoder,
+        "mode": mode,
+        "n": n,
+        "shape": list(shape),
+        "seconds": time.perf_counter() - t0,
+        "rss_before_mb": base,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def run_child(args: list[str]) -> dict:
@@ -198,15 +227,24 @@ def part_search(a, work: Path) -> dict:
     print(f"[search] wrote {a.n_docs:,} x {DIM} corpus in {time.perf_counter() - t:.0f}s", flush=True)
     rows = {}
     out = {"n_docs": a.n_docs, "n_queries": a.n_queries, "k": K, "methods": {}}
-    for method, n_time in (("faiss-flat", a.time_queries), ("faiss-streamed", a.time_queries), ("numpy-argsort", a.numpy_queries)):
+    for method, n_time in (
+        ("faiss-flat", a.time_queries),
+        ("faiss-streamed", a.time_queries),
+        ("numpy-argsort", a.numpy_queries),
+    ):
         n_time = min(n_time, a.n_queries)
-        res = run_child(["search", method, str(corpus_path), str(queries_path), str(n_time), str(work / f"{method}.npy")])
+        res = run_child(
+            ["search", method, str(corpus_path), str(queries_path), str(n_time), str(work / f"{method}.npy")]
+        )
         res["queries_per_s"] = n_time / res["search_s"]
         res["extrapolated"] = n_time < a.n_queries
         res["search_s_for_all_queries"] = res["search_s"] * a.n_queries / n_time
         rows[method] = np.load(work / f"{method}.npy")
         out["methods"][method] = res
-        print(f"[search] {method}: {res['queries_per_s']:.1f} q/s on {n_time} queries, peak RSS {res['peak_rss_mb']:.0f} MB", flush=True)
+        print(
+            f"[search] {method}: {res['queries_per_s']:.1f} q/s on {n_time} queries, peak RSS {res['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
     # every method must return the same neighbours (on the queries all of them ran)
     n_common = min(len(r) for r in rows.values())
     ref = rows["faiss-flat"][:n_common]
@@ -224,8 +262,11 @@ def part_encode(a, work: Path) -> dict:
         res = run_child(["encode", encoder, str(n), mode, str(work / f"enc-{encoder}-{n}"), str(a.chunk), str(a.batch)])
         res["rss_growth_mb"] = res["peak_rss_mb"] - res["rss_before_mb"]
         out["runs"].append(res)
-        print(f"[encode] {encoder} {mode} n={n:,}: {res['seconds']:.1f}s, peak RSS {res['peak_rss_mb']:.0f} MB "
-              f"(+{res['rss_growth_mb']:.0f} MB over the loaded process)", flush=True)
+        print(
+            f"[encode] {encoder} {mode} n={n:,}: {res['seconds']:.1f}s, peak RSS {res['peak_rss_mb']:.0f} MB "
+            f"(+{res['rss_growth_mb']:.0f} MB over the loaded process)",
+            flush=True,
+        )
     return out
 
 
@@ -233,23 +274,37 @@ def markdown(results: dict) -> str:
     lines = ["# benchmarks/search.py", "", f"Machine: {os.cpu_count()} CPUs, shared (timings contended).", ""]
     s = results.get("search")
     if s:
-        lines += [f"## Top-{s['k']} search: {s['n_docs']:,} x {DIM} corpus, {s['n_queries']:,} queries", "",
-                  "| method | timed queries | queries/s | time for all queries (s) | setup (s) | peak RSS (MB) | top-100 overlap vs FAISS flat |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"## Top-{s['k']} search: {s['n_docs']:,} x {DIM} corpus, {s['n_queries']:,} queries",
+            "",
+            "| method | timed queries | queries/s | time for all queries (s) | setup (s) | peak RSS (MB) | top-100 overlap vs FAISS flat |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
         base = s["methods"]["faiss-flat"]["queries_per_s"]
         for m, r in s["methods"].items():
             ext = " (extrapolated)" if r["extrapolated"] else ""
-            lines.append(f"| {m} | {r['timed_queries']} | {r['queries_per_s']:.1f} ({r['queries_per_s'] / base:.2f}x flat) | "
-                         f"{r['search_s_for_all_queries']:.0f}{ext} | {r['setup_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['top100_overlap_with_faiss_flat']:.4f} |")
-        lines += ["", f"An unblocked {s['n_queries']:,} x {s['n_docs']:,} float32 score matrix would need "
-                  f"{s['n_queries'] * s['n_docs'] * 4 / 1e9:.0f} GB.", ""]
+            lines.append(
+                f"| {m} | {r['timed_queries']} | {r['queries_per_s']:.1f} ({r['queries_per_s'] / base:.2f}x flat) | "
+                f"{r['search_s_for_all_queries']:.0f}{ext} | {r['setup_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['top100_overlap_with_faiss_flat']:.4f} |"
+            )
+        lines += [
+            "",
+            f"An unblocked {s['n_queries']:,} x {s['n_docs']:,} float32 score matrix would need "
+            f"{s['n_queries'] * s['n_docs'] * 4 / 1e9:.0f} GB.",
+            "",
+        ]
     e = results.get("encode")
     if e:
-        lines += ["## Streaming encode: peak RSS vs corpus size", "",
-                  "| encoder | mode | passages | seconds | peak RSS (MB) | growth over loaded process (MB) |",
-                  "|---|---|---:|---:|---:|---:|"]
+        lines += [
+            "## Streaming encode: peak RSS vs corpus size",
+            "",
+            "| encoder | mode | passages | seconds | peak RSS (MB) | growth over loaded process (MB) |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
         for r in e["runs"]:
-            lines.append(f"| {r['encoder']} | {r['mode']} | {r['n']:,} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} | {r['rss_growth_mb']:.0f} |")
+            lines.append(
+                f"| {r['encoder']} | {r['mode']} | {r['n']:,} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} | {r['rss_growth_mb']:.0f} |"
+            )
         lines += ["", "![RSS vs corpus size](encode_rss.png)", ""]
     return "\n".join(lines)
 
@@ -265,7 +320,11 @@ def plot_encode(results: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(encoders), figsize=(5 * len(encoders), 3.6), squeeze=False)
     for ax, enc in zip(axes[0], encoders):
         for mode, style in (("stream", "o-"), ("in-memory", "s--")):
-            pts = sorted((r["n"], r["peak_rss_mb"] - r["rss_before_mb"]) for r in runs if r["encoder"] == enc and r["mode"] == mode)
+            pts = sorted(
+                (r["n"], r["peak_rss_mb"] - r["rss_before_mb"])
+                for r in runs
+                if r["encoder"] == enc and r["mode"] == mode
+            )
             if pts:
                 ax.plot(*zip(*pts), style, label=mode)
         ax.set_xscale("log")
@@ -294,10 +353,14 @@ def main() -> None:
     p.add_argument("--parts", default="search,encode")
     p.add_argument("--n-docs", type=int, default=1_000_000)
     p.add_argument("--n-queries", type=int, default=10_000)
-    p.add_argument("--time-queries", type=int, default=1000, help="queries timed per FAISS method (extrapolated to --n-queries)")
+    p.add_argument(
+        "--time-queries", type=int, default=1000, help="queries timed per FAISS method (extrapolated to --n-queries)"
+    )
     p.add_argument("--numpy-queries", type=int, default=64, help="queries timed for matmul + argsort")
     p.add_argument("--encode-n", type=ints, default=[2000, 5000, 10000], help="passages encoded with the default model")
-    p.add_argument("--fake-n", type=ints, default=[100_000, 300_000, 1_000_000], help="passages for the synthetic encoder")
+    p.add_argument(
+        "--fake-n", type=ints, default=[100_000, 300_000, 1_000_000], help="passages for the synthetic encoder"
+    )
     p.add_argument("--chunk", type=int, default=1024)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--out", type=Path, default=Path("runs/bench-search"))

@@ -14,6 +14,7 @@ each against `python -c "import typer, rich"`, as a ratio (goal: <= 2x). Every c
 ru_maxrss from wait4, the wall time the median over --repeat runs (taken interleaved, so a load spike
 on a shared machine hits every command alike).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,15 +63,19 @@ def commands(data: Path, scratch: Path) -> dict[str, tuple[list[str], int]]:
         'python -c "import typer, rich"': ([py, "-c", "import typer, rich"], 0),
         "polyret --help": ([*polyret, "--help"], 0),
         "polyret data status": ([*polyret, "data", "status", "--data", str(data)], 0),
-        "polyret eval lareqa (bad input)": ([*polyret, "eval", "lareqa", "--data", str(scratch / "missing"),
-                                             "--out", str(scratch / "out")], 2),
+        "polyret eval lareqa (bad input)": (
+            [*polyret, "eval", "lareqa", "--data", str(scratch / "missing"), "--out", str(scratch / "out")],
+            2,
+        ),
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=7, help="runs per command (median wall time, median peak memory)")
-    ap.add_argument("--data", type=Path, default=None, help="data folder for `data status` (default: a one-file folder)")
+    ap.add_argument(
+        "--data", type=Path, default=None, help="data folder for `data status` (default: a one-file folder)"
+    )
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args()
     env = dict(os.environ, PYTHONPATH=f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", COLUMNS="100")
@@ -85,8 +90,10 @@ def main() -> None:
             for name, (argv, expect) in cmds.items():
                 runs[name].append(measure(argv, env, expect))
     base_name = next(iter(cmds))
-    rows = {name: {"wall_s": statistics.median(w for w, _ in r), "peak_rss_mib": statistics.median(m for _, m in r)}
-            for name, r in runs.items()}
+    rows = {
+        name: {"wall_s": statistics.median(w for w, _ in r), "peak_rss_mib": statistics.median(m for _, m in r)}
+        for name, r in runs.items()
+    }
     base = rows[base_name]
     for row in rows.values():
         row["wall_ratio"] = row["wall_s"] / base["wall_s"]
@@ -96,7 +103,9 @@ def main() -> None:
         return
     print(f"{'command':34} {'wall s':>7} {'x base':>7} {'peak MiB':>9} {'x base':>7}   (median of {args.repeat})")
     for name, row in rows.items():
-        print(f"{name:34} {row['wall_s']:7.3f} {row['wall_ratio']:7.2f} {row['peak_rss_mib']:9.1f} {row['rss_ratio']:7.2f}")
+        print(
+            f"{name:34} {row['wall_s']:7.3f} {row['wall_ratio']:7.2f} {row['peak_rss_mib']:9.1f} {row['rss_ratio']:7.2f}"
+        )
     worst = max(max(r["wall_ratio"], r["rss_ratio"]) for r in rows.values())
     print(f"worst ratio {worst:.2f} (goal <= 2)")
 

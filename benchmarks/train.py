@@ -36,6 +36,7 @@ building and the first, warm-up step excluded). Peak RSS is the subprocess's ru_
 table and the ratio ours/plain (target ≥ 1.0) and writes JSON with --out. Timings on a shared
 machine are contended: compare the two numbers of one run, not across runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,8 +72,15 @@ def worker_ours(args) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(
-            model=args.model, steps=args.steps, batch_size=args.batch_size, max_seq_length=args.max_length,
-            validation_groups=0, keep_best=False, logging_steps=1, save_steps=10**6, save_total_limit=1,
+            model=args.model,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            max_seq_length=args.max_length,
+            validation_groups=0,
+            keep_best=False,
+            logging_steps=1,
+            save_steps=10**6,
+            save_total_limit=1,
         )
         train(cfg, Path(tmp) / "run", show_progress=False)
         log = [json.loads(l) for l in (Path(tmp) / "run" / TRAIN_LOG).read_text().splitlines()]
@@ -122,8 +130,13 @@ class StepMeter(TrainerCallback):
         self.peak_mb = torch.cuda.max_memory_allocated() / 2**20 if self.cuda else self._status_mb("VmHWM")
 
     def result(self, device: str) -> dict:
-        return {"device": device, "start_mb": self.start_mb, "peak_mb": self.peak_mb, "step_times": self.step_times,
-                "step_cpu_times": self.step_cpu_times}
+        return {
+            "device": device,
+            "start_mb": self.start_mb,
+            "peak_mb": self.peak_mb,
+            "step_times": self.step_times,
+            "step_cpu_times": self.step_cpu_times,
+        }
 
 
 def worker_recipe(args) -> dict:
@@ -132,9 +145,16 @@ def worker_recipe(args) -> dict:
     from polyret.train import train
 
     meter = StepMeter("cpu")
-    overrides = {"steps": args.steps, "validation_groups": 0, "keep_best": False, "save_steps": 10**6,
-                 "eval_steps": 10**6, "language_correction": "none", "device": "cpu",
-                 "teacher_cross": args.teacher_cross}
+    overrides = {
+        "steps": args.steps,
+        "validation_groups": 0,
+        "keep_best": False,
+        "save_steps": 10**6,
+        "eval_steps": 10**6,
+        "language_correction": "none",
+        "device": "cpu",
+        "teacher_cross": args.teacher_cross,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         train(load_train_config(args.config, overrides), Path(tmp) / "run", show_progress=False, callbacks=[meter])
     return meter.result("cpu")
@@ -145,8 +165,18 @@ def recipe_table(args) -> dict:
 
     results = {}
     for label, cross in (("recipe", 0.0), (f"recipe + teacher_cross {args.teacher_cross:g}", args.teacher_cross)):
-        cmd = [sys.executable, __file__, "_worker", "recipe", "--steps", str(args.steps), "--config", str(args.config),
-               "--teacher-cross", str(cross)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "_worker",
+            "recipe",
+            "--steps",
+            str(args.steps),
+            "--config",
+            str(args.config),
+            "--teacher-cross",
+            str(cross),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"{label} worker failed:\n{proc.stderr[-3000:]}")
@@ -178,9 +208,17 @@ def worker_memory(args) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(
-            model=args.model, steps=args.steps, batch_size=args.batch_size, max_seq_length=args.max_length,
-            validation_groups=0, keep_best=False, logging_steps=1, save_steps=10**6, save_total_limit=1,
-            mini_batch_size=args.mini_batch_size or None, device=device,
+            model=args.model,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            max_seq_length=args.max_length,
+            validation_groups=0,
+            keep_best=False,
+            logging_steps=1,
+            save_steps=10**6,
+            save_total_limit=1,
+            mini_batch_size=args.mini_batch_size or None,
+            device=device,
         )
         train(cfg, Path(tmp) / "run", show_progress=False, callbacks=[meter])
     return meter.result(device)
@@ -207,9 +245,26 @@ def memory_table(args) -> dict:
         for trainer, cached in MEMORY_RUNS:
             label = f"batch {b}, {_memory_label(trainer, cached, args.mini_batch_size)}"
             print(f"running {label} ...", file=sys.stderr, flush=True)
-            cmd = [sys.executable, __file__, "_worker", "memory", "--steps", str(args.steps), "--batch-size", str(b),
-                   "--max-length", str(args.max_length), "--model", args.model, "--device", args.device,
-                   "--trainer", trainer, "--mini-batch-size", str(args.mini_batch_size if cached else 0)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "_worker",
+                "memory",
+                "--steps",
+                str(args.steps),
+                "--batch-size",
+                str(b),
+                "--max-length",
+                str(args.max_length),
+                "--model",
+                args.model,
+                "--device",
+                args.device,
+                "--trainer",
+                trainer,
+                "--mini-batch-size",
+                str(args.mini_batch_size if cached else 0),
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise SystemExit(f"{label} failed:\n{proc.stderr[-3000:]}")
@@ -218,31 +273,42 @@ def memory_table(args) -> dict:
             r["seconds_per_step"] = r["step_times"][-1]
             r["cpu_seconds_per_step"] = r["step_cpu_times"][-1]
             # printed as it comes: a long sweep on a busy machine still reports what finished
-            print(f"  peak {r['peak_mb']:.0f} MB, added {r['added_mb']:.0f} MB, {r['seconds_per_step']:.1f} s/step, "
-                  f"{r['cpu_seconds_per_step']:.1f} CPU s/step (steps: {', '.join(f'{t:.1f}' for t in r['step_times'])} s)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  peak {r['peak_mb']:.0f} MB, added {r['added_mb']:.0f} MB, {r['seconds_per_step']:.1f} s/step, "
+                f"{r['cpu_seconds_per_step']:.1f} CPU s/step (steps: {', '.join(f'{t:.1f}' for t in r['step_times'])} s)",
+                file=sys.stderr,
+                flush=True,
+            )
     dev = next(iter(rows.values()))["device"]
     kind = "CUDA max allocated" if dev.startswith("cuda") else "peak RSS"
     # The time ratios use CPU seconds on the CPU (robust to other jobs on a shared machine), wall time on a GPU.
     time_key = "seconds_per_step" if dev.startswith("cuda") else "cpu_seconds_per_step"
-    print(f"device {dev}, {args.steps} steps, max length {args.max_length}, model {args.model}; "
-          f"memory = {kind} during trainer.train() (MB); s/step = the last step (wall, and CPU seconds)")
+    print(
+        f"device {dev}, {args.steps} steps, max length {args.max_length}, model {args.model}; "
+        f"memory = {kind} during trainer.train() (MB); s/step = the last step (wall, and CPU seconds)"
+    )
     print("| batch | trainer, loss | start | peak | added | s/step | CPU s/step |\n|---|---|---|---|---|---|---|")
     for (b, trainer, cached), r in rows.items():
-        print(f"| {b} | {_memory_label(trainer, cached, args.mini_batch_size)} | {r['start_mb']:.0f} | "
-              f"{r['peak_mb']:.0f} | {r['added_mb']:.0f} | {r['seconds_per_step']:.1f} | {r['cpu_seconds_per_step']:.1f} |")
+        print(
+            f"| {b} | {_memory_label(trainer, cached, args.mini_batch_size)} | {r['start_mb']:.0f} | "
+            f"{r['peak_mb']:.0f} | {r['added_mb']:.0f} | {r['seconds_per_step']:.1f} | {r['cpu_seconds_per_step']:.1f} |"
+        )
     print(f"\nratios (added memory, {'wall' if time_key == 'seconds_per_step' else 'CPU'} s/step):")
     for b in sizes:
         for trainer in ("polyret", "st"):
             plain, cached = rows[(b, trainer, False)], rows[(b, trainer, True)]
-            print(f"batch {b}, {'polyret' if trainer == 'polyret' else 'sentence-transformers'}: GradCache/plain "
-                  f"added {cached['added_mb'] / plain['added_mb']:.2f}x, time "
-                  f"{cached[time_key] / plain[time_key]:.2f}x")
+            print(
+                f"batch {b}, {'polyret' if trainer == 'polyret' else 'sentence-transformers'}: GradCache/plain "
+                f"added {cached['added_mb'] / plain['added_mb']:.2f}x, time "
+                f"{cached[time_key] / plain[time_key]:.2f}x"
+            )
         for cached in (False, True):
             ours, st = rows[(b, "polyret", cached)], rows[(b, "st", cached)]
-            print(f"batch {b}, {'GradCache' if cached else 'plain loss'}: polyret/sentence-transformers "
-                  f"added {ours['added_mb'] / st['added_mb']:.2f}x, peak {ours['peak_mb'] / st['peak_mb']:.2f}x, "
-                  f"time {ours[time_key] / st[time_key]:.2f}x")
+            print(
+                f"batch {b}, {'GradCache' if cached else 'plain loss'}: polyret/sentence-transformers "
+                f"added {ours['added_mb'] / st['added_mb']:.2f}x, peak {ours['peak_mb'] / st['peak_mb']:.2f}x, "
+                f"time {ours[time_key] / st[time_key]:.2f}x"
+            )
     return {f"{b}/{t}/{'cached' if c else 'plain'}": r for (b, t, c), r in rows.items()}
 
 
@@ -262,17 +328,29 @@ def _st_train(args, device: str = "cpu", *, mini_batch_size: int = 0, callbacks=
     dataset = _pairs_table().to_dataset()
     model = load_model(args.model, device=device)
     model.max_seq_length = args.max_length
-    loss = (CachedMultipleNegativesRankingLoss(model, scale=20.0, mini_batch_size=mini_batch_size) if mini_batch_size
-            else MultipleNegativesRankingLoss(model, scale=20.0))
+    loss = (
+        CachedMultipleNegativesRankingLoss(model, scale=20.0, mini_batch_size=mini_batch_size)
+        if mini_batch_size
+        else MultipleNegativesRankingLoss(model, scale=20.0)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         targs = SentenceTransformerTrainingArguments(
-            output_dir=tmp, max_steps=args.steps, per_device_train_batch_size=args.batch_size,
-            learning_rate=3e-5, use_cpu=device == "cpu", save_strategy="no", report_to="none", disable_tqdm=True,
-            logging_steps=10**6, seed=42, **runtime.trainer_precision_args(runtime.precision_for(device)),
+            output_dir=tmp,
+            max_steps=args.steps,
+            per_device_train_batch_size=args.batch_size,
+            learning_rate=3e-5,
+            use_cpu=device == "cpu",
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            logging_steps=10**6,
+            seed=42,
+            **runtime.trainer_precision_args(runtime.precision_for(device)),
             prompts={"anchor": model.prompts.get("query", ""), "positive": model.prompts.get("passage", "")},
         )
-        SentenceTransformerTrainer(model=model, args=targs, train_dataset=dataset, loss=loss,
-                                   callbacks=list(callbacks)).train()
+        SentenceTransformerTrainer(
+            model=model, args=targs, train_dataset=dataset, loss=loss, callbacks=list(callbacks)
+        ).train()
 
 
 def worker_plain(args) -> dict:
@@ -287,8 +365,20 @@ def worker_plain(args) -> dict:
 
 
 def run_worker(kind: str, args) -> dict:
-    cmd = [sys.executable, __file__, "_worker", kind, "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-           "--max-length", str(args.max_length), "--model", args.model]
+    cmd = [
+        sys.executable,
+        __file__,
+        "_worker",
+        kind,
+        "--steps",
+        str(args.steps),
+        "--batch-size",
+        str(args.batch_size),
+        "--max-length",
+        str(args.max_length),
+        "--model",
+        args.model,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{kind} worker failed:\n{proc.stderr[-3000:]}")
@@ -314,15 +404,24 @@ def main() -> None:
     ap.add_argument("--mini-batch-size", type=int, default=8, help="memory mode: GradCache mini-batch")
     ap.add_argument("--device", default="auto", help="memory mode: auto | cpu | cuda | cuda:N")
     ap.add_argument("--trainer", default="polyret", choices=("polyret", "st"), help=argparse.SUPPRESS)
-    ap.add_argument("--config", type=Path, default=Path(__file__).resolve().parents[1] / "configs" / "quick.yaml",
-                    help="recipe mode: the training config to time")
+    ap.add_argument(
+        "--config",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "configs" / "quick.yaml",
+        help="recipe mode: the training config to time",
+    )
     ap.add_argument("--teacher-cross", type=float, default=100.0, help="recipe mode: the cross-lingual term's weight")
     args = ap.parse_args()
     if args.mode == "recipe":
         res = recipe_table(args)
         if args.out:
-            args.out.write_text(json.dumps({"settings": vars(args) | {"out": str(args.out), "config": str(args.config)},
-                                            **res}, indent=2, default=str))
+            args.out.write_text(
+                json.dumps(
+                    {"settings": vars(args) | {"out": str(args.out), "config": str(args.config)}, **res},
+                    indent=2,
+                    default=str,
+                )
+            )
         return
     if args.mode == "memory":
         res = memory_table(args)
@@ -337,18 +436,28 @@ def main() -> None:
         return
     results = {}
     for kind in ("plain", "ours"):
-        print(f"running {kind} ({args.steps} steps, batch {args.batch_size}, length {args.max_length}) ...", file=sys.stderr)
+        print(
+            f"running {kind} ({args.steps} steps, batch {args.batch_size}, length {args.max_length}) ...",
+            file=sys.stderr,
+        )
         results[kind] = run_worker(kind, args)
     ratio = results["ours"]["pairs_per_second"] / results["plain"]["pairs_per_second"]
     print("| trainer | pairs/s | s/step | peak RSS (MB) |\n|---|---|---|---|")
     for kind in ("plain", "ours"):
         r = results[kind]
         print(f"| {kind} | {r['pairs_per_second']:.2f} | {r['seconds_per_step']:.1f} | {r['peak_rss_mb']:.0f} |")
-    print(f"ratio ours/plain pairs/s: {ratio:.2f}x (target >= 1.0); "
-          f"ours peak RSS {results['ours']['peak_rss_mb'] / 1024:.2f} GB (target <= 6 GB at batch 32, length 128)")
+    print(
+        f"ratio ours/plain pairs/s: {ratio:.2f}x (target >= 1.0); "
+        f"ours peak RSS {results['ours']['peak_rss_mb'] / 1024:.2f} GB (target <= 6 GB at batch 32, length 128)"
+    )
     if args.out:
-        args.out.write_text(json.dumps({"settings": vars(args) | {"out": str(args.out)}, "results": results,
-                                        "ratio": ratio}, indent=2, default=str))
+        args.out.write_text(
+            json.dumps(
+                {"settings": vars(args) | {"out": str(args.out)}, "results": results, "ratio": ratio},
+                indent=2,
+                default=str,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 - `tiny_model`: a randomly initialised 2-layer BERT with the e5 tokenizer, for fast unit tests of
   code paths that need *a* model but not a good one.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,9 @@ def pytest_configure(config) -> None:
     # default of one thread per core in every worker would oversubscribe the machine.
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
-        threads = max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-                      // workers)
+        threads = max(
+            1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) // workers
+        )
         os.environ["OMP_NUM_THREADS"] = str(threads)
         import torch
 

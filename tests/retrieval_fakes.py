@@ -3,6 +3,7 @@
 Vectors depend only on the text (hash-seeded noise), so encoding in any chunking gives identical
 rows, and retrieval quality is real but imperfect (noise), which makes metrics non-trivial.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,9 +39,14 @@ class TopicEncoder:
 def synthetic_beir(n_docs: int = 600, n_queries: int = 60, n_topics: int = 40, rel_per_query: int = 4):
     """(docs, queries, qrels): each query judges `rel_per_query` docs of its topic relevant (graded 1-2)
     and one doc of its topic not relevant (0)."""
-    docs = [BeirDoc(f"d{i:04d}", f"topic {i % n_topics} passage number {i}", title="", lang=("en", "de")[i % 2])
-            for i in range(n_docs)]
-    queries = [BeirQuery(f"q{j}", f"topic {j % n_topics} question {j}", lang=("en", "de", "sw")[j % 3]) for j in range(n_queries)]
+    docs = [
+        BeirDoc(f"d{i:04d}", f"topic {i % n_topics} passage number {i}", title="", lang=("en", "de")[i % 2])
+        for i in range(n_docs)
+    ]
+    queries = [
+        BeirQuery(f"q{j}", f"topic {j % n_topics} question {j}", lang=("en", "de", "sw")[j % 3])
+        for j in range(n_queries)
+    ]
     qrels = {}
     for j in range(n_queries):
         same = [f"d{i:04d}" for i in range(j % n_topics, n_docs, n_topics)]

@@ -6,6 +6,7 @@ model encoding can): only the exact single-process chunking reproduces a single-
 Rank `die_rank` raises on its `die_at_call`-th encoder call (-1: nobody dies), like a crashed GPU.
 Every encoder call is appended to `calls_log` as "rank n_texts".
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,8 +52,9 @@ def main(out: str, n: str, chunk: str, die_rank: str, die_at: str, log: str) -> 
             f.write(f"{rank} {len(texts)}\n")
         return enc(texts)
 
-    encode_corpus_sharded(docs_of(int(n)), Path(out), encode, identity="chunk-sensitive", chunk_size=int(chunk),
-                          show_progress=False)
+    encode_corpus_sharded(
+        docs_of(int(n)), Path(out), encode, identity="chunk-sensitive", chunk_size=int(chunk), show_progress=False
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """`polyret ablation`: what one lever adds between two finished experiments (or two suites of one),
 on fake experiments whose true effects are known."""
+
 from __future__ import annotations
 
 import json
@@ -70,7 +71,9 @@ def test_lever_between_two_suites_of_one_experiment_includes_the_base(two_experi
     for t in by_variant.values():  # a constant shift of every query: the delta is exact
         assert t["delta"] == pytest.approx(SHIFT, abs=1e-9) and t["significant"]
     # Asked for the base alone across the two experiments: the same run on both sides, so nothing is tested.
-    only_base = ablation(plain, two_experiments[0], suite="fakeqa", variants=["base"], n_permutations=200, n_bootstrap=50)
+    only_base = ablation(
+        plain, two_experiments[0], suite="fakeqa", variants=["base"], n_permutations=200, n_bootstrap=50
+    )
     assert only_base["tests"] == [] and only_base["skipped"][0]["variant"] == "base"
 
 
@@ -98,8 +101,23 @@ def test_cli_writes_json_markdown_plot_and_never_overwrites(two_experiments, tmp
 
     lever, plain, _, _ = two_experiments
     out = tmp_path / "abl"
-    args = ["ablation", str(lever), str(plain), "--suite", "fakeqa", "--label-a", "6 steps", "--label-b", "3 steps",
-            "--permutations", "500", "--bootstrap", "200", "--out", str(out)]
+    args = [
+        "ablation",
+        str(lever),
+        str(plain),
+        "--suite",
+        "fakeqa",
+        "--label-a",
+        "6 steps",
+        "--label-b",
+        "3 steps",
+        "--permutations",
+        "500",
+        "--bootstrap",
+        "200",
+        "--out",
+        str(out),
+    ]
     main(args)
     res = json.loads((out / "ablation.json").read_text())
     assert res["labels"] == ["6 steps", "3 steps"] and {t["variant"] for t in res["tests"]} == {"x-y", "hybrid α=0.5"}

@@ -1,4 +1,5 @@
 """Training that keeps what the base knows: the teacher term, top-layer training, the stored correction."""
+
 from __future__ import annotations
 
 import copy
@@ -69,8 +70,9 @@ def test_teacher_weight_keeps_the_model_near_the_base(setup):
     drift = {}
     # (β, GradCache mini-batch): the teacher term also works under GradCache (CachedTeacherAnchoredLoss)
     for beta, mini in ((0.0, None), (5.0, None), (5.0, 2)):
-        cfg = load_train_config(None, tiny_overrides(model_dir, data, steps=8, teacher_weight=beta, lr=3e-3,
-                                                     mini_batch_size=mini))
+        cfg = load_train_config(
+            None, tiny_overrides(model_dir, data, steps=8, teacher_weight=beta, lr=3e-3, mini_batch_size=mini)
+        )
         drift[beta, mini] = _drift(train(cfg, root / f"beta{beta}-{mini}", show_progress=False), model_dir, texts)
     assert drift[0.0, None] > 0.001  # training did move the model
     assert drift[5.0, None] < 0.5 * drift[0.0, None]
@@ -87,7 +89,9 @@ def test_train_layers_trains_only_the_top_layers(setup):
     assert layer0 and all(torch.equal(base[k], tuned[k]) for k in layer0)
     assert any(not torch.equal(base[k], tuned[k]) for k in layer1)
     with pytest.raises(Exception, match="only 2 layers"):
-        train(load_train_config(None, tiny_overrides(model_dir, data, train_layers=3)), root / "top3", show_progress=False)
+        train(
+            load_train_config(None, tiny_overrides(model_dir, data, train_layers=3)), root / "top3", show_progress=False
+        )
 
 
 def test_training_stores_a_correction_that_evaluation_applies(setup, shared_data):

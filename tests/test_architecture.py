@@ -2,6 +2,7 @@
 imports `cli/`, in-package imports at module top (only modules that pull in a heavy optional
 library may be imported inside a function, and the CLI's command modules import the library inside
 the command that runs it), and no module longer than ~600 lines."""
+
 from __future__ import annotations
 
 import ast
@@ -91,17 +92,24 @@ def test_no_import_cycles():
 
 
 def test_nothing_below_cli_imports_cli():
-    upward = [f"{m}:{line} imports {n}" for m, imps in IMPORTS.items()
-              if not m.startswith("polyret.cli") and m != "polyret.__main__"
-              for n, line, _ in imps if n == "polyret.cli" or n.startswith("polyret.cli.")]
+    upward = [
+        f"{m}:{line} imports {n}"
+        for m, imps in IMPORTS.items()
+        if not m.startswith("polyret.cli") and m != "polyret.__main__"
+        for n, line, _ in imps
+        if n == "polyret.cli" or n.startswith("polyret.cli.")
+    ]
     assert not upward, "library code must not import the CLI: " + "; ".join(upward)
 
 
 def test_in_package_imports_are_at_module_top_unless_heavy():
     heavy = _heavy_modules()
-    hidden = [f"{m}:{line} imports {n}" for m, imps in IMPORTS.items() for n, line, top in imps
-              if not top and n.startswith("polyret") and n in MODULES and n not in heavy
-              and not m.startswith(LAZY_IMPORTERS)]
+    hidden = [
+        f"{m}:{line} imports {n}"
+        for m, imps in IMPORTS.items()
+        for n, line, top in imps
+        if not top and n.startswith("polyret") and n in MODULES and n not in heavy and not m.startswith(LAZY_IMPORTERS)
+    ]
     assert not hidden, f"{len(hidden)} in-package imports inside functions: " + "; ".join(hidden)
 
 

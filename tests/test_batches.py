@@ -1,4 +1,5 @@
 """PairTable and the group-aware X-X-mono / X-X / X-Y / Hybrid batch samplers, on synthetic groups."""
+
 from __future__ import annotations
 
 import logging
@@ -23,8 +24,9 @@ from polyret.errors import PolyretError
 LANGS = ["ar", "de", "es", "hi", "vi", "zh"]
 
 
-def synthetic_groups(n: int, seed: int = 0, sources: dict[str, float] | None = None, negatives: int = 2,
-                     share_paragraphs: bool = False) -> list[ParallelGroup]:
+def synthetic_groups(
+    n: int, seed: int = 0, sources: dict[str, float] | None = None, negatives: int = 2, share_paragraphs: bool = False
+) -> list[ParallelGroup]:
     """Random groups: 1-3 query and 1-3 passage languages each; optional shared paragraphs
     (pairs of groups whose positive is the other's negative, like two questions on one paragraph)."""
     rnd = random.Random(seed)
@@ -35,10 +37,15 @@ def synthetic_groups(n: int, seed: int = 0, sources: dict[str, float] | None = N
         ql = rnd.sample(LANGS, rnd.randint(1, 3))
         pl = rnd.sample(LANGS, rnd.randint(1, 3))
         negs = {l: [f"neg {i} {l} {k}" for k in range(negatives)] for l in pl} if negatives else {}
-        out.append(ParallelGroup(
-            id=f"g{i}", queries={l: f"question {i} {l}" for l in ql}, positives={l: f"passage {i} {l}" for l in pl},
-            negatives=negs, source=rnd.choices(names, weights)[0],
-        ))
+        out.append(
+            ParallelGroup(
+                id=f"g{i}",
+                queries={l: f"question {i} {l}" for l in ql},
+                positives={l: f"passage {i} {l}" for l in pl},
+                negatives=negs,
+                source=rnd.choices(names, weights)[0],
+            )
+        )
     if share_paragraphs:  # group 2k's positive is a negative of group 2k+1 (same language)
         for a, b in zip(out[0::2], out[1::2]):
             lang = next(iter(a.positives))
@@ -107,7 +114,9 @@ def test_hard_negatives_fill_and_drop():
         g.negatives = {}
     dropped = PairTable.from_groups(half, n_negatives=1, negatives_policy="drop")
     without = sum(len(g.queries) * len(g.positives) for g in half[::2])
-    assert dropped.stats["rows_dropped_negatives"] == without and len(dropped) + without == dropped.stats["rows"] + without
+    assert (
+        dropped.stats["rows_dropped_negatives"] == without and len(dropped) + without == dropped.stats["rows"] + without
+    )
     assert set(dropped.group_index.tolist()) == set(range(1, 300, 2))
     with pytest.raises(PolyretError, match="no training rows left"):
         PairTable.from_groups(synthetic_groups(20, negatives=1), n_negatives=2, negatives_policy="drop")
@@ -192,8 +201,9 @@ def test_mono_language_needs_enough_groups():
 
 
 def test_x_y_pair_uniform_within_group():
-    g = ParallelGroup(id="multi", queries={l: f"q {l}" for l in ["de", "es", "vi"]},
-                      positives={l: f"p {l}" for l in ["de", "es"]})
+    g = ParallelGroup(
+        id="multi", queries={l: f"q {l}" for l in ["de", "es", "vi"]}, positives={l: f"p {l}" for l in ["de", "es"]}
+    )
     others = [ParallelGroup(id=f"o{i}", queries={"ar": f"qo{i}"}, positives={"de": f"po{i}"}) for i in range(3)]
     t = PairTable.from_groups([g] + others)
     s = XYBatchSampler(t, 4, seed=5)
@@ -316,7 +326,9 @@ def test_num_replicas_read_from_torch_distributed(table, monkeypatch):
 # ------------------------------------------------------------------------------------ bad input
 def test_single_language_groups_skipped_for_x_y(caplog):
     gs = synthetic_groups(60, seed=3)
-    mono = [ParallelGroup(id=f"m{i}", queries={"de": f"mq{i}"}, positives={"de": f"mp{i}"}, source="a") for i in range(7)]
+    mono = [
+        ParallelGroup(id=f"m{i}", queries={"de": f"mq{i}"}, positives={"de": f"mp{i}"}, source="a") for i in range(7)
+    ]
     t = PairTable.from_groups(gs + mono)
     with caplog.at_level(logging.WARNING, logger="polyret.batches"):
         s = XYBatchSampler(t, 4)
@@ -339,8 +351,10 @@ def test_too_few_groups_is_a_clear_error():
 
 def test_batch_impossible_when_all_groups_share_passages():
     # Every group's negative is the same text: no two groups may share a batch.
-    gs = [ParallelGroup(id=f"g{i}", queries={"de": f"q{i}"}, positives={"es": f"p{i}"}, negatives={"es": ["shared"]})
-          for i in range(10)]
+    gs = [
+        ParallelGroup(id=f"g{i}", queries={"de": f"q{i}"}, positives={"es": f"p{i}"}, negatives={"es": ["shared"]})
+        for i in range(10)
+    ]
     s = XYBatchSampler(PairTable.from_groups(gs), 2)
     with pytest.raises(PolyretError, match="free of shared passages"):
         list(s)
@@ -374,11 +388,15 @@ def test_trainer_dataloader_uses_our_batches(table, tmp_path, tiny_model):
 
     ds = table.to_dataset()
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=8, seed=3, report_to="none",
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=8,
+        seed=3,
+        report_to="none",
         batch_sampler=make_batch_sampler_factory(table, "x-y"),
     )
-    trainer = SentenceTransformerTrainer(model=tiny_model, args=args, train_dataset=ds,
-                                         loss=MultipleNegativesRankingLoss(tiny_model))
+    trainer = SentenceTransformerTrainer(
+        model=tiny_model, args=args, train_dataset=ds, loss=MultipleNegativesRankingLoss(tiny_model)
+    )
     loader = trainer.get_train_dataloader()
     expected = XYBatchSampler(table, 8, seed=3)
     first = next(iter(expected))
@@ -397,14 +415,27 @@ def test_random_configurations_keep_every_invariant():
     checked = 0
     for trial in range(25):
         n = rnd.randint(40, 400)
-        gs = synthetic_groups(n, seed=trial, sources={"a": 1.0, "b": rnd.random() + 0.1},
-                              negatives=rnd.randint(0, 2), share_paragraphs=rnd.random() < 0.5)
+        gs = synthetic_groups(
+            n,
+            seed=trial,
+            sources={"a": 1.0, "b": rnd.random() + 0.1},
+            negatives=rnd.randint(0, 2),
+            share_paragraphs=rnd.random() < 0.5,
+        )
         t = PairTable.from_groups(gs, n_negatives=rnd.randint(0, 1))
         strategy = rnd.choice(["x-x-mono", "x-x", "x-y", "hybrid"])
         bs, replicas, drop_last = rnd.randint(1, 6), rnd.randint(1, 3), rnd.random() < 0.5
         try:
-            s = make_batch_sampler(t, strategy, bs, drop_last, num_replicas=replicas, seed=trial,
-                                   alpha=rnd.random(), temperature=rnd.choice([0.5, 1.0, 3.0]))
+            s = make_batch_sampler(
+                t,
+                strategy,
+                bs,
+                drop_last,
+                num_replicas=replicas,
+                seed=trial,
+                alpha=rnd.random(),
+                temperature=rnd.choice([0.5, 1.0, 3.0]),
+            )
             steps = list(s.iter_steps())
         except PolyretError as e:  # only the documented "too few" / "cannot form" cases may stop it
             assert "too few training groups" in str(e) or "free of shared passages" in str(e)
@@ -433,8 +464,11 @@ def test_mono_language_drawn_uniformly_from_very_unequal_pools():
     from scipy.stats import chisquare
 
     sizes = {"de": 1000, "es": 40, "ar": 16}
-    gs = [ParallelGroup(id=f"{l}{i}", queries={l: f"q {l} {i}"}, positives={l: f"p {l} {i}"})
-          for l, n in sizes.items() for i in range(n)]
+    gs = [
+        ParallelGroup(id=f"{l}{i}", queries={l: f"q {l} {i}"}, positives={l: f"p {l} {i}"})
+        for l, n in sizes.items()
+        for i in range(n)
+    ]
     s = XXMonoBatchSampler(PairTable.from_groups(gs), 8, seed=3)
     assert sorted(s.mono_langs["default"]) == sorted(sizes)
     draws = Counter(i.lang for e in range(6) for i in s.batch_plan(e))

@@ -1,4 +1,5 @@
 """BEIR layout reader/writer: round trip with `lang`, judged-query restriction, precise errors."""
+
 from __future__ import annotations
 
 import gzip
@@ -11,10 +12,16 @@ from polyret.errors import PolyretError
 
 
 def _small(tmp_path):
-    docs = [BeirDoc("d1", "Paris is in France.", title="Paris", lang="en"), BeirDoc("d2", "Berlin liegt in Deutschland.", lang="de"),
-            BeirDoc("d3", "no language")]
-    queries = [BeirQuery("q1", "Where is Paris?", lang="en"), BeirQuery("q2", "Wo liegt Berlin?", lang="de"),
-               BeirQuery("q3", "unjudged query")]
+    docs = [
+        BeirDoc("d1", "Paris is in France.", title="Paris", lang="en"),
+        BeirDoc("d2", "Berlin liegt in Deutschland.", lang="de"),
+        BeirDoc("d3", "no language"),
+    ]
+    queries = [
+        BeirQuery("q1", "Where is Paris?", lang="en"),
+        BeirQuery("q2", "Wo liegt Berlin?", lang="de"),
+        BeirQuery("q3", "unjudged query"),
+    ]
     qrels = {"q1": {"d1": 1, "d2": 0}, "q2": {"d2": 2}}
     return write_beir(tmp_path / "beir", docs, queries, qrels), docs, queries, qrels
 
@@ -23,7 +30,11 @@ def test_round_trip_keeps_lang_and_restricts_to_judged_queries(tmp_path):
     root, docs, queries, qrels = _small(tmp_path)
     assert (root / "qrels" / "test.tsv").read_text().splitlines()[0] == "query-id\tcorpus-id\tscore"
     assert list(iter_corpus(root / "corpus.jsonl")) == docs
-    assert json.loads((root / "corpus.jsonl").read_text().splitlines()[2]) == {"_id": "d3", "title": "", "text": "no language"}
+    assert json.loads((root / "corpus.jsonl").read_text().splitlines()[2]) == {
+        "_id": "d3",
+        "title": "",
+        "text": "no language",
+    }
     split = load_beir(root, "test")
     assert list(split.queries) == ["q1", "q2"]  # q3 has no judgement
     assert split.queries["q2"] == queries[1]

@@ -1,4 +1,5 @@
 """BEIR evaluation: metrics agree with ranx and hand computation, full-ranking MAP is exact, outputs."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,10 @@ def _mean(per_query, key):
 def test_metrics_by_hand():
     qrels = {"q1": {"a": 1, "b": 1, "c": 1, "z": 0}, "q2": {"x": 1}, "q3": {"n": 0}}
     # q1: relevant at ranks 1 and 3 of 4, "c" never retrieved; q2: relevant at rank 11; q3: nothing relevant
-    run = {"q1": [("a", 0.9), ("z", 0.8), ("b", 0.7), ("w", 0.6)],
-           "q2": [(f"o{i}", 1.0 - i / 100) for i in range(10)] + [("x", 0.5)]}
+    run = {
+        "q1": [("a", 0.9), ("z", 0.8), ("b", 0.7), ("w", 0.6)],
+        "q2": [(f"o{i}", 1.0 - i / 100) for i in range(10)] + [("x", 0.5)],
+    }
     m = per_query_metrics(qrels, run, map_name="map")
     assert m["q1"]["map"] == pytest.approx((1 / 1 + 2 / 3) / 3)
     assert m["q1"]["mrr@10"] == 1.0 and m["q1"]["recall@100"] == pytest.approx(2 / 3)
@@ -79,7 +82,9 @@ def test_metrics_agree_with_a_reference_implementation_on_random_runs():
 def test_full_ranking_map_equals_map_over_every_document(tmp_path):
     docs, queries, qrels = synthetic_beir(n_docs=500, n_queries=40)
     enc = TopicEncoder(noise=1.6)  # noisy, so relevant documents spread deep into the ranking
-    store = encode_corpus(lambda: ((d.id, d.text) for d in docs), tmp_path / "e", enc, identity="t", show_progress=False)
+    store = encode_corpus(
+        lambda: ((d.id, d.text) for d in docs), tmp_path / "e", enc, identity="t", show_progress=False
+    )
     qv = enc([q.text for q in queries])
     row = {d.id: i for i, d in enumerate(docs)}
     rel_rows = [np.array(sorted(row[d] for d, r in qrels[q.id].items() if r > 0)) for q in queries]
@@ -87,10 +92,14 @@ def test_full_ranking_map_equals_map_over_every_document(tmp_path):
     ids = [d.id for d in docs]
     all_scores = qv @ store.memmap().T
     every_row = np.arange(len(ids))
-    complete = {q.id: [(ids[j], float(all_scores[i, j])) for j in rank_rows(every_row, all_scores[i])]
-                for i, q in enumerate(queries)}
-    kept = {q.id: [(ids[partial[i][0][j]], float(partial[i][1][j])) for j in rank_rows(*partial[i])]
-            for i, q in enumerate(queries)}
+    complete = {
+        q.id: [(ids[j], float(all_scores[i, j])) for j in rank_rows(every_row, all_scores[i])]
+        for i, q in enumerate(queries)
+    }
+    kept = {
+        q.id: [(ids[partial[i][0][j]], float(partial[i][1][j])) for j in rank_rows(*partial[i])]
+        for i, q in enumerate(queries)
+    }
     assert sum(map(len, kept.values())) < 0.7 * 500 * 40  # really partial
     a = per_query_metrics(qrels, complete, map_name="map")
     b = per_query_metrics(qrels, complete, map_run=kept, map_name="map")
@@ -107,12 +116,20 @@ def _beir_dir(tmp_path, **kw):
 def test_evaluate_beir_end_to_end_matches_a_reference_on_its_own_run_file(tmp_path):
     root, qrels = _beir_dir(tmp_path)
     out = tmp_path / "run"
-    res = evaluate_beir(None, root, out_dir=out, encoders=TopicEncoder().encoders(), map_depth=100,
-                        chunk_size=128, show_progress=False)
+    res = evaluate_beir(
+        None, root, out_dir=out, encoders=TopicEncoder().encoders(), map_depth=100, chunk_size=128, show_progress=False
+    )
     assert set(res["metrics"]) == {"ndcg@10", "recall@100", "mrr@10", "map@100"}
     assert res["n_queries"] == 60 and res["n_docs"] == 600 and res["n_queries_without_relevant"] == 0
     assert {k: v["n_queries"] for k, v in res["per_language"].items()} == {"de": 20, "en": 20, "sw": 20}
-    for name in ("results.json", "report.md", "run.trec", "per_query.npz", "beir_bars.png", "corpus-embeddings/embeddings.npy"):
+    for name in (
+        "results.json",
+        "report.md",
+        "run.trec",
+        "per_query.npz",
+        "beir_bars.png",
+        "corpus-embeddings/embeddings.npy",
+    ):
         assert (out / name).exists(), name
     run: dict[str, list] = {}
     for line in (out / "run.trec").read_text().splitlines():
@@ -122,7 +139,9 @@ def test_evaluate_beir_end_to_end_matches_a_reference_on_its_own_run_file(tmp_pa
     assert all(len(d) == 100 for d in run.values())
     ref = _reference(qrels, run, 100)
     for key in ("ndcg@10", "recall@100", "mrr@10", "map@100"):
-        assert res["metrics"][key] == pytest.approx(_mean(ref, key), abs=1e-5), key  # run.trec scores are rounded to 1e-6
+        assert res["metrics"][key] == pytest.approx(_mean(ref, key), abs=1e-5), (
+            key
+        )  # run.trec scores are rounded to 1e-6
     assert 0.2 < res["metrics"]["ndcg@10"] < 0.95  # a real, imperfect ranking
     saved = json.loads((out / "results.json").read_text())
     assert saved["metrics"] == res["metrics"]
@@ -133,8 +152,16 @@ def test_evaluate_beir_end_to_end_matches_a_reference_on_its_own_run_file(tmp_pa
     with pytest.raises(PolyretError, match="already holds a finished eval-beir output"):
         evaluate_beir(None, root, out_dir=out, encoders=TopicEncoder().encoders(), show_progress=False)
     enc = TopicEncoder()
-    res2 = evaluate_beir(None, root, out_dir=out, encoders=enc.encoders(), map_depth=None, index="hnsw",
-                         overwrite=True, show_progress=False)
+    res2 = evaluate_beir(
+        None,
+        root,
+        out_dir=out,
+        encoders=enc.encoders(),
+        map_depth=None,
+        index="hnsw",
+        overwrite=True,
+        show_progress=False,
+    )
     assert enc.calls == [60]  # queries only
     assert res2["search"]["recall_vs_exact@100"] > 0.95 and "map" in res2["metrics"]
 
@@ -154,7 +181,9 @@ def test_partial_corpus_and_unjudged_relevance_are_reported(tmp_path):
 
 
 def test_evaluate_beir_with_a_real_encoder(tmp_path, tiny_model):
-    docs = [BeirDoc(f"d{i}", f"sentence number {i} about {w}") for i, w in enumerate(["cats", "dogs", "rain", "sun"] * 30)]
+    docs = [
+        BeirDoc(f"d{i}", f"sentence number {i} about {w}") for i, w in enumerate(["cats", "dogs", "rain", "sun"] * 30)
+    ]
     queries = [BeirQuery("q1", "cats"), BeirQuery("q2", "rain")]
     root = write_beir(tmp_path / "b", docs, queries, {"q1": {"d0": 1}, "q2": {"d2": 1}})
     res = evaluate_beir(tiny_model, root, out_dir=tmp_path / "o", show_progress=False, chunk_size=50, bf16=False)

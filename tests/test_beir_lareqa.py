@@ -6,6 +6,7 @@ cache (its default) and `eval beir --cache` reads them from there. What is then 
 BEIR route: export (ids, languages, relevance), streaming store, full-ranking run, tie-breaking
 (earlier candidate first in both) and pytrec_eval's AP against LAReQA's counting-based AP.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,11 +57,51 @@ def test_export_multi_matches_the_dataset(subset, tmp_path):
 def test_eval_beir_map_equals_eval_lareqa_multi_map(subset, tmp_path, tiny_model):
     model_dir = tiny_model[0].auto_model.name_or_path  # the fixture's saved sentence-transformers directory
     assert Path(model_dir).is_dir()
-    main(["eval", "lareqa", "--model", model_dir, "--data", str(subset), "--out", str(tmp_path / "lareqa"), "--no-progress",
-          "--language-correction", "none"])  # eval beir streams, so it has no pool statistics to correct with
-    main(["data", "export-beir", "--dataset", "lareqa", "--data", str(subset), "--setting", "multi", "--out", str(tmp_path / "beir")])
-    main(["eval", "beir", "--model", model_dir, "--data", str(tmp_path / "beir"), "--out", str(tmp_path / "out"),
-          "--map-depth", "all", "--cache", "--no-progress"])
+    main(
+        [
+            "eval",
+            "lareqa",
+            "--model",
+            model_dir,
+            "--data",
+            str(subset),
+            "--out",
+            str(tmp_path / "lareqa"),
+            "--no-progress",
+            "--language-correction",
+            "none",
+        ]
+    )  # eval beir streams, so it has no pool statistics to correct with
+    main(
+        [
+            "data",
+            "export-beir",
+            "--dataset",
+            "lareqa",
+            "--data",
+            str(subset),
+            "--setting",
+            "multi",
+            "--out",
+            str(tmp_path / "beir"),
+        ]
+    )
+    main(
+        [
+            "eval",
+            "beir",
+            "--model",
+            model_dir,
+            "--data",
+            str(tmp_path / "beir"),
+            "--out",
+            str(tmp_path / "out"),
+            "--map-depth",
+            "all",
+            "--cache",
+            "--no-progress",
+        ]
+    )
     lareqa = json.loads((tmp_path / "lareqa" / "results.json").read_text())
     beir = json.loads((tmp_path / "out" / "results.json").read_text())
     assert beir["map_depth"] == "all" and beir["n_docs"] == lareqa["n_candidates"]
@@ -68,13 +109,17 @@ def test_eval_beir_map_equals_eval_lareqa_multi_map(subset, tmp_path, tiny_model
     # every language, so it equals BEIR's mean over all queries.
     assert beir["metrics"]["map"] == pytest.approx(lareqa["multi"]["map"], abs=1e-6)
     for lang in LANGS:
-        assert beir["per_language"][lang]["map"] == pytest.approx(lareqa["multi"]["per_language"][lang]["map"], abs=1e-6)
+        assert beir["per_language"][lang]["map"] == pytest.approx(
+            lareqa["multi"]["per_language"][lang]["map"], abs=1e-6
+        )
     assert 0 < beir["metrics"]["map"] < 1
 
     # Mono and Cross slices of the same embeddings (cache hits) match too.
     model = tiny_model
-    for setting, expected in (("mono:el", lareqa["mono"]["per_language"]["el"]["map"]),
-                              ("cross:th-de", lareqa["cross"]["per_pair"]["th->de"]["map"])):
+    for setting, expected in (
+        ("mono:el", lareqa["mono"]["per_language"]["el"]["map"]),
+        ("cross:th-de", lareqa["cross"]["per_pair"]["th->de"]["map"]),
+    ):
         out = tmp_path / setting.replace(":", "_")
         export_lareqa_beir(subset, setting, out)
         res = evaluate_beir(model, out, map_depth=None, cache=True, show_progress=False)

@@ -1,4 +1,5 @@
 """`polyret bias`: the language numbers on a hand-worked example, bad corpora, and the command end to end."""
+
 from __future__ import annotations
 
 import json
@@ -62,12 +63,30 @@ def test_cli_writes_before_and_after(tiny_model, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("POLYRET_CACHE", str(tmp_path / "cache"))
     model_dir = tmp_path / "tiny"
     tiny_model.save(str(model_dir))
-    fit_model_correction(tiny_model, "center-both", texts=DOCS, min_texts=3, show_progress=False, cache=False).save(model_dir)
+    fit_model_correction(tiny_model, "center-both", texts=DOCS, min_texts=3, show_progress=False, cache=False).save(
+        model_dir
+    )
     docs = _write(tmp_path / "docs.jsonl", [{"text": t, "lang": l} for l, ts in DOCS.items() for t in ts])
-    queries = _write(tmp_path / "q.jsonl", [{"text": t, "lang": l, "target_lang": "en"} for l, ts in DOCS.items() for t in ts])
+    queries = _write(
+        tmp_path / "q.jsonl", [{"text": t, "lang": l, "target_lang": "en"} for l, ts in DOCS.items() for t in ts]
+    )
     out = tmp_path / "out"
-    main(["bias", "--model", str(model_dir), "--corpus", str(docs), "--queries", str(queries), "--out", str(out),
-          "--k", "3", "--no-progress"])
+    main(
+        [
+            "bias",
+            "--model",
+            str(model_dir),
+            "--corpus",
+            str(docs),
+            "--queries",
+            str(queries),
+            "--out",
+            str(out),
+            "--k",
+            "3",
+            "--no-progress",
+        ]
+    )
     res = json.loads((out / "results.json").read_text())
     for stage in ("before", "after"):
         m = res[stage]
@@ -80,6 +99,18 @@ def test_cli_writes_before_and_after(tiny_model, tmp_path, monkeypatch, capsys):
     assert "own-language preference" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:  # a single-language corpus: exit 2, one line, before the model loads
         one = _write(tmp_path / "one.jsonl", [{"text": t, "lang": "de"} for t in DOCS["de"]])
-        main(["bias", "--model", str(model_dir), "--corpus", str(one), "--queries", str(queries), "--out", str(tmp_path / "o2")])
+        main(
+            [
+                "bias",
+                "--model",
+                str(model_dir),
+                "--corpus",
+                str(one),
+                "--queries",
+                str(queries),
+                "--out",
+                str(tmp_path / "o2"),
+            ]
+        )
     assert e.value.code == 2
     assert "one language (de)" in " ".join(capsys.readouterr().err.split())

@@ -2,6 +2,7 @@
 option name has one help text (the one in cli/options.py for the shared options), old spellings are
 not visible, every command that encodes takes the shared encoding options, and the old spellings
 still work with a one-line deprecation warning."""
+
 from __future__ import annotations
 
 import collections
@@ -15,14 +16,25 @@ from polyret.cli.options import ENCODING_OPTIONS, rewrite_old_spellings
 OLD_SPELLINGS = {"--dest", "--into", "--force", "--kind", "--xquad-r"}
 # option -> its help text in cli/options.py: one definition, one text
 SHARED = {
-    "--model": options.MODEL_HELP, "--data": options.DATA_HELP, "--out": options.OUT_HELP,
-    "--overwrite": options.OVERWRITE_HELP, "--device": options.DEVICE_OPTION_HELP, "--batch-size": options.BATCH_SIZE_HELP,
-    "--cache": options.CACHE_HELP, "--langs": options.LANGS_HELP, "--language-correction": options.LANGUAGE_CORRECTION_HELP,
-    "--prompt": options.PROMPT_HELP, "--progress": options.PROGRESS_HELP,
+    "--model": options.MODEL_HELP,
+    "--data": options.DATA_HELP,
+    "--out": options.OUT_HELP,
+    "--overwrite": options.OVERWRITE_HELP,
+    "--device": options.DEVICE_OPTION_HELP,
+    "--batch-size": options.BATCH_SIZE_HELP,
+    "--cache": options.CACHE_HELP,
+    "--langs": options.LANGS_HELP,
+    "--language-correction": options.LANGUAGE_CORRECTION_HELP,
+    "--prompt": options.PROMPT_HELP,
+    "--progress": options.PROGRESS_HELP,
 }
 # Commands that encode text, and the shared encoding options each may lack, with the reason.
 ENCODING_COMMANDS = {
-    "encode": set(), "encode-corpus": set(), "eval lareqa": set(), "eval xnli": set(), "eval tatoeba": set(),
+    "encode": set(),
+    "encode-corpus": set(),
+    "eval lareqa": set(),
+    "eval xnli": set(),
+    "eval tatoeba": set(),
     "eval beir": set(),
     # evaluate_miracl streams the corpus into the store in --out and takes no embedding cache
     "eval miracl": {"--cache"},
@@ -51,8 +63,11 @@ COMMANDS = _commands()
 
 def _options(cmd) -> dict[str, object]:
     """long option name -> parameter (the help option left out)."""
-    return {next(o for o in p.opts if o.startswith("--")): p for p in cmd.params
-            if p.param_type_name == "option" and p.name != "help"}
+    return {
+        next(o for o in p.opts if o.startswith("--")): p
+        for p in cmd.params
+        if p.param_type_name == "option" and p.name != "help"
+    }
 
 
 def test_the_walk_sees_every_command():
@@ -100,13 +115,19 @@ def test_rewrite_old_spellings(capsys):
     got = rewrite_old_spellings(["--dest", "d", "--kind=query", "--only", "x", "--", "--dest"], mapping, "polyret x")
     assert got == ["--out", "d", "--prompt=query", "--only", "x", "--", "--dest"]
     err = capsys.readouterr().err.splitlines()
-    assert err == ["warning: polyret x --dest is deprecated; use --out", "warning: polyret x --kind is deprecated; use --prompt"]
+    assert err == [
+        "warning: polyret x --dest is deprecated; use --out",
+        "warning: polyret x --kind is deprecated; use --prompt",
+    ]
 
 
-@pytest.mark.parametrize("command, old, new", [
-    (["data", "download", "--only", "nosuch"], "--dest", "--out"),
-    (["model", "prepare"], "--force", "--overwrite"),
-])
+@pytest.mark.parametrize(
+    "command, old, new",
+    [
+        (["data", "download", "--only", "nosuch"], "--dest", "--out"),
+        (["model", "prepare"], "--force", "--overwrite"),
+    ],
+)
 def test_old_spellings_still_work_with_one_warning(command, old, new, tmp_path, capsys, monkeypatch):
     """The old spelling reaches the new option: `--dest FILE` is refused as `--out FILE` is."""
     a_file = tmp_path / "a-file"
@@ -124,8 +145,11 @@ def test_old_spellings_still_work_with_one_warning(command, old, new, tmp_path, 
 
 
 def test_help_shows_the_new_names_only(capsys):
-    for command, old, new in ((["data", "download"], "--dest", "--out"), (["correction", "fit"], "--into", "--out"),
-                              (["encode"], "--kind", "--prompt")):
+    for command, old, new in (
+        (["data", "download"], "--dest", "--out"),
+        (["correction", "fit"], "--into", "--out"),
+        (["encode"], "--kind", "--prompt"),
+    ):
         main([*command, "--help"])  # exit 0: main returns
         out = capsys.readouterr().out
         assert new in out and old not in out, command

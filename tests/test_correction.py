@@ -1,5 +1,6 @@
 """Language-bias correction: what each method must leave unchanged, what it must change, storage,
 bad input. Synthetic embeddings with a planted language offset make every property checkable."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,7 +32,10 @@ def biased_pool(n_groups=60, offset=1.2, seed=0):
     rng = np.random.default_rng(seed)
     meaning = _unit(rng.normal(size=(n_groups, D)))
     lang_off = {l: offset * _unit(rng.normal(size=D)) for l in LANGS}
-    groups = [ParallelGroup(f"g{i}", {l: f"q{i}-{l}" for l in LANGS}, {l: f"p{i}-{l}" for l in LANGS}) for i in range(n_groups)]
+    groups = [
+        ParallelGroup(f"g{i}", {l: f"q{i}-{l}" for l in LANGS}, {l: f"p{i}-{l}" for l in LANGS})
+        for i in range(n_groups)
+    ]
     pool = LareqaDataset.from_groups(groups, name="synthetic")
 
     def vec(text, kind):
@@ -111,7 +115,9 @@ def test_methods_that_renormalise_return_unit_vectors_and_lir_removes_its_direct
 def test_save_load_round_trip_and_model_mismatch(tmp_path):
     pool, q, c = biased_pool()
     Q, P, ql, cl = _by_lang(pool, q, c)
-    corr = fit_correction(Q, P, "procrustes", parallel={l: (P[l], P["en"]) for l in LANGS}, model_id="abc", source="synthetic")
+    corr = fit_correction(
+        Q, P, "procrustes", parallel={l: (P[l], P["en"]) for l in LANGS}, model_id="abc", source="synthetic"
+    )
     assert stored_correction(tmp_path) is None
     corr.save(tmp_path)
     assert stored_correction(tmp_path) is not None
@@ -173,13 +179,15 @@ def test_beir_streaming_applies_a_correction_with_inferred_passage_languages(tmp
     d_emb, q_emb = biased([d.text for d in docs]), biased([q.text for q in queries])
     corr = fit_correction(
         {l: q_emb[[q.lang == l for q in queries]] for l in ("en", "de", "sw")},
-        {l: d_emb[[d.lang == l for d in docs]] for l in ("en", "de")} | {"sw": q_emb[[q.lang == "sw" for q in queries]]},
+        {l: d_emb[[d.lang == l for d in docs]] for l in ("en", "de")}
+        | {"sw": q_emb[[q.lang == "sw" for q in queries]]},
         "center-both",
     )
     root = write_beir(tmp_path / "beir", docs, queries, qrels)
     raw = evaluate_beir(None, root, encoders=enc, map_depth=100, show_progress=False, language_correction="none")
-    fixed = evaluate_beir(None, root, out_dir=tmp_path / "out", encoders=enc, map_depth=100, show_progress=False,
-                          language_correction=corr)
+    fixed = evaluate_beir(
+        None, root, out_dir=tmp_path / "out", encoders=enc, map_depth=100, show_progress=False, language_correction=corr
+    )
     info = fixed["language_correction"]
     assert info["method"] == "center-both" and info["query_languages"] == "metadata"
     assert info["passage_languages"].startswith("inferred")
@@ -213,7 +221,9 @@ def test_cli_fit_show_and_evaluation_applies_the_stored_correction(tiny_model, t
     files = []
     for lang in ("de", "es", "zh"):
         f = tmp_path / f"{lang}.txt"
-        f.write_text("\n".join(t for g in groups for t in (g.queries[lang], g.positives[lang])) + "\n", encoding="utf-8")
+        f.write_text(
+            "\n".join(t for g in groups for t in (g.queries[lang], g.positives[lang])) + "\n", encoding="utf-8"
+        )
         files += ["--texts", f"{lang}={f}"]
     main(["correction", "fit", "--model", str(model_dir), "--method", "center", "--parallel", "none", *files])
     capsys.readouterr()
@@ -231,7 +241,10 @@ def test_cli_fit_show_and_evaluation_applies_the_stored_correction(tiny_model, t
     model = load_model(str(model_dir))
     res = evaluate_lareqa(model, pool, cache=False, show_progress=False)  # auto: the stored statistics
     raw = evaluate_lareqa(model, pool, cache=False, show_progress=False, language_correction="none")
-    assert res["language_correction"]["method"] == "center" and "stored with the model" in res["language_correction"]["statistics"]
+    assert (
+        res["language_correction"]["method"] == "center"
+        and "stored with the model" in res["language_correction"]["statistics"]
+    )
     assert raw["language_correction"]["method"] == "none"
     assert res["mono"]["map"] == pytest.approx(raw["mono"]["map"], abs=1e-9)  # center keeps in-language rankings
     # The value, by hand: `center` subtracts each passage's language mean read straight from the stored

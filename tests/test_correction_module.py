@@ -1,6 +1,7 @@
 """The correction as a sentence-transformers module: a plain `SentenceTransformer(dir)` (loaded in a
 separate process where polyret cannot be imported, so the code stored in the directory is what
 runs) gives polyret's corrected embeddings, for queries and passages, language given or inferred."""
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,20 @@ from polyret.encode import encode_texts, model_id
 from polyret.model import load_model
 
 TEXTS = {
-    "de": ["Wo liegt der Bahnhof?", "Der Hund schläft im Garten.", "Wir fahren morgen nach Berlin.",
-           "Das Wetter ist heute schön.", "Ich lese ein Buch über Geschichte."],
-    "en": ["Where is the train station?", "The dog sleeps in the garden.", "We drive to Berlin tomorrow.",
-           "The weather is nice today.", "I am reading a book about history."],
+    "de": [
+        "Wo liegt der Bahnhof?",
+        "Der Hund schläft im Garten.",
+        "Wir fahren morgen nach Berlin.",
+        "Das Wetter ist heute schön.",
+        "Ich lese ein Buch über Geschichte.",
+    ],
+    "en": [
+        "Where is the train station?",
+        "The dog sleeps in the garden.",
+        "We drive to Berlin tomorrow.",
+        "The weather is nice today.",
+        "I am reading a book about history.",
+    ],
     "zh": ["火车站在哪里？", "狗在花园里睡觉。", "我们明天开车去柏林。", "今天天气很好。", "我在读一本关于历史的书。"],
 }
 # The child process: polyret made unimportable, the model loaded the plain way.
@@ -50,7 +61,6 @@ CHILD = textwrap.dedent("""
 """)
 
 
-
 def _known_correction(tiny_model, method: str) -> LanguageCorrection:
     """Means fitted on TEXTS; for the other methods, fixed random directions / orthogonal maps."""
     base = fit_model_correction(tiny_model, "center-both", texts=TEXTS, min_texts=3, show_progress=False, cache=False)
@@ -59,7 +69,9 @@ def _known_correction(tiny_model, method: str) -> LanguageCorrection:
     for lang, st in base.stats.items():
         v = rng.normal(size=(1, d))
         st["directions"] = (v / np.linalg.norm(v)).astype(np.float32)
-        st["rotation"] = np.linalg.qr(rng.normal(size=(d, d)))[0].astype(np.float32) if lang != "en" else np.eye(d, dtype=np.float32)
+        st["rotation"] = (
+            np.linalg.qr(rng.normal(size=(d, d)))[0].astype(np.float32) if lang != "en" else np.eye(d, dtype=np.float32)
+        )
     corr = base.with_method(method)
     corr.n_directions = 1
     return corr
@@ -86,8 +98,13 @@ def plain_runs(tiny_model, tmp_path_factory):
     outs = {m: tmp_path / f"{m}.npz" for m in METHODS}
     args = [str(a) for m in METHODS for a in (dirs[m][0], outs[m])]
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "hf-modules"), "PYTHONPATH": "", "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-c", CHILD, json.dumps(TEXTS, ensure_ascii=False), *args],
-                   check=True, env=env, cwd=tmp_path, timeout=600)
+    subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(TEXTS, ensure_ascii=False), *args],
+        check=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
     runs = {}
     for m in METHODS:
         with np.load(outs[m]) as npz:
@@ -153,7 +170,9 @@ def test_module_refuses_a_per_text_language_list(tiny_model, tmp_path):
     from polyret.correction_module import LanguageCorrectionModule
 
     model_dir, _ = _corrected_dir(tiny_model, tmp_path, "center-both")
-    m = SentenceTransformer._load_with_module_classes(str(model_dir), {MODULE_TYPE: LanguageCorrectionModule}, device="cpu")
+    m = SentenceTransformer._load_with_module_classes(
+        str(model_dir), {MODULE_TYPE: LanguageCorrectionModule}, device="cpu"
+    )
     assert "language" in m.get_model_kwargs()
     with pytest.raises(ValueError, match="one language code"):
         m.encode_query(TEXTS["de"], language=["de"] * 5)

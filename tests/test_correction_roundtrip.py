@@ -1,6 +1,7 @@
 """A corrected model outside polyret: a FAISS index built from plain `SentenceTransformer(dir)`
 embeddings gives polyret's LAReQA Multi mAP, and the sentence-transformers evaluator gives
 `evaluate_lareqa`'s numbers. Tiny model, a known correction, an MLQA-R-shaped fixture."""
+
 from __future__ import annotations
 
 import warnings
@@ -103,8 +104,12 @@ def test_sentence_evaluator_gives_polyret_numbers(corrected, plain_st, tmp_path)
     model_dir, ds, ours, uncorrected = corrected
     ev = LareqaEvaluator(ds, name="mlqa", primary_metric="multi_map", language_correction="auto")
     got = ev(load_model(str(model_dir), device="cpu"), output_path=str(tmp_path), epoch=1, steps=5)
-    for key, src in (("multi_map", "multi.map"), ("mono_map", "mono.map"), ("cross_map", "cross.map"),
-                     ("rank_distance", "rank_distance")):
+    for key, src in (
+        ("multi_map", "multi.map"),
+        ("mono_map", "mono.map"),
+        ("cross_map", "cross.map"),
+        ("rank_distance", "rank_distance"),
+    ):
         assert got[f"mlqa_{key}"] == pytest.approx(ours.metrics[src], abs=1e-6), key
     assert ev.primary_metric == "mlqa_multi_map" and ev.greater_is_better
     assert (tmp_path / "lareqa_evaluation_mlqa_results.csv").read_text().count("\n") == 2
@@ -139,20 +144,38 @@ def test_trainer_logs_lareqa_and_keeps_the_best_checkpoint(corrected, tmp_path):
 
     _, ds, _, _ = corrected
     model = load_model(str(corrected[0]), device="cpu")
-    pairs = Dataset.from_dict({"anchor": [q.text for q in ds.questions[:32]],
-                               "positive": [ds.candidates[r[0]].sentence for r in ds.relevant[:32]]})
+    pairs = Dataset.from_dict(
+        {
+            "anchor": [q.text for q in ds.questions[:32]],
+            "positive": [ds.candidates[r[0]].sentence for r in ds.relevant[:32]],
+        }
+    )
     ev = LareqaEvaluator(ds, name="heldout", primary_metric="rank_distance")
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=8, max_steps=4, eval_strategy="steps", eval_steps=2,
-        save_strategy="steps", save_steps=2, load_best_model_at_end=True, metric_for_best_model="eval_heldout_rank_distance",
-        greater_is_better=False, report_to="none", learning_rate=5e-3, seed=0, use_cpu=True,
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=8,
+        max_steps=4,
+        eval_strategy="steps",
+        eval_steps=2,
+        save_strategy="steps",
+        save_steps=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_heldout_rank_distance",
+        greater_is_better=False,
+        report_to="none",
+        learning_rate=5e-3,
+        seed=0,
+        use_cpu=True,
     )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=pairs, evaluator=ev,
-                                         loss=MultipleNegativesRankingLoss(model))
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=pairs, evaluator=ev, loss=MultipleNegativesRankingLoss(model)
+    )
     trainer.train()
     logged = [h for h in trainer.state.log_history if "eval_heldout_multi_map" in h]
     assert [h["step"] for h in logged] == [2, 4]
-    assert all({"eval_heldout_mono_map", "eval_heldout_cross_map", "eval_heldout_rank_distance"} <= set(h) for h in logged)
+    assert all(
+        {"eval_heldout_mono_map", "eval_heldout_cross_map", "eval_heldout_rank_distance"} <= set(h) for h in logged
+    )
     best = min(logged, key=lambda h: h["eval_heldout_rank_distance"])
     assert trainer.state.best_metric == pytest.approx(best["eval_heldout_rank_distance"])
     assert trainer.state.best_model_checkpoint.endswith(f"checkpoint-{best['step']}")

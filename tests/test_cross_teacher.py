@@ -1,5 +1,6 @@
 """The cross-lingual teacher term (multilingual knowledge distillation, arXiv 2004.09813): values
 against a numpy hand computation, and the contract of its inputs."""
+
 from __future__ import annotations
 
 import copy
@@ -14,8 +15,11 @@ from polyret.losses import TeacherAnchoredLoss, build_loss, teacher_anchored
 ANCHORS = ["query: wo ist die Burg?", "query: where is the harbour?", "query: 森林在哪里?"]
 POSITIVES = ["passage: the castle lies by the river.", "passage: der Hafen liegt im Norden.", "passage: 森林在山上。"]
 ANCHORS_EN = ["query: where is the castle?", "query: where is the harbour?", "query: where is the forest?"]
-POSITIVES_EN = ["passage: the castle lies by the river.", "passage: the harbour lies in the north.",
-                "passage: the forest is on the hill."]
+POSITIVES_EN = [
+    "passage: the castle lies by the river.",
+    "passage: the harbour lies in the north.",
+    "passage: the forest is on the hill.",
+]
 # which texts have an English source other than themselves: row 0's German query, row 1's German
 # passage, row 2's Chinese query and passage
 MASK = np.array([[1, 0], [0, 1], [1, 1]])
@@ -49,8 +53,9 @@ def _features(model):
 @pytest.mark.parametrize("self_weight,cross_weight", [(2.0, 5.0), (0.0, 5.0)])
 def test_value_equals_a_numpy_hand_computation(moved, self_weight, cross_weight):
     student, teacher = moved
-    loss = teacher_anchored(student, build_loss(student, "in-batch", temperature=0.05), teacher,
-                            self_weight, cross_weight)
+    loss = teacher_anchored(
+        student, build_loss(student, "in-batch", temperature=0.05), teacher, self_weight, cross_weight
+    )
     with torch.no_grad():
         got = loss(_features(student), torch.tensor(MASK)).item()
     a, p = _unit(_embed(student, ANCHORS)), _unit(_embed(student, POSITIVES))
@@ -76,7 +81,9 @@ def test_english_sources_that_no_row_needs_are_not_embedded_and_an_empty_mask_ad
         full = loss(_features(student), torch.tensor(MASK)).item()
         calls.clear()
         none = loss(_features(student), torch.zeros(3, 2, dtype=torch.long)).item()
-        plain = TeacherAnchoredLoss(student, build_loss(student, "in-batch"), teacher, 1.0)(_features(student)[:2]).item()
+        plain = TeacherAnchoredLoss(student, build_loss(student, "in-batch"), teacher, 1.0)(
+            _features(student)[:2]
+        ).item()
     assert calls == [3, 3]  # the self term's two columns only: no English source was embedded
     assert none == pytest.approx(plain, rel=1e-6) and full > none + 1e-3
 
@@ -97,12 +104,15 @@ def test_pair_table_english_columns_and_bitext_groups_keep_only_their_cross_ling
     from polyret.data.groups import ParallelGroup
 
     qa = ParallelGroup("qa", queries={"de": "de q", "en": "en q"}, positives={"en": "en p", "zh": "zh p"}, source="s")
-    bitext = ParallelGroup("bt", queries={"de": "Hallo.", "en": "Hello."}, positives={"de": "Hallo.", "en": "Hello."},
-                           source="s")
+    bitext = ParallelGroup(
+        "bt", queries={"de": "Hallo.", "en": "Hello."}, positives={"de": "Hallo.", "en": "Hello."}, source="s"
+    )
     no_english = ParallelGroup("ne", queries={"es": "es q"}, positives={"vi": "vi p"}, source="s")
     table = PairTable.from_groups([qa, bitext, no_english])
     cols = table.columns(english=True)
-    rows = list(zip(cols["anchor"], cols["positive"], cols["anchor_en"], cols["positive_en"], map(tuple, cols["label"])))
+    rows = list(
+        zip(cols["anchor"], cols["positive"], cols["anchor_en"], cols["positive_en"], map(tuple, cols["label"]))
+    )
     assert rows == [
         ("de q", "en p", "en q", "en p", (1, 0)),  # the German question pulls toward the English one
         ("de q", "zh p", "en q", "en p", (1, 1)),
@@ -124,21 +134,31 @@ def test_training_feeds_the_cross_term_its_english_columns_and_mask(tiny_model, 
     from train_helpers import tiny_overrides
 
     langs = ("de", "en", "zh")
-    groups = [ParallelGroup(f"g{i}", queries={l: f"{l} question {i}?" for l in langs},
-                            positives={l: f"{l} passage {i}." for l in langs}, source="syn") for i in range(40)]
+    groups = [
+        ParallelGroup(
+            f"g{i}",
+            queries={l: f"{l} question {i}?" for l in langs},
+            positives={l: f"{l} passage {i}." for l in langs},
+            source="syn",
+        )
+        for i in range(40)
+    ]
     write_groups_jsonl(groups, tmp_path / "g.jsonl")
     tiny_model.save(str(tmp_path / "tiny"))
     calls = []
     original = polyret.losses.cross_lingual_distance
 
     def recording(embeddings, targets, mask):
-        calls.append((len(embeddings), tuple(mask.shape), [None if t is None else len(t) for t in targets],
-                      mask.sum(0).tolist()))
+        calls.append(
+            (len(embeddings), tuple(mask.shape), [None if t is None else len(t) for t in targets], mask.sum(0).tolist())
+        )
         return original(embeddings, targets, mask)
 
     monkeypatch.setattr(polyret.losses, "cross_lingual_distance", recording)
-    cfg = load_train_config(None, tiny_overrides(tmp_path / "tiny", tmp_path / "g.jsonl", steps=2, teacher_cross=5.0,
-                                                 save_steps=2, eval_steps=2))
+    cfg = load_train_config(
+        None,
+        tiny_overrides(tmp_path / "tiny", tmp_path / "g.jsonl", steps=2, teacher_cross=5.0, save_steps=2, eval_steps=2),
+    )
     train(cfg, tmp_path / "run", show_progress=False)
     assert calls and all(n == 2 and shape == (4, 2) for n, shape, _, _ in calls)
     # the teacher embedded exactly the masked rows of each English column

@@ -1,4 +1,5 @@
 """`polyret data download` against a loopback mirror (never the real network), and `data status`."""
+
 from __future__ import annotations
 
 import hashlib
@@ -56,8 +57,10 @@ def mirror(tmp_path, shared_data):
         dst.write_bytes(src.read_bytes())
     # XNLI-1.0.zip in the upstream layout (header row, one file for all languages), built from shared rows.
     buf = io.StringIO()
-    buf.write("language\tgold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\t"
-              "sentence2_parse\tsentence1\tsentence2\tpromptID\tpairID\tgenre\n")
+    buf.write(
+        "language\tgold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\t"
+        "sentence2_parse\tsentence1\tsentence2\tpromptID\tpairID\tgenre\n"
+    )
     for lang in ("en", "sw"):
         rows = need(shared_data, "xnli", f"dev-{lang}.tsv").read_text(encoding="utf-8").splitlines()[:5]
         for r in rows:

@@ -5,6 +5,7 @@ Each rank logs what it trained on per step (batch_log.rank<R>.jsonl); every rank
 draw the same batch type (and, for X-X-mono, the same language), and the ranks' rows must come
 from different groups (one global group-aware batch split across ranks).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,11 @@ def _step_one_losses(model_dir: Path, data: Path, out: Path) -> tuple[float, flo
     from sentence_transformers import SentenceTransformer
 
     groups = {g["id"]: g for g in map(json.loads, data.read_text().splitlines())}
-    rows = [row for r in (0, 1) for row in json.loads((out / f"batch_log.rank{r}.jsonl").read_text().splitlines()[0])["rows"]]
+    rows = [
+        row
+        for r in (0, 1)
+        for row in json.loads((out / f"batch_log.rank{r}.jsonl").read_text().splitlines()[0])["rows"]
+    ]
     model = SentenceTransformer(str(model_dir), device="cpu")
     q = model.encode([groups[g]["queries"][ql] for g, ql, _ in rows], prompt="query: ", normalize_embeddings=True)
     p = model.encode([groups[g]["positives"][pl] for g, _, pl in rows], prompt="passage: ", normalize_embeddings=True)
@@ -40,7 +45,9 @@ def _step_one_losses(model_dir: Path, data: Path, out: Path) -> tuple[float, flo
     return info_nce(q, p), (info_nce(q[:3], p[:3]) + info_nce(q[3:], p[3:])) / 2
 
 
-@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="torchrun not installed")
+@pytest.mark.skipif(
+    shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="torchrun not installed"
+)
 def test_two_process_gloo_run_agrees_on_batch_type_and_language(tiny_model, tmp_path):
     model_dir = tmp_path / "tiny"
     tiny_model.save(str(model_dir))
@@ -50,17 +57,32 @@ def test_two_process_gloo_run_agrees_on_batch_type_and_language(tiny_model, tmp_
     (model_dir / "config.json").write_text(json.dumps(bert))
     data = write_synthetic(tmp_path / "groups.jsonl", n=60)
     # GradCache (mini_batch_size) + the cross-rank gather: the newest loss path, under real DDP.
-    cfg = tiny_overrides(model_dir, data, steps=6, batch_size=3, log_batches=True, eval_steps=6, save_steps=6,
-                         mini_batch_size=2)
+    cfg = tiny_overrides(
+        model_dir, data, steps=6, batch_size=3, log_batches=True, eval_steps=6, save_steps=6, mini_batch_size=2
+    )
     config = tmp_path / "ddp.yaml"
     config.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "run"
     torchrun = Path(sys.executable).parent / "torchrun"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "polyret", "train",
-         "--config", str(config), "--out", str(out), "--no-progress"],
-        capture_output=True, text=True, env=env, timeout=600,
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "polyret",
+            "train",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = json.loads((out / "run.json").read_text())
@@ -69,8 +91,11 @@ def test_two_process_gloo_run_agrees_on_batch_type_and_language(tiny_model, tmp_
     # step-1 loss (the base weights, averaged over ranks) is the InfoNCE of all 6 rows against all 6
     # positives, recomputed here from the logged rows with sentence-transformers alone.
     gathered, per_rank = _step_one_losses(model_dir, data, out)
-    step1 = next(r["loss"] for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())
-                 if r.get("step") == 1 and "loss" in r)
+    step1 = next(
+        r["loss"]
+        for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())
+        if r.get("step") == 1 and "loss" in r
+    )
     assert step1 == pytest.approx(gathered, abs=0.03)  # bf16 autocast on this CPU
     assert abs(step1 - per_rank) > 0.1, "the rank-local loss must differ for the check above to mean anything"
     assert run["runtime"]["device"] == "cpu" and run["runtime"]["world_size"] == 2

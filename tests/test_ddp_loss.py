@@ -6,6 +6,7 @@
   and the loss would differ: checked too).
 - CachedMultipleNegativesRankingLoss (mini_batch_size): same loss and gradients as the uncached loss.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,15 @@ def model_dir(tiny_model, tmp_path_factory):
 
 def _single(model_dir, *, mini_batch_size=None, rows=slice(None), teacher=False, symmetric=False, cross=False):
     model, base = load_models(str(model_dir), teacher or cross)
-    return loss_and_grads(model, ROWS[rows], gather=False, mini_batch_size=mini_batch_size, teacher=base,
-                          symmetric=symmetric, cross=rows if cross else None)
+    return loss_and_grads(
+        model,
+        ROWS[rows],
+        gather=False,
+        mini_batch_size=mini_batch_size,
+        teacher=base,
+        symmetric=symmetric,
+        cross=rows if cross else None,
+    )
 
 
 def _assert_same(loss_a, grads_a, loss_b, grads_b):
@@ -48,16 +56,33 @@ def _assert_same(loss_a, grads_a, loss_b, grads_b):
 
 @pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun not installed")
 # make test runs the case that exercises all of it (gather + GradCache + teacher); the others are slow
-@pytest.mark.parametrize("mini,teacher", [pytest.param("none", "no", marks=pytest.mark.slow),
-                                          pytest.param("2", "no", marks=pytest.mark.slow),
-                                          pytest.param("2", "teacher", marks=pytest.mark.slow), ("2", "cross")])
+@pytest.mark.parametrize(
+    "mini,teacher",
+    [
+        pytest.param("none", "no", marks=pytest.mark.slow),
+        pytest.param("2", "no", marks=pytest.mark.slow),
+        pytest.param("2", "teacher", marks=pytest.mark.slow),
+        ("2", "cross"),
+    ],
+)
 def test_two_ranks_with_gather_equal_one_process_on_the_global_batch(model_dir, tmp_path, mini, teacher):
     out = tmp_path / "rank0.pt"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [str(TORCHRUN), "--standalone", "--nproc_per_node=2", str(Path(__file__).parent / "ddp_loss_worker.py"),
-         str(model_dir), str(out), mini, teacher],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            str(TORCHRUN),
+            "--standalone",
+            "--nproc_per_node=2",
+            str(Path(__file__).parent / "ddp_loss_worker.py"),
+            str(model_dir),
+            str(out),
+            mini,
+            teacher,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = torch.load(out)
@@ -67,8 +92,10 @@ def test_two_ranks_with_gather_equal_one_process_on_the_global_batch(model_dir, 
     loss, grads = _single(model_dir, teacher=with_teacher, cross=cross)
     _assert_same(got["loss"], got["grads"], loss, grads)
     # Without the gather each rank only sees its own 4 rows: a different (smaller-pool) loss.
-    half_losses = [_single(model_dir, rows=slice(0, 4), teacher=with_teacher, cross=cross)[0],
-                   _single(model_dir, rows=slice(4, 8), teacher=with_teacher, cross=cross)[0]]
+    half_losses = [
+        _single(model_dir, rows=slice(0, 4), teacher=with_teacher, cross=cross)[0],
+        _single(model_dir, rows=slice(4, 8), teacher=with_teacher, cross=cross)[0],
+    ]
     assert abs(float(sum(half_losses)) / 2 - float(loss)) > 1e-3
 
 
@@ -96,9 +123,13 @@ def test_gradcache_is_selected_by_mini_batch_size_and_rejected_for_eq1(tiny_mode
         config_from_dict({"loss": "eq1", "n_negatives": 1, "negatives": "same-paragraph", "mini_batch_size": 4})
 
 
-@pytest.mark.parametrize("mini_batch_size,symmetric", [pytest.param(1, False, marks=pytest.mark.slow),
-                                                       pytest.param(3, False, marks=pytest.mark.slow), (3, True)])
-def test_gradcache_with_the_teacher_term_equals_the_uncached_teacher_anchored_loss(model_dir, mini_batch_size, symmetric):
+@pytest.mark.parametrize(
+    "mini_batch_size,symmetric",
+    [pytest.param(1, False, marks=pytest.mark.slow), pytest.param(3, False, marks=pytest.mark.slow), (3, True)],
+)
+def test_gradcache_with_the_teacher_term_equals_the_uncached_teacher_anchored_loss(
+    model_dir, mini_batch_size, symmetric
+):
     from polyret.losses import CachedTeacherAnchoredLoss, TeacherAnchoredLoss, build_loss, teacher_anchored
 
     loss, grads = _single(model_dir, teacher=True, symmetric=symmetric)
@@ -110,8 +141,10 @@ def test_gradcache_with_the_teacher_term_equals_the_uncached_teacher_anchored_lo
         contrastive_only = build_loss(model, "in-batch", 0.05, symmetric=symmetric)(features, None)
     assert float(loss) - float(contrastive_only) > 1e-3, "the teacher term must contribute, or the test proves nothing"
     # polyret train builds the cached class exactly when the contrastive loss is cached
-    assert type(teacher_anchored(model, build_loss(model, "in-batch", 0.05, mini_batch_size=2), base, 1.0)) \
+    assert (
+        type(teacher_anchored(model, build_loss(model, "in-batch", 0.05, mini_batch_size=2), base, 1.0))
         is CachedTeacherAnchoredLoss
+    )
     assert type(teacher_anchored(model, build_loss(model, "in-batch", 0.05), base, 1.0)) is TeacherAnchoredLoss
     # evaluation (no gradients): the cached loss gives the same value
     loss_fn = teacher_anchored(model, build_loss(model, "in-batch", 0.05, mini_batch_size=mini_batch_size), base, 2.0)

@@ -1,6 +1,7 @@
 """The manual and the README: the strict MkDocs build passes (so a broken link, anchor or API reference
 fails the suite and CI), the README stays a front page, and guide pages describe what is (history lives
 in CHANGELOG.md and the results pages)."""
+
 from __future__ import annotations
 
 import os
@@ -21,9 +22,14 @@ HISTORY_PAGES = {"history.md"}  # plus everything under docs/results/
 
 def mkdocs_build(config: Path, site: Path, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(config),
-                           "--site-dir", str(site)], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(config), "--site-dir", str(site)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_manual_builds_strict_with_the_api_reference(tmp_path):
@@ -31,9 +37,17 @@ def test_manual_builds_strict_with_the_api_reference(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     api = (tmp_path / "site" / "api" / "index.html").read_text(encoding="utf-8")
     # mkdocstrings resolved the modules in src/ (statically) and rendered their members.
-    for name in ("polyret.evaluate.lareqa_eval.evaluate_lareqa", "polyret.evaluate.xnli.evaluate_xnli", "polyret.correction.fit_model_correction",
-                 "polyret.train.train", "polyret.experiment.runner.run_experiment", "polyret.search",
-                 "polyret.metrics", "polyret.model.load_model", "polyret.encode.encode_texts"):
+    for name in (
+        "polyret.evaluate.lareqa_eval.evaluate_lareqa",
+        "polyret.evaluate.xnli.evaluate_xnli",
+        "polyret.correction.fit_model_correction",
+        "polyret.train.train",
+        "polyret.experiment.runner.run_experiment",
+        "polyret.search",
+        "polyret.metrics",
+        "polyret.model.load_model",
+        "polyret.encode.encode_texts",
+    ):
         assert f'id="{name}"' in api, name
     # the changelog is part of the manual (history page), through the snippet include
     history = (tmp_path / "site" / "history" / "index.html").read_text(encoding="utf-8")

@@ -1,4 +1,5 @@
 """Encoding API, its on-disk cache, and the `polyret encode` command."""
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,9 @@ def test_cache_skips_encoding(tiny_model, tmp_path, monkeypatch):
     import polyret.encode as enc
 
     real = enc._raw_encode
-    monkeypatch.setattr(enc, "_raw_encode", lambda m, texts, *a, **k: calls.append(list(texts)) or real(m, texts, *a, **k))
+    monkeypatch.setattr(
+        enc, "_raw_encode", lambda m, texts, *a, **k: calls.append(list(texts)) or real(m, texts, *a, **k)
+    )
     again = encode_texts(tiny_model, TEXTS + ["new text"], "query", cache=tmp_path, show_progress=False)
     assert calls == [["new text"]]  # only the unseen text was encoded
     np.testing.assert_allclose(again[:5], first, atol=1e-6)
@@ -110,7 +113,9 @@ def test_read_input_formats_and_errors(tmp_path):
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "polyret", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "polyret", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
 
 
 def test_encode_cli(tiny_model, tmp_path):

@@ -6,6 +6,7 @@ positives, hard negatives, all languages) with the evaluation texts in the data 
 (questions, answer sentences, paragraphs), XNLI dev's evaluation side, and Tatoeba's evaluation side.
 MLQA-R is not in the data directory (see its README), so it cannot be checked here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,11 +44,15 @@ def evaluation_texts(shared_data):
     from polyret.data.xnli import find_xnli_languages
 
     xquad = load_lareqa(need(shared_data, "lareqa", "xquad-r"))
-    texts = {"XQuAD-R": set(xquad.question_texts()) | {c.sentence for c in xquad.candidates}
-             | {c.context for c in xquad.candidates}}
+    texts = {
+        "XQuAD-R": set(xquad.question_texts())
+        | {c.sentence for c in xquad.candidates}
+        | {c.context for c in xquad.candidates}
+    }
     xnli = need(shared_data, "xnli")
-    texts["XNLI dev evaluation side"] = {s for lang in find_xnli_languages(xnli, "dev")
-                                         for s in xnli_side_sentences(xnli, lang, side="eval")}
+    texts["XNLI dev evaluation side"] = {
+        s for lang in find_xnli_languages(xnli, "dev") for s in xnli_side_sentences(xnli, lang, side="eval")
+    }
     texts["Tatoeba evaluation side"] = tatoeba_eval_texts(need(shared_data, "tatoeba"))
     return {name: {t.strip() for t in ts} for name, ts in texts.items()}
 

@@ -1,5 +1,6 @@
 """Experiment runner with injected fake training / merging / evaluation: grid, keys, reuse, resume,
 aggregation, tests, report. (The real end-to-end smoke run is in test_experiment_smoke.py.)"""
+
 from __future__ import annotations
 
 import json
@@ -46,9 +47,18 @@ class Fakes:
             raise KeyboardInterrupt("simulated kill during training")
         model = out_dir / "final"
         model.mkdir(exist_ok=True)
-        (model / "model.json").write_text(json.dumps(
-            {"strategy": config.strategy, "alpha": config.alpha, "seed": config.seed, "steps": config.steps,
-             "base": config.model, "lam": 1.0}))
+        (model / "model.json").write_text(
+            json.dumps(
+                {
+                    "strategy": config.strategy,
+                    "alpha": config.alpha,
+                    "seed": config.seed,
+                    "steps": config.steps,
+                    "base": config.model,
+                    "lam": 1.0,
+                }
+            )
+        )
         return model
 
     def merge(self, base, tuned, weight, out):
@@ -85,17 +95,30 @@ class Fakes:
         (Path(out_dir) / "results.json").write_text(json.dumps({"map": (en + de) / 2}))
         return EvalResult(
             task="fake",
-            metrics={"map": (en + de) / 2, "map[en]": en, "map[de]": de, "rank_distance": rd,
-                     "undefined": float("nan")},  # e.g. Cross mAP with a single language
+            metrics={
+                "map": (en + de) / 2,
+                "map[en]": en,
+                "map[de]": de,
+                "rank_distance": rd,
+                "undefined": float("nan"),
+            },  # e.g. Cross mAP with a single language
             per_query={"map": PerQuery(ids, vals, np.array(langs)[:, None])},
             headline=["map", "rank_distance"],
             per_language={"Fake mAP": ["map"]},
         )
 
     def kwargs(self, **extra):
-        return dict(train_fn=self.train, merge_fn=self.merge, load_model_fn=self.load,
-                    build_base_fn=lambda spec, root: spec, suites={"fake": self.suite},
-                    show_progress=False) | extra
+        return (
+            dict(
+                train_fn=self.train,
+                merge_fn=self.merge,
+                load_model_fn=self.load,
+                build_base_fn=lambda spec, root: spec,
+                suites={"fake": self.suite},
+                show_progress=False,
+            )
+            | extra
+        )
 
 
 def make_config(**changes) -> ExperimentConfig:
@@ -103,8 +126,12 @@ def make_config(**changes) -> ExperimentConfig:
         "name": "fake-grid",
         "base_models": ["fake-base"],
         "train": {"overrides": {"steps": 3, "batch_size": 4, "validation_groups": 0, "keep_best": False}},
-        "grid": {"strategies": ["x-y", "hybrid"], "alphas": [0.0, 0.5, 1.0], "seeds": [0, 1, 2],
-                 "merge_weights": [1.0]},
+        "grid": {
+            "strategies": ["x-y", "hybrid"],
+            "alphas": [0.0, 0.5, 1.0],
+            "seeds": [0, 1, 2],
+            "merge_weights": [1.0],
+        },
         "suites": [{"name": "fake", "label": "fakeqa"}],
         "tests": {"n_permutations": 2000, "n_bootstrap": 500},
     }
@@ -122,11 +149,16 @@ def test_config_file_errors_name_the_key(tmp_path):
     bad.write_text(yaml.safe_dump({"grid": {"strategies": ["x-y"], "seedz": [1]}, "suites": [{"name": "xnli"}]}))
     with pytest.raises(PolyretError, match=r"bad.yaml: unknown key 'grid.seedz'"):
         load_experiment_config(bad)
-    bad.write_text(yaml.safe_dump({"grid": {"strategies": ["x-y"], "merge_weights": [0.0]}, "suites": [{"name": "xnli"}]}))
+    bad.write_text(
+        yaml.safe_dump({"grid": {"strategies": ["x-y"], "merge_weights": [0.0]}, "suites": [{"name": "xnli"}]})
+    )
     with pytest.raises(PolyretError, match=r"merge_weights.*λ = 0 is the base"):
         load_experiment_config(bad)
-    bad.write_text(yaml.safe_dump({"train": {"overrides": {"seed": 3}}, "grid": {"strategies": ["x-y"]},
-                                   "suites": [{"name": "xnli"}]}))
+    bad.write_text(
+        yaml.safe_dump(
+            {"train": {"overrides": {"seed": 3}}, "grid": {"strategies": ["x-y"]}, "suites": [{"name": "xnli"}]}
+        )
+    )
     with pytest.raises(PolyretError, match=r"seed are set by the grid"):
         load_experiment_config(bad)
     bad.write_text(yaml.safe_dump({"grid": {"strategies": ["x-y"]}, "suites": [{"name": "xnli"}, {"name": "xnli"}]}))
@@ -147,20 +179,34 @@ def test_bad_train_override_is_a_clear_error(tmp_path):
 
 def test_train_yaml_settings_apply_but_the_grid_decides_strategy_seed_and_merging(tmp_path):
     (tmp_path / "train.yaml").write_text("model: default\nstrategy: x-y\nseed: 42\nsteps: 77\nmerge_weight: 0.5\n")
-    cfg = make_config(train={"config": "train.yaml", "overrides": {"batch_size": 4}},
-                      grid={"strategies": ["hybrid"], "alphas": [0.25], "seeds": [3]})
+    cfg = make_config(
+        train={"config": "train.yaml", "overrides": {"batch_size": 4}},
+        grid={"strategies": ["hybrid"], "alphas": [0.25], "seeds": [3]},
+    )
     _, runs = expand_grid(cfg, tmp_path)
     tc = runs[1].train_config
     assert (tc["steps"], tc["batch_size"], tc["strategy"], tc["alpha"], tc["seed"], tc["model"]) == (
-        77, 4, "hybrid", 0.25, 3, "fake-base")
+        77,
+        4,
+        "hybrid",
+        0.25,
+        3,
+        "fake-base",
+    )
     assert tc["merge_weight"] is None  # merging is the grid's λ, never the training's
     with pytest.raises(PolyretError, match="train.config 'nope.yaml'"):
         expand_grid(make_config(train={"config": "nope.yaml"}), tmp_path)
 
 
 def test_grid_expansion_and_run_keys(tmp_path):
-    cfg = make_config(grid={"strategies": ["x-x-mono", "x-y", "hybrid"], "alphas": [0.25, 0.5],
-                            "seeds": [0, 1], "merge_weights": [0.5, 1.0]})
+    cfg = make_config(
+        grid={
+            "strategies": ["x-x-mono", "x-y", "hybrid"],
+            "alphas": [0.25, 0.5],
+            "seeds": [0, 1],
+            "merge_weights": [0.5, 1.0],
+        }
+    )
     variants, runs = expand_grid(cfg, tmp_path)
     labels = [v.label() for v in variants]
     assert labels[0] == "base"
@@ -177,17 +223,24 @@ def test_grid_expansion_and_run_keys(tmp_path):
     # Keys are a function of the full config: stable, and any training change moves trained keys only.
     _, again = expand_grid(cfg, tmp_path)
     assert [r.key for r in again] == [r.key for r in runs]
-    _, changed = expand_grid(make_config(grid=cfg.grid.model_dump(), train={"overrides": {"steps": 4, "batch_size": 4,
-                             "validation_groups": 0, "keep_best": False}}), tmp_path)
+    _, changed = expand_grid(
+        make_config(
+            grid=cfg.grid.model_dump(),
+            train={"overrides": {"steps": 4, "batch_size": 4, "validation_groups": 0, "keep_best": False}},
+        ),
+        tmp_path,
+    )
     assert changed[0].key == runs[0].key  # base row unchanged
     assert not {r.key for r in changed[1:]} & {r.key for r in runs[1:]}
     # An option added later keeps old keys at its default (experiment dirs survive an upgrade) and
     # moves them once set.
     assert "answerless" not in runs[1].train_config
     from polyret.experiment.grid import config_hash
+
     assert runs[1].train_key == config_hash(runs[1].train_config)
-    _, overlap = expand_grid(make_config(grid=cfg.grid.model_dump(), train={"overrides": {"answerless": "overlap"}}),
-                             tmp_path)
+    _, overlap = expand_grid(
+        make_config(grid=cfg.grid.model_dump(), train={"overrides": {"answerless": "overlap"}}), tmp_path
+    )
     assert overlap[1].train_config["answerless"] == "overlap" and overlap[1].train_key != runs[1].train_key
 
 
@@ -202,6 +255,7 @@ def finished(tmp_path_factory):
 
 def test_summary_schema_and_aggregation(finished):
     out, fakes, summary = finished
+
     def no_nan(token):
         raise AssertionError(f"summary.json is not strict JSON: {token}")
 
@@ -323,8 +377,14 @@ def test_auto_merge_weight_is_chosen_once_per_training_and_reused(tmp_path):
         seed = json.loads((Path(tuned) / "model.json").read_text())["seed"]
         return {"weight": [0.25, 0.75][seed % 2], "by_weight": {}}  # differs by seed: the choice is per run
 
-    cfg = make_config(grid={"strategies": ["x-y"], "seeds": [0, 1], "merge_weights": [1.0, "auto"],
-                            "auto_merge_weights": [0.25, 0.75]})
+    cfg = make_config(
+        grid={
+            "strategies": ["x-y"],
+            "seeds": [0, 1],
+            "merge_weights": [1.0, "auto"],
+            "auto_merge_weights": [0.25, 0.75],
+        }
+    )
     summary = run_experiment(cfg, tmp_path / "out", choose_merge_weight_fn=choose, **fakes.kwargs())
     assert choices == [("train", [0.25, 0.75])] * 2
     assert sorted(fakes.merge_calls) == [0.25, 0.75]
@@ -339,8 +399,10 @@ def test_auto_merge_weight_is_chosen_once_per_training_and_reused(tmp_path):
 
 def test_explicit_pairs_and_unknown_labels(tmp_path):
     fakes = Fakes()
-    cfg = make_config(grid={"strategies": ["x-y", "hybrid"], "alphas": [0.5], "seeds": [0]},
-                      tests={"against_base": False, "pairs": [["hybrid alpha=0.5", "x-y"]], "n_permutations": 200})
+    cfg = make_config(
+        grid={"strategies": ["x-y", "hybrid"], "alphas": [0.5], "seeds": [0]},
+        tests={"against_base": False, "pairs": [["hybrid alpha=0.5", "x-y"]], "n_permutations": 200},
+    )
     summary = run_experiment(cfg, tmp_path / "a", **fakes.kwargs())
     assert [(t["a"], t["b"]) for t in summary["tests"]] == [("hybrid α=0.5", "x-y")]
     bad = make_config(tests={"pairs": [["hybrid α=0.9", "x-y"]]})
@@ -384,8 +446,11 @@ def _toy_lareqa(rng):
     from polyret.data.lareqa import LareqaCandidate, LareqaDataset, LareqaQuestion
 
     langs = ["de", "en", "zh"]
-    cands = [LareqaCandidate(l, f"{l} sentence {i}", f"{l} ctx", f"p{i // 3}", i % 3)
-             for l, n in zip(langs, (7, 12, 5)) for i in range(n)]
+    cands = [
+        LareqaCandidate(l, f"{l} sentence {i}", f"{l} ctx", f"p{i // 3}", i % 3)
+        for l, n in zip(langs, (7, 12, 5))
+        for i in range(n)
+    ]
     by_lang = {l: [i for i, c in enumerate(cands) if c.lang == l] for l in langs}
     questions, relevant = [], []
     for qid in range(15):
@@ -420,8 +485,13 @@ def test_lareqa_per_query_values_reproduce_the_evaluators_numbers():
     # A paired test between the two "models" has exactly the delta of their macro numbers.
     a, b = outs[0].per_query["cross.map"], outs[1].per_query["cross.map"]
     assert list(a.ids) == list(b.ids)
-    t = paired_randomization_test(a.values, b.values, weights=macro_weights([tuple(g) for g in a.groups.tolist()]),
-                                  clusters=a.clusters, n_permutations=200)
+    t = paired_randomization_test(
+        a.values,
+        b.values,
+        weights=macro_weights([tuple(g) for g in a.groups.tolist()]),
+        clusters=a.clusters,
+        n_permutations=200,
+    )
     assert t.delta == pytest.approx(outs[0].metrics["cross.map"] - outs[1].metrics["cross.map"], abs=1e-12)
     # A broken per-query array is caught, not averaged silently.
     outs[0].per_query["multi.map"].values[0] += 0.5
@@ -471,10 +541,19 @@ def test_alpha_sweep_puts_x_y_at_0_and_x_x_mono_at_1():
         label = strategy if alpha is None else f"{strategy} α={alpha:g}"
         return {"label": label, "base_model": base, "strategy": strategy, "alpha": alpha, "merge_weight": lam}
 
-    summary = {"variants": [variant("base", lam=None), variant("x-x-mono"), variant("x-y"), variant("x-x"),
-                            variant("hybrid", 0.25), variant("hybrid", 0.75)]}
-    assert _sweep_groups(summary, "alpha") == {("m", 1.0): [(0.0, "x-y"), (0.25, "hybrid α=0.25"),
-                                                             (0.75, "hybrid α=0.75"), (1.0, "x-x-mono")]}
+    summary = {
+        "variants": [
+            variant("base", lam=None),
+            variant("x-x-mono"),
+            variant("x-y"),
+            variant("x-x"),
+            variant("hybrid", 0.25),
+            variant("hybrid", 0.75),
+        ]
+    }
+    assert _sweep_groups(summary, "alpha") == {
+        ("m", 1.0): [(0.0, "x-y"), (0.25, "hybrid α=0.25"), (0.75, "hybrid α=0.75"), (1.0, "x-x-mono")]
+    }
     # a Hybrid at α = 0 already is the α = 0 point; X-Y is not drawn on top of it
     summary["variants"].append(variant("hybrid", 0.0))
     assert [p for p in _sweep_groups(summary, "alpha")[("m", 1.0)] if p[0] == 0.0] == [(0.0, "hybrid α=0")]

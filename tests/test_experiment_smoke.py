@@ -1,6 +1,7 @@
 """The real thing, small: configs/experiments/smoke.yaml (random tiny model, 2 strategies × 2 seeds,
 real training, merging-free) through real LAReQA / Tatoeba / XNLI evaluation; an interruption
 mid-grid, a resume, and a third invocation that reuses everything."""
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,12 @@ def test_smoke_experiment_end_to_end(tmp_path, shared_data, monkeypatch, tiny_mo
             raise RuntimeError("simulated crash mid-grid")
 
     out = tmp_path / "exp"
-    common = dict(config_dir=cdir, train_fn=counting_train, show_progress=False,
-                  build_base_fn=lambda spec, root: tiny_dir if spec == "tiny" else spec)
+    common = dict(
+        config_dir=cdir,
+        train_fn=counting_train,
+        show_progress=False,
+        build_base_fn=lambda spec, root: tiny_dir if spec == "tiny" else spec,
+    )
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_experiment(cfg, out, hook=crash_after_last_training, **common)
     assert len(trained) == 4 and not any(resume for _, resume in trained)
@@ -96,8 +101,9 @@ def test_smoke_experiment_end_to_end(tmp_path, shared_data, monkeypatch, tiny_mo
         assert {"a", "b", "suite", "metric", "delta", "p_value"} <= set(t) and 0 < t["p_value"] <= 1
     # The seed-pooled, macro-weighted test delta equals the difference of the aggregate means.
     t = next(t for t in on_disk["tests"] if (t["a"], t["b"], t["metric"]) == ("x-y", "base", "multi.map"))
-    assert t["delta"] == pytest.approx(agg["x-y"]["lareqa:xquad-r"]["multi.map"]["mean"]
-                                       - agg["base"]["lareqa:xquad-r"]["multi.map"]["mean"], abs=1e-9)
+    assert t["delta"] == pytest.approx(
+        agg["x-y"]["lareqa:xquad-r"]["multi.map"]["mean"] - agg["base"]["lareqa:xquad-r"]["multi.map"]["mean"], abs=1e-9
+    )
     md = (out / "report.md").read_text()
     assert "## lareqa:xquad-r" in md and "**Multi mAP** per source language" in md and "## Paired tests" in md
     assert (out / "plots" / "bars_lareqa_xquad-r.png").is_file()

@@ -10,6 +10,7 @@ the writing; the assertions hold wherever they land. The seed, the drawn delays 
 the span are in every kill message; POLYRET_FAULT_SEED=<seed> replays a test's draws (per test, so
 `-k` on one test replays it alone).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -68,8 +69,14 @@ def _sigint_as_at_a_terminal() -> None:
 
 
 def start(args, cwd: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([POLYRET, *map(str, args)], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, preexec_fn=_sigint_as_at_a_terminal)
+    return subprocess.Popen(
+        [POLYRET, *map(str, args)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=_sigint_as_at_a_terminal,
+    )
 
 
 def finish_killed(p: subprocess.Popen) -> int:
@@ -101,8 +108,11 @@ def expect_code(code: int, sig: int, what: str) -> None:
 
 def snapshot(folder: Path) -> dict[str, str]:
     """relative path -> sha256 of every file under folder."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -121,16 +131,21 @@ def startup(tiny_dir, tmp_path_factory) -> float:
     return took
 
 
-def kill_twice_then_finish(args, cwd: Path, env: dict, span: float, what: str,
-                           between=lambda: None) -> tuple[list[float], tuple[int, float, str]]:
+def kill_twice_then_finish(
+    args, cwd: Path, env: dict, span: float, what: str, between=lambda: None
+) -> tuple[list[float], tuple[int, float, str]]:
     """SIGINT one run, SIGKILL the next (each at a random moment in [0, span]), then run to the end."""
     delays, fractions = [], []
     for sig in (signal.SIGINT, signal.SIGKILL):
         fractions.append(RNG.random())
         delays.append(round(fractions[-1] * span, 3))
         code = run_killed(args(), cwd, env, sig, delays[-1])
-        expect_code(code, sig, f"{what} killed after {delays} s (fractions {[round(f, 4) for f in fractions]} of "
-                               f"{span:.1f} s; POLYRET_FAULT_SEED={SEED})")
+        expect_code(
+            code,
+            sig,
+            f"{what} killed after {delays} s (fractions {[round(f, 4) for f in fractions]} of "
+            f"{span:.1f} s; POLYRET_FAULT_SEED={SEED})",
+        )
         between()
     return delays, run(args(), cwd, env)
 
@@ -142,8 +157,14 @@ def test_kill_moments_replay_from_the_seed():
     assert rng_for(1234, "test_a").random() != rng_for(1234, "test_b").random()
     # fixed by the environment variable, as the module docstring promises
     code = "import os, test_faults; print(test_faults.SEED)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent,
-                         env=dict(os.environ, POLYRET_FAULT_SEED="777"), timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent,
+        env=dict(os.environ, POLYRET_FAULT_SEED="777"),
+        timeout=120,
+    )
     assert out.stdout.strip() == "777", out.stderr
 
 
@@ -168,7 +189,9 @@ except KeyboardInterrupt:
 """
 
 
-@pytest.mark.parametrize("mode,expected", [("with-hook", "interrupted"), ("without", "finished as if never interrupted")])
+@pytest.mark.parametrize(
+    "mode,expected", [("with-hook", "interrupted"), ("without", "finished as if never interrupted")]
+)
 def test_ctrl_c_inside_a_finalizer_still_interrupts(mode, expected):
     # The failure seen in CI: Ctrl-C landed in a weakref callback, Python printed "Exception ignored ...
     # Traceback ... KeyboardInterrupt" and the experiment ran on to the end. `without` shows the
@@ -194,13 +217,18 @@ def test_encode_killed_keeps_the_old_file_and_reruns_to_the_same_result(tiny_mod
 
     def old_file_intact():
         assert (tmp_path / "emb.npy").read_bytes() in (b"an earlier file",) or np.array_equal(
-            np.load(tmp_path / "emb.npy"), reference)  # replaced only by a complete result
+            np.load(tmp_path / "emb.npy"), reference
+        )  # replaced only by a complete result
         # (a SIGKILL may leave the temp file `.emb.npy.*.tmp`; the next run removes it)
-        assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache" and not p.name.endswith(".tmp")) == \
-            ["emb.npy", "in.txt"]
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache" and not p.name.endswith(".tmp")) == [
+            "emb.npy",
+            "in.txt",
+        ]
 
     args = lambda: ["encode", "--model", tiny_dir, "--input", "in.txt", "--no-bf16", "--out", "emb", "--overwrite"]
-    delays, (code, _, err) = kill_twice_then_finish(args, tmp_path, env, startup + 1.5 * work, "encode", old_file_intact)
+    delays, (code, _, err) = kill_twice_then_finish(
+        args, tmp_path, env, startup + 1.5 * work, "encode", old_file_intact
+    )
     assert code == 0, err
     assert np.allclose(np.load(tmp_path / "emb.npy"), reference, atol=1e-6), delays
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == ["emb.npy", "in.txt"], delays
@@ -215,7 +243,9 @@ def _beir(root: Path, n_docs: int = 3000, n_queries: int = 40) -> Path:
     (root / "qrels").mkdir(parents=True)
     with open(root / "corpus.jsonl", "w") as f:
         for i in range(n_docs):
-            f.write(json.dumps({"_id": f"d{i}", "title": "", "text": " ".join(rng.choice(words) for _ in range(12))}) + "\n")
+            f.write(
+                json.dumps({"_id": f"d{i}", "title": "", "text": " ".join(rng.choice(words) for _ in range(12))}) + "\n"
+            )
     with open(root / "queries.jsonl", "w") as f:
         for i in range(n_queries):
             f.write(json.dumps({"_id": f"q{i}", "text": " ".join(rng.choice(words) for _ in range(4))}) + "\n")
@@ -268,8 +298,9 @@ def test_eval_beir_killed_resumes_to_the_same_result(tiny_dir, startup, beir_ref
             assert [p for p in tmp_path.iterdir() if ".out.polyret-old-" in p.name]
 
     over = lambda: args() + ["--overwrite"]
-    delays, (code, _, err) = kill_twice_then_finish(over, tmp_path, env, startup + 1.5 * work, "eval beir --overwrite",
-                                                    finished_output_intact)
+    delays, (code, _, err) = kill_twice_then_finish(
+        over, tmp_path, env, startup + 1.5 * work, "eval beir --overwrite", finished_output_intact
+    )
     assert code == 0, err
     assert _beir_outcome(tmp_path / "out") == reference, delays
     # no temporary folder left behind (a SIGKILL's is removed by the next run)
@@ -293,20 +324,35 @@ def test_eval_beir_killed_at_every_stage_resumes_to_the_same_result(tiny_dir, be
     data, reference, _, _ = beir_reference
     out = tmp_path / "out"
     args = _beir_args(data, tiny_dir, "out")
-    marker = lambda: json.loads((out / ".polyret-output.json").read_text()) if (out / ".polyret-output.json").is_file() else {}
+    marker = lambda: (
+        json.loads((out / ".polyret-output.json").read_text()) if (out / ".polyret-output.json").is_file() else {}
+    )
     rows_at_start = {}
     stages = [
-        ("output folder claimed, corpus store not started", signal.SIGINT,
-         lambda: marker() and not _progress(out)),
-        ("first corpus chunks encoded", signal.SIGKILL,
-         lambda: 0 < _progress(out).get("rows_done", 0) < _progress(out).get("n", 0)),
-        ("corpus encoding resumed", signal.SIGINT,
-         lambda: rows_at_start["resumed"] < _progress(out).get("rows_done", 0) < _progress(out).get("n", 0)),
-        ("corpus encoded, results not written", signal.SIGKILL,
-         lambda: _progress(out).get("complete") and not (out / "results.json").exists()),
-        ("corpus encoded, this run scoring", signal.SIGINT,  # the store was complete before this run started
-         lambda: (out / ".polyret-output.json").stat().st_mtime_ns > rows_at_start["t0"]
-         and not (out / "results.json").exists()),
+        ("output folder claimed, corpus store not started", signal.SIGINT, lambda: marker() and not _progress(out)),
+        (
+            "first corpus chunks encoded",
+            signal.SIGKILL,
+            lambda: 0 < _progress(out).get("rows_done", 0) < _progress(out).get("n", 0),
+        ),
+        (
+            "corpus encoding resumed",
+            signal.SIGINT,
+            lambda: rows_at_start["resumed"] < _progress(out).get("rows_done", 0) < _progress(out).get("n", 0),
+        ),
+        (
+            "corpus encoded, results not written",
+            signal.SIGKILL,
+            lambda: _progress(out).get("complete") and not (out / "results.json").exists(),
+        ),
+        (
+            "corpus encoded, this run scoring",
+            signal.SIGINT,  # the store was complete before this run started
+            lambda: (
+                (out / ".polyret-output.json").stat().st_mtime_ns > rows_at_start["t0"]
+                and not (out / "results.json").exists()
+            ),
+        ),
     ]
     for what, sig, reached in stages:
         rows_at_start["resumed"] = _progress(out).get("rows_done", 0)
@@ -354,8 +400,19 @@ def test_overwrite_killed_before_the_swap_leaves_the_old_output(tiny_dir, startu
 
 # ---- train ----------------------------------------------------------------------------------
 
-TRAIN = {"steps": 8, "batch_size": 4, "lr": 1e-3, "validation_groups": 12, "eval_steps": 2, "save_steps": 2,
-         "save_total_limit": 2, "keep_best": False, "logging_steps": 1, "max_seq_length": 32, "warmup_ratio": 0.0}
+TRAIN = {
+    "steps": 8,
+    "batch_size": 4,
+    "lr": 1e-3,
+    "validation_groups": 12,
+    "eval_steps": 2,
+    "save_steps": 2,
+    "save_total_limit": 2,
+    "keep_best": False,
+    "logging_steps": 1,
+    "max_seq_length": 32,
+    "warmup_ratio": 0.0,
+}
 
 
 def _train_config(tiny_dir: Path, data: Path) -> Path:
@@ -377,8 +434,9 @@ def train_reference(tiny_dir, startup, tmp_path_factory):
     """An uninterrupted `polyret train` run (a subprocess, like the runs it is compared with)."""
     root = tmp_path_factory.mktemp("train-ref")
     data = write_synthetic(root / "groups.jsonl", n=60)
-    code, took, err = run(["train", "--config", _train_config(tiny_dir, data), "--out", root / "ref", "--no-progress"],
-                          root, _env(root))
+    code, took, err = run(
+        ["train", "--config", _train_config(tiny_dir, data), "--out", root / "ref", "--no-progress"], root, _env(root)
+    )
     assert code == 0, err
     return root, data, max(0.0, took - startup)
 
@@ -393,7 +451,8 @@ def test_train_killed_resumes_to_the_same_weights(tiny_dir, startup, train_refer
 
     def args():  # the command a user re-runs: --resume once the run dir holds a run
         return ["train", "--config", config, "--out", run_dir, "--no-progress"] + (
-            ["--resume"] if (run_dir / "config.yaml").is_file() else [])
+            ["--resume"] if (run_dir / "config.yaml").is_file() else []
+        )
 
     delays, (code, _, err) = kill_twice_then_finish(args, tmp_path, env, startup + 1.5 * work, "train")
     assert code == 0, f"re-run after kills at {delays}: {err[-3000:]}"
@@ -443,10 +502,22 @@ def test_experiment_killed_reruns_to_the_same_summary(tiny_dir, startup, tmp_pat
     data = _beir(tmp_path / "beir", n_docs=400, n_queries=30)
     groups = write_synthetic(tmp_path / "groups.jsonl", n=60)
     cfg = {
-        "name": "faults", "base_models": [str(tiny_dir)],
-        "train": {"overrides": {"data": [str(groups)], "steps": 4, "batch_size": 4, "max_seq_length": 32, "lr": 1e-3,
-                                "warmup_ratio": 0.0, "validation_groups": 0, "keep_best": False, "save_steps": 2,
-                                "logging_steps": 2}},
+        "name": "faults",
+        "base_models": [str(tiny_dir)],
+        "train": {
+            "overrides": {
+                "data": [str(groups)],
+                "steps": 4,
+                "batch_size": 4,
+                "max_seq_length": 32,
+                "lr": 1e-3,
+                "warmup_ratio": 0.0,
+                "validation_groups": 0,
+                "keep_best": False,
+                "save_steps": 2,
+                "logging_steps": 2,
+            }
+        },
         "grid": {"strategies": ["x-y"], "merge_weights": [1.0], "seeds": [0]},
         "suites": [{"name": "beir", "data": str(data), "options": {"chunk_size": 100}}],
         "tests": {"n_permutations": 200, "n_bootstrap": 100},
@@ -494,7 +565,7 @@ class SlowRangeHandler(http.server.SimpleHTTPRequestHandler):
         self.end_headers()
         try:
             for i in range(start, len(data), 1 << 16):
-                self.wfile.write(data[i:i + (1 << 16)])
+                self.wfile.write(data[i : i + (1 << 16)])
                 time.sleep(0.01)
         except (BrokenPipeError, ConnectionResetError):
             pass
@@ -516,8 +587,16 @@ def test_download_killed_resumes_to_verified_files(tmp_path, shared_data, startu
     (dest / "NOTES.md").write_text("mine")  # a user's file in the destination must survive
     try:
         env = _env(tmp_path)
-        args = lambda: ["data", "download", "--only", "xquad-r", "--dest", dest,
-                        "--mirror", f"http://127.0.0.1:{server.server_address[1]}"]
+        args = lambda: [
+            "data",
+            "download",
+            "--only",
+            "xquad-r",
+            "--dest",
+            dest,
+            "--mirror",
+            f"http://127.0.0.1:{server.server_address[1]}",
+        ]
         # ~18 MB in 64 KiB pieces 10 ms apart: about 3 s of transfer after startup
         delays, (code, _, err) = kill_twice_then_finish(args, tmp_path, env, startup + 4.0, "data download")
         assert code == 0, f"re-run after kills at {delays}: {err[-2000:]}"

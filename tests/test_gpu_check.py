@@ -1,4 +1,5 @@
 """benchmarks/gpu_check.sh without a GPU: one clear SKIP line, exit 0, nothing run."""
+
 from __future__ import annotations
 
 import os

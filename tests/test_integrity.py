@@ -4,6 +4,7 @@ One test per class of damage: model folders (weights, tokenizer, pooling, vocabu
 the embedding cache, correction statistics, non-finite embeddings, the output lock and the umask.
 Each fails on the code before the fix (noted per test).
 """
+
 from __future__ import annotations
 
 import json
@@ -268,9 +269,18 @@ def test_atomic_writes_honour_the_umask(tmp_path, mask, mode):
 def test_second_run_on_one_out_is_refused_and_a_dead_owner_is_recovered(tmp_path, capsys):
     out = tmp_path / "o"
     holder = subprocess.Popen(
-        [sys.executable, "-c", ("import sys, time; from polyret.io import OutputDir; "
-                                f"o = OutputDir({str(out)!r}, 'eval-x'); print('held', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from polyret.io import OutputDir; "
+                f"o = OutputDir({str(out)!r}, 'eval-x'); print('held', flush=True); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         # Before: no lock, both runs wrote into one folder.

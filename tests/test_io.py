@@ -1,5 +1,6 @@
 """The io layer: strict atomic JSON, UTF-8 errors with byte offsets, TREC round trips, and the
 output-folder policy (each row of the table in polyret.io's docstring)."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,15 @@ import numpy as np
 import pytest
 
 from polyret.errors import PolyretError
-from polyret.io import (MARKER, OutputDir, OutputFile, read_json, read_text, read_trec_qrels, read_trec_run,
-                        run_from_arrays, write_json, write_trec_qrels, write_trec_run)
+from polyret.io import (
+    MARKER,
+    OutputDir,
+    OutputFile,
+    read_json,
+    read_text,
+    write_json,
+)
+from polyret.trec import read_trec_qrels, read_trec_run, run_from_arrays, write_trec_qrels, write_trec_run
 
 
 def test_write_json_strict_and_atomic(tmp_path):
@@ -40,7 +48,9 @@ def test_utf8_error_names_file_and_byte_offset(tmp_path):
 
 
 def test_trec_round_trip(tmp_path):
-    run = run_from_arrays(["q1", "q2"], ["d0", "d1", "d2"], np.array([[2, 0], [1, -1]]), np.array([[0.9, 0.5], [0.7, 0.0]]))
+    run = run_from_arrays(
+        ["q1", "q2"], ["d0", "d1", "d2"], np.array([[2, 0], [1, -1]]), np.array([[0.9, 0.5], [0.7, 0.0]])
+    )
     assert run == {"q1": [("d2", 0.9), ("d0", 0.5)], "q2": [("d1", 0.7)]}
     write_trec_run(tmp_path / "r.trec", run)
     assert (tmp_path / "r.trec").read_text().splitlines()[0] == "q1 Q0 d2 1 0.900000 polyret"
@@ -50,8 +60,6 @@ def test_trec_round_trip(tmp_path):
     assert read_trec_qrels(tmp_path / "q.trec") == qrels
     with pytest.raises(PolyretError, match="whitespace"):
         write_trec_run(tmp_path / "x.trec", {"q 1": [("d", 1.0)]})
-
-
 
 
 def test_output_dir_policy(tmp_path):
@@ -152,7 +160,12 @@ def test_output_overlapping_inputs_refused(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "f.json").write_text("{}")
-    for out, inputs in ((data, [data]), (data / "sub", [data]), (tmp_path, [data / "f.json"]), (data, [data / "f.json"])):
+    for out, inputs in (
+        (data, [data]),
+        (data / "sub", [data]),
+        (tmp_path, [data / "f.json"]),
+        (data, [data / "f.json"]),
+    ):
         with pytest.raises(PolyretError, match="input"):
             OutputDir(out, "eval-x", overwrite=True, inputs=[*inputs, "default"])
     OutputDir(tmp_path / "elsewhere", "eval-x", inputs=[data, "default"])  # no overlap: accepted

@@ -1,4 +1,5 @@
 """Language identification for `polyret correction fit --texts FILE` (texts with no language field)."""
+
 from __future__ import annotations
 
 import json
@@ -40,12 +41,27 @@ def test_correction_fit_on_unlabelled_texts(tiny_model, tmp_path, monkeypatch, c
     tiny_model.save(str(model_dir))
     lines = []
     for i in range(22):  # MIN_TEXTS = 20 per language
-        lines += [f"Der Hund Nummer {i} schläft heute im Garten hinter dem Haus.",
-                  f"The dog number {i} is sleeping today in the garden behind the house.",
-                  f"第{i}号狗今天在房子后面的花园里睡觉。"]
+        lines += [
+            f"Der Hund Nummer {i} schläft heute im Garten hinter dem Haus.",
+            f"The dog number {i} is sleeping today in the garden behind the house.",
+            f"第{i}号狗今天在房子后面的花园里睡觉。",
+        ]
     mixed = tmp_path / "mixed.txt"
     mixed.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    main(["correction", "fit", "--model", str(model_dir), "--parallel", "none", "--texts", str(mixed), "--method", "center-both"])
+    main(
+        [
+            "correction",
+            "fit",
+            "--model",
+            str(model_dir),
+            "--parallel",
+            "none",
+            "--texts",
+            str(mixed),
+            "--method",
+            "center-both",
+        ]
+    )
     assert "de 22, en 22, zh 22" in capsys.readouterr().err
     main(["correction", "show", "--model", str(model_dir)])
     shown = json.loads(capsys.readouterr().out)

@@ -1,4 +1,5 @@
 """LAReQA loader: real XQuAD-R files, in-memory construction, and clear errors for bad files."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,19 @@ from conftest import need
 from polyret.data.lareqa import LareqaCandidate, LareqaDataset, LareqaQuestion, load_lareqa
 from polyret.errors import PolyretError
 
-XQUAD_CANDIDATES = {"ar": 1222, "de": 1276, "el": 1234, "en": 1180, "es": 1215, "hi": 1244,
-                    "ru": 1219, "th": 852, "tr": 1167, "vi": 1209, "zh": 1196}
+XQUAD_CANDIDATES = {
+    "ar": 1222,
+    "de": 1276,
+    "el": 1234,
+    "en": 1180,
+    "es": 1215,
+    "hi": 1244,
+    "ru": 1219,
+    "th": 852,
+    "tr": 1167,
+    "vi": 1209,
+    "zh": 1196,
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +50,9 @@ def test_subset_relevance_is_the_answer_sentence(xquad_dir):
     ds = load_lareqa(xquad_dir, langs=["en", "de"])
     assert ds.languages == ("en", "de") and ds.n_questions == 2380
     en_file = json.loads((xquad_dir / "en.json").read_text(encoding="utf-8"))
-    answer_text = {qa["id"]: qa["answers"][0]["text"] for a in en_file["data"] for p in a["paragraphs"] for qa in p["qas"]}
+    answer_text = {
+        qa["id"]: qa["answers"][0]["text"] for a in en_file["data"] for p in a["paragraphs"] for qa in p["qas"]
+    }
     contained = 0
     for q, rel in zip(ds.questions, ds.relevant):
         cands = [ds.candidates[c] for c in rel]
@@ -72,8 +86,10 @@ def test_in_memory_construction_and_groups():
 
     from polyret.data.groups import ParallelGroup
 
-    groups = [ParallelGroup("g1", {"en": "q1", "de": "f1"}, {"en": "p1", "de": "d1"}),
-              ParallelGroup("g2", {"en": "q2"}, {"en": "p2", "es": "e2"})]
+    groups = [
+        ParallelGroup("g1", {"en": "q1", "de": "f1"}, {"en": "p1", "de": "d1"}),
+        ParallelGroup("g2", {"en": "q2"}, {"en": "p2", "es": "e2"}),
+    ]
     gd = LareqaDataset.from_groups(groups, name="val")
     assert gd.languages == ("de", "en", "es")
     assert [c.lang for c in gd.candidates] == ["de", "en", "en", "es"]  # grouped by language
@@ -109,9 +125,12 @@ def _write(path: Path, obj) -> Path:
 
 
 def _good_paragraph(qid="x1"):
-    return {"context": "One two. Three four.", "sentence_breaks": [[0, 8], [9, 20]],
-            "sentences": ["One two.", "Three four."],
-            "qas": [{"id": qid, "question": "q?", "answers": [{"answer_start": 9, "text": "Three"}]}]}
+    return {
+        "context": "One two. Three four.",
+        "sentence_breaks": [[0, 8], [9, 20]],
+        "sentences": ["One two.", "Three four."],
+        "qas": [{"id": qid, "question": "q?", "answers": [{"answer_start": 9, "text": "Three"}]}],
+    }
 
 
 def test_bad_files_fail_with_one_clear_error(tmp_path):
@@ -125,7 +144,9 @@ def test_bad_files_fail_with_one_clear_error(tmp_path):
     with pytest.raises(PolyretError, match=r"en\.json: article 0 \('T0'\), paragraph 1: missing field 'sentences'"):
         load_lareqa(d)
 
-    d = _write(tmp_path / "dup" / "en.json", {"data": [{"title": "T", "paragraphs": [_good_paragraph(), _good_paragraph()]}]})
+    d = _write(
+        tmp_path / "dup" / "en.json", {"data": [{"title": "T", "paragraphs": [_good_paragraph(), _good_paragraph()]}]}
+    )
     with pytest.raises(PolyretError, match=r"paragraph 1, question id 'x1': duplicate question id"):
         load_lareqa(d)
 

@@ -1,5 +1,6 @@
 """LAReQA evaluation: a hand-worked toy pool, an independent brute-force reference on the MLQA-R-shaped
 fixture and on XQuAD-R, exact tie-breaking, pytrec_eval cross-checks, output files, cache, CLI."""
+
 from __future__ import annotations
 
 import json
@@ -119,16 +120,23 @@ def toy_pool():
     With C = identity, the score matrix is Q itself (exact in float32). qA.de scores candidates 1
     and 2 equally: the tie must rank 1 (lower index) first.
     """
-    qs = [LareqaQuestion("A", "en", "a-en"), LareqaQuestion("A", "de", "a-de"),
-          LareqaQuestion("B", "en", "b-en"), LareqaQuestion("B", "de", "b-de")]
+    qs = [
+        LareqaQuestion("A", "en", "a-en"),
+        LareqaQuestion("A", "de", "a-de"),
+        LareqaQuestion("B", "en", "b-en"),
+        LareqaQuestion("B", "de", "b-de"),
+    ]
     cs = [LareqaCandidate(l, f"s{i}", f"s{i}", f"p{i}", 0) for i, l in enumerate(["en", "en", "en", "de", "de"])]
     ds = LareqaDataset("toy", qs, cs, [[1, 3], [1, 3], [2, 4], [2, 4]], languages=("en", "de"))
-    S = np.array([
-        [0.5, 0.25, 0.75, 0.875, 0.125],   # A.en: pool 3,2,0,1,4
-        [0.25, 0.5, 0.5, 0.125, 0.75],     # A.de: pool 4,1,2,0,3 (1 before 2 by index)
-        [0.75, 0.5, 0.625, 0.375, 0.25],   # B.en: pool 0,2,1,3,4
-        [0.125, 0.25, 0.875, 0.5, 0.625],  # B.de: pool 2,4,3,1,0
-    ], dtype=np.float32)
+    S = np.array(
+        [
+            [0.5, 0.25, 0.75, 0.875, 0.125],  # A.en: pool 3,2,0,1,4
+            [0.25, 0.5, 0.5, 0.125, 0.75],  # A.de: pool 4,1,2,0,3 (1 before 2 by index)
+            [0.75, 0.5, 0.625, 0.375, 0.25],  # B.en: pool 0,2,1,3,4
+            [0.125, 0.25, 0.875, 0.5, 0.625],  # B.de: pool 2,4,3,1,0
+        ],
+        dtype=np.float32,
+    )
     return ds, S, np.eye(5, dtype=np.float32)
 
 
@@ -242,8 +250,9 @@ def test_ties_are_broken_by_candidate_index(mlqa_like):
 def test_xquad_subset_matches_reference(shared_data):
     full = load_lareqa(need(shared_data, "lareqa", "xquad-r"), langs=["en", "es", "zh"])
     keep = [i for i, q in enumerate(full.questions) if int(i % 1190) < 60]  # 60 questions per language, all candidates
-    ds = LareqaDataset(full.name, [full.questions[i] for i in keep], full.candidates, [full.relevant[i] for i in keep],
-                       full.languages)
+    ds = LareqaDataset(
+        full.name, [full.questions[i] for i in keep], full.candidates, [full.relevant[i] for i in keep], full.languages
+    )
     Q, C = _random_embeddings(ds, dim=16, seed=1)
     assert_matches_reference(score_lareqa(Q, C, ds), reference_results(Q @ C.T, ds))
 
@@ -298,8 +307,18 @@ def test_outputs_cache_and_overwrite(mlqa_like, tiny_model, tmp_path, monkeypatc
     for name in ("results.json", "report.md", "cross_map_heatmap.png", "multi.trec", "qrels.trec"):
         assert (out / name).stat().st_size > 0, name
     saved = json.loads((out / "results.json").read_text())
-    for key in ("dataset", "model", "n_questions", "n_candidates", "mono", "cross", "multi", "rank_distance",
-                "top10_own_language_share", "timing"):
+    for key in (
+        "dataset",
+        "model",
+        "n_questions",
+        "n_candidates",
+        "mono",
+        "cross",
+        "multi",
+        "rank_distance",
+        "top10_own_language_share",
+        "timing",
+    ):
         assert key in saved
     assert set(saved["timing"]) >= {"encode_s", "score_s", "total_s"}
     assert saved["n_questions"] == ds.n_questions and saved["mono"]["map"] == pytest.approx(res["mono"]["map"])
@@ -336,8 +355,9 @@ def test_outputs_cache_and_overwrite(mlqa_like, tiny_model, tmp_path, monkeypatc
         raise AssertionError("encoded again despite the cache")
 
     monkeypatch.setattr(polyret.encode, "_raw_encode", no_encoding)
-    again = polyret.evaluate.lareqa(tiny_model, mlqa_like[0], out, cache=tmp_path / "cache", show_progress=False,
-                                    overwrite=True)
+    again = polyret.evaluate.lareqa(
+        tiny_model, mlqa_like[0], out, cache=tmp_path / "cache", show_progress=False, overwrite=True
+    )
     for setting in ("mono", "cross", "multi"):
         assert again[setting]["map"] == res[setting]["map"]
 
@@ -345,8 +365,10 @@ def test_outputs_cache_and_overwrite(mlqa_like, tiny_model, tmp_path, monkeypatc
 def _embed_again(model, ds, cache):
     from polyret.encode import encode_texts
 
-    return (encode_texts(model, ds.question_texts(), kind="query", cache=cache, show_progress=False),
-            encode_texts(model, ds.candidate_texts(), kind="passage", cache=cache, show_progress=False))
+    return (
+        encode_texts(model, ds.question_texts(), kind="query", cache=cache, show_progress=False),
+        encode_texts(model, ds.candidate_texts(), kind="passage", cache=cache, show_progress=False),
+    )
 
 
 def test_candidate_mode_and_bad_embeddings(mlqa_like):
@@ -370,15 +392,40 @@ def test_cli(mlqa_like, tiny_model, tmp_path, monkeypatch, capsys):
     tiny_model.save(str(tmp_path / "tiny" / "st"))
     root, ds = mlqa_like
     out = tmp_path / "cli-out"
-    main(["eval", "lareqa", "--model", str(tmp_path / "tiny" / "st"), "--data", str(root), "--out", str(out),
-          "--langs", "en,de,zh", "--no-progress"])
+    main(
+        [
+            "eval",
+            "lareqa",
+            "--model",
+            str(tmp_path / "tiny" / "st"),
+            "--data",
+            str(root),
+            "--out",
+            str(out),
+            "--langs",
+            "en,de,zh",
+            "--no-progress",
+        ]
+    )
     res = json.loads((out / "results.json").read_text())
     assert res["languages"] == ["en", "de", "zh"] and len(res["cross"]["per_pair"]) <= 6
     err = capsys.readouterr().err
     assert "Multi" in err and "results.json" in err
     with pytest.raises(SystemExit) as e:
-        main(["eval", "lareqa", "--model", str(tmp_path / "tiny" / "st"), "--data", str(root), "--out",
-              str(tmp_path / "o2"), "--langs", "en,fr"])
+        main(
+            [
+                "eval",
+                "lareqa",
+                "--model",
+                str(tmp_path / "tiny" / "st"),
+                "--data",
+                str(root),
+                "--out",
+                str(tmp_path / "o2"),
+                "--langs",
+                "en,fr",
+            ]
+        )
     assert e.value.code == 2
     assert "no file for language(s) fr" in " ".join(capsys.readouterr().err.split())
 
@@ -413,7 +460,9 @@ def test_benchmark_flop_count_matches_torch_flop_counter(tiny_model):
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    spec = importlib.util.spec_from_file_location("bench_lareqa", Path(__file__).parents[1] / "benchmarks" / "lareqa_eval.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_lareqa", Path(__file__).parents[1] / "benchmarks" / "lareqa_eval.py"
+    )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     bert = tiny_model[0].auto_model.eval()

@@ -5,6 +5,7 @@ has 2-4 relevant sentences); paragraphs are not parallel across languages (each 
 own paragraphs with different sentences and sentence counts); English has far more questions.
 Other test modules import `build_mlqa_like` from here.
 """
+
 from __future__ import annotations
 
 import json
@@ -74,13 +75,20 @@ def build_mlqa_like(root: Path, n_questions: int = 60, seed: int = 0) -> dict:
                         start = breaks[si][0] - 1  # the space before sentence si: inside no span
                         si -= 1  # the last span starting before it
                         planted_gap = True
-                    qas.append({"id": qid, "question": f"{lang} question {qid} {rng.randrange(1000)}?",
-                                "answers": [{"answer_start": start, "text": context[start:start + 3]}]})
+                    qas.append(
+                        {
+                            "id": qid,
+                            "question": f"{lang} question {qid} {rng.randrange(1000)}?",
+                            "answers": [{"answer_start": start, "text": context[start : start + 3]}],
+                        }
+                    )
                     relevant[qid][lang] = (f"{ai}-{pi}", si)
                 paragraphs.append({"context": context, "qas": qas, "sentence_breaks": breaks, "sentences": sentences})
             articles.append({"title": f"{lang}-article-{ai}", "paragraphs": paragraphs})
             ai += 1
-        (root / f"{lang}.json").write_text(json.dumps({"version": "1.1", "data": articles}, ensure_ascii=False), encoding="utf-8")
+        (root / f"{lang}.json").write_text(
+            json.dumps({"version": "1.1", "data": articles}, ensure_ascii=False), encoding="utf-8"
+        )
     assert planted_gap and planted_mismatch
     return {"relevant": relevant, "no_span": 1, "mismatch": 1}
 

@@ -1,5 +1,6 @@
 """The function-length half of the lint gate (tools/check_function_length.py): what it counts and
 where its settings come from. `make lint` runs it over src/ next to ruff's own rules."""
+
 from __future__ import annotations
 
 import importlib.util

@@ -1,4 +1,5 @@
 """Losses against hand-computed InfoNCE on random embeddings (no model forward needed)."""
+
 from __future__ import annotations
 
 import math
@@ -63,7 +64,9 @@ def test_in_batch_is_infonce_over_all_positives_and_negatives(tau):
 def test_symmetric_adds_the_passage_to_query_term():
     q, p, negs = _emb(1)
     tau = 0.05
-    got = build_loss(None, "in-batch", temperature=tau, symmetric=True).compute_loss_from_embeddings([q, p, *negs], None)
+    got = build_loss(None, "in-batch", temperature=tau, symmetric=True).compute_loss_from_embeddings(
+        [q, p, *negs], None
+    )
     want = 0.5 * (_manual_in_batch(q, p, negs, tau) + _manual_backward(q, p, tau))
     assert got.item() == pytest.approx(want, rel=1e-5)
 

@@ -1,4 +1,5 @@
 """Weight-space merge θ = (1 − λ)θ_base + λθ_tuned on the tiny model."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Metric functions: hand-worked values, padding/NaN rules, and agreement with ranx and pytrec_eval."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """MIRACL: readers on the real v1.0 topics/qrels, precise errors, and the full evaluation path on a
 small corpus built here (real Swahili topics, synthetic passages under the real judged docids)."""
+
 from __future__ import annotations
 
 import gzip
@@ -96,8 +97,16 @@ def test_full_path_on_a_small_corpus(shared_data, tmp_path, default_model):
     qrels_path.write_text("\n".join(qrels_lines) + "\n")
 
     out = tmp_path / "out"
-    res = evaluate_miracl(default_model, "sw", corpus=corpus_path, topics=topics_path, qrels=qrels_path,
-                          out_dir=out, chunk_size=16, show_progress=False)
+    res = evaluate_miracl(
+        default_model,
+        "sw",
+        corpus=corpus_path,
+        topics=topics_path,
+        qrels=qrels_path,
+        out_dir=out,
+        chunk_size=16,
+        show_progress=False,
+    )
     assert res["n_queries"] == 4 and res["n_docs"] == len(corpus)
     assert res["n_topics_unjudged"] == 482 - 4 and res["n_relevant_missing_from_corpus"] == 0
     assert set(res["metrics"]) == {"ndcg@10", "recall@100", "mrr@10", "map@100"}

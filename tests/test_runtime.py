@@ -1,4 +1,5 @@
 """The runtime layer: device resolution, precision per device, ranks, DDP backend, trainer_args."""
+
 from __future__ import annotations
 
 import pytest
@@ -127,15 +128,24 @@ def test_trainer_args_passthrough_is_validated():
     from polyret.train_args import training_arguments, validate_trainer_args
 
     assert validate_trainer_args({"gradient_accumulation_steps": 4, "report_to": "tensorboard"}) == {
-        "gradient_accumulation_steps": 4, "report_to": "tensorboard"}
-    with pytest.raises(PolyretError, match="unknown key 'gradient_acumulation_steps'.*did you mean gradient_accumulation_steps"):
+        "gradient_accumulation_steps": 4,
+        "report_to": "tensorboard",
+    }
+    with pytest.raises(
+        PolyretError, match="unknown key 'gradient_acumulation_steps'.*did you mean gradient_accumulation_steps"
+    ):
         validate_trainer_args({"gradient_acumulation_steps": 4})
     with pytest.raises(PolyretError, match="'learning_rate' is set by polyret from 'lr'"):
         validate_trainer_args({"learning_rate": 1e-3})
     with pytest.raises(PolyretError, match="nccl needs CUDA"):
         training_arguments("cpu", "fp32", 1, {"output_dir": "/tmp/x"}, {"ddp_backend": "nccl"})
-    args = training_arguments("cpu", "fp32", 1, {"output_dir": "/tmp/x", "report_to": "none"},
-                              {"gradient_accumulation_steps": 3, "logging_first_step": True})
+    args = training_arguments(
+        "cpu",
+        "fp32",
+        1,
+        {"output_dir": "/tmp/x", "report_to": "none"},
+        {"gradient_accumulation_steps": 3, "logging_first_step": True},
+    )
     assert args.gradient_accumulation_steps == 3 and args.logging_first_step and args.use_cpu
     assert str(args.device) == "cpu" and not args.bf16 and not args.fp16
 
@@ -175,8 +185,17 @@ def test_train_with_cuda_on_a_cpu_machine_fails_before_any_write(tmp_path, monke
 
 # Every command that runs a model; each must take --device (the issue's list + `correction fit`).
 MODEL_COMMANDS = {
-    "train", "encode", "encode-corpus", "experiment", "demo", "correction fit",
-    "eval lareqa", "eval xnli", "eval tatoeba", "eval beir", "eval miracl",
+    "train",
+    "encode",
+    "encode-corpus",
+    "experiment",
+    "demo",
+    "correction fit",
+    "eval lareqa",
+    "eval xnli",
+    "eval tatoeba",
+    "eval beir",
+    "eval miracl",
 }
 
 
@@ -223,8 +242,12 @@ def test_every_model_command_takes_device_and_refuses_cuda_without_a_gpu_before_
         return str(existing_file if getattr(kind, "dir_okay", True) is False else existing)
 
     for name, cmd in sorted(commands.items()):
-        required = [arg for p in cmd.params if p.required for arg in ((p.opts[0], value(p))
-                    if p.opts[0].startswith("-") else (value(p),))]
+        required = [
+            arg
+            for p in cmd.params
+            if p.required
+            for arg in ((p.opts[0], value(p)) if p.opts[0].startswith("-") else (value(p),))
+        ]
         with pytest.raises(SystemExit) as exit_info:
             main([*name.split(), *required, "--device", "cuda"])
         err = capsys.readouterr().err
@@ -243,5 +266,9 @@ def test_results_record_where_they_ran(tiny_model, monkeypatch):
     pool = LareqaDataset.from_groups(synthetic_groups(6, seed=3), name="synthetic")
     got = evaluate_lareqa(tiny_model, pool, cache=False, show_progress=False)["runtime"]
     assert {k: got[k] for k in ("device", "precision", "world_size", "torch")} == {
-        "device": "cpu", "precision": "fp32", "world_size": 1, "torch": torch.__version__}
+        "device": "cpu",
+        "precision": "fp32",
+        "world_size": 1,
+        "torch": torch.__version__,
+    }
     assert got["device_name"]

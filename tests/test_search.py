@@ -1,4 +1,5 @@
 """FAISS search: exact blocked search equals brute force; approximate indexes report recall vs exact."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,8 +44,14 @@ def test_corpus_smaller_than_k_pads_with_minus_one():
 def test_store_and_array_give_the_same_result(tmp_path):
     rng = np.random.default_rng(3)
     c, q = _unit(rng, 500, 16), _unit(rng, 20, 16)
-    store = encode_corpus(lambda: ((f"d{i}", str(i)) for i in range(500)), tmp_path / "e",
-                          lambda texts: c[[int(t) for t in texts]], identity="x", chunk_size=128, show_progress=False)
+    store = encode_corpus(
+        lambda: ((f"d{i}", str(i)) for i in range(500)),
+        tmp_path / "e",
+        lambda texts: c[[int(t) for t in texts]],
+        identity="x",
+        chunk_size=128,
+        show_progress=False,
+    )
     a = search(q, c, 30, options=SearchOptions(corpus_block=64))
     b = search(q, store, 30, options=SearchOptions(corpus_block=100))
     np.testing.assert_array_equal(a.indices, b.indices)

@@ -1,4 +1,5 @@
 """Sentence splitting and its agreement with XQuAD-R's gold sentence breaks."""
+
 from __future__ import annotations
 
 import json
@@ -42,6 +43,7 @@ def test_spans_cover_text_trimmed_and_ordered(lang, splitter):
 
 def test_thai_uses_pythainlp_under_auto():
     import pythainlp  # noqa: F401  (a declared dependency: its absence must fail, not skip)
+
     text = "วันนี้อากาศดีมาก ผมจึงไปเดินเล่นที่สวนสาธารณะกับเพื่อน หลังจากนั้นเราก็ไปกินข้าวด้วยกันที่ร้านอาหาร"
     assert len(split_spans(text, "th", "sentencex")) == 1  # no Thai punctuation rules
     assert len(split_spans(text, "th", "auto")) >= 2
@@ -63,10 +65,24 @@ def test_agreement_exact_numbers(tmp_path):
     ctx2 = "Eins. Zwei."
     gold1 = [[0, 12], [13, 40]]  # gold merges sentences 2 and 3
     gold2 = [[0, 5], [6, 11]]
-    data = {"data": [{"paragraphs": [
-        {"context": ctx1, "sentence_breaks": gold1, "qas": [{"id": "a", "question": "?", "answers": [{"text": "Dritter", "answer_start": 27}]}]},
-        {"context": ctx2, "sentence_breaks": gold2, "qas": [{"id": "b", "question": "?", "answers": [{"text": "Zwei", "answer_start": 6}]}]},
-    ]}]}
+    data = {
+        "data": [
+            {
+                "paragraphs": [
+                    {
+                        "context": ctx1,
+                        "sentence_breaks": gold1,
+                        "qas": [{"id": "a", "question": "?", "answers": [{"text": "Dritter", "answer_start": 27}]}],
+                    },
+                    {
+                        "context": ctx2,
+                        "sentence_breaks": gold2,
+                        "qas": [{"id": "b", "question": "?", "answers": [{"text": "Zwei", "answer_start": 6}]}],
+                    },
+                ]
+            }
+        ]
+    }
     f = tmp_path / "de.json"
     f.write_text(json.dumps(data))
     a = agreement_for_file(f, splitter="sentencex")

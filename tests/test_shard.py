@@ -7,6 +7,7 @@
   missing chunks, and the merged store equals the single-process one byte for byte;
 - torchrun `polyret encode-corpus` with the tiny model: the real command, same bytes as one process.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,15 @@ def test_shards_resume_and_merge_into_the_single_process_store(tmp_path):
         encode_shard(docs_of(n), out, crashing, identity="chunk-sensitive", chunk_size=chunk, rank=2, world=world)
     assert json.loads((shard_dir(out, 2, world) / "progress.json").read_text())["rows_done"] == 4
     for rank in (0, 1):
-        encode_shard(docs_of(n), out, ChunkSensitiveEncoder(), identity="chunk-sensitive", chunk_size=chunk,
-                     rank=rank, world=world)
+        encode_shard(
+            docs_of(n),
+            out,
+            ChunkSensitiveEncoder(),
+            identity="chunk-sensitive",
+            chunk_size=chunk,
+            rank=rank,
+            world=world,
+        )
     resumed = ChunkSensitiveEncoder()
     encode_shard(docs_of(n), out, resumed, identity="chunk-sensitive", chunk_size=chunk, rank=2, world=world)
     assert resumed.calls == [3]  # only its missing chunk 5 (rows 20..22); chunk 2 was kept
@@ -67,7 +75,9 @@ def test_shards_resume_and_merge_into_the_single_process_store(tmp_path):
     _same_bytes(out, _single(tmp_path, n, chunk))
     # A different chunking would not reproduce the single-process vectors (the check has teeth).
     other = tmp_path / "other"
-    encode_corpus(docs_of(n), other, ChunkSensitiveEncoder(), identity="chunk-sensitive", chunk_size=5, show_progress=False)
+    encode_corpus(
+        docs_of(n), other, ChunkSensitiveEncoder(), identity="chunk-sensitive", chunk_size=5, show_progress=False
+    )
     assert (other / "embeddings.npy").read_bytes() != (out / "embeddings.npy").read_bytes()
 
 
@@ -81,8 +91,13 @@ def test_merge_refuses_shards_of_another_corpus(tmp_path):
 
 def _torchrun(args, timeout=300):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([str(TORCHRUN), "--standalone", "--nproc_per_node=2", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=timeout)
+    return subprocess.run(
+        [str(TORCHRUN), "--standalone", "--nproc_per_node=2", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun not installed")
@@ -113,13 +128,33 @@ def test_encode_corpus_command_under_torchrun_equals_one_process(tiny_model, tmp
     words = ["river", "Bücher", "検索", "مرحبا", "castle", "x"]
     with corpus.open("w") as f:
         for i in range(37):
-            f.write(json.dumps({"_id": f"d{i}", "title": f"t{i % 3}", "text": " ".join(words[: 1 + i % 6]) + f" {i}"}) + "\n")
-    common = ["--corpus", corpus, "--model", model_dir, "--chunk-size", 5, "--batch-size", 4, "--no-progress", "--device", "cpu"]
+            f.write(
+                json.dumps({"_id": f"d{i}", "title": f"t{i % 3}", "text": " ".join(words[: 1 + i % 6]) + f" {i}"})
+                + "\n"
+            )
+    common = [
+        "--corpus",
+        corpus,
+        "--model",
+        model_dir,
+        "--chunk-size",
+        5,
+        "--batch-size",
+        4,
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     sharded = _torchrun(["-m", "polyret", "encode-corpus", "--out", tmp_path / "sharded", *common])
     assert sharded.returncode == 0, sharded.stderr[-3000:]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    single = subprocess.run([sys.executable, "-m", "polyret", "encode-corpus", "--out", str(tmp_path / "single"),
-                             *map(str, common)], capture_output=True, text=True, env=env, timeout=300)
+    single = subprocess.run(
+        [sys.executable, "-m", "polyret", "encode-corpus", "--out", str(tmp_path / "single"), *map(str, common)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stderr[-3000:]
     _same_bytes(tmp_path / "sharded", tmp_path / "single")
     from polyret.search import search

@@ -1,4 +1,5 @@
 """polyret.stats checked against scipy and ranx on synthetic data."""
+
 from __future__ import annotations
 
 import math
@@ -95,7 +96,9 @@ def test_randomization_test_weights_and_clusters():
     a, b = rng.random(40), rng.random(40)
     plain = paired_randomization_test(a, b, n_permutations=3000, seed=2)
     # Balanced groups: macro weights equal uniform weights, so the same seed gives the same p.
-    balanced = paired_randomization_test(a, b, weights=macro_weights([("x",)] * 20 + [("y",)] * 20), n_permutations=3000, seed=2)
+    balanced = paired_randomization_test(
+        a, b, weights=macro_weights([("x",)] * 20 + [("y",)] * 20), n_permutations=3000, seed=2
+    )
     assert balanced.p_value == pytest.approx(plain.p_value) and balanced.delta == pytest.approx(plain.delta)
     # Every query duplicated, duplicates in one cluster: identical test.
     dup = paired_randomization_test(
@@ -188,7 +191,7 @@ def test_weighted_clustered_sign_flip_matches_exact_enumeration():
     for signs in itertools.product((-1.0, 1.0), repeat=k):
         s = np.asarray(signs)[clusters]
         extreme += abs(float(np.sum(weights * s * d))) >= abs(observed) - 1e-12
-    exact = extreme / 2 ** k
+    exact = extreme / 2**k
     n = 200_000
     ours = paired_randomization_test(a, b, weights=weights, clusters=clusters, n_permutations=n, seed=3)
     assert ours.delta == pytest.approx(observed, rel=1e-12)

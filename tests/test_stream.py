@@ -1,4 +1,5 @@
 """Streaming corpus encode: valid .npy, bounded chunks, resumable after interruption, refuses mix-ups."""
+
 from __future__ import annotations
 
 import json
@@ -70,7 +71,9 @@ def test_rerun_after_dying_in_the_first_chunk(tmp_path):
     with pytest.raises(Interrupt):
         encode_corpus(_docs(10), tmp_path / "e", dead, identity="topic", chunk_size=4, show_progress=False)
     assert not (tmp_path / "e" / "progress.json").exists()
-    store = encode_corpus(_docs(10), tmp_path / "e", TopicEncoder(), identity="topic", chunk_size=4, show_progress=False)
+    store = encode_corpus(
+        _docs(10), tmp_path / "e", TopicEncoder(), identity="topic", chunk_size=4, show_progress=False
+    )
     assert store.n == 10
 
 
@@ -107,7 +110,9 @@ def test_bad_encoder_output_and_empty_corpus(tmp_path):
     with pytest.raises(PolyretError, match=r"returned shape \(3, 24\) for 4 texts starting at row 0"):
         encode_corpus(_docs(4), tmp_path / "a", lambda t: TopicEncoder()(t[:3]), identity="x", show_progress=False)
     with pytest.raises(PolyretError, match="non-finite"):
-        encode_corpus(_docs(4), tmp_path / "b", lambda t: np.full((len(t), 4), np.nan), identity="x", show_progress=False)
+        encode_corpus(
+            _docs(4), tmp_path / "b", lambda t: np.full((len(t), 4), np.nan), identity="x", show_progress=False
+        )
     with pytest.raises(PolyretError, match="corpus holds no documents"):
         encode_corpus(_docs(0), tmp_path / "c", TopicEncoder(), identity="x", show_progress=False)
 

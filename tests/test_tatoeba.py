@@ -1,4 +1,5 @@
 """Tatoeba bitext retrieval: reader, accuracy@1 (cross-checked with faiss), evaluation and CLI."""
+
 from __future__ import annotations
 
 import json

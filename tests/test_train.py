@@ -1,4 +1,5 @@
 """Training on the tiny model: outputs, frozen embeddings, held-out groups, exact resume, config errors."""
+
 from __future__ import annotations
 
 import json
@@ -154,8 +155,18 @@ def test_cli_overrides_beat_the_file_and_relative_data_is_next_to_it(tmp_path):
 def test_shipped_configs_load():
     root = Path(__file__).resolve().parents[1] / "configs"
     quick = load_train_config(root / "quick.yaml", {})
-    assert (quick.model, quick.strategy, quick.alpha, quick.data) == ("default", "hybrid", 0.5, ["mlqa-test", "xnli-align"])
-    assert (quick.unit, quick.answerless, quick.negatives, quick.n_negatives) == ("sentence", "overlap", "same-paragraph", 0)
+    assert (quick.model, quick.strategy, quick.alpha, quick.data) == (
+        "default",
+        "hybrid",
+        0.5,
+        ["mlqa-test", "xnli-align"],
+    )
+    assert (quick.unit, quick.answerless, quick.negatives, quick.n_negatives) == (
+        "sentence",
+        "overlap",
+        "same-paragraph",
+        0,
+    )
     assert (quick.teacher_weight, quick.language_correction) == (100.0, "center-both")
     v1 = load_train_config(root / "quick-v1.yaml", {})  # the recipe the alignment experiments report
     assert (v1.unit, v1.teacher_weight) == ("paragraph", 10.0)
@@ -228,16 +239,26 @@ def test_validation_pool_and_lambda_rule(run_a, setup):
         0.5: {"mono.map": 0.81, "multi.map": 0.40},
     }
     assert select_merge_weight(untrained, by_w) == 0.75
-    assert select_merge_weight(untrained, {1.0: {"mono.map": 0.6, "multi.map": 0.5},
-                                           0.5: {"mono.map": 0.7, "multi.map": 0.4}}) == 0.5
+    assert (
+        select_merge_weight(
+            untrained, {1.0: {"mono.map": 0.6, "multi.map": 0.5}, 0.5: {"mono.map": 0.7, "multi.map": 0.4}}
+        )
+        == 0.5
+    )
     untrained = {"mono": 0.80, "cross": 0.6, "multi": 0.3, "rd": 1000}
     assert target_check(untrained, {"mono": 0.79, "cross": 0.65, "multi": 0.51, "rd": 400}) == {
-        "mono_kept": False, "rd_halved": True, "cross_up": True,
+        "mono_kept": False,
+        "rd_halved": True,
+        "cross_up": True,
     }
     corrected = {"mono": 0.79, "cross": 0.68, "multi": 0.54, "rd": 443}
     assert target_check(untrained, {"mono": 0.801, "cross": 0.70, "multi": 0.53, "rd": 300}, corrected) == {
-        "mono_kept": True, "rd_halved": True, "cross_up": True, "mono_above_base+correction": True,
-        "cross_above_base+correction": True, "multi_above_base+correction": False,
+        "mono_kept": True,
+        "rd_halved": True,
+        "cross_up": True,
+        "mono_above_base+correction": True,
+        "cross_above_base+correction": True,
+        "multi_above_base+correction": False,
     }
 
 
@@ -261,8 +282,9 @@ def test_choose_merge_weight_applies_the_rule_to_real_merges(run_a, setup, tmp_p
     # The rule: the best Multi among weights whose Mono is within 0.01 of the untrained model's,
     # else the best Mono.
     keep = [w for w, m in by_hand.items() if m["mono.map"] >= untrained["mono.map"] - 0.01]
-    expected = (max(keep, key=lambda w: by_hand[w]["multi.map"]) if keep
-                else max(by_hand, key=lambda w: by_hand[w]["mono.map"]))
+    expected = (
+        max(keep, key=lambda w: by_hand[w]["multi.map"]) if keep else max(by_hand, key=lambda w: by_hand[w]["mono.map"])
+    )
     assert choice["weight"] == expected
     assert by_hand[0.5] != by_hand[1.0]
 
@@ -291,16 +313,23 @@ def test_quick_train_demo_writes_the_before_after_table(setup, shared_data, tmp_
     _, model_dir, data = setup
     config = tmp_path / "demo.yaml"
     config.write_text(yaml.safe_dump(tiny_overrides(model_dir, data, merge_weight=0.5)))
-    report = quick_train_demo(tmp_path / "demo", config, xquad_langs=["en", "de"], every_nth_paragraph=40,
-                              show_progress=False)
+    report = quick_train_demo(
+        tmp_path / "demo", config, xquad_langs=["en", "de"], every_nth_paragraph=40, show_progress=False
+    )
     assert [r["model"].split(" ")[0] for r in report["rows"]] == ["untrained", "hybrid", "merged"] * 2
     assert [r["model"].endswith("raw") for r in report["rows"]] == [True] * 3 + [False] * 3
     for row in report["rows"]:
         assert 0 < row["mono"] <= 1 and 0 < row["multi"] <= 1 and row["rd"] >= 0
     raw_base, corrected_base = report["rows"][0], report["rows"][3]
     assert corrected_base["multi"] != raw_base["multi"]  # the correction was applied to the second block
-    assert set(report["target"]) == {"mono_kept", "rd_halved", "cross_up", "mono_above_base+correction",
-                                     "cross_above_base+correction", "multi_above_base+correction"}
+    assert set(report["target"]) == {
+        "mono_kept",
+        "rd_halved",
+        "cross_up",
+        "mono_above_base+correction",
+        "cross_above_base+correction",
+        "multi_above_base+correction",
+    }
     md = (tmp_path / "demo" / "report.md").read_text()
     assert md.count("\n| ") == 7 and "Targets" in md  # header + 6 rows
     assert json.loads((tmp_path / "demo" / "report.json").read_text())["rows"] == report["rows"]

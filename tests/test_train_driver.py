@@ -1,5 +1,6 @@
 """`train` as a driver: every input checked before the first step, the default keep-best path with
 early stopping, `train --overwrite` end to end, and `encode` with the correction a run stored."""
+
 from __future__ import annotations
 
 import hashlib
@@ -39,8 +40,10 @@ def finished_run(base):
 
 def _tree(folder: Path) -> dict[str, str]:
     """Every file and folder under `folder` (hidden ones too) -> sha256 of its bytes ('dir' for folders)."""
-    return {str(p.relative_to(folder)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
@@ -48,7 +51,8 @@ def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def test_missing_correction_data_is_one_line_before_training_and_nothing_is_touched(
-        base, finished_run, tmp_path, monkeypatch, capsys):
+    base, finished_run, tmp_path, monkeypatch, capsys
+):
     """The correction is fitted on XNLI dev after the last step: without XNLI the run must fail before
     the first step, in seconds, and leave its out folder and a finished sibling as they were."""
     _, model_dir, data = base
@@ -77,8 +81,9 @@ def test_keep_best_with_early_stopping_keeps_the_best_checkpoint(base, tmp_path)
     """The defaults keep_best: true + early stopping. At lr 1e-2 the held-out loss falls for three
     evaluations and then rises: training stops there (patience 1) and model/ holds the best step's weights."""
     _, model_dir, data = base
-    cfg = load_train_config(None, tiny_overrides(model_dir, data, steps=20, lr=1e-2, keep_best=True,
-                                                 early_stopping_patience=1))
+    cfg = load_train_config(
+        None, tiny_overrides(model_dir, data, steps=20, lr=1e-2, keep_best=True, early_stopping_patience=1)
+    )
     out = tmp_path / "run"
     train(cfg, out, show_progress=False)
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
@@ -91,7 +96,10 @@ def test_keep_best_with_early_stopping_keeps_the_best_checkpoint(base, tmp_path)
     assert run["steps"] == best_step + 2
     assert run["best_checkpoint"] == str(out / "checkpoints" / f"checkpoint-{best_step}")
     assert run["best_validation_loss"] == pytest.approx(best_loss)
-    best, last = _weights(out / "checkpoints" / f"checkpoint-{best_step}"), _weights(out / "checkpoints" / f"checkpoint-{best_step + 2}")
+    best, last = (
+        _weights(out / "checkpoints" / f"checkpoint-{best_step}"),
+        _weights(out / "checkpoints" / f"checkpoint-{best_step + 2}"),
+    )
     saved = _weights(out / "model")
     assert all(torch.equal(saved[k], best[k]) for k in best)
     assert any(not torch.equal(saved[k], last[k]) for k in last)  # not simply the last step's weights
@@ -133,8 +141,11 @@ def test_encode_applies_the_correction_a_training_run_stored(base, shared_data, 
     need(shared_data, "xnli")
     _, model_dir, data = base
     out = tmp_path / "run"
-    train(load_train_config(None, tiny_overrides(model_dir, data, steps=2, language_correction="center")), out,
-          show_progress=False)
+    train(
+        load_train_config(None, tiny_overrides(model_dir, data, steps=2, language_correction="center")),
+        out,
+        show_progress=False,
+    )
     stored = out / "model" / "language_correction"
     assert json.loads((stored / "correction.json").read_text())["method"] == "center"
     de_mean = np.load(stored / "stats.npz")["de/passage_mean"]
@@ -146,8 +157,21 @@ def test_encode_applies_the_correction_a_training_run_stored(base, shared_data, 
         ("query", st.encode(texts, prompt_name="query", normalize_embeddings=True)),
     ):
         npy = tmp_path / f"{kind}.npy"
-        main(["encode", "--model", str(out / "model"), "--input", str(tmp_path / "in.txt"), "--kind", kind,
-              "--lang", "de", "--out", str(npy)])
+        main(
+            [
+                "encode",
+                "--model",
+                str(out / "model"),
+                "--input",
+                str(tmp_path / "in.txt"),
+                "--kind",
+                kind,
+                "--lang",
+                "de",
+                "--out",
+                str(npy),
+            ]
+        )
         printed = capsys.readouterr()
         assert "language correction: center" in printed.out + printed.err
         np.testing.assert_allclose(np.load(npy), expected, atol=1e-4)  # batching differs from ST's: ~3e-5

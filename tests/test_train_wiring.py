@@ -1,6 +1,7 @@
 """The trainer's wiring, checked end to end on the tiny model (issue 14, "tests that can fail"):
 the prompt each column gets, hard negatives reaching each loss, a short training that improves a
 validation metric, and a run that crosses an epoch boundary (new batches per epoch, exact resume)."""
+
 from __future__ import annotations
 
 import json
@@ -30,13 +31,15 @@ def topic_groups(n: int, seed: int = 0, negatives: bool = False) -> list[Paralle
     for i in range(n):
         words = rng.sample(TOPICS, 2)
         other = [w for w in TOPICS if w not in words][:2]
-        out.append(ParallelGroup(
-            id=f"g{i}",
-            queries={l: f"{l} Q{i} {' '.join(words)}?" for l in LANGS},
-            positives={l: f"{l} P{i} {' '.join(words)} {rng.choice(TOPICS)}." for l in LANGS},
-            negatives={l: [f"{l} N{i} {' '.join(other)}."] for l in LANGS} if negatives else {},
-            source="topics",
-        ))
+        out.append(
+            ParallelGroup(
+                id=f"g{i}",
+                queries={l: f"{l} Q{i} {' '.join(words)}?" for l in LANGS},
+                positives={l: f"{l} P{i} {' '.join(words)} {rng.choice(TOPICS)}." for l in LANGS},
+                negatives={l: [f"{l} N{i} {' '.join(other)}."] for l in LANGS} if negatives else {},
+                source="topics",
+            )
+        )
     return out
 
 
@@ -113,8 +116,21 @@ def test_prompts_per_column_and_hard_negatives_reach_each_loss(loss, teacher_wei
 
     monkeypatch.setattr(polyret.losses, "build_loss", build_loss)
     monkeypatch.setattr(EmbedDistillLoss, "compute_loss_from_embeddings", counting_distill)
-    cfg = load_train_config(None, tiny_overrides(model_dir, data, steps=2, unit="sentence", negatives="same-paragraph", n_negatives=1,
-                                                 loss=loss, teacher_weight=teacher_weight, save_steps=2, eval_steps=2))
+    cfg = load_train_config(
+        None,
+        tiny_overrides(
+            model_dir,
+            data,
+            steps=2,
+            unit="sentence",
+            negatives="same-paragraph",
+            n_negatives=1,
+            loss=loss,
+            teacher_weight=teacher_weight,
+            save_steps=2,
+            eval_steps=2,
+        ),
+    )
     train(cfg, tmp_path / "run", show_progress=False)
     # anchor / positive / negative_1: three columns in every loss call (training and validation)
     assert columns_per_call and set(columns_per_call) == {3}
@@ -142,13 +158,27 @@ def _recall_at_1(model_dir: Path, groups: list[ParallelGroup]) -> float:
 
 def test_short_training_improves_held_out_retrieval(model_dir, tmp_path):
     train_groups, held_out = topic_groups(160, seed=1), topic_groups(40, seed=2)
-    held_out = [ParallelGroup(id=f"h{i}", queries=g.queries, positives=g.positives, source=g.source)
-                for i, g in enumerate(held_out)]
+    held_out = [
+        ParallelGroup(id=f"h{i}", queries=g.queries, positives=g.positives, source=g.source)
+        for i, g in enumerate(held_out)
+    ]
     data = tmp_path / "groups.jsonl"
     write_groups_jsonl(train_groups, data)
     before = _recall_at_1(model_dir, held_out)
-    cfg = load_train_config(None, tiny_overrides(model_dir, data, steps=40, batch_size=16, lr=2e-3, strategy="x-y",
-                                                 validation_groups=16, eval_steps=20, save_steps=40))
+    cfg = load_train_config(
+        None,
+        tiny_overrides(
+            model_dir,
+            data,
+            steps=40,
+            batch_size=16,
+            lr=2e-3,
+            strategy="x-y",
+            validation_groups=16,
+            eval_steps=20,
+            save_steps=40,
+        ),
+    )
     final = train(cfg, tmp_path / "run", show_progress=False)
     after = _recall_at_1(final, held_out)
     # chance is 1/40; a random tiny encoder sits near it, a trained one must be clearly better
@@ -167,8 +197,9 @@ def test_epoch_boundary_new_batches_and_exact_resume(model_dir, tmp_path):
 
     data = tmp_path / "groups.jsonl"
     write_groups_jsonl(topic_groups(60, seed=3), data)
-    over = tiny_overrides(model_dir, data, steps=14, batch_size=8, log_batches=True, save_steps=2, eval_steps=2,
-                          strategy="x-y")
+    over = tiny_overrides(
+        model_dir, data, steps=14, batch_size=8, log_batches=True, save_steps=2, eval_steps=2, strategy="x-y"
+    )
     cfg = load_train_config(None, over)
     a = tmp_path / "A"
     train(cfg, a, show_progress=False)
@@ -211,8 +242,9 @@ def test_split_validation_keeps_held_out_passages_out_of_training():
     from polyret.data.groups import ParallelGroup
     from polyret.train import split_validation
 
-    groups = [ParallelGroup(f"g{i}", {"en": f"q{i}"}, {"en": f"s{i}", "de": f"d{i}"}, {"en": [f"n{i}"]})
-              for i in range(40)]
+    groups = [
+        ParallelGroup(f"g{i}", {"en": f"q{i}"}, {"en": f"s{i}", "de": f"d{i}"}, {"en": [f"n{i}"]}) for i in range(40)
+    ]
     # g40 answers with g0's negative sentence, g41 with g1's German answer: siblings on a paragraph
     groups += [ParallelGroup("g40", {"en": "q40"}, {"en": "n0"}), ParallelGroup("g41", {"de": "q41"}, {"de": "d1"})]
     pairs = {"g0": "g40", "g40": "g0", "g1": "g41", "g41": "g1"}

@@ -1,4 +1,5 @@
 """NLI readers: XNLI TSV, SNLI line-aligned files, SICK — real files and precise errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -84,7 +85,9 @@ def test_xnli_tsv_missing_empty_and_non_utf8(tmp_path):
 # ----------------------------------------------------------------------------- SNLI
 def test_detokenize_snli_style_text():
     assert detokenize("Two women are embracing . ") == "Two women are embracing."
-    assert detokenize("He does n't like his brother 's cart , really !") == "He doesn't like his brother's cart, really!"
+    assert (
+        detokenize("He does n't like his brother 's cart , really !") == "He doesn't like his brother's cart, really!"
+    )
     assert detokenize("words `` HELP ME '' on it") == 'words "HELP ME" on it'
 
 

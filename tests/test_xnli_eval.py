@@ -1,4 +1,5 @@
 """XNLI protocol: metrics (cross-checked with scikit-learn), summaries, and end-to-end runs on real dev files."""
+
 from __future__ import annotations
 
 import json
@@ -118,8 +119,16 @@ def test_evaluate_xnli_tiny_model_end_to_end(tiny_model, shared_data, small_trai
     xnli = need(shared_data, "xnli")
     out = tmp_path / "run"
     res = evaluate_xnli(
-        tiny_model, xnli, langs=["en", "sw", "ur", "xx"], english_train=small_train, out_dir=out,
-        max_rows=200, n_bootstrap=300, show_progress=False, cache=tmp_path / "cache", Cs=(0.01, 1.0),
+        tiny_model,
+        xnli,
+        langs=["en", "sw", "ur", "xx"],
+        english_train=small_train,
+        out_dir=out,
+        max_rows=200,
+        n_bootstrap=300,
+        show_progress=False,
+        cache=tmp_path / "cache",
+        Cs=(0.01, 1.0),
     )
     assert res["missing"] == ["xx"]
     assert list(res["per_language"]) == ["en", "sw", "ur"]
@@ -162,8 +171,15 @@ def test_fine_tune_option_trains_a_copy(tiny_model, shared_data, small_train):
 
     before = model_id(tiny_model)
     res = evaluate_xnli(
-        tiny_model, need(shared_data, "xnli"), langs=["en", "sw"], english_train=small_train.head(64), max_rows=60,
-        fine_tune_steps=2, fine_tune_batch_size=16, n_bootstrap=100, show_progress=False,
+        tiny_model,
+        need(shared_data, "xnli"),
+        langs=["en", "sw"],
+        english_train=small_train.head(64),
+        max_rows=60,
+        fine_tune_steps=2,
+        fine_tune_batch_size=16,
+        n_bootstrap=100,
+        show_progress=False,
     )
     assert res["protocol"]["mode"].startswith("fine-tuned")
     assert res["timing"]["fine_tune_s"] > 0 and res["per_language"]["sw"]["n"] == 60
@@ -179,8 +195,14 @@ def test_default_model_beats_chance_in_english(default_model, shared_data, small
     With 300 pairs the French/German rows are at 38-41%, too close to chance for a small test.)
     """
     res = evaluate_xnli(
-        default_model, need(shared_data, "xnli"), langs=["en"], english_train=small_train,
-        max_rows=300, n_bootstrap=500, show_progress=False, Cs=(0.001,),
+        default_model,
+        need(shared_data, "xnli"),
+        langs=["en"],
+        english_train=small_train,
+        max_rows=300,
+        n_bootstrap=500,
+        show_progress=False,
+        Cs=(0.001,),
     )
     en = res["per_language"]["en"]
     assert en["accuracy_ci95"][0] > 0.40, en
@@ -196,13 +218,33 @@ def test_cli_eval_xnli_and_tatoeba(tiny_model, shared_data, tmp_path, capsys):
     model_dir = tmp_path / "tiny"
     tiny_model.save(str(model_dir))
     out = tmp_path / "out"
-    args = ["eval", "xnli", "--model", str(model_dir), "--data", str(xnli), "--langs", "en,sw",
-            "--english-train", "sick:TRIAL", "--max-rows", "40", "--cs", "0.1", "--out", str(out), "--no-progress"]
+    args = [
+        "eval",
+        "xnli",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(xnli),
+        "--langs",
+        "en,sw",
+        "--english-train",
+        "sick:TRIAL",
+        "--max-rows",
+        "40",
+        "--cs",
+        "0.1",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     main(args)
     res = json.loads((out / "results.json").read_text())
     assert res["protocol"]["english_train"]["n"] == 495 and res["per_language"]["sw"]["n"] == 40
-    for bad, words in ((["--prompt", "doc"], "--prompt must be"), (["--cs", "x"], "--cs must be"),
-                       (["--seed", "1"], "already holds a finished eval-xnli output made with other settings (seed 0, now 1)")):
+    for bad, words in (
+        (["--prompt", "doc"], "--prompt must be"),
+        (["--cs", "x"], "--cs must be"),
+        (["--seed", "1"], "already holds a finished eval-xnli output made with other settings (seed 0, now 1)"),
+    ):
         with pytest.raises(SystemExit) as e:
             main(args + bad)
         assert e.value.code == 2 and words in " ".join(capsys.readouterr().err.split())

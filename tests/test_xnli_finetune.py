@@ -1,4 +1,5 @@
 """The fine-tuned XNLI mode: length-bucketed batches, settings, the tuned copy vs the cache, per-row ids."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,14 @@ from polyret.evaluate.xnli import _fine_tune_settings, evaluate_xnli
 
 # ----------------------------------------------------------------------------- batches
 def _sampler(lengths, batch_size=8, drop_last=False, seed=3, pool_batches=4):
-    return LengthBucketBatchSampler(list(range(len(lengths))), batch_size, drop_last, seed=seed,
-                                    lengths=np.asarray(lengths), pool_batches=pool_batches)
+    return LengthBucketBatchSampler(
+        list(range(len(lengths))),
+        batch_size,
+        drop_last,
+        seed=seed,
+        lengths=np.asarray(lengths),
+        pool_batches=pool_batches,
+    )
 
 
 def test_length_buckets_use_every_row_once_and_pad_less_than_random_batches():
@@ -39,7 +46,9 @@ def test_length_buckets_use_every_row_once_and_pad_less_than_random_batches():
     random_batches = [shuffled[i : i + 8] for i in range(0, 203, 8)]
     assert padded(batches) < 0.85 * padded(random_batches)
     # premise lengths inside a batch are close: the pool is sorted by them before cutting
-    assert np.mean([np.ptp(lengths[b, 0]) for b in batches]) < 0.5 * np.mean([np.ptp(lengths[b, 0]) for b in random_batches])
+    assert np.mean([np.ptp(lengths[b, 0]) for b in batches]) < 0.5 * np.mean(
+        [np.ptp(lengths[b, 0]) for b in random_batches]
+    )
 
 
 def test_length_buckets_are_a_function_of_seed_and_epoch():
@@ -88,7 +97,9 @@ def test_fine_tune_trains_top_layers_and_head_only_and_leaves_the_model(tiny_mod
     import torch
 
     before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
-    settings = FineTuneSettings(steps=3, batch_size=16, lr=1e-2, head="mlp", mlp_hidden=8, train_layers=1, max_length=16)
+    settings = FineTuneSettings(
+        steps=3, batch_size=16, lr=1e-2, head="mlp", mlp_hidden=8, train_layers=1, max_length=16
+    )
     tuned, head = fine_tune_nli(tiny_model, small_train, settings, show_progress=False)
     after = tuned.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
@@ -107,17 +118,29 @@ class _NoCache:
         raise AssertionError("the tuned copy touched the embedding cache")
 
 
-def test_fine_tuned_mode_never_touches_the_cache_and_records_its_protocol(tiny_model, shared_data, small_train,
-                                                                          tmp_path, monkeypatch):
+def test_fine_tuned_mode_never_touches_the_cache_and_records_its_protocol(
+    tiny_model, shared_data, small_train, tmp_path, monkeypatch
+):
     import polyret.encode
 
     xnli = need(shared_data, "xnli")
     cache = tmp_path / "cache"
     monkeypatch.setattr(polyret.encode, "EmbeddingCache", _NoCache)
     res = evaluate_xnli(
-        tiny_model, xnli, langs=["en", "sw", "ur"], english_train=small_train, max_rows=30, n_bootstrap=50,
-        show_progress=False, cache=cache, fine_tune=True, fine_tune_steps=2, fine_tune_batch_size=16,
-        fine_tune_head="linear", fine_tune_max_length=24, out_dir=tmp_path / "out",
+        tiny_model,
+        xnli,
+        langs=["en", "sw", "ur"],
+        english_train=small_train,
+        max_rows=30,
+        n_bootstrap=50,
+        show_progress=False,
+        cache=cache,
+        fine_tune=True,
+        fine_tune_steps=2,
+        fine_tune_batch_size=16,
+        fine_tune_head="linear",
+        fine_tune_max_length=24,
+        out_dir=tmp_path / "out",
     )
     assert not cache.exists()
     ft = res["protocol"]["fine_tune"]
@@ -129,8 +152,17 @@ def test_fine_tuned_mode_never_touches_the_cache_and_records_its_protocol(tiny_m
     assert on_disk["protocol"]["fine_tune"]["lr"] == FineTuneSettings().lr
     # the frozen probe, by contrast, does use (and fill) the cache
     monkeypatch.undo()
-    evaluate_xnli(tiny_model, xnli, langs=["sw"], english_train=small_train, max_rows=30, n_bootstrap=50,
-                  show_progress=False, cache=cache, Cs=(1.0,))
+    evaluate_xnli(
+        tiny_model,
+        xnli,
+        langs=["sw"],
+        english_train=small_train,
+        max_rows=30,
+        n_bootstrap=50,
+        show_progress=False,
+        cache=cache,
+        Cs=(1.0,),
+    )
     assert any(cache.rglob("*"))
 
 
@@ -138,8 +170,13 @@ def test_missing_english_training_file_fails_before_any_model_work(shared_data, 
     xnli = need(shared_data, "xnli")
     # the model name does not exist either: the training-data error must come first
     with pytest.raises(PolyretError, match=r"'.*missing\.tsv' is neither"):
-        evaluate_xnli(str(tmp_path / "no-model"), xnli, english_train=str(tmp_path / "missing.tsv"),
-                      fine_tune=True, show_progress=False)
+        evaluate_xnli(
+            str(tmp_path / "no-model"),
+            xnli,
+            english_train=str(tmp_path / "missing.tsv"),
+            fine_tune=True,
+            show_progress=False,
+        )
     empty = tmp_path / "empty.tsv"
     empty.write_text("", encoding="utf-8")
     with pytest.raises(PolyretError, match=r"empty\.tsv holds no rows"):
@@ -160,8 +197,15 @@ def test_training_on_one_side_of_xnli_dev_scores_only_the_other(tiny_model, shar
     with pytest.raises(PolyretError, match=r"evaluation side \(xnli:eval\)"):
         evaluate_xnli(str(tmp_path / "no-model"), xnli, english_train="snli:dev,xnli:eval", show_progress=False)
     # rows auto: the evaluation side when training reads the alignment side, all rows otherwise
-    kw = dict(langs=["en", "sw"], max_rows=30, max_train=150, n_bootstrap=50, show_progress=False,
-              cache=tmp_path / "cache", Cs=(1.0,))
+    kw = dict(
+        langs=["en", "sw"],
+        max_rows=30,
+        max_train=150,
+        n_bootstrap=50,
+        show_progress=False,
+        cache=tmp_path / "cache",
+        Cs=(1.0,),
+    )
     res = evaluate_xnli(tiny_model, xnli, english_train="xnli:align", **kw)
     assert res["protocol"]["rows"] == "eval-side"
     assert res["protocol"]["english_train"]["sources"] == ["xnli:align[:150]"]
@@ -177,15 +221,27 @@ def test_per_row_ids_keep_file_rows_and_cluster_by_premise(tiny_model, shared_da
 
     xnli = need(shared_data, "xnli")
     train = load_english_train("snli:dev", data_dir=shared_data).head(120)
-    kw = dict(langs=["en", "sw", "ur"], english_train=train, n_bootstrap=50, show_progress=False,
-              cache=tmp_path / "cache", Cs=(1.0,))
+    kw = dict(
+        langs=["en", "sw", "ur"],
+        english_train=train,
+        n_bootstrap=50,
+        show_progress=False,
+        cache=tmp_path / "cache",
+        Cs=(1.0,),
+    )
     side = evaluate_xnli(tiny_model, xnli, rows="eval-side", max_rows=40, **kw)
     full = evaluate_xnli(tiny_model, xnli, max_rows=90, **kw)
     eval_rows = xnli_side_rows(xnli, "eval")[:40].tolist()
     premise = xnli_premise_index(xnli)
     pq = side.per_query
-    assert {"accuracy", "accuracy[en]", "accuracy[sw]", "accuracy[ur]", "non_english.accuracy",
-            "low_resource.accuracy"} <= set(pq)
+    assert {
+        "accuracy",
+        "accuracy[en]",
+        "accuracy[sw]",
+        "accuracy[ur]",
+        "non_english.accuracy",
+        "low_resource.accuracy",
+    } <= set(pq)
     side.check_per_query()  # every per-row array reproduces its headline number
     assert pq["accuracy[sw]"].ids.tolist() == [f"sw|{r}" for r in eval_rows]
     assert pq["low_resource.accuracy"].ids.tolist() == [f"{l}|{r}" for l in ("sw", "ur") for r in eval_rows]
@@ -209,14 +265,52 @@ def test_cli_fine_tune_options(tiny_model, shared_data, tmp_path, capsys):
     need(shared_data, "nli-en", "SICK.txt")
     model_dir = tmp_path / "tiny"
     tiny_model.save(str(model_dir))
-    base = ["eval", "xnli", "--model", str(model_dir), "--data", str(xnli), "--langs", "en,sw", "--max-rows", "20",
-            "--english-train", "sick:TRIAL", "--max-train", "64", "--no-progress"]
-    main(base + ["--fine-tune", "--fine-tune-steps", "2", "--fine-tune-batch-size", "16", "--fine-tune-lr", "5e-5",
-                 "--fine-tune-head", "mlp", "--fine-tune-layers", "all", "--fine-tune-max-length", "32",
-                 "--out", str(tmp_path / "o")])
+    base = [
+        "eval",
+        "xnli",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(xnli),
+        "--langs",
+        "en,sw",
+        "--max-rows",
+        "20",
+        "--english-train",
+        "sick:TRIAL",
+        "--max-train",
+        "64",
+        "--no-progress",
+    ]
+    main(
+        base
+        + [
+            "--fine-tune",
+            "--fine-tune-steps",
+            "2",
+            "--fine-tune-batch-size",
+            "16",
+            "--fine-tune-lr",
+            "5e-5",
+            "--fine-tune-head",
+            "mlp",
+            "--fine-tune-layers",
+            "all",
+            "--fine-tune-max-length",
+            "32",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     ft = json.loads((tmp_path / "o" / "results.json").read_text())["protocol"]["fine_tune"]
     assert (ft["total_steps"], ft["batch_size"], ft["lr"], ft["head"], ft["train_layers"], ft["max_length"]) == (
-        2, 16, 5e-5, "mlp", None, 32)
+        2,
+        16,
+        5e-5,
+        "mlp",
+        None,
+        32,
+    )
     with pytest.raises(SystemExit) as e:
         main(base + ["--fine-tune-lr", "1e-4", "--out", str(tmp_path / "p")])
     assert e.value.code == 2 and "fine-tuning is off" in capsys.readouterr().err
@@ -228,9 +322,21 @@ def test_experiment_xnli_suite_passes_fine_tune_options(tiny_model, shared_data,
 
     need(shared_data, "xnli")
     need(shared_data, "nli-en", "SICK.txt")
-    suite = SuiteConfig(name="xnli", split="dev", langs=["en", "sw", "ur"], options={
-        "fine_tune": True, "fine_tune_steps": 2, "fine_tune_batch_size": 16, "english_train": "sick:TRIAL",
-        "max_train": 48, "max_rows": 20, "rows": "eval-side", "n_bootstrap": 50})
+    suite = SuiteConfig(
+        name="xnli",
+        split="dev",
+        langs=["en", "sw", "ur"],
+        options={
+            "fine_tune": True,
+            "fine_tune_steps": 2,
+            "fine_tune_batch_size": 16,
+            "english_train": "sick:TRIAL",
+            "max_train": 48,
+            "max_rows": 20,
+            "rows": "eval-side",
+            "n_bootstrap": 50,
+        },
+    )
     res = xnli_suite(tiny_model, suite, tmp_path / "s", SuiteContext(tmp_path, show_progress=False))
     assert res.raw["protocol"]["fine_tune"]["total_steps"] == 2 and res.raw["protocol"]["rows"] == "eval-side"
     assert "low_resource.accuracy" in res.per_query and "accuracy[ur]" in res.per_query
@@ -244,12 +350,19 @@ def _synthetic_results(tmp_path, preds: dict[str, np.ndarray], gold: np.ndarray,
     for lang, p in preds.items():
         path = tmp_path / f"dev-{lang}.tsv"
         if not path.exists():
-            path.write_text("".join(f"premise {i // 3}\thyp {i}\t{names[g]}\n" for i, g in enumerate(gold)), encoding="utf-8")
+            path.write_text(
+                "".join(f"premise {i // 3}\thyp {i}\t{names[g]}\n" for i, g in enumerate(gold)), encoding="utf-8"
+            )
         r = list(range(len(gold))) if rows is None else list(rows)
         langs[lang] = {"rows": r, "predicted": p[r].tolist(), "correct": (p[r] == gold[r]).astype(int).tolist()}
-    return {"model": "m", "split": "dev", "xnli_dir": str(tmp_path), "languages": langs,
-            "premise_of_row": [i // 3 for i in range(len(gold))],
-            "low_resource": {"languages": ["sw", "ur"]}}
+    return {
+        "model": "m",
+        "split": "dev",
+        "xnli_dir": str(tmp_path),
+        "languages": langs,
+        "premise_of_row": [i // 3 for i in range(len(gold))],
+        "low_resource": {"languages": ["sw", "ur"]},
+    }
 
 
 def test_compare_xnli_pairs_common_rows_and_tests_languages_and_the_low_resource_block(tmp_path):
@@ -269,7 +382,9 @@ def test_compare_xnli_pairs_common_rows_and_tests_languages_and_the_low_resource
     sw, en = cmp["languages"]["sw"], cmp["languages"]["en"]
     assert sw["n_rows"] == en["n_rows"] == len(odd) and sw["n_units"] == 100
     assert sw["accuracy_delta"] > 0.1 and sw["accuracy_p"] < 0.01 and sw["accuracy_delta_ci95"][0] > 0
-    want = f1_score(gold[odd], better["sw"][odd], average="macro") - f1_score(gold[odd], base["sw"][odd], average="macro")
+    want = f1_score(gold[odd], better["sw"][odd], average="macro") - f1_score(
+        gold[odd], base["sw"][odd], average="macro"
+    )
     assert sw["macro_f1_delta"] == pytest.approx(want)
     assert sw["macro_f1_delta_ci95"][0] > 0 and sw["macro_f1_p"] < 0.01
     assert en["accuracy_delta"] == 0 and en["accuracy_p"] == 1.0 and en["macro_f1_delta"] == 0
@@ -278,7 +393,9 @@ def test_compare_xnli_pairs_common_rows_and_tests_languages_and_the_low_resource
     assert low["accuracy_delta"] == pytest.approx((sw["accuracy_delta"] + cmp["languages"]["ur"]["accuracy_delta"]) / 2)
     assert 0 < low["accuracy_delta_ci95"][0] < low["accuracy_delta"] < low["accuracy_delta_ci95"][1]
     assert "| sw | 300 |" in comparison_markdown(cmp, "recipe", "base")
-    a["languages"]["sw"]["predicted"][3] = (a["languages"]["sw"]["predicted"][3] + 1) % 3  # row 3 (shared) no longer matches "correct"
+    a["languages"]["sw"]["predicted"][3] = (
+        a["languages"]["sw"]["predicted"][3] + 1
+    ) % 3  # row 3 (shared) no longer matches "correct"
     with pytest.raises(PolyretError, match="do not match the labels"):
         compare_xnli(a, b, n_permutations=100, n_bootstrap=50)
 
@@ -307,8 +424,22 @@ def test_cli_xnli_compare(tmp_path, capsys):
     write_json(tmp_path / "a.json", a)
     (tmp_path / "b").mkdir()
     write_json(tmp_path / "b" / "results.json", b)
-    args = ["eval", "xnli-compare", str(tmp_path / "a.json"), str(tmp_path / "b"), "--label-a", "recipe",
-            "--label-b", "base", "--permutations", "200", "--bootstrap", "100", "--out", str(tmp_path / "cmp")]
+    args = [
+        "eval",
+        "xnli-compare",
+        str(tmp_path / "a.json"),
+        str(tmp_path / "b"),
+        "--label-a",
+        "recipe",
+        "--label-b",
+        "base",
+        "--permutations",
+        "200",
+        "--bootstrap",
+        "100",
+        "--out",
+        str(tmp_path / "cmp"),
+    ]
     main(args)
     cmp = json.loads((tmp_path / "cmp.json").read_text())
     assert cmp["languages"]["sw"]["accuracy_delta"] == pytest.approx(1.0)

@@ -1,4 +1,5 @@
 """Synthetic parallel groups and tiny-run configs shared by the training tests."""
+
 from __future__ import annotations
 
 import random
@@ -38,9 +39,19 @@ def write_synthetic(path: Path, n: int = 60) -> Path:
 def tiny_overrides(model_dir: Path, data: Path, **kw) -> dict:
     """A run of a few steps on the tiny model; checkpoints every 2 steps, every checkpoint kept."""
     base = dict(
-        model=str(model_dir), data=[str(data)], steps=6, batch_size=4, lr=1e-3, validation_groups=12,
-        eval_steps=2, save_steps=2, save_total_limit=50, keep_best=False, logging_steps=1,
-        max_seq_length=32, warmup_ratio=0.0,
+        model=str(model_dir),
+        data=[str(data)],
+        steps=6,
+        batch_size=4,
+        lr=1e-3,
+        validation_groups=12,
+        eval_steps=2,
+        save_steps=2,
+        save_total_limit=50,
+        keep_best=False,
+        logging_steps=1,
+        max_seq_length=32,
+        warmup_ratio=0.0,
     )
     base.update(kw)
     return base

@@ -8,6 +8,7 @@ listed, each with its reason, under [tool.polyret.function-length] in pyproject.
 
 Usage: python tools/check_function_length.py [PATH ...]   (default: src)
 """
+
 from __future__ import annotations
 
 import ast
@@ -37,8 +38,12 @@ def body_lines(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     """Lines from the first statement after the docstring to the function's end."""
     body = fn.body
     first = body[0]
-    if (len(body) > 1 and isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
-            and isinstance(first.value.value, str)):
+    if (
+        len(body) > 1
+        and isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
         first = body[1]
     return fn.end_lineno - first.lineno + 1
 
@@ -82,8 +87,10 @@ def main(argv: list[str]) -> int:
     for p in problems:
         print(p)
     if problems:
-        print(f"{len(problems)} function(s) over {limit} body lines: split them, or list a case table with its "
-              "reason under [tool.polyret.function-length] in pyproject.toml")
+        print(
+            f"{len(problems)} function(s) over {limit} body lines: split them, or list a case table with its "
+            "reason under [tool.polyret.function-length] in pyproject.toml"
+        )
     return 1 if problems else 0
 
 

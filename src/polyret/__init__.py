@@ -2,6 +2,7 @@
 
 Pipeline, one module per stage: data -> batches -> model -> loss -> train -> evaluate -> report.
 """
+
 from polyret.errors import PolyretError
 
 __version__ = "0.1.0"

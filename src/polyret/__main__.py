@@ -1,4 +1,5 @@
 """`python -m polyret` (also what torchrun launches)."""
+
 from polyret.cli import main
 
 if __name__ == "__main__":

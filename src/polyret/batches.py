@@ -42,6 +42,7 @@ False) expects -- rank r keeps batch k * num_replicas + r, i.e. its share of ste
 given, the sampler yields only rank r's share (for a plain DataLoader without accelerate).
 ``num_replicas`` defaults to the torch.distributed world size when it is initialised, else 1.
 """
+
 from __future__ import annotations
 
 import logging
@@ -107,7 +108,9 @@ class ParallelGroupBatchSampler(_BaseSampler):
         num_replicas = world if num_replicas is None else num_replicas
         if num_replicas < 1 or (rank is not None and not 0 <= rank < num_replicas):
             raise PolyretError(f"bad DDP layout: rank {rank} of {num_replicas} replicas")
-        super().__init__(dataset if dataset is not None else table, batch_size=batch_size, drop_last=drop_last, seed=seed)
+        super().__init__(
+            dataset if dataset is not None else table, batch_size=batch_size, drop_last=drop_last, seed=seed
+        )
         self.table = table
         self.seed = int(seed)
         self.temperature = float(temperature)
@@ -125,7 +128,9 @@ class ParallelGroupBatchSampler(_BaseSampler):
         self.excluded_pools = {k: len(v) for k, v in pools.items() if len(v) < self.global_batch}
         self.pools = {k: v for k, v in pools.items() if len(v) >= self.global_batch}
         if self.excluded_pools:
-            logger.info("pools too small for a global batch of %d, not used: %s", self.global_batch, self.excluded_pools)
+            logger.info(
+                "pools too small for a global batch of %d, not used: %s", self.global_batch, self.excluded_pools
+            )
         self.skipped_groups = 0
         if XY in self.batch_types:
             self.skipped_groups = self.table.n_groups - len(self._xy_rows)
@@ -166,7 +171,7 @@ class ParallelGroupBatchSampler(_BaseSampler):
             for g in sorted(self._xx_rows):
                 pools.setdefault((XX, sources[g], None), []).append(g)
         if MONO in self.batch_types:
-            for (g, lang) in sorted(self._mono_row):
+            for g, lang in sorted(self._mono_row):
                 pools.setdefault((MONO, sources[g], lang), []).append(g)
         return pools
 
@@ -279,7 +284,9 @@ class ParallelGroupBatchSampler(_BaseSampler):
         rng = np.random.default_rng([self.seed, epoch, 1])
         queues: dict = {}
         for info in self.batch_plan(epoch):
-            groups = self._take_groups((info.batch_type, info.source, info.lang), info.size * self.num_replicas, queues, rng)
+            groups = self._take_groups(
+                (info.batch_type, info.source, info.lang), info.size * self.num_replicas, queues, rng
+            )
             rows = [self._row_for(g, info, rng) for g in groups]
             yield info, [rows[r * info.size : (r + 1) * info.size] for r in range(self.num_replicas)]
 
@@ -407,8 +414,16 @@ def make_batch_sampler_factory(
             )
         tab = tables[0]
         return make_batch_sampler(
-            tab, strategy, batch_size, drop_last, alpha=alpha, temperature=temperature, seed=use_seed,
-            num_replicas=num_replicas, rank=rank, dataset=dataset,
+            tab,
+            strategy,
+            batch_size,
+            drop_last,
+            alpha=alpha,
+            temperature=temperature,
+            seed=use_seed,
+            num_replicas=num_replicas,
+            rank=rank,
+            dataset=dataset,
         )
 
     seed_override = seed

@@ -4,6 +4,7 @@ Unknown keys are rejected (a typo must not silently fall back to a default), and
 the file and the key. `load_train_config(path, overrides)` is what `polyret train` and the experiment
 grid call; the resolved config is written next to the run so a run dir always says what it was.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,9 +54,7 @@ class TrainConfig(BaseModel):
     # --- batches --------------------------------------------------------------------------------
     strategy: Strategy = Field("hybrid", description="batch strategy: x-x-mono | x-x | x-y | hybrid")
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="Hybrid: probability of an X-X-mono batch")
-    dataset_temperature: float = Field(
-        1.0, gt=0.0, description="several training sets: draw a set with p ∝ size^(1/T)"
-    )
+    dataset_temperature: float = Field(1.0, gt=0.0, description="several training sets: draw a set with p ∝ size^(1/T)")
     batch_size: int = Field(32, ge=2, description="pairs per batch (per process under DDP)")
 
     # --- loss -----------------------------------------------------------------------------------
@@ -72,17 +71,20 @@ class TrainConfig(BaseModel):
         "not just this process's; no effect in one process",
     )
     mini_batch_size: int | None = Field(
-        None, ge=1,
+        None,
+        ge=1,
         description="GradCache: compute the in-batch loss this many rows at a time (same loss and gradients, "
         "memory set by mini_batch_size instead of batch_size); in-batch loss only",
     )
     teacher_weight: float = Field(
-        0.0, ge=0.0,
+        0.0,
+        ge=0.0,
         description="β: add β × cosine distance of every text's embedding to the frozen base model's "
         "embedding of it (keeps what the base knew; 0 = off)",
     )
     teacher_cross: float = Field(
-        0.0, ge=0.0,
+        0.0,
+        ge=0.0,
         description="β_x: add β_x × cosine distance of every anchor / positive text that has an English source "
         "(a translation in its group) to the frozen base model's embedding of that English text, summed and "
         "divided by the batch's texts (multilingual distillation's cross term, arXiv 2004.09813; 0 = off)",
@@ -106,7 +108,8 @@ class TrainConfig(BaseModel):
         True, description="freeze the 250k-token embedding table (most of the model's parameters)"
     )
     train_layers: int | None = Field(
-        None, ge=1,
+        None,
+        ge=1,
         description="train only the top N transformer layers (the rest frozen: cheaper steps, less "
         "forgetting); None = all layers",
     )
@@ -131,7 +134,8 @@ class TrainConfig(BaseModel):
     save_total_limit: int | None = Field(2, ge=1, description="checkpoints kept (None = all)")
     keep_best: bool = Field(True, description="end on the checkpoint with the lowest validation loss")
     early_stopping_patience: int | None = Field(
-        None, ge=1,
+        None,
+        ge=1,
         description="stop when the validation loss has not improved for this many evaluations "
         "(transformers' EarlyStoppingCallback; needs keep_best)",
     )
@@ -212,7 +216,6 @@ def read_yaml_mapping(path: str | Path, what: str, expected: str) -> dict[str, A
     if not path.is_file():
         raise PolyretError(f"{path}: {what} not found")
     try:
-
         loaded = yaml.safe_load(read_text(path))
     except yaml.YAMLError as e:
         raise PolyretError(f"{path}: not valid YAML ({e})") from None
@@ -246,7 +249,9 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
         if value is None:
             continue
         if key not in TrainConfig.model_fields:
-            raise PolyretError(f"override '{key}' is not a config key (known keys: {', '.join(TrainConfig.model_fields)})")
+            raise PolyretError(
+                f"override '{key}' is not a config key (known keys: {', '.join(TrainConfig.model_fields)})"
+            )
         raw[key] = value
     if isinstance(raw.get("data"), str):
         raw["data"] = [raw["data"]]
@@ -257,7 +262,9 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
             str(base / d) if isinstance(d, str) and not Path(d).is_absolute() and (base / d).exists() else d
             for d in raw["data"]
         ]
-    cfg = config_from_dict(raw, source + (" + overrides" if overrides and any(v is not None for v in overrides.values()) else ""))
+    cfg = config_from_dict(
+        raw, source + (" + overrides" if overrides and any(v is not None for v in overrides.values()) else "")
+    )
     return cfg
 
 

@@ -30,6 +30,7 @@ directory without that module and applies the statistics here, as for a folder-o
 The language of a text comes from metadata where there is one; otherwise `infer_languages` picks
 the nearest language mean (measured in the README).
 """
+
 from __future__ import annotations
 
 import json
@@ -112,8 +113,16 @@ class LanguageCorrection:
 
     def with_method(self, method: str) -> "LanguageCorrection":
         """The same statistics used by another method (rotation methods need fitted rotations)."""
-        other = LanguageCorrection(check_method(method), self.stats, self.model_id, self.source, self.n_texts,
-                                   self.uncorrected, self.n_directions, self.pivot)
+        other = LanguageCorrection(
+            check_method(method),
+            self.stats,
+            self.model_id,
+            self.source,
+            self.n_texts,
+            self.uncorrected,
+            self.n_directions,
+            self.pivot,
+        )
         other._check_complete()
         return other
 
@@ -185,18 +194,21 @@ class LanguageCorrection:
         tmp = root / "stats.tmp.npz"
         np.savez(tmp, **arrays)
         tmp.replace(root / "stats.npz")
-        write_json(root / "correction.json", {
-            "format": "polyret-language-correction/1",
-            "stats_xxh3": checksum_file(root / "stats.npz"),  # verified by load (polyret.integrity)
-            "method": self.method,
-            "model_id": self.model_id,
-            "source": self.source,
-            "languages": sorted(self.stats),
-            "uncorrected": self.uncorrected,
-            "n_texts": self.n_texts,
-            "n_directions": self.n_directions,
-            "pivot": self.pivot,
-        })
+        write_json(
+            root / "correction.json",
+            {
+                "format": "polyret-language-correction/1",
+                "stats_xxh3": checksum_file(root / "stats.npz"),  # verified by load (polyret.integrity)
+                "method": self.method,
+                "model_id": self.model_id,
+                "source": self.source,
+                "languages": sorted(self.stats),
+                "uncorrected": self.uncorrected,
+                "n_texts": self.n_texts,
+                "n_directions": self.n_directions,
+                "pivot": self.pivot,
+            },
+        )
         return root
 
     @classmethod
@@ -212,9 +224,16 @@ class LanguageCorrection:
                 f"{meta_path}: fitted for model {meta.get('model_id')}, not for this model ({model_id}); "
                 "refit it for this model (polyret correction fit)"
             )
-        out = cls(check_method(str(meta.get("method"))), stats, meta.get("model_id"), meta.get("source", ""),
-                  meta.get("n_texts", {}), meta.get("uncorrected", []), int(meta.get("n_directions", 0)),
-                  meta.get("pivot", PIVOT))
+        out = cls(
+            check_method(str(meta.get("method"))),
+            stats,
+            meta.get("model_id"),
+            meta.get("source", ""),
+            meta.get("n_texts", {}),
+            meta.get("uncorrected", []),
+            int(meta.get("n_directions", 0)),
+            meta.get("pivot", PIVOT),
+        )
         out._check_complete()
         return out
 
@@ -235,13 +254,17 @@ def _read_stored(root: Path) -> tuple[dict, dict[str, dict[str, np.ndarray]]]:
     if not npz_path.is_file():
         raise DamagedFile(f"{npz_path} is missing (the statistics {meta_path} describes)")
     if meta.get("stats_xxh3") and verification_enabled() and checksum_file(npz_path) != meta["stats_xxh3"]:
-        raise DamagedFile(f"{npz_path} fails its checksum: it changed since it was fitted (damaged file); "
-                          "refit it (polyret correction fit --overwrite)")
+        raise DamagedFile(
+            f"{npz_path} fails its checksum: it changed since it was fitted (damaged file); "
+            "refit it (polyret correction fit --overwrite)"
+        )
     try:
         with np.load(npz_path, allow_pickle=False) as npz:
             arrays = {key: np.asarray(npz[key], dtype=np.float32) for key in npz.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
-        raise DamagedFile(f"{npz_path} is damaged ({type(e).__name__}: {e}); refit it (polyret correction fit --overwrite)") from None
+        raise DamagedFile(
+            f"{npz_path} is damaged ({type(e).__name__}: {e}); refit it (polyret correction fit --overwrite)"
+        ) from None
     stats: dict[str, dict[str, np.ndarray]] = {}
     for key, arr in arrays.items():
         lang, _, name = key.partition("/")
@@ -261,7 +284,9 @@ def _check_shapes(stats: dict[str, dict[str, np.ndarray]], where: Path) -> None:
     for lang, st in stats.items():
         for name, arr in st.items():
             expected = _SHAPES[name](d) if name in _SHAPES else None
-            if (expected is not None and arr.shape != expected) or (name == "directions" and (arr.ndim != 2 or arr.shape[1] != d)):
+            if (expected is not None and arr.shape != expected) or (
+                name == "directions" and (arr.ndim != 2 or arr.shape[1] != d)
+            ):
                 raise DamagedFile(f"{where}: {lang}/{name} has shape {arr.shape}, expected {expected or ('k', d)}")
             check_finite(arr.reshape(1, -1), f"{where}: {lang}/{name}")
 
@@ -328,7 +353,11 @@ def fit_correction(
         q = np.asarray(queries.get(lang, np.zeros((0, 0))), dtype=np.float32)
         p = np.asarray(passages.get(lang, np.zeros((0, 0))), dtype=np.float32)
         counts[lang] = {"query": len(q), "passage": len(p)}
-        needed = [k for k, on in (("query", recipe.center_queries), ("passage", recipe.center_passages or recipe.rotation)) if on]
+        needed = [
+            k
+            for k, on in (("query", recipe.center_queries), ("passage", recipe.center_passages or recipe.rotation))
+            if on
+        ]
         if method != "none" and any(counts[lang][k] < min_texts for k in needed):
             short[lang] = counts[lang]
             continue
@@ -366,8 +395,9 @@ def fit_correction(
             f"uncorrected: {shown}",
             stacklevel=2,
         )
-    return LanguageCorrection(method, stats, model_id, source, counts, sorted(short),
-                              n_directions if recipe.directions else 0, pivot)
+    return LanguageCorrection(
+        method, stats, model_id, source, counts, sorted(short), n_directions if recipe.directions else 0, pivot
+    )
 
 
 def infer_languages(emb: np.ndarray, correction: LanguageCorrection, kind: str) -> list[str]:
@@ -417,7 +447,9 @@ def resolve_correction(
         return None, {"method": "none"}
     if isinstance(spec, LanguageCorrection):
         return spec, _describe(spec, "given")
-    if isinstance(spec, Path) or (isinstance(spec, str) and spec not in CHOICES and ("/" in spec or Path(spec).is_dir())):
+    if isinstance(spec, Path) or (
+        isinstance(spec, str) and spec not in CHOICES and ("/" in spec or Path(spec).is_dir())
+    ):
         corr = LanguageCorrection.load(spec, model_id=model_id(model) if model is not None else None)
         return corr, _describe(corr, f"stored in {spec}")
     if spec not in CHOICES:
@@ -498,7 +530,9 @@ def fit_model_correction(
     parallel = None
     if RECIPES[method].rotation:
         if pivot not in per_lang:
-            raise PolyretError(f"language correction {method!r} maps every language onto {pivot!r}: give text in {pivot!r} too")
+            raise PolyretError(
+                f"language correction {method!r} maps every language onto {pivot!r}: give text in {pivot!r} too"
+            )
         parallel = {}
         for lang in per_lang:
             rows_l, rows_p = _parallel_rows(groups or [], lang, pivot)
@@ -506,13 +540,23 @@ def fit_model_correction(
                 both_l = np.concatenate([P[lang][rows_l], Q[lang][rows_l]])
                 both_p = np.concatenate([P[pivot][rows_p], Q[pivot][rows_p]])
                 parallel[lang] = (both_l, both_p)
-    return fit_correction(Q, P, method, parallel=parallel, n_directions=n_directions, min_texts=min_texts,
-                          model_id=model_id(model), source=source, pivot=pivot)
+    return fit_correction(
+        Q,
+        P,
+        method,
+        parallel=parallel,
+        n_directions=n_directions,
+        min_texts=min_texts,
+        model_id=model_id(model),
+        source=source,
+        pivot=pivot,
+    )
 
 
 def _parallel_rows(groups: Sequence, lang: str, pivot: str) -> tuple[list[int], list[int]]:
     """Row positions (in the per-language text lists built by `fit_model_correction`) of texts of
     `lang` and their translations in `pivot`, for groups that have both."""
+
     def positions(language: str) -> dict[tuple[int, str], int]:
         pos, n = {}, 0
         for gi, g in enumerate(groups):

@@ -18,6 +18,7 @@ polyret versions wrote, and applies them exactly as `polyret.correction.Language
   rows a module sees). Without it each row's language is its nearest language mean (squared
   Euclidean), as `polyret.correction.infer_languages` does.
 """
+
 from __future__ import annotations
 
 import json
@@ -77,8 +78,9 @@ class LanguageCorrectionModule(Module):
     def _stats_on(self, device: torch.device) -> dict[str, dict[str, torch.Tensor]]:
         key = str(device)
         if key not in self._on_device:
-            self._on_device[key] = {l: {k: torch.from_numpy(v).to(device) for k, v in st.items()}
-                                    for l, st in self.stats.items()}
+            self._on_device[key] = {
+                l: {k: torch.from_numpy(v).to(device) for k, v in st.items()} for l, st in self.stats.items()
+            }
         return self._on_device[key]
 
     def infer(self, x: torch.Tensor, kind: str) -> list[str]:
@@ -102,8 +104,10 @@ class LanguageCorrectionModule(Module):
             if st is None:
                 if lang in self.uncorrected:
                     continue  # too little text when fitted: left as it is, as polyret does
-                raise ValueError(f"language correction has no statistics for language {lang!r}; it knows: "
-                                 f"{', '.join(sorted(set(self.languages) | set(self.uncorrected)))}")
+                raise ValueError(
+                    f"language correction has no statistics for language {lang!r}; it knows: "
+                    f"{', '.join(sorted(set(self.languages) | set(self.uncorrected)))}"
+                )
             block = out[rows]
             if centred:
                 block = block - st[f"{kind}_mean"]
@@ -122,8 +126,10 @@ class LanguageCorrectionModule(Module):
         if x is None or self.method == "none" or len(x) == 0:
             return features
         if language is not None and not isinstance(language, str):
-            raise ValueError("language= takes one language code for the whole call (texts are re-ordered by "
-                             "length inside encode, so a per-text list cannot be matched to its rows)")
+            raise ValueError(
+                "language= takes one language code for the whole call (texts are re-ordered by "
+                "length inside encode, so a per-text list cannot be matched to its rows)"
+            )
         kind = "query" if task in QUERY_TASKS else "passage"
         # polyret L2-normalises every embedding before correcting it; so does this module, which makes
         # it exact whether or not a Normalize module runs before it.
@@ -144,9 +150,23 @@ class LanguageCorrectionModule(Module):
             json.dump(self.meta, f, indent=2)
 
     @classmethod
-    def load(cls, model_name_or_path: str, subfolder: str = "", token=None, cache_folder=None, revision=None,
-             local_files_only: bool = False, **kwargs) -> "LanguageCorrectionModule":
-        path = cls.load_dir_path(model_name_or_path, subfolder=subfolder, token=token, cache_folder=cache_folder,
-                                 revision=revision, local_files_only=local_files_only)
+    def load(
+        cls,
+        model_name_or_path: str,
+        subfolder: str = "",
+        token=None,
+        cache_folder=None,
+        revision=None,
+        local_files_only: bool = False,
+        **kwargs,
+    ) -> "LanguageCorrectionModule":
+        path = cls.load_dir_path(
+            model_name_or_path,
+            subfolder=subfolder,
+            token=token,
+            cache_folder=cache_folder,
+            revision=revision,
+            local_files_only=local_files_only,
+        )
         meta, stats = read_correction_dir(path)
         return cls(meta, stats)

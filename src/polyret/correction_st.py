@@ -8,6 +8,7 @@ from the directory runs) and takes the module off the pipeline again: its evalua
 stored statistics themselves (`--language-correction auto|none|...`), exactly as for directories
 that hold only `language_correction/` (the older layout, which still loads unchanged).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,9 @@ SOURCE = Path(__file__).with_name("correction_module.py")
 def _read_modules(model_dir: Path) -> list[dict]:
     path = model_dir / "modules.json"
     if not path.is_file():
-        raise PolyretError(f"{model_dir}: no modules.json; the correction module needs a sentence-transformers directory")
+        raise PolyretError(
+            f"{model_dir}: no modules.json; the correction module needs a sentence-transformers directory"
+        )
     try:
         modules = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:

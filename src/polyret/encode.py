@@ -8,6 +8,7 @@ What this adds over a bare `SentenceTransformer.encode`:
   re-running an evaluation (after a crash, or for another metric) encodes nothing twice.
 - batches of texts with equal token counts (see `_raw_encode`), 1.6x plain `encode` here.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -104,7 +105,9 @@ class EmbeddingCache:
         except (OSError, ValueError):
             return "it was written without a readable meta.json (an older polyret, or damaged)"
         if meta.get("format") != self.FORMAT or meta.get("dim") != self.dim or meta.get("dtype") != "float32":
-            return f"it holds rows of width {meta.get('dim')} ({meta.get('dtype')}), this model's are {self.dim} (float32)"
+            return (
+                f"it holds rows of width {meta.get('dim')} ({meta.get('dtype')}), this model's are {self.dim} (float32)"
+            )
         if self.vec_path.exists() and self.vec_path.stat().st_size % (4 * self.dim):
             return f"vectors.f32 is not a whole number of {self.dim}-wide rows"
         return None
@@ -199,7 +202,9 @@ def _token_lengths(model, texts: list[str], prompt: str) -> np.ndarray:
     return np.fromiter((len(x) for x in ids), np.int64, len(ids))
 
 
-def _raw_encode(model, texts: list[str], prompt: str, batch_size: int, precision: str, show_progress: bool) -> np.ndarray:
+def _raw_encode(
+    model, texts: list[str], prompt: str, batch_size: int, precision: str, show_progress: bool
+) -> np.ndarray:
     """Encode in batches of texts with (nearly) equal token counts.
 
     sentence-transformers sorts each `encode` call by *character* length, which across scripts
@@ -271,9 +276,7 @@ def encode_texts(
         if not cache:
             return _raw_encode(model, texts, prompt, batch_size, precision, show_progress)
         root = Path(cache) if not isinstance(cache, bool) else cache_dir() / "embeddings"
-        store = EmbeddingCache(
-            root / model_id(model) / f"{kind or 'none'}-{precision}-{model.max_seq_length}", dim
-        )
+        store = EmbeddingCache(root / model_id(model) / f"{kind or 'none'}-{precision}-{model.max_seq_length}", dim)
         keys = [_text_key(t) for t in texts]
         found, found_vecs = store.get(keys)
         out = np.empty((len(texts), dim), np.float32)

@@ -8,6 +8,7 @@ shape and dtype. Reuse verifies the record first. A file that no longer matches 
 Why xxh3: it hashes at memory speed (~10 GB/s on one core here), so verifying a store on reuse costs
 a small fraction of the read that searching it needs anyway (measured: benchmarks/integrity.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -56,7 +57,7 @@ def row_checksums(rows: np.ndarray) -> list[str]:
         return []
     buf, step = memoryview(rows.reshape(len(rows), -1)).cast("B"), rows[0].nbytes
     digest = xxhash.xxh3_64_hexdigest
-    return [digest(buf[i * step:(i + 1) * step]) for i in range(len(rows))]
+    return [digest(buf[i * step : (i + 1) * step]) for i in range(len(rows))]
 
 
 def array_record(arr: np.ndarray) -> dict:
@@ -67,8 +68,10 @@ def array_record(arr: np.ndarray) -> dict:
 def check_array(arr: np.ndarray, record: dict, what: str) -> None:
     """Raise DamagedFile when `arr` does not match its `array_record`."""
     if list(arr.shape) != list(record.get("shape", arr.shape)) or str(arr.dtype) != record.get("dtype", str(arr.dtype)):
-        raise DamagedFile(f"{what} has shape {tuple(arr.shape)} {arr.dtype}, but was written as "
-                          f"{tuple(record.get('shape', ()))} {record.get('dtype')}: the file was damaged or replaced")
+        raise DamagedFile(
+            f"{what} has shape {tuple(arr.shape)} {arr.dtype}, but was written as "
+            f"{tuple(record.get('shape', ()))} {record.get('dtype')}: the file was damaged or replaced"
+        )
     if "xxh3" in record and checksum_bytes(arr) != record["xxh3"]:
         raise DamagedFile(f"{what} fails its checksum: it changed since polyret wrote it (damaged file)")
 

@@ -1,5 +1,5 @@
-"""The one io layer: strict atomic JSON, UTF-8 reading with clear errors, TREC files, and the one
-output-folder policy every command follows.
+"""The one io layer: strict atomic JSON, UTF-8 reading with clear errors, and the one output-folder
+policy every command follows (TREC run and qrels files: `polyret.trec`, on the same writers).
 
 Output-folder policy (`OutputDir`, `OutputFile`)
 -----------------------------------------------
@@ -38,6 +38,7 @@ NaN, and in polyret's results a non-finite number means "undefined" (e.g. Cross 
 `null` states; `allow_nan=False` then guarantees nothing non-standard slips through. Objects that are
 not plain data (after numpy scalars/arrays and paths are converted) raise `TypeError`: a bug, not input.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -157,7 +158,7 @@ class TextLines:
         except UnicodeDecodeError as e:
             at = self._offset + e.start
             raise PolyretError(
-                f"{self.path} is not UTF-8 text: byte {at} (line {self._lineno}) is {raw[e.start:e.start + 1]!r}; "
+                f"{self.path} is not UTF-8 text: byte {at} (line {self._lineno}) is {raw[e.start : e.start + 1]!r}; "
                 "save the file as UTF-8"
             ) from None
         if self._offset == 0 and text.startswith("\ufeff"):  # a BOM is an encoding mark, not text
@@ -210,89 +211,6 @@ def read_json(path: str | Path) -> Any:
         raise PolyretError(f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
 
 
-# ---- TREC files -----------------------------------------------------------------------------
-
-
-def _check_trec_id(x: str, what: str) -> str:
-    if not x or any(ch.isspace() for ch in x):
-        raise PolyretError(f"{what} id {x!r} cannot be written to a TREC file (empty or contains whitespace)")
-    return x
-
-
-def run_from_arrays(query_ids: Sequence[str], doc_ids: Sequence[str], top_idx, top_scores) -> Run:
-    """Per-query arrays of document indices (best first) -> a run; negative indices (no result) dropped."""
-    import numpy as np
-
-    run: Run = {}
-    for q, idx_row, sc_row in zip(query_ids, np.asarray(top_idx).tolist(), np.asarray(top_scores).tolist()):
-        run[q] = [(doc_ids[d], float(s)) for d, s in zip(idx_row, sc_row) if d >= 0]
-    return run
-
-
-def write_trec_run(path: str | Path, run: Mapping[str, Sequence[tuple[str, float]]], tag: str = "polyret") -> Path:
-    """TREC run `qid Q0 docid rank score tag`, each query's list in the order given (best first)."""
-    path = Path(path)
-    with atomic_open(path) as f:
-        for qid, docs in run.items():
-            _check_trec_id(qid, "query")
-            f.write("".join(f"{qid} Q0 {_check_trec_id(d, 'document')} {rank} {score:.6f} {tag}\n"
-                            for rank, (d, score) in enumerate(docs, 1)))
-    return path
-
-
-def write_trec_qrels(path: str | Path, qrels: Mapping[str, Mapping[str, int]]) -> Path:
-    """TREC qrels `qid 0 docid relevance`."""
-    path = Path(path)
-    with atomic_open(path) as f:
-        for q, docs in qrels.items():
-            _check_trec_id(q, "query")
-            f.write("".join(f"{q} 0 {_check_trec_id(d, 'document')} {int(rel)}\n" for d, rel in docs.items()))
-    return path
-
-
-def read_trec_run(path: str | Path) -> Run:
-    """TREC run `qid Q0 docid rank score tag` -> {qid: [(docid, score), ...]} best first (by score,
-    ties by the file's rank column)."""
-    path = Path(path)
-    rows: dict[str, list[tuple[int, str, float]]] = {}
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 6:
-                raise PolyretError(f"{path} line {lineno} has {len(parts)} columns, expected 6 (qid Q0 docid rank score tag)")
-            qid, _, docid, rank, score, _ = parts
-            try:
-                rows.setdefault(qid, []).append((int(rank), docid, float(score)))
-            except ValueError:
-                raise PolyretError(f"{path} line {lineno}: rank {rank!r} or score {score!r} is not a number") from None
-    if not rows:
-        raise PolyretError(f"{path} holds no ranked documents")
-    return {q: [(d, s) for _, d, s in sorted(r, key=lambda x: (-x[2], x[0]))] for q, r in rows.items()}
-
-
-def read_trec_qrels(path: str | Path) -> Qrels:
-    """TREC qrels `qid Q0 docid rel` (whitespace separated) -> {qid: {docid: rel}}."""
-    path = Path(path)
-    qrels: Qrels = {}
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 4:
-                raise PolyretError(f"{path} line {lineno} has {len(parts)} columns, expected 4 (qid Q0 docid rel)")
-            qid, _, docid, rel = parts
-            try:
-                qrels.setdefault(qid, {})[docid] = int(rel)
-            except ValueError:
-                raise PolyretError(f"{path} line {lineno}: relevance {rel!r} is not an integer") from None
-    if not qrels:
-        raise PolyretError(f"{path} holds no judgements")
-    return qrels
-
-
 # ---- output folders -------------------------------------------------------------------------
 
 
@@ -306,17 +224,27 @@ def read_marker(folder: Path) -> dict | None:
 
 
 def _write_marker(folder: Path, kind: str, complete: bool, settings: dict | None = None) -> None:
-    write_json(folder / MARKER, {"kind": kind, "complete": complete, "polyret": __version__,
-                                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                 **({} if settings is None else {"settings": settings})})
+    write_json(
+        folder / MARKER,
+        {
+            "kind": kind,
+            "complete": complete,
+            "polyret": __version__,
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **({} if settings is None else {"settings": settings}),
+        },
+    )
 
 
 def _settings_difference(recorded: Any, settings: dict) -> str:
     """' (made with index 'flat', now 'hnsw'; ...)' naming what differs, or '' when nothing was recorded."""
     if not isinstance(recorded, dict):
         return ""
-    diffs = [f"{k} {recorded.get(k)!r}, now {settings.get(k)!r}" for k in sorted(set(recorded) | set(settings))
-             if recorded.get(k) != settings.get(k)]
+    diffs = [
+        f"{k} {recorded.get(k)!r}, now {settings.get(k)!r}"
+        for k in sorted(set(recorded) | set(settings))
+        if recorded.get(k) != settings.get(k)
+    ]
     return f" made with other settings ({'; '.join(diffs)})" if diffs else ""
 
 
@@ -382,9 +310,19 @@ class OutputDir:
     ones is redone in place (`rerun` is then True), one made with others is refused.
     """
 
-    def __init__(self, out: str | Path, kind: str, *, overwrite: bool = False, inputs: Iterable[str | Path | None] = (),
-                 reuse: bool = False, legacy_files: Sequence[str] = (), legacy_partial_files: Sequence[str] = (),
-                 flag: str = "--out", settings: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        out: str | Path,
+        kind: str,
+        *,
+        overwrite: bool = False,
+        inputs: Iterable[str | Path | None] = (),
+        reuse: bool = False,
+        legacy_files: Sequence[str] = (),
+        legacy_partial_files: Sequence[str] = (),
+        flag: str = "--out",
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
         self.final = Path(out).expanduser()
         self.kind = kind
         self.settings = None if settings is None else to_jsonable(dict(settings))
@@ -413,16 +351,23 @@ class OutputDir:
         if self.state == "foreign":
             raise PolyretError(
                 f"{flag} {out} is not empty and was not written by polyret; polyret never replaces such a folder "
-                "(--overwrite included): choose another " + flag)
+                "(--overwrite included): choose another " + flag
+            )
         if self.state.startswith("other:"):
-            raise PolyretError(f"{flag} {out} holds a polyret {self.state[6:]} output, not {kind}; choose another {flag}")
+            raise PolyretError(
+                f"{flag} {out} holds a polyret {self.state[6:]} output, not {kind}; choose another {flag}"
+            )
         recorded = (read_marker(out) or {}).get("settings")
         # The same command again on its finished output: redone in place (see the module docstring).
-        self.rerun = self.state == "complete" and not overwrite and self.settings is not None and recorded == self.settings
+        self.rerun = (
+            self.state == "complete" and not overwrite and self.settings is not None and recorded == self.settings
+        )
         if self.state == "complete" and not (overwrite or reuse or self.rerun):
             differs = "" if self.settings is None else _settings_difference(recorded, self.settings)
-            raise PolyretError(f"{flag} {out} already holds a finished {kind} output{differs}; pass --overwrite to "
-                               f"replace it or choose another {flag}")
+            raise PolyretError(
+                f"{flag} {out} already holds a finished {kind} output{differs}; pass --overwrite to "
+                f"replace it or choose another {flag}"
+            )
         # Fresh work under --overwrite goes to a sibling; an empty or our own unfinished folder is used in place
         # unless --overwrite asks for a fresh start.
         self.fresh = overwrite and self.state in ("complete", "incomplete")
@@ -503,8 +448,15 @@ class OutputFile:
         with target.open("wb") as f: ...                          # atomic write
     """
 
-    def __init__(self, out: str | Path, *, overwrite: bool = False, inputs: Iterable[str | Path | None] = (),
-                 suffix: str | None = None, flag: str = "--out") -> None:
+    def __init__(
+        self,
+        out: str | Path,
+        *,
+        overwrite: bool = False,
+        inputs: Iterable[str | Path | None] = (),
+        suffix: str | None = None,
+        flag: str = "--out",
+    ) -> None:
         out = Path(out).expanduser()
         # numpy's np.save appends .npy to a name without it; name the file actually written.
         if suffix is not None and out.suffix != suffix:
@@ -525,8 +477,14 @@ class OutputFile:
         return atomic_open(self.path, mode)
 
 
-def output_dir(out: str | Path | OutputDir | None, kind: str, *, overwrite: bool = False,
-               legacy_files: Sequence[str] = ("results.json",), **kw) -> OutputDir | None:
+def output_dir(
+    out: str | Path | OutputDir | None,
+    kind: str,
+    *,
+    overwrite: bool = False,
+    legacy_files: Sequence[str] = ("results.json",),
+    **kw,
+) -> OutputDir | None:
     """An `OutputDir` for a library function's `out_dir` argument: None stays None, an OutputDir a
     command already checked (with its inputs) is used as it is, a path is checked now."""
     if out is None or isinstance(out, OutputDir):

@@ -9,6 +9,7 @@ languages (by default the 15 XNLI languages the stored statistics cover):
 Which one polyret uses by default (`DEFAULT_IDENTIFIER`) was decided by measuring both against the
 nearest-language-mean inference on XNLI dev and XQuAD-R (docs/correction-module.md).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -53,8 +54,9 @@ def _lingua(candidates: Sequence[str]):
     return run
 
 
-def identify(texts: Sequence[str], candidates: Sequence[str] = XNLI_LANGUAGES, *,
-             identifier: str = DEFAULT_IDENTIFIER) -> list[str]:
+def identify(
+    texts: Sequence[str], candidates: Sequence[str] = XNLI_LANGUAGES, *, identifier: str = DEFAULT_IDENTIFIER
+) -> list[str]:
     """Each text's language, one of `candidates` (ISO 639-1 codes)."""
     if identifier not in IDENTIFIERS:
         raise PolyretError(f"unknown language identifier {identifier!r}; choose from {', '.join(IDENTIFIERS)}")

@@ -3,6 +3,7 @@
 Part of the output-folder policy of `polyret.io` (`OutputDir` takes the lock before it looks at the
 folder); kept apart so that module stays readable.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -33,7 +34,6 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
 
 
 class OutputLock:
@@ -68,8 +68,10 @@ class OutputLock:
             except BlockingIOError:
                 owner = _lock_owner(fd)
                 os.close(fd)
-                raise PolyretError(f"{flag} {out} is in use by another polyret run ({owner}); wait for it to "
-                                   f"finish or choose another {flag}") from None
+                raise PolyretError(
+                    f"{flag} {out} is in use by another polyret run ({owner}); wait for it to "
+                    f"finish or choose another {flag}"
+                ) from None
             if _same_file(fd, path):
                 return cls._take(path, fd, out, flag)
             os.close(fd)  # its owner released (unlinked) it between our open and our lock: try the new one
@@ -79,11 +81,23 @@ class OutputLock:
     def _take(cls, path: Path, fd: int, out: Path, flag: str) -> OutputLock:
         previous = _lock_owner(fd)
         if previous != "unknown owner":
-            console.print(f"[yellow]warning:[/] {escape(f'{flag} {out}: recovered a stale lock {path.name} left by {previous}, which is no longer running')}", soft_wrap=True)
+            console.print(
+                f"[yellow]warning:[/] {escape(f'{flag} {out}: recovered a stale lock {path.name} left by {previous}, which is no longer running')}",
+                soft_wrap=True,
+            )
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                  "command": " ".join(sys.argv[:6])}).encode(), 0)
+        os.pwrite(
+            fd,
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "command": " ".join(sys.argv[:6]),
+                }
+            ).encode(),
+            0,
+        )
         lock = cls._held[str(path)] = cls(path, fd)
         return lock
 

@@ -20,6 +20,7 @@ Scale (both through sentence-transformers, nothing re-implemented):
 Batch composition (which rows share a batch) is the sampler's job, not the loss's: the samplers
 guarantee no two rows share a parallel group, so a translation of the positive is never a negative.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -111,8 +112,7 @@ def cross_lingual_distance(embeddings: list[Tensor], targets: list[Tensor | None
 def _take_rows(feature: dict[str, Any], rows: Tensor) -> dict[str, Any]:
     """The tokenised column restricted to `rows` (batch-indexed tensors only)."""
     n = int(feature["input_ids"].shape[0]) if "input_ids" in feature else None
-    return {k: v[rows] if isinstance(v, Tensor) and v.ndim >= 1 and v.shape[0] == n else v
-            for k, v in feature.items()}
+    return {k: v[rows] if isinstance(v, Tensor) and v.ndim >= 1 and v.shape[0] == n else v for k, v in feature.items()}
 
 
 class TeacherAnchoredLoss(nn.Module):
@@ -139,8 +139,9 @@ class TeacherAnchoredLoss(nn.Module):
         from sentence_transformers.sentence_transformer.losses import EmbedDistillLoss
 
         if weight < 0 or cross_weight < 0 or not (weight > 0 or cross_weight > 0):
-            raise PolyretError(f"teacher_weight and teacher_cross must be >= 0, one of them > 0 "
-                               f"(got {weight}, {cross_weight})")
+            raise PolyretError(
+                f"teacher_weight and teacher_cross must be >= 0, one of them > 0 (got {weight}, {cross_weight})"
+            )
         self.model = model
         self.contrastive = contrastive
         self.weight = weight
@@ -160,12 +161,16 @@ class TeacherAnchoredLoss(nn.Module):
         if self.cross_weight > 0:
             n = features[0]["input_ids"].shape[0] if features else 0
             if len(features) < 2 + ENGLISH_COLUMNS or labels is None or tuple(labels.shape) != (n, ENGLISH_COLUMNS):
-                raise PolyretError("teacher_cross needs each row's English sources as two extra columns and a "
-                                   "(rows, 2) mask as labels: build the dataset with PairTable.to_dataset(english=True)")
+                raise PolyretError(
+                    "teacher_cross needs each row's English sources as two extra columns and a "
+                    "(rows, 2) mask as labels: build the dataset with PairTable.to_dataset(english=True)"
+                )
             features, english, mask = features[:-ENGLISH_COLUMNS], features[-ENGLISH_COLUMNS:], labels.bool()
             with torch.no_grad():
-                targets = [self._teacher_embed(_take_rows(f, m.nonzero().squeeze(1))) if bool(m.any()) else None
-                           for f, m in zip(english, mask.T)]
+                targets = [
+                    self._teacher_embed(_take_rows(f, m.nonzero().squeeze(1))) if bool(m.any()) else None
+                    for f, m in zip(english, mask.T)
+                ]
             cross, labels = (targets, mask), None
         own = None
         if self.weight > 0:
@@ -190,8 +195,12 @@ class TeacherAnchoredLoss(nn.Module):
         return loss + self._teacher_terms(embeddings, own, cross)
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"teacher_weight": self.weight, "teacher_cross": self.cross_weight,
-                "contrastive": type(self.contrastive).__name__, **self.contrastive.get_config_dict()}
+        return {
+            "teacher_weight": self.weight,
+            "teacher_cross": self.cross_weight,
+            "contrastive": type(self.contrastive).__name__,
+            **self.contrastive.get_config_dict(),
+        }
 
     @property
     def citation(self) -> str:
@@ -230,8 +239,9 @@ class CachedTeacherAnchoredLoss(CachedLossMixin, TeacherAnchoredLoss):
         ranges = _minibatch_ranges(feature, self.mini_batch_size, self.mini_batch_num_tokens)
         return torch.cat([self.teacher(_create_minibatch(feature, b, e))["sentence_embedding"] for b, e in ranges])
 
-    def calculate_loss(self, reps: list[list[Tensor]], labels: Tensor | None = None, *,
-                       with_backward: bool = False) -> Tensor:
+    def calculate_loss(
+        self, reps: list[list[Tensor]], labels: Tensor | None = None, *, with_backward: bool = False
+    ) -> Tensor:
         contrastive = self.contrastive.calculate_loss(reps, labels, with_backward=with_backward)
         embeddings = [torch.cat(r) for r in reps]
         anchor = self._teacher_terms(embeddings, *self._targets)
@@ -286,8 +296,11 @@ def build_loss(
             if mini_batch_size < 1:
                 raise PolyretError(f"mini_batch_size must be >= 1 (got {mini_batch_size})")
             return CachedMultipleNegativesRankingLoss(
-                model, scale=1.0 / temperature, mini_batch_size=mini_batch_size,
-                gather_across_devices=gather_across_devices, **shape,
+                model,
+                scale=1.0 / temperature,
+                mini_batch_size=mini_batch_size,
+                gather_across_devices=gather_across_devices,
+                **shape,
             )
         return MultipleNegativesRankingLoss(
             model, scale=1.0 / temperature, gather_across_devices=gather_across_devices, **shape

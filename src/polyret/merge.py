@@ -6,6 +6,7 @@ per tensor. We do that interpolation here on the state dicts, after checking bot
 same tensors and shapes; the result is saved as an ordinary sentence-transformers dir whose model
 card (README.md) and `polyret_merge.json` record λ, base and tuned.
 """
+
 from __future__ import annotations
 
 import copy
@@ -73,8 +74,13 @@ def merge_models(base, tuned, weight: float, out: str | Path, *, overwrite: bool
 
     # The output-folder policy (polyret.io) before anything is loaded: --out equal to or inside --tuned /
     # --base is refused, and --overwrite replaces an earlier merge only once the new one is complete.
-    target = output_dir(out, "merged-model", overwrite=overwrite, legacy_files=(MERGE_META,),
-                        inputs=[m for m in (base, tuned) if isinstance(m, (str, Path))])
+    target = output_dir(
+        out,
+        "merged-model",
+        overwrite=overwrite,
+        legacy_files=(MERGE_META,),
+        inputs=[m for m in (base, tuned) if isinstance(m, (str, Path))],
+    )
     base_model, base_name = _load(base, "base")
     tuned_model, tuned_name = _load(tuned, "tuned")
 
@@ -85,8 +91,13 @@ def merge_models(base, tuned, weight: float, out: str | Path, *, overwrite: bool
 
     result = copy.deepcopy(tuned_model) if isinstance(tuned, SentenceTransformer) else tuned_model
     result.load_state_dict(merged_state)
-    meta = {"merge": "linear", "weight": weight, "base": base_name, "tuned": tuned_name,
-            "formula": "theta = (1 - weight) * theta_base + weight * theta_tuned"}
+    meta = {
+        "merge": "linear",
+        "weight": weight,
+        "base": base_name,
+        "tuned": tuned_name,
+        "formula": "theta = (1 - weight) * theta_base + weight * theta_tuned",
+    }
     with target:
         result.save(str(target.path))
         write_json(target.path / MERGE_META, meta)

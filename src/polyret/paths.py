@@ -1,4 +1,5 @@
 """Where polyret finds data and keeps its caches."""
+
 from __future__ import annotations
 
 import os

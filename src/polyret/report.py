@@ -3,6 +3,7 @@
 (JSON, TREC files and the output-folder policy live in `polyret.io`.) Matplotlib runs with the Agg
 backend (no display).
 """
+
 from __future__ import annotations
 
 import math
@@ -10,7 +11,6 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
-
 
 
 # ---- markdown -------------------------------------------------------------------------------
@@ -25,8 +25,9 @@ def format_value(value: Any, floatfmt: str = ".3f") -> str:
     return str(value)
 
 
-def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], floatfmt: str = ".3f",
-                   align: str | None = None) -> str:
+def markdown_table(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], floatfmt: str = ".3f", align: str | None = None
+) -> str:
     """A GitHub markdown table; first column left-aligned, the others right-aligned, unless `align`
     gives one letter per column (l: left, r: right)."""
     align = align or "l" + "r" * (len(headers) - 1)
@@ -83,8 +84,15 @@ def save_heatmap(
         for i in range(m.shape[0]):
             for j in range(m.shape[1]):
                 if np.isfinite(m[i, j]):
-                    ax.text(j, i, format(m[i, j], fmt), ha="center", va="center", fontsize=7,
-                            color="black" if m[i, j] > mid else "white")
+                    ax.text(
+                        j,
+                        i,
+                        format(m[i, j], fmt),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="black" if m[i, j] > mid else "white",
+                    )
     cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     if cbar_label:
         cb.set_label(cbar_label)

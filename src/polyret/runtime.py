@@ -19,6 +19,7 @@ Every part of polyret that runs a model asks this module, so the decisions live 
 
 torch is imported lazily inside functions: importing this module stays cheap.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -149,7 +150,9 @@ def resolve_device(spec: str | None = "auto") -> str:
         return "mps"
     # cuda
     if not torch.cuda.is_available():
-        raise PolyretError(f"--device {spec}: no CUDA GPU available ({_cuda_unavailable_reason(torch)}); use --device cpu or auto")
+        raise PolyretError(
+            f"--device {spec}: no CUDA GPU available ({_cuda_unavailable_reason(torch)}); use --device cpu or auto"
+        )
     n = torch.cuda.device_count()
     if index is None:
         return f"cuda:{_default_cuda_index(torch)}"
@@ -321,7 +324,9 @@ def check_ddp_backend(backend: str | None, device: str) -> str:
         return ddp_backend(device)
     backend = str(backend).lower()
     if backend == "nccl" and device_type(device) != "cuda":
-        raise PolyretError(f"DDP backend nccl needs CUDA GPUs, but this run's device is {device}; use gloo (or --device cuda)")
+        raise PolyretError(
+            f"DDP backend nccl needs CUDA GPUs, but this run's device is {device}; use gloo (or --device cuda)"
+        )
     if backend not in ("nccl", "gloo", "mpi", "ccl", "hccl", "xccl"):
         raise PolyretError(f"DDP backend {backend!r}: use nccl (GPUs) or gloo (CPU)")
     return backend

@@ -11,6 +11,7 @@
 Vectors are expected L2-normalised (the encoders in polyret return them so), making inner product
 the cosine similarity.
 """
+
 from __future__ import annotations
 
 import time
@@ -70,7 +71,9 @@ def iter_corpus_blocks(corpus: Corpus, block_rows: int) -> Iterator[tuple[int, n
         yield start, np.ascontiguousarray(corpus[start : start + block_rows], dtype=np.float32)
 
 
-def exact_search(queries: np.ndarray, corpus: Corpus, k: int, *, corpus_block: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+def exact_search(
+    queries: np.ndarray, corpus: Corpus, k: int, *, corpus_block: int = 65_536
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k by inner product: (scores, rows), each (n_queries, k), best first."""
     import faiss
 
@@ -132,7 +135,9 @@ def recall_vs_exact(approx_rows: np.ndarray, exact_rows: np.ndarray) -> float:
     return hits / total if total else 1.0
 
 
-def search(queries: np.ndarray, corpus: Corpus, k: int, *, index: str = "flat", options: SearchOptions | None = None) -> SearchResult:
+def search(
+    queries: np.ndarray, corpus: Corpus, k: int, *, index: str = "flat", options: SearchOptions | None = None
+) -> SearchResult:
     """Top-k corpus rows per query with the chosen index; approximate kinds report recall vs exact."""
 
     if index not in INDEX_KINDS:

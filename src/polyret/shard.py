@@ -17,6 +17,7 @@ it *is* encode_corpus):
 All ranks read the whole corpus (to count and fingerprint it, and to pick their chunks), so the
 corpus and `<out>` must be on a file system every node sees (for several nodes: a shared one).
 """
+
 from __future__ import annotations
 
 import os
@@ -79,8 +80,16 @@ def encode_corpus_sharded(
     rank = runtime.rank() if rank is None else rank
     world = runtime.world_size() if world is None else world
     if world == 1:
-        return encode_corpus(docs, Path(out_dir), encode_fn, identity=identity, chunk_size=chunk_size,
-                             overwrite=overwrite, show_progress=show_progress, description=description)
+        return encode_corpus(
+            docs,
+            Path(out_dir),
+            encode_fn,
+            identity=identity,
+            chunk_size=chunk_size,
+            overwrite=overwrite,
+            show_progress=show_progress,
+            description=description,
+        )
     if chunk_size < 1:
         raise PolyretError(f"chunk size must be positive, got {chunk_size}")
     runtime.init_process_group_for_coordination()
@@ -97,8 +106,19 @@ def encode_corpus_sharded(
     runtime.barrier()  # nobody writes before every rank has accepted the directory
 
     # 2. This rank's chunks, resumable, in its own shard store.
-    encode_shard(docs, out, encode_fn, identity=identity, chunk_size=chunk_size, rank=rank, world=world, n=n,
-                 overwrite=overwrite, show_progress=show_progress, description=description)
+    encode_shard(
+        docs,
+        out,
+        encode_fn,
+        identity=identity,
+        chunk_size=chunk_size,
+        rank=rank,
+        world=world,
+        n=n,
+        overwrite=overwrite,
+        show_progress=show_progress,
+        description=description,
+    )
     runtime.barrier()  # every shard complete
 
     # 3. Rank 0 interleaves the shards into the store a single process would have written.
@@ -108,9 +128,20 @@ def encode_corpus_sharded(
     return EmbeddingStore.open(out)
 
 
-def encode_shard(docs, out_dir: str | Path, encode_fn: EncodeFn, *, identity: str, chunk_size: int, rank: int,
-                 world: int, n: int | None = None, overwrite: bool = False, show_progress: bool = False,
-                 description: str = "encoding corpus") -> EmbeddingStore | None:
+def encode_shard(
+    docs,
+    out_dir: str | Path,
+    encode_fn: EncodeFn,
+    *,
+    identity: str,
+    chunk_size: int,
+    rank: int,
+    world: int,
+    n: int | None = None,
+    overwrite: bool = False,
+    show_progress: bool = False,
+    description: str = "encoding corpus",
+) -> EmbeddingStore | None:
     """Encode rank `rank`'s chunks into its resumable shard store (None if the rank has no chunk)."""
     out = Path(out_dir)
     if n is None:
@@ -118,9 +149,14 @@ def encode_shard(docs, out_dir: str | Path, encode_fn: EncodeFn, *, identity: st
     if not chunks_of_rank(n, chunk_size, rank, world):
         return None
     return encode_corpus(
-        _shard_docs(docs, chunk_size, rank, world), shard_dir(out, rank, world), encode_fn,
-        identity=f"{identity}|shard {rank} of {world}, chunks of {chunk_size}", chunk_size=chunk_size,
-        overwrite=overwrite, show_progress=show_progress, description=f"{description} [rank {rank}/{world}]",
+        _shard_docs(docs, chunk_size, rank, world),
+        shard_dir(out, rank, world),
+        encode_fn,
+        identity=f"{identity}|shard {rank} of {world}, chunks of {chunk_size}",
+        chunk_size=chunk_size,
+        overwrite=overwrite,
+        show_progress=show_progress,
+        description=f"{description} [rank {rank}/{world}]",
     )
 
 
@@ -139,10 +175,15 @@ def _check_out_dir(out: Path, marker: dict | None, overwrite: bool, fingerprint:
         raise PolyretError(f"{out} exists and is not a directory")
     if not out.is_dir():
         return
-    foreign = [p for p in out.iterdir() if not is_store_file(p.name) and p.name != SHARDS
-               and not p.name.startswith(IDS + ".rank")]
+    foreign = [
+        p
+        for p in out.iterdir()
+        if not is_store_file(p.name) and p.name != SHARDS and not p.name.startswith(IDS + ".rank")
+    ]
     if marker is None and foreign and not overwrite:
-        raise PolyretError(f"{out} is not empty and is not a polyret embedding directory; pass --overwrite to replace it")
+        raise PolyretError(
+            f"{out} is not empty and is not a polyret embedding directory; pass --overwrite to replace it"
+        )
     if marker is not None and not overwrite and marker.get("fingerprint") == fingerprint:
         raise PolyretError(
             f"{out} holds an unfinished single-process encode of this corpus; finish it with one process "
@@ -160,8 +201,10 @@ def merge_shards(docs, out_dir: str | Path, *, identity: str, chunk_size: int, w
     out = Path(out_dir)
     ids_tmp = out / (IDS + ".tmp")
     n, fingerprint = _scan_corpus(docs(), identity, ids_tmp)  # ids.jsonl and fingerprint as encode_corpus makes them
-    shards = [EmbeddingStore.open(shard_dir(out, r, world)) if chunks_of_rank(n, chunk_size, r, world) else None
-              for r in range(world)]
+    shards = [
+        EmbeddingStore.open(shard_dir(out, r, world)) if chunks_of_rank(n, chunk_size, r, world) else None
+        for r in range(world)
+    ]
     dims = {s.dim for s in shards if s is not None}
     if len(dims) != 1:
         raise PolyretError(f"the shards in {out / SHARDS} disagree on the embedding width ({sorted(dims)})")
@@ -169,8 +212,10 @@ def merge_shards(docs, out_dir: str | Path, *, identity: str, chunk_size: int, w
     for r, shard in enumerate(shards):
         expected = sum(min(chunk_size, n - c * chunk_size) for c in chunks_of_rank(n, chunk_size, r, world))
         if shard is not None and shard.n != expected:
-            raise PolyretError(f"shard {shard.dir} holds {shard.n} rows, the corpus gives it {expected}; "
-                               "the corpus changed since the shards were written: re-run with --overwrite")
+            raise PolyretError(
+                f"shard {shard.dir} holds {shard.n} rows, the corpus gives it {expected}; "
+                "the corpus changed since the shards were written: re-run with --overwrite"
+            )
     for name in (EMBEDDINGS, PROGRESS, IDS):
         (out / name).unlink(missing_ok=True)
     offset = _create_npy(out / EMBEDDINGS, n, dim)
@@ -186,8 +231,9 @@ def merge_shards(docs, out_dir: str | Path, *, identity: str, chunk_size: int, w
     os.replace(ids_tmp, out / IDS)
     # The marker encode_corpus writes after its last chunk (same keys, same order, checksums): the merged
     # store is indistinguishable from a single-process one, and a later encode_corpus call reuses it.
-    seal_marker(out, {"n": n, "dim": dim, "rows_done": n, "fingerprint": fingerprint,
-                      "identity": identity, "complete": True})
+    seal_marker(
+        out, {"n": n, "dim": dim, "rows_done": n, "fingerprint": fingerprint, "identity": identity, "complete": True}
+    )
     shutil.rmtree(out / SHARDS, ignore_errors=True)
     return EmbeddingStore.open(out)
 
@@ -213,4 +259,12 @@ def describe_shards(out_dir: str | Path) -> dict:
     return info
 
 
-__all__ = ["encode_corpus_sharded", "encode_shard", "merge_shards", "chunks_of_rank", "shard_dir", "describe_shards", "SHARDS"]
+__all__ = [
+    "encode_corpus_sharded",
+    "encode_shard",
+    "merge_shards",
+    "chunks_of_rank",
+    "shard_dir",
+    "describe_shards",
+    "SHARDS",
+]

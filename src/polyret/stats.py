@@ -29,6 +29,7 @@ Conventions
   are "significant", d_z says whether they matter.
 * **Multiple comparisons** (`holm`): Holm–Bonferroni adjusted p-values for a family of tests.
 """
+
 from __future__ import annotations
 
 import math
@@ -245,9 +246,7 @@ def paired_bootstrap(
     return BootstrapResult(observed, (float(lo), float(hi)), float(min(p, 1.0)), n, n_resamples)
 
 
-def cohens_dz(
-    a: Sequence[float], b: Sequence[float], *, clusters: Sequence[Hashable] | None = None
-) -> float:
+def cohens_dz(a: Sequence[float], b: Sequence[float], *, clusters: Sequence[Hashable] | None = None) -> float:
     """Cohen's d for paired samples: mean difference / sd of differences (per query cluster).
 
     0 when every difference is 0; ±inf when the differences are constant and non-zero.

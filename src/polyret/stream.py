@@ -23,6 +23,7 @@ store damaged after it was written (rows overwritten with NaN, a truncated file)
 line, or re-encoded with a warning when `encode_corpus` meets it on a re-run. Rows are checked for
 non-finite values as they are produced, and (in a store from before checksums) on reuse.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -89,8 +90,10 @@ class EmbeddingStore:
             raise DamagedFile(f"{path} has shape {shape}, its {PROGRESS} says {(marker['n'], marker['dim'])}")
         store = cls(directory, marker["n"], marker["dim"], offset)
         if path.stat().st_size != offset + store.n * store.dim * 4:
-            raise DamagedFile(f"{path} is {path.stat().st_size} bytes, a {store.n} x {store.dim} float32 matrix "
-                              f"needs {offset + store.n * store.dim * 4}: the file is truncated or damaged")
+            raise DamagedFile(
+                f"{path} is {path.stat().st_size} bytes, a {store.n} x {store.dim} float32 matrix "
+                f"needs {offset + store.n * store.dim * 4}: the file is truncated or damaged"
+            )
         if verify and verification_enabled():
             store.verify(marker)
         return store
@@ -106,8 +109,10 @@ class EmbeddingStore:
             return
         for name, digest in sums.items():
             if checksum_file(self.dir / name) != digest:
-                raise DamagedFile(f"{self.dir / name} fails its checksum: it changed since polyret wrote it "
-                                  f"(damaged file); delete {self.dir} or re-run with --overwrite")
+                raise DamagedFile(
+                    f"{self.dir / name} fails its checksum: it changed since polyret wrote it "
+                    f"(damaged file); delete {self.dir} or re-run with --overwrite"
+                )
 
     def memmap(self) -> np.ndarray:
         """Read-only memory map of all rows (convenient; touching all of it makes its pages resident)."""
@@ -263,8 +268,16 @@ def encode_corpus(
         raise PolyretError(f"{out_dir} exists and is not a directory")
     lock = OutputLock.acquire(Path(out_dir), "corpus store")
     try:
-        return _encode_corpus(docs, Path(out_dir), encode_fn, identity=identity, chunk_size=chunk_size, overwrite=overwrite,
-                              show_progress=show_progress, description=description)
+        return _encode_corpus(
+            docs,
+            Path(out_dir),
+            encode_fn,
+            identity=identity,
+            chunk_size=chunk_size,
+            overwrite=overwrite,
+            show_progress=show_progress,
+            description=description,
+        )
     finally:
         release_lock(lock)
 
@@ -308,8 +321,14 @@ def _encode_corpus(
         for name in (EMBEDDINGS, PROGRESS, IDS):
             (out / name).unlink(missing_ok=True)
         os.replace(ids_tmp, out / IDS)
-        marker = {"n": n, "dim": None, "rows_done": 0, "fingerprint": fingerprint, "identity": identity,
-                  "complete": False}
+        marker = {
+            "n": n,
+            "dim": None,
+            "rows_done": 0,
+            "fingerprint": fingerprint,
+            "identity": identity,
+            "complete": False,
+        }
         start = (0, None)
     with counting(n, description, show=show_progress) as advance:
         advance(start[0])
@@ -324,7 +343,9 @@ def _open_store_dir(out: Path, overwrite: bool) -> dict | None:
     out.mkdir(parents=True, exist_ok=True)
     marker = _read_marker(out)
     if marker is None and not all(is_store_file(p.name) for p in out.iterdir()) and not overwrite:
-        raise PolyretError(f"{out} is not empty and is not a polyret embedding directory; pass --overwrite to replace it")
+        raise PolyretError(
+            f"{out} is not empty and is not a polyret embedding directory; pass --overwrite to replace it"
+        )
     return marker
 
 
@@ -346,8 +367,15 @@ def _resume_point(out: Path, marker: dict, n: int) -> tuple[int, int] | None:
     return rows_done, offset
 
 
-def _encode_rows(docs: Iterable[tuple[str, str]], out: Path, encode_fn: EncodeFn, marker: dict,
-                 start_at: tuple[int, int | None], chunk_size: int, advance: Callable[[int], None]) -> None:
+def _encode_rows(
+    docs: Iterable[tuple[str, str]],
+    out: Path,
+    encode_fn: EncodeFn,
+    marker: dict,
+    start_at: tuple[int, int | None],
+    chunk_size: int,
+    advance: Callable[[int], None],
+) -> None:
     """Encode the rows from `start_at` = (row, data offset or None for a new file) on, chunk by chunk;
     after each chunk the data are fsync'ed, then the marker is replaced (so a rerun resumes there)."""
     n, dim = marker["n"], marker["dim"]

@@ -21,6 +21,7 @@ extension points and writes one self-describing run directory:
 - DDP: launched with `torchrun`, the HF trainer sets up gloo on CPU; every rank builds the same
   PairTable and the sampler is deterministic, so ranks agree on each step's batch type.
 """
+
 from __future__ import annotations
 
 import copy
@@ -152,11 +153,17 @@ def build_model_and_loss(cfg: TrainConfig, device: str, world: int) -> ModelAndL
     if cfg.train_layers:
         frozen += train_top_layers(model, cfg.train_layers)
     loss = build_loss(
-        model, cfg.loss, temperature=cfg.temperature, symmetric=cfg.symmetric,
-        gather_across_devices=cfg.gather_across_ranks and world > 1, mini_batch_size=cfg.mini_batch_size,
+        model,
+        cfg.loss,
+        temperature=cfg.temperature,
+        symmetric=cfg.symmetric,
+        gather_across_devices=cfg.gather_across_ranks and world > 1,
+        mini_batch_size=cfg.mini_batch_size,
     )
     if teacher is not None:
-        loss = teacher_anchored(model, loss, teacher, cfg.teacher_weight, cfg.teacher_cross)  # GradCache'd when the loss is
+        loss = teacher_anchored(
+            model, loss, teacher, cfg.teacher_weight, cfg.teacher_cross
+        )  # GradCache'd when the loss is
     return ModelAndLoss(model, loss, frozen, base_max_length)
 
 
@@ -176,15 +183,29 @@ def _enter_run_dir(target: OutputDir, cfg: TrainConfig, resume: bool, val_groups
     return work
 
 
-def _make_trainer(cfg: TrainConfig, built: ModelAndLoss, prep: Prepared, args, work: Path, resume: bool,
-                  resume_from: str | None, extra_callbacks: list | None):
+def _make_trainer(
+    cfg: TrainConfig,
+    built: ModelAndLoss,
+    prep: Prepared,
+    args,
+    work: Path,
+    resume: bool,
+    resume_from: str | None,
+    extra_callbacks: list | None,
+):
     callbacks = [make_log_callback(work / TRAIN_LOG, resume_from), *(extra_callbacks or [])]
     if cfg.early_stopping_patience is not None and prep.validating:
         from transformers import EarlyStoppingCallback
 
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
-    trainer = trainer_class()(model=built.model, args=args, train_dataset=prep.train_ds, eval_dataset=prep.val_ds,
-                              loss=built.loss, callbacks=callbacks)
+    trainer = trainer_class()(
+        model=built.model,
+        args=args,
+        train_dataset=prep.train_ds,
+        eval_dataset=prep.val_ds,
+        loss=built.loss,
+        callbacks=callbacks,
+    )
     if cfg.log_batches:
         log_path = work / f"batch_log.rank{_rank()}.jsonl"
         if not resume:
@@ -205,8 +226,11 @@ def _write_card(model_dir: Path, cfg: TrainConfig, meta: dict[str, Any]) -> None
     s = meta["summary"]
     rows = [
         ("base model", f"`{meta['base_model']}`"),
-        ("training data", f"{', '.join(f'`{d}`' for d in meta['data'])} ({meta['train_groups']} groups, "
-                          f"{meta['train_pairs']} pairs; {meta['validation_groups']} groups held out)"),
+        (
+            "training data",
+            f"{', '.join(f'`{d}`' for d in meta['data'])} ({meta['train_groups']} groups, "
+            f"{meta['train_pairs']} pairs; {meta['validation_groups']} groups held out)",
+        ),
         ("unit / negatives", f"{s['unit']} / {s['negatives']} (k={s['n_negatives']})"),
         ("batch strategy", s["strategy"]),
         ("α (Hybrid: P[X-X-mono batch])", s["alpha"] if s["alpha"] is not None else "n/a"),
@@ -221,14 +245,18 @@ def _write_card(model_dir: Path, cfg: TrainConfig, meta: dict[str, Any]) -> None
     write_text(card, text + f"\n\n## polyret training\n\n{intro}\n\n{table}\n")
 
 
-def store_language_correction(model_dir: Path, method: str, *, show_progress: bool = True,
-                              groups: list | None = None) -> Path:
+def store_language_correction(
+    model_dir: Path, method: str, *, show_progress: bool = True, groups: list | None = None
+) -> Path:
     """Fit `method` for the trained model on XNLI dev's alignment side and store it in its dir
     (`groups`: those `prepare` already read)."""
     groups = groups or correction_groups(method)
     model = load_model(str(model_dir))
     corr = fit_model_correction(
-        model, method, groups=groups, show_progress=show_progress,
+        model,
+        method,
+        groups=groups,
+        show_progress=show_progress,
         source=f"XNLI dev alignment side ({len(groups)} premises x {len(groups[0].queries)} languages)",
     )
     return corr.save(model_dir)
@@ -300,8 +328,9 @@ def _run_record(trainer, cfg: TrainConfig, facts: RunFacts) -> dict[str, Any]:
     }
 
 
-def finish(trainer, cfg: TrainConfig, built: ModelAndLoss, prep: Prepared, facts: RunFacts,
-           show_progress: bool) -> None:
+def finish(
+    trainer, cfg: TrainConfig, built: ModelAndLoss, prep: Prepared, facts: RunFacts, show_progress: bool
+) -> None:
     """Rank 0, after the last step: save the model and its card, merge, store the correction, and
     write run.json last (a finished run is one with run.json)."""
     model_dir = _save_model(trainer, cfg, built, prep, facts)
@@ -313,8 +342,9 @@ def finish(trainer, cfg: TrainConfig, built: ModelAndLoss, prep: Prepared, facts
         model_dirs.append(facts.work / MERGED_DIR)
     if cfg.language_correction != "none":  # each model dir gets statistics of its own weights
         for d in model_dirs:
-            store_language_correction(d, cfg.language_correction, show_progress=show_progress,
-                                      groups=prep.correction_groups)
+            store_language_correction(
+                d, cfg.language_correction, show_progress=show_progress, groups=prep.correction_groups
+            )
     mark_finished(facts.work / RUN_JSON, _run_record(trainer, cfg, facts))
 
 
@@ -365,16 +395,31 @@ def train(
     work = _enter_run_dir(target, cfg, resume, prep.val_groups) if rank == 0 else out
     try:
         resume_from = last_checkpoint(work / CHECKPOINTS) if resume else None
-        args = trainer_arguments(cfg, device=device, precision=precision, world=world,
-                                 output_dir=str(work / CHECKPOINTS), sampler_factory=prep.sampler_factory,
-                                 prompts=_prompts(built.model, cfg.n_negatives, english=cfg.teacher_cross > 0), validating=prep.validating,
-                                 show_progress=show_progress)
+        args = trainer_arguments(
+            cfg,
+            device=device,
+            precision=precision,
+            world=world,
+            output_dir=str(work / CHECKPOINTS),
+            sampler_factory=prep.sampler_factory,
+            prompts=_prompts(built.model, cfg.n_negatives, english=cfg.teacher_cross > 0),
+            validating=prep.validating,
+            show_progress=show_progress,
+        )
         trainer = _make_trainer(cfg, built, prep, args, work, resume, resume_from, callbacks)
         _barrier()
         t0 = time.perf_counter()
         result = trainer.train(resume_from_checkpoint=resume_from)
-        facts = RunFacts(out, work, resume_from, time.perf_counter() - t0, result.metrics.get("train_runtime"),
-                         device, precision, world)
+        facts = RunFacts(
+            out,
+            work,
+            resume_from,
+            time.perf_counter() - t0,
+            result.metrics.get("train_runtime"),
+            device,
+            precision,
+            world,
+        )
         if trainer.is_world_process_zero():
             finish(trainer, cfg, built, prep, facts, show_progress)
     except BaseException as e:

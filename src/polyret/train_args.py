@@ -14,6 +14,7 @@ trains with, from:
   report_to, logging, ...) by its Hugging Face name. Unknown names, and names polyret sets from its own
   config keys, are one clear error naming the key.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -59,8 +60,9 @@ OWNED_BY_POLYRET = {
 }
 
 
-def validate_trainer_args(trainer_args: dict[str, Any] | None, source: str = "trainer_args",
-                          device: str | None = None) -> dict[str, Any]:
+def validate_trainer_args(
+    trainer_args: dict[str, Any] | None, source: str = "trainer_args", device: str | None = None
+) -> dict[str, Any]:
     """Check every key is a SentenceTransformerTrainingArguments field polyret does not set itself
     (and, given the run's device, that a `ddp_backend` fits it: nccl needs CUDA)."""
     if not trainer_args:
@@ -70,9 +72,7 @@ def validate_trainer_args(trainer_args: dict[str, Any] | None, source: str = "tr
     fields = {f.name for f in dataclasses.fields(SentenceTransformerTrainingArguments) if f.init}
     for key in trainer_args:
         if key in OWNED_BY_POLYRET:
-            raise PolyretError(
-                f"{source}: '{key}' is set by polyret from '{OWNED_BY_POLYRET[key]}'; set that instead"
-            )
+            raise PolyretError(f"{source}: '{key}' is set by polyret from '{OWNED_BY_POLYRET[key]}'; set that instead")
         if key not in fields:
             import difflib
 
@@ -122,8 +122,9 @@ def device_kwargs(device: str, precision: str, world: int, backend: str | None =
     return out
 
 
-def training_arguments(device: str, precision: str, world: int, base: dict[str, Any],
-                       trainer_args: dict[str, Any] | None = None):
+def training_arguments(
+    device: str, precision: str, world: int, base: dict[str, Any], trainer_args: dict[str, Any] | None = None
+):
     """SentenceTransformerTrainingArguments from polyret's keys + the device decision + the passthrough."""
     extra = validate_trainer_args(trainer_args)
     kwargs = {**base, **device_kwargs(device, precision, world, extra.pop("ddp_backend", None)), **extra}
@@ -133,8 +134,9 @@ def training_arguments(device: str, precision: str, world: int, base: dict[str, 
         raise PolyretError(f"trainer_args: Hugging Face rejected the training arguments: {e}") from None
 
 
-def config_kwargs(cfg, *, output_dir: str, sampler_factory, prompts: dict[str, str] | None, validating: bool,
-                  show_progress: bool) -> dict[str, Any]:
+def config_kwargs(
+    cfg, *, output_dir: str, sampler_factory, prompts: dict[str, str] | None, validating: bool, show_progress: bool
+) -> dict[str, Any]:
     """The TrainingArguments keys polyret sets from its TrainConfig (`OWNED_BY_POLYRET` names each one's source)."""
     return dict(
         output_dir=output_dir,
@@ -166,9 +168,25 @@ def config_kwargs(cfg, *, output_dir: str, sampler_factory, prompts: dict[str, s
     )
 
 
-def trainer_arguments(cfg, *, device: str, precision: str, world: int, output_dir: str, sampler_factory,
-                      prompts: dict[str, str] | None, validating: bool, show_progress: bool):
+def trainer_arguments(
+    cfg,
+    *,
+    device: str,
+    precision: str,
+    world: int,
+    output_dir: str,
+    sampler_factory,
+    prompts: dict[str, str] | None,
+    validating: bool,
+    show_progress: bool,
+):
     """The run's SentenceTransformerTrainingArguments: config keys, device decision, `cfg.trainer_args`."""
-    base = config_kwargs(cfg, output_dir=output_dir, sampler_factory=sampler_factory, prompts=prompts,
-                         validating=validating, show_progress=show_progress)
+    base = config_kwargs(
+        cfg,
+        output_dir=output_dir,
+        sampler_factory=sampler_factory,
+        prompts=prompts,
+        validating=validating,
+        show_progress=show_progress,
+    )
     return training_arguments(device, precision, world, base, cfg.trainer_args)

@@ -1,5 +1,6 @@
 """What a training run records as it goes: trainer log events (train_log.jsonl) and, per rank,
 each step's batch type and languages (batch_log.rank<R>.jsonl)."""
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ sampler, and the inputs of the steps after training: the XNLI dev text a stored 
 is fitted on. A missing input is one PolyretError here, before a model is loaded or a folder written;
 a run never trains for an hour and then finds its correction data gone.
 """
+
 from __future__ import annotations
 
 import random
@@ -33,7 +34,11 @@ def resolve_data_path(entry: str) -> Path:
         root = find_data_dir(required=False)
         if root is not None and (root / entry).exists():
             return root / entry
-        where = f"the current directory or the data directory {root}" if root else "the current directory (no data directory found)"
+        where = (
+            f"the current directory or the data directory {root}"
+            if root
+            else "the current directory (no data directory found)"
+        )
         raise PolyretError(f"training data {entry!r} not found in {where}")
     raise PolyretError(f"training data {entry!r} does not exist")
 
@@ -64,9 +69,7 @@ def split_validation(groups: list, n_validation: int, seed: int) -> tuple[list, 
     if n_validation == 0:
         return list(groups), []
     if n_validation >= len(groups):
-        raise PolyretError(
-            f"validation_groups={n_validation} leaves no training data ({len(groups)} groups in all)"
-        )
+        raise PolyretError(f"validation_groups={n_validation} leaves no training data ({len(groups)} groups in all)")
     keyed = sorted(groups, key=lambda g: (g.source, g.id))
     order = list(range(len(keyed)))
     random.Random(seed).shuffle(order)
@@ -75,8 +78,10 @@ def split_validation(groups: list, n_validation: int, seed: int) -> tuple[list, 
     held_texts = set().union(*(g.passage_texts for g in val))
     train = [g for i, g in enumerate(keyed) if i not in held and not (g.passage_texts & held_texts)]
     if not train:
-        raise PolyretError(f"validation_groups={n_validation}: every other group shares a passage with a "
-                           f"held-out one ({len(groups)} groups in all); lower validation_groups")
+        raise PolyretError(
+            f"validation_groups={n_validation}: every other group shares a passage with a "
+            f"held-out one ({len(groups)} groups in all); lower validation_groups"
+        )
     return train, val
 
 
@@ -101,7 +106,11 @@ def _sampler_factory(table, cfg: TrainConfig, eval_table=None):
     from polyret.batches import make_batch_sampler_factory
 
     factory = make_batch_sampler_factory(
-        table, cfg.strategy, alpha=cfg.alpha, temperature=cfg.dataset_temperature, seed=cfg.seed,
+        table,
+        cfg.strategy,
+        alpha=cfg.alpha,
+        temperature=cfg.dataset_temperature,
+        seed=cfg.seed,
         eval_table=eval_table,
     )
     return _PicklableSamplerFactory(factory, f"polyret {cfg.strategy} sampler (alpha={cfg.alpha}, seed={cfg.seed})")
@@ -123,8 +132,10 @@ def correction_groups(method: str) -> list:
     try:
         return xnli_parallel_groups(data_path("xnli"), side="align", max_groups=CORRECTION_GROUPS)
     except PolyretError as e:
-        raise PolyretError(f"language_correction={method!r} is fitted on XNLI dev after training, but {e}; "
-                           "download XNLI (`polyret data download`) or set language_correction: none") from None
+        raise PolyretError(
+            f"language_correction={method!r} is fitted on XNLI dev after training, but {e}; "
+            "download XNLI (`polyret data download`) or set language_correction: none"
+        ) from None
 
 
 @dataclass
@@ -163,6 +174,10 @@ def prepare(cfg: TrainConfig, world: int = 1) -> Prepared:
     if world == 1:  # under DDP the sampler's global batch depends on the process group, built later
         _check_sampler(sampler_factory, train_ds, cfg.batch_size, "training data")
         if val_ds is not None:
-            _check_sampler(sampler_factory, val_ds, cfg.batch_size,
-                           f"validation data ({len(val_groups)} held-out groups; raise validation_groups)")
+            _check_sampler(
+                sampler_factory,
+                val_ds,
+                cfg.batch_size,
+                f"validation data ({len(val_groups)} held-out groups; raise validation_groups)",
+            )
     return Prepared(train_groups, val_groups, train_table, train_ds, val_table, val_ds, sampler_factory, corr_groups)

@@ -4,6 +4,7 @@ count only once complete.
 Layout (see polyret.train): config.yaml, validation_groups.jsonl, checkpoints/checkpoint-N,
 train_log.jsonl, model/, merged/, run.json.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,10 +54,13 @@ def open_run_dir(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, wor
     if overwrite and resume:
         raise PolyretError("--resume and --overwrite contradict each other; pick one")
     if overwrite and world > 1:
-        raise PolyretError("--overwrite is not supported under torchrun (the processes would need one temporary "
-                           "folder); remove the old run yourself or choose another --out")
-    target = OutputDir(out, "train", overwrite=overwrite, reuse=resume, legacy_files=(RUN_JSON,),
-                       legacy_partial_files=("config.yaml",))
+        raise PolyretError(
+            "--overwrite is not supported under torchrun (the processes would need one temporary "
+            "folder); remove the old run yourself or choose another --out"
+        )
+    target = OutputDir(
+        out, "train", overwrite=overwrite, reuse=resume, legacy_files=(RUN_JSON,), legacy_partial_files=("config.yaml",)
+    )
     if resume:
         if target.state == "empty":
             raise PolyretError(f"--resume: {out} is not a polyret training run (it is empty or missing)")
@@ -75,15 +79,21 @@ def _checkpoint_dirs(ckpt_dir: Path) -> list[Path]:
 
     if not ckpt_dir.is_dir():
         return []
-    return [p for p in ckpt_dir.iterdir()
-            if p.is_dir() and p.name.startswith(PREFIX_CHECKPOINT_DIR + "-") and p.name.split("-")[-1].isdigit()]
+    return [
+        p
+        for p in ckpt_dir.iterdir()
+        if p.is_dir() and p.name.startswith(PREFIX_CHECKPOINT_DIR + "-") and p.name.split("-")[-1].isdigit()
+    ]
 
 
 def last_checkpoint(ckpt_dir: Path) -> str | None:
     """The newest complete checkpoint: one polyret marked complete after all its files were written
     (a checkpoint cut short by a kill lacks the marker and is skipped, never resumed from)."""
-    steps = [(int(p.name.split("-")[-1]), p) for p in _checkpoint_dirs(ckpt_dir)
-             if finished_record(p / CHECKPOINT_COMPLETE) is not None]
+    steps = [
+        (int(p.name.split("-")[-1]), p)
+        for p in _checkpoint_dirs(ckpt_dir)
+        if finished_record(p / CHECKPOINT_COMPLETE) is not None
+    ]
     return str(max(steps)[1]) if steps else None
 
 
@@ -139,7 +149,11 @@ def trainer_class():
                 run_dir = self._get_output_dir(trial=trial)
                 ckpt = Path(run_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
                 mark_finished(ckpt / CHECKPOINT_COMPLETE, {"step": self.state.global_step})
-                rotate_checkpoints(output_dir=run_dir, save_total_limit=limit,
-                                   best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+                rotate_checkpoints(
+                    output_dir=run_dir,
+                    save_total_limit=limit,
+                    best_model_checkpoint=self.state.best_model_checkpoint,
+                    use_mtime=True,
+                )
 
     return PolyretTrainer

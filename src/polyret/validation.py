@@ -11,6 +11,7 @@
 - `choose_merge_weight(base, tuned, run_dir, weights, work_dir)`: merges at every candidate λ,
   scores each on the pool, applies the rule; what `grid.merge_weights: [auto]` of an experiment runs.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -42,8 +43,14 @@ def validation_pool(run_dir: str | Path, max_groups: int | None = None) -> Lareq
     return LareqaDataset.from_groups(groups, name=f"validation pool ({len(groups)} held-out groups)")
 
 
-def pool_metrics(model_or_path, pool: LareqaDataset, *, max_length: int | None = 64,
-                 show_progress: bool = False, language_correction="none") -> dict[str, float]:
+def pool_metrics(
+    model_or_path,
+    pool: LareqaDataset,
+    *,
+    max_length: int | None = 64,
+    show_progress: bool = False,
+    language_correction="none",
+) -> dict[str, float]:
     """LAReQA metrics of a model on a pool (flat `EvalResult.metrics`; no caching, no files), after
     `language_correction` (see `polyret.correction.resolve_correction`)."""
     model = load_model(str(model_or_path)) if isinstance(model_or_path, (str, Path)) else model_or_path
@@ -101,5 +108,10 @@ def choose_merge_weight(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     chosen = select_merge_weight(untrained, by_weight, mono_tolerance)
-    return {"weight": chosen, "untrained": untrained, "by_weight": {str(w): m for w, m in by_weight.items()},
-            "pool": pool.name, "rule": f"highest {MULTI} with {MONO} >= untrained - {mono_tolerance}"}
+    return {
+        "weight": chosen,
+        "untrained": untrained,
+        "by_weight": {str(w): m for w, m in by_weight.items()},
+        "pool": pool.name,
+        "rule": f"highest {MULTI} with {MONO} >= untrained - {mono_tolerance}",
+    }

@@ -1,4 +1,5 @@
 """`polyret` command line. Each module below registers its commands on the apps in `app.py`."""
+
 from __future__ import annotations
 
 import signal

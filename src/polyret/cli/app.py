@@ -1,4 +1,5 @@
 """The typer apps every command module attaches to. Commands are thin: parse, call the API, print."""
+
 from __future__ import annotations
 
 import typer
@@ -27,6 +28,7 @@ eval_app = typer.Typer(help="Evaluate an encoder.", no_args_is_help=True, **HELP
 app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
+
 
 def use_device(device: str | None) -> None:
     """Apply a command's --device for every model it loads. A device that cannot work (`cuda` without a
@@ -61,5 +63,8 @@ def measured_settings(**options) -> dict:
 def say_if_rerun(target) -> None:
     """One line when an `OutputDir` redoes a finished output of the same command in place."""
     if target is not None and target.rerun:
-        console.print(f"{target.final} holds a finished run of this command with the same settings: running it again "
-                      "in place (cached work such as corpus vectors is reused)", markup=False)
+        console.print(
+            f"{target.final} holds a finished run of this command with the same settings: running it again "
+            "in place (cached work such as corpus vectors is reused)",
+            markup=False,
+        )

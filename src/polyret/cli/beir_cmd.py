@@ -1,4 +1,5 @@
 """`polyret eval beir`, `polyret eval miracl` and `polyret data export-beir`."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,9 +8,30 @@ from typing import Optional
 import typer
 
 from polyret.cli.app import console, data_app, eval_app, measured_settings, say_if_rerun, split_csv, use_device
-from polyret.cli.options import (ENCODE_BATCH_SIZE, BatchSize, Cache, Candidate, ChunkSize, DataDir, DataName, Device, HnswEfSearch, Index,
-                                  IvfNlist, IvfNprobe, LanguageCorrection, Langs, MaxLength, Model, OptionalCorpus, OutDir,
-                                  Overwrite, Progress, RequiredLang, Split)
+from polyret.cli.options import (
+    ENCODE_BATCH_SIZE,
+    BatchSize,
+    Cache,
+    Candidate,
+    ChunkSize,
+    DataDir,
+    DataName,
+    Device,
+    HnswEfSearch,
+    Index,
+    IvfNlist,
+    IvfNprobe,
+    LanguageCorrection,
+    Langs,
+    MaxLength,
+    Model,
+    OptionalCorpus,
+    OutDir,
+    Overwrite,
+    Progress,
+    RequiredLang,
+    Split,
+)
 from polyret.errors import PolyretError
 from polyret.io import OutputDir
 
@@ -46,8 +68,10 @@ def _print_results(res: dict, title: str) -> None:
     console.print(table)
     info = res["search"]
     if info["kind"] != "flat":
-        console.print(f"{info['kind']}: recall vs exact@{info['k']} = {info['recall_vs_exact@' + str(info['k'])]:.4f} "
-                      f"({info['recall_sample_queries']} queries)")
+        console.print(
+            f"{info['kind']}: recall vs exact@{info['k']} = {info['recall_vs_exact@' + str(info['k'])]:.4f} "
+            f"({info['recall_sample_queries']} queries)"
+        )
 
 
 @eval_app.command("beir")
@@ -58,7 +82,9 @@ def eval_beir(
     split: Split = "test",
     index: Index = "flat",
     k: int = typer.Option(100, "--k", min=100, help="Run depth written to run.trec (>= 100: Recall@100 needs it)."),
-    map_depth: str = typer.Option("1000", "--map-depth", help="Ranking depth for MAP, or 'all' for the full ranking (LAReQA's mAP)."),
+    map_depth: str = typer.Option(
+        "1000", "--map-depth", help="Ranking depth for MAP, or 'all' for the full ranking (LAReQA's mAP)."
+    ),
     batch_size: BatchSize = ENCODE_BATCH_SIZE,
     chunk_size: ChunkSize = 4096,
     max_length: MaxLength = None,
@@ -81,17 +107,46 @@ def eval_beir(
 
     use_device(device)  # an impossible device fails before anything else
     depth = _map_depth(map_depth)
-    settings = measured_settings(data=data, model=model, split=split, index=index, k=k, map_depth=map_depth,
-                                 max_length=max_length, hnsw_ef_search=hnsw_ef_search, ivf_nprobe=ivf_nprobe,
-                                 ivf_nlist=ivf_nlist, language_correction=language_correction)
-    target = OutputDir(out, "eval-beir", overwrite=overwrite, inputs=[data, Path(model)],
-                       legacy_files=("results.json", "corpus-embeddings"), settings=settings)
+    settings = measured_settings(
+        data=data,
+        model=model,
+        split=split,
+        index=index,
+        k=k,
+        map_depth=map_depth,
+        max_length=max_length,
+        hnsw_ef_search=hnsw_ef_search,
+        ivf_nprobe=ivf_nprobe,
+        ivf_nlist=ivf_nlist,
+        language_correction=language_correction,
+    )
+    target = OutputDir(
+        out,
+        "eval-beir",
+        overwrite=overwrite,
+        inputs=[data, Path(model)],
+        legacy_files=("results.json", "corpus-embeddings"),
+        settings=settings,
+    )
     say_if_rerun(target)
     beir_task(data, split)  # check the data before spending time on loading a model
-    res = evaluate_beir(load_model(model), data, split=split, out_dir=target, index=index, k=k, map_depth=depth,
-                        batch_size=batch_size, chunk_size=chunk_size, max_length=max_length, cache=cache,
-                        search_options=_search_options(hnsw_ef_search, ivf_nprobe, ivf_nlist),
-                        overwrite=overwrite, show_progress=progress, language_correction=language_correction)
+    res = evaluate_beir(
+        load_model(model),
+        data,
+        split=split,
+        out_dir=target,
+        index=index,
+        k=k,
+        map_depth=depth,
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        max_length=max_length,
+        cache=cache,
+        search_options=_search_options(hnsw_ef_search, ivf_nprobe, ivf_nlist),
+        overwrite=overwrite,
+        show_progress=progress,
+        language_correction=language_correction,
+    )
     if res is None:
         return  # a non-zero torchrun rank: it encoded its corpus shards; rank 0 scores and reports
     _print_results(res, f"BEIR {data} ({split})")
@@ -105,10 +160,20 @@ def eval_miracl(
     out: OutDir = ...,
     model: Model = "default",
     split: Split = "dev",
-    topics: Optional[Path] = typer.Option(None, "--topics", help="Topics TSV (default: <data>/miracl/topics/topics.miracl-v1.0-LL-SPLIT.tsv).",
-                                          exists=True, dir_okay=False),
-    qrels: Optional[Path] = typer.Option(None, "--qrels", help="TREC qrels (default: <data>/miracl/qrels/qrels.miracl-v1.0-LL-SPLIT.tsv).",
-                                         exists=True, dir_okay=False),
+    topics: Optional[Path] = typer.Option(
+        None,
+        "--topics",
+        help="Topics TSV (default: <data>/miracl/topics/topics.miracl-v1.0-LL-SPLIT.tsv).",
+        exists=True,
+        dir_okay=False,
+    ),
+    qrels: Optional[Path] = typer.Option(
+        None,
+        "--qrels",
+        help="TREC qrels (default: <data>/miracl/qrels/qrels.miracl-v1.0-LL-SPLIT.tsv).",
+        exists=True,
+        dir_okay=False,
+    ),
     index: Index = "flat",
     batch_size: BatchSize = ENCODE_BATCH_SIZE,
     chunk_size: ChunkSize = 4096,
@@ -130,18 +195,48 @@ def eval_miracl(
     from polyret.model import load_model
 
     use_device(device)  # an impossible device fails before anything else
-    settings = measured_settings(lang=lang, corpus=corpus, model=model, split=split, topics=topics, qrels=qrels,
-                                 index=index, max_length=max_length, hnsw_ef_search=hnsw_ef_search, ivf_nprobe=ivf_nprobe,
-                                 ivf_nlist=ivf_nlist, language_correction=language_correction)
-    target = OutputDir(out, "eval-miracl", overwrite=overwrite, inputs=[corpus, topics, qrels, Path(model)],
-                       legacy_files=("results.json", "corpus-embeddings"), settings=settings)
+    settings = measured_settings(
+        lang=lang,
+        corpus=corpus,
+        model=model,
+        split=split,
+        topics=topics,
+        qrels=qrels,
+        index=index,
+        max_length=max_length,
+        hnsw_ef_search=hnsw_ef_search,
+        ivf_nprobe=ivf_nprobe,
+        ivf_nlist=ivf_nlist,
+        language_correction=language_correction,
+    )
+    target = OutputDir(
+        out,
+        "eval-miracl",
+        overwrite=overwrite,
+        inputs=[corpus, topics, qrels, Path(model)],
+        legacy_files=("results.json", "corpus-embeddings"),
+        settings=settings,
+    )
     say_if_rerun(target)
     miracl_task(lang, corpus, split=split, topics=topics, qrels=qrels)  # check inputs before loading a model
 
-    res = evaluate_miracl(load_model(model), corpus, lang, split=split, topics=topics, qrels=qrels,
-                          out_dir=target, index=index, batch_size=batch_size, chunk_size=chunk_size,
-                          max_length=max_length, search_options=_search_options(hnsw_ef_search, ivf_nprobe, ivf_nlist),
-                          overwrite=overwrite, show_progress=progress, language_correction=language_correction)
+    res = evaluate_miracl(
+        load_model(model),
+        corpus,
+        lang,
+        split=split,
+        topics=topics,
+        qrels=qrels,
+        out_dir=target,
+        index=index,
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        max_length=max_length,
+        search_options=_search_options(hnsw_ef_search, ivf_nprobe, ivf_nlist),
+        overwrite=overwrite,
+        show_progress=progress,
+        language_correction=language_correction,
+    )
     if res is None:
         return  # a non-zero torchrun rank: it encoded its corpus shards; rank 0 scores and reports
     _print_results(res, f"MIRACL {lang} {split}")
@@ -153,7 +248,9 @@ def export_beir(
     data: DataName = ...,
     setting: str = typer.Option(..., "--setting", help="multi | mono:LL | cross:XX-YY"),
     out: OutDir = ...,
-    dataset: str = typer.Option("lareqa", "--dataset", help="Source format; only lareqa (XQuAD-R, MLQA-R) is supported."),
+    dataset: str = typer.Option(
+        "lareqa", "--dataset", help="Source format; only lareqa (XQuAD-R, MLQA-R) is supported."
+    ),
     langs: Langs = None,
     candidate: Candidate = "sentence",
     split: Split = "test",
@@ -168,6 +265,10 @@ def export_beir(
 
     if dataset != "lareqa":
         raise PolyretError(f"--dataset {dataset!r} is not supported; only lareqa can be exported")
-    info = export_lareqa_beir(data, setting, out, langs=split_csv(langs), candidate=candidate, split=split, overwrite=overwrite)
-    console.print(f"wrote {out}: {info['n_queries']} queries, {info['n_docs']} documents, {info['n_judgements']} judgements "
-                  f"({setting}; languages {', '.join(info['languages'])})")
+    info = export_lareqa_beir(
+        data, setting, out, langs=split_csv(langs), candidate=candidate, split=split, overwrite=overwrite
+    )
+    console.print(
+        f"wrote {out}: {info['n_queries']} queries, {info['n_docs']} documents, {info['n_judgements']} judgements "
+        f"({setting}; languages {', '.join(info['languages'])})"
+    )

@@ -1,4 +1,5 @@
 """`polyret bias`: where a retriever's top-k results come from, by language, on the user's own data."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,16 +7,31 @@ from pathlib import Path
 import typer
 
 from polyret.cli.app import app, console, measured_settings, use_device
-from polyret.cli.options import (ENCODE_BATCH_SIZE, BatchSize, Cache, Corpus, Device, LanguageCorrection, Model, OutDir,
-                                 Overwrite, Progress)
+from polyret.cli.options import (
+    ENCODE_BATCH_SIZE,
+    BatchSize,
+    Cache,
+    Corpus,
+    Device,
+    LanguageCorrection,
+    Model,
+    OutDir,
+    Overwrite,
+    Progress,
+)
 from polyret.io import OutputDir
 
 
 @app.command("bias")
 def bias(
     corpus: Corpus = ...,
-    queries: Path = typer.Option(..., "--queries", exists=True, dir_okay=False,
-                                 help="Queries, JSONL: 'text', 'lang', optional 'target_lang' (for TLR@k)."),
+    queries: Path = typer.Option(
+        ...,
+        "--queries",
+        exists=True,
+        dir_okay=False,
+        help="Queries, JSONL: 'text', 'lang', optional 'target_lang' (for TLR@k).",
+    ),
     out: OutDir = ...,
     model: Model = "default",
     # --top-k first: `--k` means run depth in eval beir/miracl and one option name has one help text.
@@ -35,17 +51,32 @@ def bias(
     from polyret.model import load_model
 
     use_device(device)
-    settings = measured_settings(model=model, corpus=corpus, queries=queries, k=k, language_correction=language_correction)
+    settings = measured_settings(
+        model=model, corpus=corpus, queries=queries, k=k, language_correction=language_correction
+    )
     target = OutputDir(out, "bias", overwrite=overwrite, inputs=[corpus, queries], settings=settings)
     check_corpus(read_records(corpus, "corpus"))  # a bad corpus fails before the model loads
-    results = run_bias(load_model(model), corpus, queries, target, k=k, language_correction=language_correction,
-                       model_name=model, cache=cache, show_progress=progress, batch_size=batch_size)
+    results = run_bias(
+        load_model(model),
+        corpus,
+        queries,
+        target,
+        k=k,
+        language_correction=language_correction,
+        model_name=model,
+        cache=cache,
+        show_progress=progress,
+        batch_size=batch_size,
+    )
     for stage in ("before", "after"):
         if stage in results:
             m = results[stage]
             tlr = m.get("tlr", {}).get("mean")
-            console.print(f"{stage}: own-language preference {m['preference']:.3f}"
-                          + (f", TLR@{k} {tlr:.3f}" if tlr is not None else ""), markup=False)
+            console.print(
+                f"{stage}: own-language preference {m['preference']:.3f}"
+                + (f", TLR@{k} {tlr:.3f}" if tlr is not None else ""),
+                markup=False,
+            )
     if "after" not in results:
         console.print("no correction stored with the model: only 'before' (fit one with `polyret correction fit`)")
     console.print(f"-> {out}/report.md", markup=False)

@@ -11,6 +11,7 @@ every refusal keeps typer's exact message. A path is checked by typer's own `coe
 function typer's path adapter calls), so `exists=True` and friends refuse with typer's message too.
 tests/test_cli_startup.py compares both converters value by value.
 """
+
 from __future__ import annotations
 
 import re
@@ -104,8 +105,12 @@ def install() -> None:
     def build_runtime_param(descriptor):
         if descriptor.file_annotation is not None or not _handled(descriptor.annotation):
             return typer_build(descriptor)
-        return PlainRuntimeParam(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation,
-                                 descriptor=descriptor, build_typer_param=typer_build)
+        return PlainRuntimeParam(
+            parameter_info=descriptor.parameter_info,
+            annotation=descriptor.annotation,
+            descriptor=descriptor,
+            build_typer_param=typer_build,
+        )
 
     build_runtime_param.polyret_plain = True
     core.build_runtime_param = build_runtime_param

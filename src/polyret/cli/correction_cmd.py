@@ -1,4 +1,5 @@
 """`polyret correction fit|show`: per-language statistics that remove language bias, stored with a model."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,9 @@ from polyret.errors import PolyretError
 from polyret.langid import DEFAULT_IDENTIFIER, identify
 from polyret.paths import data_path
 
-correction_app = typer.Typer(help="Fit and inspect language-bias corrections stored with a model.", no_args_is_help=True,
-                             **HELP_STYLE)
+correction_app = typer.Typer(
+    help="Fit and inspect language-bias corrections stored with a model.", no_args_is_help=True, **HELP_STYLE
+)
 app.add_typer(correction_app, name="correction")
 
 
@@ -31,32 +33,53 @@ def _parse_texts(specs: list[str], identifier: str) -> dict[str, list[str]]:
             out.setdefault(lang, []).extend(read_encode_input(Path(path)))
             continue
         if sep and not Path(spec).is_file():
-            raise PolyretError(f"--texts {spec!r}: expected LANG=FILE or FILE (a .txt with one text per line, or .jsonl)")
+            raise PolyretError(
+                f"--texts {spec!r}: expected LANG=FILE or FILE (a .txt with one text per line, or .jsonl)"
+            )
         texts = read_encode_input(Path(spec))
         found = identify(texts, identifier=identifier)
         for text, lang in zip(texts, found):
             out.setdefault(lang, []).append(text)
         counts = Counter(found)
-        console.print(f"{spec}: {len(texts)} texts, languages identified by {identifier}: "
-                      + ", ".join(f"{l} {n}" for l, n in sorted(counts.items())), markup=False)
+        console.print(
+            f"{spec}: {len(texts)} texts, languages identified by {identifier}: "
+            + ", ".join(f"{l} {n}" for l, n in sorted(counts.items())),
+            markup=False,
+        )
     return out
 
 
 @correction_app.command("fit", cls=renamed({"--into": "--out"}))
 def fit(
     model: Model = "default",
-    method: str = typer.Option("center-both", "--method", help="center | center-both | lir | procrustes | rotate (center-both measured best; see the README)."),
-    parallel: Optional[str] = typer.Option("xnli", "--parallel", help="Parallel text: 'xnli' (XNLI dev alignment side, 15 languages) or 'none'."),
+    method: str = typer.Option(
+        "center-both",
+        "--method",
+        help="center | center-both | lir | procrustes | rotate (center-both measured best; see the README).",
+    ),
+    parallel: Optional[str] = typer.Option(
+        "xnli", "--parallel", help="Parallel text: 'xnli' (XNLI dev alignment side, 15 languages) or 'none'."
+    ),
     langs: Langs = None,
-    texts: list[str] = typer.Option([], "--texts", help="More text: LANG=FILE, or FILE alone (each text's language identified; repeatable)."),
-    identifier: str = typer.Option(DEFAULT_IDENTIFIER, "--identifier", help="Language identifier for --texts FILE: py3langid | lingua."),
+    texts: list[str] = typer.Option(
+        [], "--texts", help="More text: LANG=FILE, or FILE alone (each text's language identified; repeatable)."
+    ),
+    identifier: str = typer.Option(
+        DEFAULT_IDENTIFIER, "--identifier", help="Language identifier for --texts FILE: py3langid | lingua."
+    ),
     n_directions: int = typer.Option(1, "--n-directions", min=1, help="lir: directions removed per language."),
-    max_groups: Optional[int] = typer.Option(200, "--max-groups", min=0, help="Parallel groups (XNLI premises) to fit on; 0 = all 415."),
+    max_groups: Optional[int] = typer.Option(
+        200, "--max-groups", min=0, help="Parallel groups (XNLI premises) to fit on; 0 = all 415."
+    ),
     out: OptionalOutDir = None,
     cache: Cache = True,
     overwrite: Overwrite = False,
     device: Device = None,
-    st_module: bool = typer.Option(True, "--st-module/--no-st-module", help="Also make it the last module of the model's sentence-transformers pipeline (modules.json), so SentenceTransformer(dir, trust_remote_code=True) applies it."),
+    st_module: bool = typer.Option(
+        True,
+        "--st-module/--no-st-module",
+        help="Also make it the last module of the model's sentence-transformers pipeline (modules.json), so SentenceTransformer(dir, trust_remote_code=True) applies it.",
+    ),
 ) -> None:
     """Fit a language correction for a model on parallel / per-language text and store it with the model.
 
@@ -86,8 +109,9 @@ def fit(
     if groups is None and not extra:
         raise PolyretError("nothing to fit on: give --parallel xnli and/or --texts LANG=FILE")
     enc = load_model(model)
-    corr = fit_model_correction(enc, method, groups=groups, texts=extra, n_directions=n_directions, cache=cache,
-                                source="; ".join(source))
+    corr = fit_model_correction(
+        enc, method, groups=groups, texts=extra, n_directions=n_directions, cache=cache, source="; ".join(source)
+    )
     root = corr.save(target)
     console.print(f"[green]{method}[/] correction for {len(corr.stats)} languages -> {root}")
     _sync_module(Path(target), st_module)
@@ -100,8 +124,10 @@ def _sync_module(target: Path, st_module: bool) -> None:
 
     if st_module and (target / "modules.json").is_file():
         install_correction_module(target)
-        console.print(f"pipeline: {target / 'modules.json'} ends with the correction module "
-                      "(SentenceTransformer(dir, trust_remote_code=True) applies it)")
+        console.print(
+            f"pipeline: {target / 'modules.json'} ends with the correction module "
+            "(SentenceTransformer(dir, trust_remote_code=True) applies it)"
+        )
     elif not st_module and remove_correction_module(target):
         console.print(f"pipeline: the correction module was taken out of {target / 'modules.json'}")
 

@@ -1,4 +1,5 @@
 """`polyret data status|download`."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,14 @@ def status(
         t.add_column(col)
     for name, e in st["datasets"].items():
         n_bad = len(e["mismatched"])
-        t.add_row(name, "yes" if e["present"] else "no", str(e["files"]), str(e["checked"]),
-                  f"[red]{n_bad}[/]" if n_bad else "0", str(e["unlisted"]))
+        t.add_row(
+            name,
+            "yes" if e["present"] else "no",
+            str(e["files"]),
+            str(e["checked"]),
+            f"[red]{n_bad}[/]" if n_bad else "0",
+            str(e["unlisted"]),
+        )
     console.print(t)
     if bad:
         raise typer.Exit(1)
@@ -54,8 +61,11 @@ def status(
 @data_app.command("download", cls=renamed({"--dest": "--out"}))
 def download(
     out: OutDir,
-    mirror: str = typer.Option(None, "--mirror", help="A mirror serving the same relative paths: an http(s):// or "
-                               "file:// URL, or a local folder."),
+    mirror: str = typer.Option(
+        None,
+        "--mirror",
+        help="A mirror serving the same relative paths: an http(s):// or file:// URL, or a local folder.",
+    ),
     only: str = typer.Option(None, "--only", help="Comma-separated subset: xquad-r,mlqa-r,xnli,mlqa."),
 ) -> None:
     """Fetch XQuAD-R, MLQA-R, XNLI 1.0 and MLQA v1 into the folder --out (the layout of ../shared/data);
@@ -65,8 +75,13 @@ def download(
     dl.check_download_target(out, mirror)  # one line for a file as --out or a mirror that cannot work
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=console) as prog:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
+    ) as prog:
         tasks: dict[str, int] = {}
 
         def on_progress(name, done, total):

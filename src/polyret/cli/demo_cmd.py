@@ -1,4 +1,5 @@
 """`polyret demo`: the main job of `make demo`."""
+
 from __future__ import annotations
 
 import time
@@ -16,8 +17,11 @@ def demo(
     out: OutDir = Path("runs/demo"),
     config: Config = None,
     every_nth_paragraph: int = typer.Option(
-        5, "--every-nth-paragraph", min=1,
-        help="Evaluate on every n-th XQuAD-R paragraph (all 11 languages); 1 = the full set (~3x longer on 2 cores)."),
+        5,
+        "--every-nth-paragraph",
+        min=1,
+        help="Evaluate on every n-th XQuAD-R paragraph (all 11 languages); 1 = the full set (~3x longer on 2 cores).",
+    ),
     device: Device = None,
 ) -> None:
     """Prepare the default model, evaluate it on XQuAD-R, train it quickly with hybrid batches,

@@ -1,8 +1,9 @@
 """`polyret encode-corpus`: a passage corpus -> one on-disk embedding store, sharded under torchrun.
 
-    polyret encode-corpus --corpus corpus.jsonl --out emb/                       # one process
-    torchrun --nproc_per_node 4 -m polyret encode-corpus --corpus ... --out emb/  # 4 GPUs, one store
+polyret encode-corpus --corpus corpus.jsonl --out emb/                       # one process
+torchrun --nproc_per_node 4 -m polyret encode-corpus --corpus ... --out emb/  # 4 GPUs, one store
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,24 @@ import typer
 
 from polyret import runtime
 from polyret.cli.app import app, console, use_device
-from polyret.cli.options import (ENCODE_BATCH_SIZE, BatchSize, Cache, ChunkSize, Corpus, Device, Lang, LanguageCorrection, MaxLength, Model,
-                                  OutDir, Overwrite, Progress, Prompt, prompt_side, renamed)
+from polyret.cli.options import (
+    ENCODE_BATCH_SIZE,
+    BatchSize,
+    Cache,
+    ChunkSize,
+    Corpus,
+    Device,
+    Lang,
+    LanguageCorrection,
+    MaxLength,
+    Model,
+    OutDir,
+    Overwrite,
+    Progress,
+    Prompt,
+    prompt_side,
+    renamed,
+)
 from polyret.errors import PolyretError
 
 CORPUS_FORMATS = ("auto", "beir", "miracl")
@@ -25,7 +42,11 @@ def corpus_docs(path: Path, fmt: str = "auto"):
     if fmt not in CORPUS_FORMATS:
         raise PolyretError(f"--format must be one of {', '.join(CORPUS_FORMATS)}, not {fmt!r}")
     path = Path(path)
-    if path.is_dir() and fmt in ("auto", "beir") and any((path / n).is_file() for n in ("corpus.jsonl", "corpus.jsonl.gz")):
+    if (
+        path.is_dir()
+        and fmt in ("auto", "beir")
+        and any((path / n).is_file() for n in ("corpus.jsonl", "corpus.jsonl.gz"))
+    ):
         path = next(path / n for n in ("corpus.jsonl", "corpus.jsonl.gz") if (path / n).is_file())
         fmt = "beir"
     if fmt == "auto":
@@ -104,11 +125,21 @@ def encode_corpus_command(
     correction, info = streaming_correction(language_correction, m, model_name=model)
     encode, identity = _side_encoder(enc, kind, correction, lang)
     # The identity run_retrieval uses for its corpus store: eval beir/miracl reuse a store made here.
-    store = encode_corpus_sharded(docs, out, encode, identity=identity, chunk_size=chunk_size,
-                                  overwrite=overwrite, show_progress=progress, description="encoding corpus")
+    store = encode_corpus_sharded(
+        docs,
+        out,
+        encode,
+        identity=identity,
+        chunk_size=chunk_size,
+        overwrite=overwrite,
+        show_progress=progress,
+        description="encoding corpus",
+    )
     if runtime.is_main_process():
-        console.print(f"[green]{store.n}[/] documents x {store.dim} -> {out} "
-                      f"({runtime.world_size()} process{'es' if runtime.world_size() > 1 else ''}, {enc.runtime.get('device')})")
+        console.print(
+            f"[green]{store.n}[/] documents x {store.dim} -> {out} "
+            f"({runtime.world_size()} process{'es' if runtime.world_size() > 1 else ''}, {enc.runtime.get('device')})"
+        )
         if correction is not None:
             console.print(f"language correction: {info['method']} ({info['statistics']})", markup=False)
         print(out)

@@ -1,6 +1,7 @@
 """`polyret experiment CONFIG.yaml --out DIR`: a grid of training runs × evaluation suites with
 confidence intervals over seeds, paired significance tests and a report (see polyret.experiment);
 `polyret ablation A B --suite S`: what one lever adds between two finished experiments."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,7 +18,9 @@ from polyret.io import OutputDir
 def experiment_command(
     config: Path = typer.Argument(..., help="Experiment YAML (e.g. configs/experiments/smoke.yaml)."),
     out: OutDir = ...,
-    report_only: bool = typer.Option(False, "--report-only", help="Run nothing: aggregate what is finished, rewrite summary.json and report.md."),
+    report_only: bool = typer.Option(
+        False, "--report-only", help="Run nothing: aggregate what is finished, rewrite summary.json and report.md."
+    ),
     progress: Progress = True,
     device: Device = None,
 ) -> None:
@@ -50,10 +53,16 @@ def experiment_command(
 @app.command("ablation")
 def ablation_command(
     a: Path = typer.Argument(..., help="Finished experiment dir of side a (e.g. with the lever)."),
-    b: Path = typer.Argument(..., help="Finished experiment dir of side b (e.g. without it); may be a itself with --suite-b."),
-    suite: str = typer.Option(..., "--suite", help="Suite label of side a (as in its report, e.g. 'xquad-r corrected')."),
+    b: Path = typer.Argument(
+        ..., help="Finished experiment dir of side b (e.g. without it); may be a itself with --suite-b."
+    ),
+    suite: str = typer.Option(
+        ..., "--suite", help="Suite label of side a (as in its report, e.g. 'xquad-r corrected')."
+    ),
     suite_b: Optional[str] = typer.Option(None, "--suite-b", help="Suite label of side b (default: --suite)."),
-    variants: Optional[str] = typer.Option(None, "--variants", help="Comma-separated variant labels (default: all finished on both sides)."),
+    variants: Optional[str] = typer.Option(
+        None, "--variants", help="Comma-separated variant labels (default: all finished on both sides)."
+    ),
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated per-query metrics (default: all)."),
     label_a: LabelA = "a",
     label_b: LabelB = "b",
@@ -68,8 +77,16 @@ def ablation_command(
     from polyret.experiment.ablation import ablation, ablation_markdown, write_ablation
 
     target = OutputDir(out, "ablation", overwrite=overwrite, inputs=[a, b])
-    result = ablation(a, b, suite=suite, suite_b=suite_b, variants=split_csv(variants), metrics=split_csv(metrics),
-                      n_permutations=n_permutations, n_bootstrap=n_bootstrap)
+    result = ablation(
+        a,
+        b,
+        suite=suite,
+        suite_b=suite_b,
+        variants=split_csv(variants),
+        metrics=split_csv(metrics),
+        n_permutations=n_permutations,
+        n_bootstrap=n_bootstrap,
+    )
     with target:
         write_ablation(result, target.path, label_a, label_b)
     print(ablation_markdown(result, label_a, label_b))  # plain: a console would wrap the table's rows

@@ -1,4 +1,5 @@
 """`polyret eval lareqa`: LAReQA (XQuAD-R / MLQA-R) Mono, Cross and Multi retrieval + language bias."""
+
 from __future__ import annotations
 
 import warnings
@@ -6,8 +7,20 @@ from pathlib import Path
 
 
 from polyret.cli.app import console, eval_app, measured_settings, say_if_rerun, split_csv, use_device
-from polyret.cli.options import (ENCODE_BATCH_SIZE, BatchSize, Cache, Candidate, DataName, Device, LanguageCorrection, Langs, Model, OutDir,
-                                  Overwrite, Progress)
+from polyret.cli.options import (
+    ENCODE_BATCH_SIZE,
+    BatchSize,
+    Cache,
+    Candidate,
+    DataName,
+    Device,
+    LanguageCorrection,
+    Langs,
+    Model,
+    OutDir,
+    Overwrite,
+    Progress,
+)
 from polyret.io import OutputDir
 
 
@@ -15,8 +28,13 @@ def _column_titles() -> dict[str, str]:
     from polyret.evaluate.lareqa_eval import MULTI_RECALL_K, OWN_LANGUAGE_TOP_K
 
     return {
-        "mono.map": "Mono mAP", "mono.recall@1": "Mono R@1", "cross.map": "Cross mAP", "cross.recall@1": "Cross R@1",
-        "multi.map": "Multi mAP", f"multi.recall@{MULTI_RECALL_K}": f"Multi R@{MULTI_RECALL_K}", "rank_distance": "rank dist.",
+        "mono.map": "Mono mAP",
+        "mono.recall@1": "Mono R@1",
+        "cross.map": "Cross mAP",
+        "cross.recall@1": "Cross R@1",
+        "multi.map": "Multi mAP",
+        f"multi.recall@{MULTI_RECALL_K}": f"Multi R@{MULTI_RECALL_K}",
+        "rank_distance": "rank dist.",
         f"top{OWN_LANGUAGE_TOP_K}_own_language_share": f"top-{OWN_LANGUAGE_TOP_K} own",
     }
 
@@ -45,10 +63,17 @@ def eval_lareqa(
 
     use_device(device)  # an impossible device fails before anything else
     # The output-folder policy (polyret.io) before any slow work.
-    settings = measured_settings(model=model, data=data, langs=langs, candidate=candidate,
-                                 language_correction=language_correction)
-    target = OutputDir(out, "eval-lareqa", overwrite=overwrite, inputs=[Path(data), Path(model)],
-                       legacy_files=("results.json",), settings=settings)
+    settings = measured_settings(
+        model=model, data=data, langs=langs, candidate=candidate, language_correction=language_correction
+    )
+    target = OutputDir(
+        out,
+        "eval-lareqa",
+        overwrite=overwrite,
+        inputs=[Path(data), Path(model)],
+        legacy_files=("results.json",),
+        settings=settings,
+    )
     say_if_rerun(target)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -66,8 +91,16 @@ def eval_lareqa(
 
     enc = load_model(model)
     res = evaluate_lareqa(
-        enc, dataset, candidate=candidate, batch_size=batch_size, out_dir=target, cache=cache,
-        show_progress=progress, overwrite=overwrite, model_name=model, language_correction=language_correction,
+        enc,
+        dataset,
+        candidate=candidate,
+        batch_size=batch_size,
+        out_dir=target,
+        cache=cache,
+        show_progress=progress,
+        overwrite=overwrite,
+        model_name=model,
+        language_correction=language_correction,
     )
     # One column per headline metric of the typed result, one row per query language.
     table = Table(title=f"LAReQA {res['dataset']} ({candidate})")
@@ -84,9 +117,12 @@ def eval_lareqa(
     table.add_row("avg", *(f(m, res.metrics[m]) for m in res.headline), style="bold")
     console.print(table)
     lc = res["language_correction"]
-    console.print(f"language correction: {lc['method']}" + (f" ({lc['statistics']})" if lc["method"] != "none" else ""),
-                  markup=False)
+    console.print(
+        f"language correction: {lc['method']}" + (f" ({lc['statistics']})" if lc["method"] != "none" else ""),
+        markup=False,
+    )
     t = res["timing"]
     console.print(
-        f"encode {t['encode_s']:.1f}s, score {t['score_s']:.1f}s, total {t['total_s']:.1f}s -> {out}/results.json", markup=False
+        f"encode {t['encode_s']:.1f}s, score {t['score_s']:.1f}s, total {t['total_s']:.1f}s -> {out}/results.json",
+        markup=False,
     )

@@ -1,4 +1,5 @@
 """`polyret model prepare|info` and `polyret encode`."""
+
 from __future__ import annotations
 
 import time
@@ -7,8 +8,22 @@ from pathlib import Path
 import typer
 
 from polyret.cli.app import app, console, model_app, use_device
-from polyret.cli.options import (ENCODE_BATCH_SIZE, BatchSize, Cache, Device, Lang, LanguageCorrection, MaxLength, Model, OptionalOutDir,
-                                  OutFile, Overwrite, Prompt, prompt_side, renamed)
+from polyret.cli.options import (
+    ENCODE_BATCH_SIZE,
+    BatchSize,
+    Cache,
+    Device,
+    Lang,
+    LanguageCorrection,
+    MaxLength,
+    Model,
+    OptionalOutDir,
+    OutFile,
+    Overwrite,
+    Prompt,
+    prompt_side,
+    renamed,
+)
 from polyret.errors import PolyretError
 from polyret.io import OutputFile
 
@@ -37,8 +52,19 @@ def info(model: Model = "default") -> None:
 
     m = load_model(model)
     n_params = sum(p.numel() for p in m.parameters())
-    typer.echo(json.dumps({"model": model, "path": resolve_model_path(model), "parameters": n_params,
-                           "max_seq_length": m.max_seq_length, "prompts": m.prompts, "id": model_id(m)}, indent=2))
+    typer.echo(
+        json.dumps(
+            {
+                "model": model,
+                "path": resolve_model_path(model),
+                "parameters": n_params,
+                "max_seq_length": m.max_seq_length,
+                "prompts": m.prompts,
+                "id": model_id(m),
+            },
+            indent=2,
+        )
+    )
 
 
 @app.command("encode", cls=renamed({"--kind": "--prompt"}))
@@ -50,7 +76,11 @@ def encode(
     field: str = typer.Option("text", "--field", help="Text field for .jsonl input."),
     batch_size: BatchSize = ENCODE_BATCH_SIZE,
     max_length: MaxLength = None,
-    bf16: bool = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default: per device; CPU: only with native bf16; GPU: bf16, else fp16)."),
+    bf16: bool = typer.Option(
+        None,
+        "--bf16/--no-bf16",
+        help="bf16 autocast (default: per device; CPU: only with native bf16; GPU: bf16, else fp16).",
+    ),
     cache: Cache = False,
     overwrite: Overwrite = False,
     language_correction: LanguageCorrection = "auto",
@@ -81,12 +111,15 @@ def encode(
     m = load_model(model)
     correction, info = streaming_correction(language_correction, m, model_name=model)
     t0 = time.perf_counter()
-    emb = encode_texts(m, texts, kind, batch_size=batch_size, bf16=bf16, max_length=max_length, show_progress=True,
-                       cache=cache)
+    emb = encode_texts(
+        m, texts, kind, batch_size=batch_size, bf16=bf16, max_length=max_length, show_progress=True, cache=cache
+    )
     dt = time.perf_counter() - t0
     if correction is not None:
         emb = correction.apply(emb, lang or langs or infer_languages(emb, correction, kind), kind, model_name=model)
         console.print(f"language correction: {info['method']} ({info['statistics']})", markup=False)
     with target.open("wb") as f:  # temp file + rename: an interrupted run leaves any earlier file intact
         np.save(f, emb)
-    console.print(f"[green]{len(texts)}[/] texts -> {escape(str(target.path))} {emb.shape}  {len(texts) / dt:.1f} texts/s")
+    console.print(
+        f"[green]{len(texts)}[/] texts -> {escape(str(target.path))} {emb.shape}  {len(texts) / dt:.1f} texts/s"
+    )

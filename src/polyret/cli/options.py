@@ -7,6 +7,7 @@ Old spellings (`--dest`, `--into`, `--force`, `--kind`, `--xquad-r`) still work 
 the command rewrites them to the new name before parsing, with one warning line on stderr, and they
 are absent from `--help`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,19 +25,24 @@ ENCODE_BATCH_SIZE = 32
 
 # ----------------------------------------------------------------------------- help texts
 MODEL_HELP = "Model: 'default' (multilingual-e5-small, prepared on first use), a local model directory, or a hub id."
-DATA_HELP = ("Input data: a folder (or file) in the layout the command reads, or a data-set name in the data "
-             "directory (POLYRET_DATA, ./data, ../shared/data); the command's description says which.")
+DATA_HELP = (
+    "Input data: a folder (or file) in the layout the command reads, or a data-set name in the data "
+    "directory (POLYRET_DATA, ./data, ../shared/data); the command's description says which."
+)
 OUT_HELP = "Where to write the output (a folder unless the command's description says a file)."
 OVERWRITE_HELP = "Replace output already at --out (without it polyret never replaces a file it did not just write)."
 BATCH_SIZE_HELP = "Texts per encoding batch (train: pairs per optimizer step, per process)."
 CACHE_HELP = "Reuse and store text embeddings in the polyret embedding cache."
-LANGS_HELP = ("Comma-separated language codes, e.g. de,sw (Tatoeba also takes its own deu,swh); "
-              "default: every language of the data.")
+LANGS_HELP = (
+    "Comma-separated language codes, e.g. de,sw (Tatoeba also takes its own deu,swh); "
+    "default: every language of the data."
+)
 LANG_HELP = "One language code, e.g. sw: the language of the texts (or of the MIRACL queries and corpus)."
 LANGUAGE_CORRECTION_HELP = (
     "Per-language correction of the embeddings: auto (the model's stored correction, else none) | none | "
     "center | center-both | lir | procrustes | rotate (from the stored statistics; eval lareqa can also fit "
-    "one on its own texts) | a model dir holding a stored correction.")
+    "one on its own texts) | a model dir holding a stored correction."
+)
 DEVICE_OPTION_HELP = DEVICE_HELP + " Default: a config's device, POLYRET_DEVICE, else auto."
 PROMPT_HELP = "Which of the model's prompts to encode with: query or passage (eval xnli / tatoeba: also none)."
 PROGRESS_HELP = "Show progress bars."
@@ -52,8 +58,10 @@ LOW_RESOURCE_HELP = "Comma-separated languages of the low-resource block."
 LABEL_HELP = "Name of this side in the report."
 PERMUTATIONS_HELP = "Random sign flips of the paired permutation test."
 BOOTSTRAP_HELP = "Bootstrap resamples for the confidence intervals."
-INDEX_HELP = ("Search index: flat (exact FAISS IndexFlatIP, streamed from disk), hnsw or ivf "
-              "(approximate, in RAM; recall vs exact is reported).")
+INDEX_HELP = (
+    "Search index: flat (exact FAISS IndexFlatIP, streamed from disk), hnsw or ivf "
+    "(approximate, in RAM; recall vs exact is reported)."
+)
 HNSW_EF_SEARCH_HELP = "hnsw: candidates kept per search (higher: better recall, slower)."
 IVF_NPROBE_HELP = "ivf: clusters searched per query."
 IVF_NLIST_HELP = "ivf: clusters (default: 4 x sqrt(corpus size), at most corpus size / 39)."
@@ -136,7 +144,9 @@ def rewrite_old_spellings(args: list[str], mapping: dict[str, str], command: str
             continue
         if old not in warned:
             warned.add(old)
-            console.print(f"warning: {command} {old} is deprecated; use {new}", markup=False, highlight=False, soft_wrap=True)
+            console.print(
+                f"warning: {command} {old} is deprecated; use {new}", markup=False, highlight=False, soft_wrap=True
+            )
         out.append(new + eq + value)
     return out
 

@@ -1,4 +1,5 @@
 """`polyret data build-pairs` and `polyret data sentence-agreement`."""
+
 from __future__ import annotations
 
 import json
@@ -14,18 +15,28 @@ from polyret.io import OutputFile
 @data_app.command("build-pairs")
 def build_pairs(
     inputs: list[Path] = typer.Option(
-        ..., "--from", help="QA files or directories (MLQA *context-XX-question-YY.json, LAReQA LL.json, "
-        "TyDi tydiqa.goldp.LL.SPLIT.json, group *.jsonl); repeat the option for several."
+        ...,
+        "--from",
+        help="QA files or directories (MLQA *context-XX-question-YY.json, LAReQA LL.json, "
+        "TyDi tydiqa.goldp.LL.SPLIT.json, group *.jsonl); repeat the option for several.",
     ),
     out: OutFile = ...,
     unit: str = typer.Option("sentence", "--unit", help="sentence (the answer's sentence) or paragraph."),
-    negatives: str = typer.Option("none", "--negatives", help="none or same-paragraph (other sentences of the answer's paragraph)."),
-    splitter: str = typer.Option("auto", "--splitter", help="Sentence splitter: auto (sentencex; PyThaiNLP for Thai), sentencex, pysbd."),
-    answerless: str = typer.Option(
-        "error", "--answerless", help="Sentence unit, records without an answer: error, or overlap (the sentence "
-        "sharing most character n-grams with the id's same-language question; ~0.75-0.82 agreement with gold on XQuAD-R)."
+    negatives: str = typer.Option(
+        "none", "--negatives", help="none or same-paragraph (other sentences of the answer's paragraph)."
     ),
-    source: str = typer.Option(None, "--source", help="Training-set name for every group (default: each file's directory name)."),
+    splitter: str = typer.Option(
+        "auto", "--splitter", help="Sentence splitter: auto (sentencex; PyThaiNLP for Thai), sentencex, pysbd."
+    ),
+    answerless: str = typer.Option(
+        "error",
+        "--answerless",
+        help="Sentence unit, records without an answer: error, or overlap (the sentence "
+        "sharing most character n-grams with the id's same-language question; ~0.75-0.82 agreement with gold on XQuAD-R).",
+    ),
+    source: str = typer.Option(
+        None, "--source", help="Training-set name for every group (default: each file's directory name)."
+    ),
     overwrite: Overwrite = False,
     as_json: Json = False,
 ) -> None:
@@ -38,8 +49,9 @@ def build_pairs(
 
     # Checked before reading anything; written atomically at the end (polyret.io).
     OutputFile(out, overwrite=overwrite, inputs=inputs)
-    groups, report = build_groups(inputs, unit=unit, negatives=negatives, splitter=splitter, source=source,
-                                  answerless=answerless, progress=True)
+    groups, report = build_groups(
+        inputs, unit=unit, negatives=negatives, splitter=splitter, source=source, answerless=answerless, progress=True
+    )
     n = write_groups_jsonl(groups, out)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
@@ -59,7 +71,9 @@ def build_pairs(
 def sentence_agreement_cmd(
     data: OptionalDataPath = None,
     langs: Langs = None,
-    splitters: str = typer.Option("auto,sentencex,pysbd", "--splitters", help="Comma-separated sentence splitters to compare."),
+    splitters: str = typer.Option(
+        "auto,sentencex,pysbd", "--splitters", help="Comma-separated sentence splitters to compare."
+    ),
     as_json: Json = False,
 ) -> None:
     """Agreement of sentence splitters with XQuAD-R's gold sentence breaks, per language (--data: the

@@ -2,6 +2,7 @@
 
 Both also run under `torchrun --nproc_per_node=N -m polyret train ...` (DDP, gloo on CPU).
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -9,8 +10,16 @@ from typing import Optional
 import typer
 
 from polyret.cli.app import app, console, use_device
-from polyret.cli.options import (Config, Device, OptionalBatchSize, OptionalModel, OptionalSeed, OutDir, Overwrite,
-                                  Progress)
+from polyret.cli.options import (
+    Config,
+    Device,
+    OptionalBatchSize,
+    OptionalModel,
+    OptionalSeed,
+    OutDir,
+    Overwrite,
+    Progress,
+)
 from polyret.errors import PolyretError
 from polyret.runtime import rank
 
@@ -25,12 +34,16 @@ def train_command(
     out: OutDir = ...,
     config: Config = None,
     strategy: Optional[str] = typer.Option(None, "--strategy", help=STRATEGY_HELP),
-    alpha: Optional[float] = typer.Option(None, "--alpha", min=0.0, max=1.0, help="Hybrid: probability of an X-X-mono batch."),
+    alpha: Optional[float] = typer.Option(
+        None, "--alpha", min=0.0, max=1.0, help="Hybrid: probability of an X-X-mono batch."
+    ),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimizer steps."),
     batch_size: OptionalBatchSize = None,
     seed: OptionalSeed = None,
     model: OptionalModel = None,
-    merge_weight: Optional[float] = typer.Option(None, "--merge-weight", min=0.0, max=1.0, help="Also write <out>/merged with λ."),
+    merge_weight: Optional[float] = typer.Option(
+        None, "--merge-weight", min=0.0, max=1.0, help="Also write <out>/merged with λ."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     overwrite: Overwrite = False,
     progress: Progress = True,
@@ -50,8 +63,13 @@ def train_command(
     if resume and overwrite:
         raise PolyretError("--resume and --overwrite contradict each other; pick one")
     overrides = {
-        "strategy": strategy, "alpha": alpha, "steps": steps, "batch_size": batch_size, "seed": seed,
-        "model": model, "merge_weight": merge_weight,
+        "strategy": strategy,
+        "alpha": alpha,
+        "steps": steps,
+        "batch_size": batch_size,
+        "seed": seed,
+        "model": model,
+        "merge_weight": merge_weight,
     }
     cfg = load_train_config(config, overrides)
     if resume and config is None and (out / "config.yaml").is_file():

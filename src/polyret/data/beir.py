@@ -10,6 +10,7 @@ A BEIR data set is a directory with
 (`iter_corpus`): BEIR/MIRACL corpora can hold millions of passages, so nothing here loads it whole.
 Every malformed record raises one `PolyretError` naming the file and line.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -137,7 +138,11 @@ class DuplicateIds:
             return
         hashes = np.fromiter((h for h, *_ in self.pending), dtype=np.uint64, count=len(self.pending))
         pos = np.searchsorted(self.sorted, hashes)
-        in_old = (pos < len(self.sorted)) & (self.sorted[np.minimum(pos, len(self.sorted) - 1)] == hashes) if len(self.sorted) else np.zeros(len(hashes), bool)
+        in_old = (
+            (pos < len(self.sorted)) & (self.sorted[np.minimum(pos, len(self.sorted) - 1)] == hashes)
+            if len(self.sorted)
+            else np.zeros(len(hashes), bool)
+        )
         _, first = np.unique(hashes, return_index=True)
         repeat_within = np.ones(len(hashes), bool)
         repeat_within[first] = False
@@ -282,7 +287,9 @@ def write_beir(
                     raise PolyretError(f"qrels for {split} judge query {qid!r} that is not in the queries written")
                 for docid, rel in rels.items():
                     if docid not in doc_ids:
-                        raise PolyretError(f"qrels for query {qid!r} judge document {docid!r} that is not in the corpus written")
+                        raise PolyretError(
+                            f"qrels for query {qid!r} judge document {docid!r} that is not in the corpus written"
+                        )
                     f.write(f"{qid}\t{docid}\t{int(rel)}\n")
     return target.final
 
@@ -318,7 +325,9 @@ def lareqa_to_beir(dataset, setting: str, candidate: str = "sentence") -> tuple[
     kind, src, tgt = parse_lareqa_setting(setting)
     for lang in (src, tgt):
         if lang is not None and lang not in dataset.languages:
-            raise PolyretError(f"language {lang!r} of --setting {setting} is not loaded (have {', '.join(dataset.languages)})")
+            raise PolyretError(
+                f"language {lang!r} of --setting {setting} is not loaded (have {', '.join(dataset.languages)})"
+            )
     texts = dataset.candidate_texts(candidate)
     keep = [i for i, c in enumerate(dataset.candidates) if tgt is None or c.lang == tgt]
     docs = [BeirDoc(dataset.candidates[i].cid, texts[i], lang=dataset.candidates[i].lang) for i in keep]
@@ -336,8 +345,16 @@ def lareqa_to_beir(dataset, setting: str, candidate: str = "sentence") -> tuple[
     return docs, queries, qrels
 
 
-def export_lareqa_beir(data_dir, setting: str, out_dir, *, langs=None, candidate: str = "sentence",
-                       split: str = "test", overwrite: bool = False) -> dict:
+def export_lareqa_beir(
+    data_dir,
+    setting: str,
+    out_dir,
+    *,
+    langs=None,
+    candidate: str = "sentence",
+    split: str = "test",
+    overwrite: bool = False,
+) -> dict:
     """Load a LAReQA folder (only the languages the setting needs) and write it as a BEIR directory."""
     # The output policy first (refuses --out inside the LAReQA folder, a foreign folder, ...), then the data.
     target = output_dir(out_dir, "beir-data", overwrite=overwrite, legacy_files=("corpus.jsonl",), inputs=[data_dir])
@@ -349,5 +366,12 @@ def export_lareqa_beir(data_dir, setting: str, out_dir, *, langs=None, candidate
     dataset = load_lareqa(data_dir, langs=langs)
     docs, queries, qrels = lareqa_to_beir(dataset, setting, candidate)
     write_beir(target, docs, queries, qrels, split=split, overwrite=overwrite)
-    return {"setting": setting, "languages": list(dataset.languages), "n_docs": len(docs), "n_queries": len(queries),
-            "n_judgements": sum(map(len, qrels.values())), "out": str(out_dir), "split": split}
+    return {
+        "setting": setting,
+        "languages": list(dataset.languages),
+        "n_docs": len(docs),
+        "n_queries": len(queries),
+        "n_judgements": sum(map(len, qrels.values())),
+        "out": str(out_dir),
+        "split": split,
+    }

@@ -7,6 +7,7 @@ manifest below, or from a `SHA256SUMS` file in the destination. Where no checksu
 (the two zips), the first complete download's sha256 is recorded in `DEST/SHA256SUMS` and later
 runs verify against it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -172,10 +173,14 @@ def mirror_base(mirror: str | None) -> str | None:
     if mirror.startswith("file://"):
         parsed = urllib.parse.urlparse(mirror)
         if parsed.netloc not in ("", "localhost"):
-            raise PolyretError(f"--mirror {mirror}: a file:// URL must name a local folder (file:///path), not host {parsed.netloc!r}")
+            raise PolyretError(
+                f"--mirror {mirror}: a file:// URL must name a local folder (file:///path), not host {parsed.netloc!r}"
+            )
         folder = Path(urllib.parse.unquote(parsed.path))
     elif "://" in mirror:
-        raise PolyretError(f"--mirror {mirror}: unsupported URL scheme; give an http(s):// or file:// URL, or a local folder")
+        raise PolyretError(
+            f"--mirror {mirror}: unsupported URL scheme; give an http(s):// or file:// URL, or a local folder"
+        )
     else:
         folder = Path(mirror).expanduser()
     if not folder.is_dir():
@@ -246,8 +251,9 @@ def download(
         if rf.dataset in ("xnli", "mlqa") and (status == "downloaded" or not extracted.exists()):
             _extract(rf, path, dest)
             extracted.write_text(digest + "\n", encoding="utf-8")
-        report.append({"dataset": rf.dataset, "file": rf.rel_path, "status": status, "sha256": digest,
-                       "verified": bool(expected)})
+        report.append(
+            {"dataset": rf.dataset, "file": rf.rel_path, "status": status, "sha256": digest, "verified": bool(expected)}
+        )
     return report
 
 

@@ -10,6 +10,7 @@ per line:
 `source` names the training set a group belongs to (several sets are drawn per batch in
 proportion to their size); it defaults to the file's stem.
 """
+
 from __future__ import annotations
 
 import json

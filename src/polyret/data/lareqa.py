@@ -19,6 +19,7 @@ Structural problems (bad JSON, missing fields, duplicate question id within a la
 A dataset can also be built in memory: `LareqaDataset(...)` from lists, or
 `LareqaDataset.from_groups(...)` from parallel groups (question per language + positive per language).
 """
+
 from __future__ import annotations
 
 import json
@@ -116,15 +117,24 @@ class LareqaDataset:
                 raise PolyretError(f"dataset {self.name}: question {q.key} points at a candidate index out of range")
             rel.append(arr)
         self.relevant = rel
-        for what, keys in (("question", [q.key for q in self.questions]), ("candidate", [c.cid for c in self.candidates])):
+        for what, keys in (
+            ("question", [q.key for q in self.questions]),
+            ("candidate", [c.cid for c in self.candidates]),
+        ):
             dup = [k for k, n in Counter(keys).items() if n > 1]
             if dup:
                 raise PolyretError(f"dataset {self.name}: duplicate {what} id {dup[0]!r}")
 
     # ---- in-memory construction -------------------------------------------------------------
     @classmethod
-    def from_groups(cls, groups: Iterable, name: str = "groups", languages: Sequence[str] | None = None,
-                    *, with_negatives: bool = True) -> "LareqaDataset":
+    def from_groups(
+        cls,
+        groups: Iterable,
+        name: str = "groups",
+        languages: Sequence[str] | None = None,
+        *,
+        with_negatives: bool = True,
+    ) -> "LareqaDataset":
         """A pool from parallel groups (objects with `.id`, `.queries` {lang: text}, `.positives` {lang: text},
         optional `.negatives` {lang: [text, ...]}).
 
@@ -289,7 +299,9 @@ def check_lareqa_paragraph(par, where: str) -> tuple[str, list[tuple[int, int]],
         ):
             raise PolyretError(f"{where}: sentence_breaks[{si}] is not a [start, end] pair of integers (got {span!r})")
         if not 0 <= span[0] <= span[1] <= len(context):
-            raise PolyretError(f"{where}: sentence_breaks[{si}] = {span} is outside the context ({len(context)} characters)")
+            raise PolyretError(
+                f"{where}: sentence_breaks[{si}] = {span} is outside the context ({len(context)} characters)"
+            )
         if not isinstance(sent, str):
             raise PolyretError(f"{where}: sentences[{si}] is not a string (got {type(sent).__name__} {sent!r})")
         spans.append((span[0], span[1]))
@@ -331,8 +343,9 @@ def _read_language_file(path: Path, lang: str, warn_counts: Counter):
                 answers = _require(qa, "answers", list, qwhere)
                 if not answers:
                     raise PolyretError(f"{qwhere}: empty 'answers'")
-                start = check_answer_start(_require(answers[0], "answer_start", int, f"{qwhere}, answers[0]"),
-                                           context, qwhere)
+                start = check_answer_start(
+                    _require(answers[0], "answer_start", int, f"{qwhere}, answers[0]"), context, qwhere
+                )
                 if qid in seen_ids:
                     raise PolyretError(f"{qwhere}: duplicate question id (first seen at {seen_ids[qid]})")
                 seen_ids[qid] = where
@@ -385,7 +398,9 @@ def load_lareqa(data_dir: str | Path, langs: Sequence[str] | None = None, name: 
             warnings.warn(f"{path}: {n} x {msg}", stacklevel=2)
         warn_total.update(counts)
     if not questions:
-        raise PolyretError(f"{d}: no questions in {', '.join(f'{l}.json' for l in langs)} (every 'paragraphs' list is empty?)")
+        raise PolyretError(
+            f"{d}: no questions in {', '.join(f'{l}.json' for l in langs)} (every 'paragraphs' list is empty?)"
+        )
     # Relevant: the answer sentence of the same question id in every loaded language.
     answers_by_qid: dict[str, list[int]] = {}
     for q, a in zip(questions, answer_of_question):
@@ -433,7 +448,10 @@ def every_nth_paragraph(dataset: LareqaDataset, every: int) -> LareqaDataset:
             questions.append(q)
             relevant.append(kept)
     return LareqaDataset(
-        f"{dataset.name} (every {every}th paragraph: {len(keep)} of {len(pids)})", questions, cands, relevant,
+        f"{dataset.name} (every {every}th paragraph: {len(keep)} of {len(pids)})",
+        questions,
+        cands,
+        relevant,
         dataset.languages,
     )
 
@@ -463,5 +481,11 @@ def first_paragraphs(dataset: LareqaDataset, max_paragraphs: int) -> LareqaDatas
             relevant.append(r)
     if not questions:
         raise PolyretError(f"LAReQA {dataset.name}: no question has an answer in the first {max_paragraphs} paragraphs")
-    return LareqaDataset(f"{dataset.name}[:{max_paragraphs} paragraphs]", questions,
-                         [dataset.candidates[i] for i in keep_c], relevant, dataset.languages, dict(dataset.load_warnings))
+    return LareqaDataset(
+        f"{dataset.name}[:{max_paragraphs} paragraphs]",
+        questions,
+        [dataset.candidates[i] for i in keep_c],
+        relevant,
+        dataset.languages,
+        dict(dataset.load_warnings),
+    )

@@ -6,6 +6,7 @@ is not: the user supplies the per-language JSONL from the `miracl/miracl-corpus`
 Hugging Face hub (one `{"docid", "title", "text"}` object per line, `.jsonl` or `.jsonl.gz`, or
 several shards concatenated).
 """
+
 from __future__ import annotations
 
 import re
@@ -14,10 +15,29 @@ from pathlib import Path
 
 from polyret.data.beir import BeirDoc, DuplicateIds, iter_json_lines, open_text
 from polyret.errors import PolyretError
-from polyret.io import read_trec_qrels  # noqa: F401  (TREC qrels: the one reader in polyret.io)
+from polyret.trec import read_trec_qrels  # noqa: F401  (TREC qrels: the one reader in polyret.trec)
 from polyret.paths import find_data_dir
 
-MIRACL_LANGS = ("ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru", "sw", "te", "th", "yo", "zh")
+MIRACL_LANGS = (
+    "ar",
+    "bn",
+    "de",
+    "en",
+    "es",
+    "fa",
+    "fi",
+    "fr",
+    "hi",
+    "id",
+    "ja",
+    "ko",
+    "ru",
+    "sw",
+    "te",
+    "th",
+    "yo",
+    "zh",
+)
 CORPUS_SOURCE = (
     "the MIRACL passage corpus for that language: the JSONL files (`docid`, `title`, `text` per line) under "
     "miracl-corpus-v1.0-{lang}/ in the `miracl/miracl-corpus` data set on the Hugging Face hub "
@@ -58,7 +78,9 @@ def read_topics(path: Path) -> dict[str, str]:
                 continue
             parts = line.split("\t")
             if len(parts) != 2:
-                raise PolyretError(f"{path} line {lineno} has {len(parts)} tab-separated columns, expected 2 (qid, query)")
+                raise PolyretError(
+                    f"{path} line {lineno} has {len(parts)} tab-separated columns, expected 2 (qid, query)"
+                )
             qid, query = parts[0].strip(), parts[1].strip()
             if not qid or not query:
                 raise PolyretError(f"{path} line {lineno} has an empty query id or query text")
@@ -80,8 +102,10 @@ def corpus_files(path: Path) -> list[Path]:
         files = [p for p in path.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz"))]
         if not files:
             raise PolyretError(f"MIRACL corpus directory {path} holds no .jsonl or .jsonl.gz files")
+
         def natural(p: Path):
             return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
+
         return sorted(files, key=natural)
     raise PolyretError(f"MIRACL corpus {path} does not exist; expected {CORPUS_SOURCE.format(lang='LL')}")
 

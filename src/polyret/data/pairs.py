@@ -24,6 +24,7 @@ TyDi *dev* carry empty answers). With the sentence unit that is an error naming 
 unless ``answerless="overlap"`` asks for the approximate locator (`locate_sentence`), whose agreement
 with gold answer sentences `locator_accuracy` measures; ``unit="paragraph"`` needs no answers.
 """
+
 from __future__ import annotations
 
 import math
@@ -208,11 +209,14 @@ def _check_build_options(unit: str, negatives: str, answerless: str) -> None:
     if answerless not in ANSWERLESS:
         raise PolyretError(f"unknown answerless policy {answerless!r}; choose one of {', '.join(ANSWERLESS)}")
     if negatives == "same-paragraph" and unit != "sentence":
-        raise PolyretError("same-paragraph negatives need --unit sentence (a paragraph has no other sentences of itself)")
+        raise PolyretError(
+            "same-paragraph negatives need --unit sentence (a paragraph has no other sentences of itself)"
+        )
 
 
-def _read_inputs(files: list[Path], source: str | None, splitter: str, counts: Counter,
-                 progress: bool) -> tuple[list[_Record], list[ParallelGroup]]:
+def _read_inputs(
+    files: list[Path], source: str | None, splitter: str, counts: Counter, progress: bool
+) -> tuple[list[_Record], list[ParallelGroup]]:
     """(SQuAD-style records of every QA file, groups of the group-JSONL files passed through)."""
     kinds = [(f, *file_kind(f)) for f in files]
     if progress:
@@ -248,8 +252,14 @@ def _groups_with_questions(records: list[_Record], counts: Counter) -> dict[tupl
     return groups
 
 
-def _place_positives(records: list[_Record], groups: dict[tuple[str, str], ParallelGroup], unit: str,
-                     negatives: str, answerless: str, counts: Counter) -> None:
+def _place_positives(
+    records: list[_Record],
+    groups: dict[tuple[str, str], ParallelGroup],
+    unit: str,
+    negatives: str,
+    answerless: str,
+    counts: Counter,
+) -> None:
     """Each record's positive (and same-paragraph negatives) into its group, once per context language."""
     done: set[tuple[str, str, str]] = set()
     for r in records:
@@ -295,7 +305,9 @@ def _count_groups(out: list[ParallelGroup], report: BuildReport) -> None:
     seen: set[tuple[str, str]] = set()
     for g in out:
         if (g.source, g.id) in seen:
-            raise PolyretError(f"group id {g.id!r} of training set {g.source!r} comes from two inputs; use distinct sources")
+            raise PolyretError(
+                f"group id {g.id!r} of training set {g.source!r} comes from two inputs; use distinct sources"
+            )
         seen.add((g.source, g.id))
         report.query_langs.update(list(g.queries))
         report.passage_langs.update(list(g.positives))
@@ -305,8 +317,9 @@ def _count_groups(out: list[ParallelGroup], report: BuildReport) -> None:
     report.groups = len(out)
 
 
-def _read_squad_records(path: Path, kind: str, clang: str, qlang: str, source: str | None, splitter: str,
-                        counts: Counter) -> list[_Record]:
+def _read_squad_records(
+    path: Path, kind: str, clang: str, qlang: str, source: str | None, splitter: str, counts: Counter
+) -> list[_Record]:
     src = source or path.resolve().parent.name
     seen_in_file: Counter = Counter()
     out: list[_Record] = []
@@ -316,7 +329,11 @@ def _read_squad_records(path: Path, kind: str, clang: str, qlang: str, source: s
             raise PolyretError(f"{path}: data[{ai}] has no 'paragraphs' list")
         for pi, par in enumerate(pars):
             where_p = f"{path}: data[{ai}].paragraphs[{pi}]"
-            if not isinstance(par, dict) or not isinstance(par.get("context"), str) or not isinstance(par.get("qas"), list):
+            if (
+                not isinstance(par, dict)
+                or not isinstance(par.get("context"), str)
+                or not isinstance(par.get("qas"), list)
+            ):
                 raise PolyretError(f"{where_p}: needs a 'context' string and a 'qas' list")
             if not par["context"].strip():
                 raise PolyretError(f"{where_p}: empty context")
@@ -342,8 +359,19 @@ def _read_squad_records(path: Path, kind: str, clang: str, qlang: str, source: s
                     raise PolyretError(f"{where}: 'answer_start' must be an integer")
                 if text:
                     check_answer_start(start, par["context"], where)
-                out.append(_Record(where, src, qid, qlang, qa["question"].strip(), clang, paragraph,
-                                   text or None, start if text else None))
+                out.append(
+                    _Record(
+                        where,
+                        src,
+                        qid,
+                        qlang,
+                        qa["question"].strip(),
+                        clang,
+                        paragraph,
+                        text or None,
+                        start if text else None,
+                    )
+                )
     return out
 
 
@@ -378,8 +406,9 @@ def _answer_sentences(r: _Record, unit: str, counts: Counter) -> tuple[int, int]
     return first, last
 
 
-def _unit_text(paragraph: _Paragraph, first: int, last: int, unit: str, negatives: str,
-               counts: Counter) -> tuple[str, list[str]]:
+def _unit_text(
+    paragraph: _Paragraph, first: int, last: int, unit: str, negatives: str, counts: Counter
+) -> tuple[str, list[str]]:
     if unit == "paragraph":
         return paragraph.context.strip(), []
     _, texts = paragraph.sentences()
@@ -440,6 +469,13 @@ def locator_accuracy(path: str | Path, lang: str | None = None) -> tuple[int, fl
 
 
 __all__ = [
-    "ANSWERLESS", "BuildReport", "NEGATIVES", "UNITS", "build_groups", "expand_inputs", "file_kind",
-    "locate_sentence", "locator_accuracy",
+    "ANSWERLESS",
+    "BuildReport",
+    "NEGATIVES",
+    "UNITS",
+    "build_groups",
+    "expand_inputs",
+    "file_kind",
+    "locate_sentence",
+    "locator_accuracy",
 ]

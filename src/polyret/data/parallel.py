@@ -24,6 +24,7 @@ Named training sets (`NAMED_SETS`, a `data:` entry of a training config): `xnli-
 Nothing else in the data directory has an English side that is not evaluated on: MLQA test has no
 English file, TyDi QA and MIRACL are monolingual, SNLI / SICK are English only, and XQuAD-R is evaluated.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Sequence
 
 from polyret.data.groups import ParallelGroup
 from polyret.data.tatoeba import read_tatoeba, tatoeba_code, tatoeba_eval_texts, tatoeba_side
+
 # The two sides are defined with the XNLI readers (English training specs read one side too).
 from polyret.data.xnli import XNLI_LANGS, read_xnli_tsv, xnli_file, xnli_premise_index, xnli_side_rows
 from polyret.errors import PolyretError
@@ -42,7 +44,11 @@ ENGLISH = "en"
 
 
 def xnli_parallel_groups(
-    xnli_dir: str | Path, langs: Sequence[str] | None = None, *, side: str = "align", split: str = "dev",
+    xnli_dir: str | Path,
+    langs: Sequence[str] | None = None,
+    *,
+    side: str = "align",
+    split: str = "dev",
     max_groups: int | None = None,
 ) -> list[ParallelGroup]:
     """One group per premise of `side`: its entailed hypothesis (query) and the premise (positive)
@@ -51,7 +57,9 @@ def xnli_parallel_groups(
     rows = {lang: read_xnli_tsv(xnli_file(xnli_dir, split, lang)) for lang in langs}
     n = {len(r) for r in rows.values()}
     if len(n) != 1:
-        raise PolyretError(f"{xnli_dir}: the {split} files of {', '.join(langs)} differ in length, so they are not row-parallel")
+        raise PolyretError(
+            f"{xnli_dir}: the {split} files of {', '.join(langs)} differ in length, so they are not row-parallel"
+        )
     premise = xnli_premise_index(xnli_dir, split)
     keep = set(xnli_side_rows(xnli_dir, side, split).tolist())
     any_lang = rows[langs[0]]
@@ -96,8 +104,14 @@ def tatoeba_parallel_groups(tatoeba_dir: str | Path, langs: Sequence[str] | None
                 continue
             seen.add((other, english))
             texts = {lang: other, ENGLISH: english}
-            groups.append(ParallelGroup(id=f"tatoeba-{tatoeba_code(lang)}-{i}", queries=dict(texts),
-                                        positives=dict(texts), source=TATOEBA_SOURCE))
+            groups.append(
+                ParallelGroup(
+                    id=f"tatoeba-{tatoeba_code(lang)}-{i}",
+                    queries=dict(texts),
+                    positives=dict(texts),
+                    source=TATOEBA_SOURCE,
+                )
+            )
     return groups
 
 
@@ -115,8 +129,9 @@ def english_source(texts: dict[str, str], lang: str) -> str | None:
     return None if lang == ENGLISH or en is None or en == texts[lang] else en
 
 
-def english_columns(anchors: Sequence[str], positives: Sequence[str],
-                    sources: Sequence[tuple[str | None, str | None]]) -> dict[str, list]:
+def english_columns(
+    anchors: Sequence[str], positives: Sequence[str], sources: Sequence[tuple[str | None, str | None]]
+) -> dict[str, list]:
     """The cross-lingual teacher term's dataset columns (`polyret.losses.TeacherAnchoredLoss`):
     anchor_en / positive_en, the English source of each row's anchor / positive (the text itself where
     it has none: tokenised, never embedded), and label, per row [anchor has one, positive has one]."""

@@ -12,6 +12,7 @@ whitespace, covering every non-space character, in order. `sentence_agreement()`
 language, exact-match precision / recall / F1 of those spans against the gold ``sentence_breaks``
 of an XQuAD-R-style file (after the same whitespace trimming of the gold spans).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -29,8 +30,29 @@ DEFAULT_SPLITTER = "auto"
 
 # pysbd's language codes (others fall back to English rules).
 _PYSBD_LANGS = {
-    "en", "hi", "mr", "zh", "es", "am", "ar", "hy", "bg", "ur", "ru", "pl", "fa", "nl", "da", "fr", "my",
-    "el", "it", "ja", "de", "kk", "sk",
+    "en",
+    "hi",
+    "mr",
+    "zh",
+    "es",
+    "am",
+    "ar",
+    "hy",
+    "bg",
+    "ur",
+    "ru",
+    "pl",
+    "fa",
+    "nl",
+    "da",
+    "fr",
+    "my",
+    "el",
+    "it",
+    "ja",
+    "de",
+    "kk",
+    "sk",
 }
 
 

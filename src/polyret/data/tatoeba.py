@@ -13,6 +13,7 @@ Two sides, as XNLI dev is split (`polyret.data.parallel`), so that alignment may
 - the **alignment side**: the other lines, less any line whose sentence in either language is a text
   of any language's evaluation side (a sentence shared by two languages, or equal to an English one).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,10 +27,32 @@ SIDES = ("all", "align", "eval")
 
 # Two-letter codes of the XNLI / XQuAD-R / MLQA / MIRACL languages -> Tatoeba file codes.
 ISO1_TO_TATOEBA: dict[str, str] = {
-    "ar": "ara", "bg": "bul", "bn": "ben", "de": "deu", "el": "ell", "es": "spa", "fa": "pes",
-    "fi": "fin", "fr": "fra", "hi": "hin", "id": "ind", "it": "ita", "ja": "jpn", "ko": "kor",
-    "nl": "nld", "pl": "pol", "pt": "por", "ru": "rus", "sw": "swh", "te": "tel", "th": "tha",
-    "tr": "tur", "uk": "ukr", "ur": "urd", "vi": "vie", "zh": "cmn",
+    "ar": "ara",
+    "bg": "bul",
+    "bn": "ben",
+    "de": "deu",
+    "el": "ell",
+    "es": "spa",
+    "fa": "pes",
+    "fi": "fin",
+    "fr": "fra",
+    "hi": "hin",
+    "id": "ind",
+    "it": "ita",
+    "ja": "jpn",
+    "ko": "kor",
+    "nl": "nld",
+    "pl": "pol",
+    "pt": "por",
+    "ru": "rus",
+    "sw": "swh",
+    "te": "tel",
+    "th": "tha",
+    "tr": "tur",
+    "uk": "ukr",
+    "ur": "urd",
+    "vi": "vie",
+    "zh": "cmn",
 }
 
 
@@ -124,5 +147,10 @@ def tatoeba_side(bitext: Bitext, side: str, eval_texts: set[str] | None = None) 
         return bitext.take([i for i, e in enumerate(bitext.english) if on_eval_side(e)])
     if eval_texts is None:
         raise PolyretError("the Tatoeba alignment side needs the evaluation side's texts (tatoeba_eval_texts)")
-    return bitext.take([i for i, (o, e) in enumerate(zip(bitext.other, bitext.english))
-                        if not on_eval_side(e) and o not in eval_texts and e not in eval_texts])
+    return bitext.take(
+        [
+            i
+            for i, (o, e) in enumerate(zip(bitext.other, bitext.english))
+            if not on_eval_side(e) and o not in eval_texts and e not in eval_texts
+        ]
+    )

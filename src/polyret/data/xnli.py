@@ -5,6 +5,7 @@ order) and rejects malformed input with a `PolyretError` naming the file and the
 unknown labels, blank lines, rows with too few fields. CRLF line ends and a UTF-8 byte-order mark
 are accepted (the shared XNLI copy uses CRLF).
 """
+
 from __future__ import annotations
 
 import re
@@ -22,7 +23,21 @@ LABEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(NLI_LABELS)}
 
 # The 15 XNLI 1.0 languages, in the order of the XNLI paper's tables.
 XNLI_LANGS: tuple[str, ...] = (
-    "en", "fr", "es", "de", "el", "bg", "ru", "tr", "ar", "vi", "th", "zh", "hi", "sw", "ur",
+    "en",
+    "fr",
+    "es",
+    "de",
+    "el",
+    "bg",
+    "ru",
+    "tr",
+    "ar",
+    "vi",
+    "th",
+    "zh",
+    "hi",
+    "sw",
+    "ur",
 )
 
 
@@ -56,8 +71,12 @@ class NLIPairs:
         """The pairs at row indices `rows` (all when None)."""
         if rows is None:
             return self
-        return NLIPairs([self.premises[i] for i in rows], [self.hypotheses[i] for i in rows], self.labels[rows],
-                        f"{self.source}[{len(rows)} rows]")
+        return NLIPairs(
+            [self.premises[i] for i in rows],
+            [self.hypotheses[i] for i in rows],
+            self.labels[rows],
+            f"{self.source}[{len(rows)} rows]",
+        )
 
     def label_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(NLI_LABELS))
@@ -88,9 +107,7 @@ def read_text_lines(path: Path) -> list[str]:
 def _label(raw: str, path: Path, lineno: int) -> int:
     name = raw.strip().lower()
     if name not in LABEL_INDEX:
-        raise PolyretError(
-            f"{path}, line {lineno}: label {raw.strip()!r} is not one of {', '.join(NLI_LABELS)}"
-        )
+        raise PolyretError(f"{path}, line {lineno}: label {raw.strip()!r} is not one of {', '.join(NLI_LABELS)}")
     return LABEL_INDEX[name]
 
 
@@ -167,9 +184,7 @@ def read_snli_aligned(directory: str | Path, split: str, *, detok: bool = True) 
     clean = detokenize if detok else str.strip
     if not labels:
         raise PolyretError(f"SNLI split {split!r} in {directory} holds no rows")
-    return NLIPairs(
-        [clean(a) for a in s1], [clean(b) for b in s2], np.array(labels), source=f"snli:{split}"
-    )
+    return NLIPairs([clean(a) for a in s1], [clean(b) for b in s2], np.array(labels), source=f"snli:{split}")
 
 
 SICK_SETS = ("TRAIN", "TRIAL", "TEST")
@@ -220,7 +235,9 @@ def read_sick(path: str | Path, sets: tuple[str, ...] | list[str] = ("TRAIN",)) 
 DEFAULT_ENGLISH_TRAIN: tuple[str, ...] = ("snli:dev", "sick:TRAIN")
 
 
-def load_english_train(specs: str | list[str] | tuple[str, ...] | None = None, *, data_dir: str | Path | None = None) -> NLIPairs:
+def load_english_train(
+    specs: str | list[str] | tuple[str, ...] | None = None, *, data_dir: str | Path | None = None
+) -> NLIPairs:
     """English NLI training pairs from a list of specs (or a comma-separated string).
 
     A spec is `snli:<split>` (line-aligned files under `<data>/nli-en/snli`), `sick:<SET>[+<SET>]`
@@ -330,11 +347,15 @@ def rows_to_score(rows: str, english_train, split: str) -> str:
     if split != "dev":
         return "all" if rows == "auto" else rows
     if reads_xnli_side(english_train, "eval"):
-        raise PolyretError("the English training data reads XNLI dev's evaluation side (xnli:eval), which every "
-                           "dev evaluation scores; train on xnli:align and score the evaluation side instead")
+        raise PolyretError(
+            "the English training data reads XNLI dev's evaluation side (xnli:eval), which every "
+            "dev evaluation scores; train on xnli:align and score the evaluation side instead"
+        )
     if reads_xnli_side(english_train, "align"):
         if rows == "all":
-            raise PolyretError("the English training data reads XNLI dev's alignment side (xnli:align): scoring all "
-                               "of dev would score trained rows and their translations; use --rows eval-side (or auto)")
+            raise PolyretError(
+                "the English training data reads XNLI dev's alignment side (xnli:align): scoring all "
+                "of dev would score trained rows and their translations; use --rows eval-side (or auto)"
+            )
         return "eval-side"
     return "all" if rows == "auto" else rows

@@ -14,6 +14,7 @@ result folder back, older layouts included:
 The names are exported lazily (PEP 562): `import polyret.evaluate` imports no evaluator, so neither
 torch nor scikit-learn, until one of them is used.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -3,6 +3,7 @@
 The engine (streaming corpus encode, FAISS search, pytrec_eval scoring, outputs) lives in
 `polyret.evaluate.retrieval`; this module only turns a BEIR directory into a `RetrievalTask`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -60,8 +61,20 @@ def evaluate_beir(
     """
     correction, correction_info = streaming_correction(language_correction, None if encoders else model)
     task = beir_task(beir_dir, split)
-    enc = encoders or model_encoders(model, batch_size=batch_size, max_length=max_length, bf16=bf16,
-                                     cache=cache, show_progress=show_progress)
-    return run_retrieval(task, enc, out_dir=out_dir, index=index, k=k, map_depth=map_depth,
-                         search_options=search_options, chunk_size=chunk_size, overwrite=overwrite,
-                         show_progress=show_progress, correction=correction, correction_info=correction_info)
+    enc = encoders or model_encoders(
+        model, batch_size=batch_size, max_length=max_length, bf16=bf16, cache=cache, show_progress=show_progress
+    )
+    return run_retrieval(
+        task,
+        enc,
+        out_dir=out_dir,
+        index=index,
+        k=k,
+        map_depth=map_depth,
+        search_options=search_options,
+        chunk_size=chunk_size,
+        overwrite=overwrite,
+        show_progress=show_progress,
+        correction=correction,
+        correction_info=correction_info,
+    )

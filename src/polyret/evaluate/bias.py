@@ -21,6 +21,7 @@ records' languages), so a user sees on their own data what the correction change
 Input (JSONL, one object per line): corpus records need `text` and `lang` (or `language`);
 query records need `text` and `lang`, optionally `target_lang`.
 """
+
 from __future__ import annotations
 
 import time
@@ -76,12 +77,19 @@ def read_records(path: str | Path, what: str) -> Records:
 def check_corpus(corpus: Records) -> None:
     found = sorted(set(corpus.langs))
     if len(found) < 2:
-        raise PolyretError(f"--corpus {corpus.path}: all {len(corpus.texts)} documents are in one language "
-                           f"({found[0]}); language bias needs a corpus in at least two languages")
+        raise PolyretError(
+            f"--corpus {corpus.path}: all {len(corpus.texts)} documents are in one language "
+            f"({found[0]}); language bias needs a corpus in at least two languages"
+        )
 
 
-def language_metrics(top_idx: np.ndarray, doc_langs: Sequence[str], query_langs: Sequence[str],
-                     targets: Sequence[str | None], languages: Sequence[str]) -> dict[str, Any]:
+def language_metrics(
+    top_idx: np.ndarray,
+    doc_langs: Sequence[str],
+    query_langs: Sequence[str],
+    targets: Sequence[str | None],
+    languages: Sequence[str],
+) -> dict[str, Any]:
     """The distribution / preference / TLR numbers from each query's top-k document rows."""
     lang_id = {l: i for i, l in enumerate(languages)}
     d = np.array([lang_id[l] for l in doc_langs])
@@ -90,7 +98,9 @@ def language_metrics(top_idx: np.ndarray, doc_langs: Sequence[str], query_langs:
     corpus_share = np.bincount(d, minlength=n_lang) / len(d)
     per_query = np.stack([(top_langs == y).mean(1) for y in range(n_lang)], axis=1)  # (n_queries, L)
     q_languages = sorted(set(query_langs))
-    distribution = {x: dict(zip(languages, per_query[np.asarray(query_langs) == x].mean(0).tolist())) for x in q_languages}
+    distribution = {
+        x: dict(zip(languages, per_query[np.asarray(query_langs) == x].mean(0).tolist())) for x in q_languages
+    }
     own = {}
     for x in q_languages:
         share = corpus_share[lang_id[x]] if x in lang_id else 0.0
@@ -127,20 +137,36 @@ def top_k(q_emb: np.ndarray, d_emb: np.ndarray, k: int) -> np.ndarray:
     return rows
 
 
-def bias_report(model, corpus: Records, queries: Records, *, k: int = 10, language_correction=AUTO,
-                model_name: str = "", cache: bool = True, show_progress: bool = True,
-                batch_size: int = ENCODE_BATCH_SIZE) -> dict[str, Any]:
+def bias_report(
+    model,
+    corpus: Records,
+    queries: Records,
+    *,
+    k: int = 10,
+    language_correction=AUTO,
+    model_name: str = "",
+    cache: bool = True,
+    show_progress: bool = True,
+    batch_size: int = ENCODE_BATCH_SIZE,
+) -> dict[str, Any]:
     """Before / after the correction: results dict (what results.json holds)."""
     check_corpus(corpus)
     if k < 1:
         raise PolyretError(f"--k {k}: must be at least 1")
     t0 = time.perf_counter()
-    d_emb = encode_texts(model, corpus.texts, "passage", batch_size=batch_size, cache=cache, show_progress=show_progress)
+    d_emb = encode_texts(
+        model, corpus.texts, "passage", batch_size=batch_size, cache=cache, show_progress=show_progress
+    )
     q_emb = encode_texts(model, queries.texts, "query", batch_size=batch_size, cache=cache, show_progress=show_progress)
     languages = sorted(set(corpus.langs))
     results: dict[str, Any] = {
-        "model": model_id(model), "model_name": model_name, "k": k, "corpus": corpus.path, "queries": queries.path,
-        "n_documents": len(corpus.texts), "n_queries": len(queries.texts),
+        "model": model_id(model),
+        "model_name": model_name,
+        "k": k,
+        "corpus": corpus.path,
+        "queries": queries.path,
+        "n_documents": len(corpus.texts),
+        "n_queries": len(queries.texts),
         "before": language_metrics(top_k(q_emb, d_emb, k), corpus.langs, queries.langs, queries.targets, languages),
     }
     correction, info = resolve_correction(language_correction, model, model_name=model_name)
@@ -149,8 +175,10 @@ def bias_report(model, corpus: Records, queries: Records, *, k: int = 10, langua
         known = set(correction.languages)
         missing = sorted((set(corpus.langs) | set(queries.langs)) - known)
         if missing:
-            raise PolyretError(f"the stored correction ({correction.source}) has no statistics for {', '.join(missing)}; "
-                               "refit it with text in those languages or pass --language-correction none")
+            raise PolyretError(
+                f"the stored correction ({correction.source}) has no statistics for {', '.join(missing)}; "
+                "refit it with text in those languages or pass --language-correction none"
+            )
         qc = correction.apply(q_emb, queries.langs, "query", model_name=model_name)
         dc = correction.apply(d_emb, corpus.langs, "passage", model_name=model_name)
         results["after"] = language_metrics(top_k(qc, dc, k), corpus.langs, queries.langs, queries.targets, languages)
@@ -161,22 +189,34 @@ def bias_report(model, corpus: Records, queries: Records, *, k: int = 10, langua
 def report_markdown(results: dict) -> str:
     """report.md: the headline numbers, then the top-k language distribution per query language."""
     stages = [s for s in ("before", "after") if s in results]
-    lines = [f"# Language bias: top-{results['k']} results by language", "",
-             f"Model `{results['model_name'] or results['model']}`; corpus {results['corpus']} "
-             f"({results['n_documents']} documents); queries {results['queries']} ({results['n_queries']}).",
-             f"Correction: {results['language_correction'].get('method')} "
-             f"({results['language_correction'].get('statistics', '')}).", ""]
+    lines = [
+        f"# Language bias: top-{results['k']} results by language",
+        "",
+        f"Model `{results['model_name'] or results['model']}`; corpus {results['corpus']} "
+        f"({results['n_documents']} documents); queries {results['queries']} ({results['n_queries']}).",
+        f"Correction: {results['language_correction'].get('method')} "
+        f"({results['language_correction'].get('statistics', '')}).",
+        "",
+    ]
     head = [[s, results[s]["preference"], results[s].get("tlr", {}).get("mean", float("nan"))] for s in stages]
-    lines += [markdown_table(["", "own-language preference", f"TLR@{results['k']}"], head), "",
-              "Own-language preference: (own-language share of the top-k - the language's corpus share) / "
-              "(1 - corpus share), mean over query languages; 0 = no preference, 1 = only its own language.", ""]
+    lines += [
+        markdown_table(["", "own-language preference", f"TLR@{results['k']}"], head),
+        "",
+        "Own-language preference: (own-language share of the top-k - the language's corpus share) / "
+        "(1 - corpus share), mean over query languages; 0 = no preference, 1 = only its own language.",
+        "",
+    ]
     for s in stages:
         m = results[s]
         langs = m["languages"]
         rows = [[x, *[m["distribution"][x].get(y, 0.0) for y in langs]] for x in m["distribution"]]
         rows.append(["corpus share", *[m["corpus_share"][y] for y in langs]])
-        lines += [f"## {s}: share of the top-{results['k']} in each language (rows: query language)", "",
-                  markdown_table(["query \\ result", *langs], rows), ""]
+        lines += [
+            f"## {s}: share of the top-{results['k']} in each language (rows: query language)",
+            "",
+            markdown_table(["query \\ result", *langs], rows),
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -191,25 +231,56 @@ def write_bias_outputs(results: dict, out: Path) -> list[Path]:
             continue
         m = results[stage]
         langs, rows = m["languages"], list(m["distribution"])
-        matrix = np.array([[m["distribution"][x].get(y, 0.0) for y in langs] for x in rows]
-                          + [[m["corpus_share"][y] for y in langs]])
-        written.append(save_heatmap(
-            matrix, [*rows, "corpus"], langs, out / f"bias_heatmap_{stage}.png",
-            title=f"top-{results['k']} language share, {stage} correction (preference {m['preference']:.2f})",
-            xlabel="result language", ylabel="query language", cbar_label="share of top-k", vmin=0.0, vmax=1.0))
+        matrix = np.array(
+            [[m["distribution"][x].get(y, 0.0) for y in langs] for x in rows] + [[m["corpus_share"][y] for y in langs]]
+        )
+        written.append(
+            save_heatmap(
+                matrix,
+                [*rows, "corpus"],
+                langs,
+                out / f"bias_heatmap_{stage}.png",
+                title=f"top-{results['k']} language share, {stage} correction (preference {m['preference']:.2f})",
+                xlabel="result language",
+                ylabel="query language",
+                cbar_label="share of top-k",
+                vmin=0.0,
+                vmax=1.0,
+            )
+        )
     return written
 
 
-def run_bias(model, corpus_path, queries_path, out, *, k: int = 10, language_correction=AUTO, model_name: str = "",
-             overwrite: bool = False, cache: bool = True, show_progress: bool = True,
-             batch_size: int = ENCODE_BATCH_SIZE) -> dict:
+def run_bias(
+    model,
+    corpus_path,
+    queries_path,
+    out,
+    *,
+    k: int = 10,
+    language_correction=AUTO,
+    model_name: str = "",
+    overwrite: bool = False,
+    cache: bool = True,
+    show_progress: bool = True,
+    batch_size: int = ENCODE_BATCH_SIZE,
+) -> dict:
     """Read, measure, write (with `out`); returns the results dict."""
     target = output_dir(out, "bias", overwrite=overwrite)
     corpus = read_records(corpus_path, "corpus")
     check_corpus(corpus)
     queries = read_records(queries_path, "queries")
-    results = bias_report(model, corpus, queries, k=k, language_correction=language_correction,
-                          model_name=model_name, cache=cache, show_progress=show_progress, batch_size=batch_size)
+    results = bias_report(
+        model,
+        corpus,
+        queries,
+        k=k,
+        language_correction=language_correction,
+        model_name=model_name,
+        cache=cache,
+        show_progress=show_progress,
+        batch_size=batch_size,
+    )
     if target is not None:
         with target:
             write_bias_outputs(results, target.path)

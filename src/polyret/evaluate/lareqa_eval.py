@@ -19,10 +19,10 @@ orders the top-k lists (TREC run, top-10 language share).
 
 `polyret.evaluate.lareqa(...)` is `lareqa()` below (exported by `polyret.evaluate`).
 """
+
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,159 +33,20 @@ from polyret.correction import AUTO, group_by_language, resolve_correction
 from polyret.data.lareqa import LareqaDataset, load_lareqa
 from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
+from polyret.evaluate.lareqa_rank import (  # noqa: F401  (the ranking stage; its names stay importable here)
+    CANDIDATE_MODES,
+    MULTI_RECALL_K,
+    OWN_LANGUAGE_TOP_K,
+    TIE_BREAKING,
+    LareqaRanks,
+    rank_lareqa,
+)
 from polyret.evaluate.result import EvalResult, PerQuery
-from polyret.io import output_dir, run_from_arrays, write_trec_qrels, write_trec_run
+from polyret.io import output_dir
+from polyret.trec import run_from_arrays, write_trec_qrels, write_trec_run
 from polyret.model import load_model
-from polyret.progress import track
 from polyret.report import markdown_table, save_heatmap
 from polyret.runtime import describe_model
-
-TIE_BREAKING = (
-    "exact float32 score comparison; equal scores are ordered by candidate index in the "
-    "dataset (lower first), i.e. a stable sort by candidate index"
-)
-CANDIDATE_MODES = ("sentence", "sentence+context")
-MULTI_RECALL_K = 10
-OWN_LANGUAGE_TOP_K = 10
-
-
-@dataclass
-class LareqaRanks:
-    """Ranks of every (question, relevant candidate) pair, padded to (n_questions, m).
-
-    rank_pool: 1-based rank in the whole multilingual pool (inf = padding).
-    rank_lang: 1-based rank among the candidates of that candidate's language (inf = padding).
-    rel_lang:  language id (index into dataset.languages) of the relevant candidate (-1 = padding).
-    top_idx / top_scores: the best `top_k` candidates per question over the whole pool, best first.
-    """
-
-    rank_pool: np.ndarray
-    rank_lang: np.ndarray
-    rel_lang: np.ndarray
-    top_idx: np.ndarray
-    top_scores: np.ndarray
-    # The per-query values of these ranks (`lareqa_per_query`), kept by `score_lareqa` so the
-    # `EvalResult` reuses them instead of computing them a second time.
-    per_query: dict[str, PerQuery] | None = None
-
-
-def _as_matrix(x, rows: int, what: str) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().float().numpy()
-    arr = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
-    if arr.ndim != 2 or arr.shape[0] != rows:
-        raise PolyretError(f"{what} embeddings have shape {arr.shape}; expected ({rows}, dim)")
-    if not np.isfinite(arr).all():
-        raise PolyretError(f"{what} embeddings contain NaN or inf")
-    return arr
-
-
-def rank_lareqa(
-    question_emb,
-    candidate_emb,
-    dataset: LareqaDataset,
-    *,
-    top_k: int = 100,
-    score_rows: int = 512,
-    show_progress: bool = False,
-) -> LareqaRanks:
-    """Ranks of all relevant pairs and the top-k lists, from embeddings (scores = dot products).
-
-    Scores are computed `score_rows` questions at a time. Each block's scores are sorted per
-    candidate language (numpy's SIMD sort, one thread per language segment); a binary search of
-    each relevant item's score in every language segment then gives how many candidates of that
-    language score above it (-> rank within its language) and, summed, in the whole pool. Block
-    size changes speed and memory, never results.
-    """
-    import torch
-    from concurrent.futures import ThreadPoolExecutor
-
-    nq, nc = dataset.n_questions, dataset.n_candidates
-    Q = _as_matrix(question_emb, nq, "question")
-    C = _as_matrix(candidate_emb, nc, "candidate")
-    if Q.shape[1] != C.shape[1]:
-        raise PolyretError(f"question dim {Q.shape[1]} != candidate dim {C.shape[1]}")
-    n_lang = len(dataset.languages)
-    c_lang = dataset.candidate_lang_ids()
-    # Columns grouped by language (stable, so candidate index order is kept inside a language).
-    perm = np.argsort(c_lang, kind="stable")
-    inv_perm = np.empty(nc, dtype=np.int64)
-    inv_perm[perm] = np.arange(nc)
-    lang_sizes = np.bincount(c_lang, minlength=n_lang)
-    bounds = np.concatenate([[0], np.cumsum(lang_sizes)])
-    segments = [(y, int(bounds[y]), int(bounds[y + 1])) for y in range(n_lang) if lang_sizes[y] > 0]
-
-    rel = dataset.relevant_matrix()  # (nq, m) original candidate indices, -1 padded
-    m = rel.shape[1]
-    valid = rel >= 0
-    rel_pos = np.where(valid, inv_perm[np.maximum(rel, 0)], 0)  # grouped column of each relevant item
-    rel_lang = np.where(valid, c_lang[np.maximum(rel, 0)], -1)
-
-    Qt = torch.from_numpy(Q)
-    Ct = torch.from_numpy(C[perm])  # perm[j] = original candidate index of grouped column j
-    col_lang = c_lang[perm]
-    k = min(top_k, nc)
-    rank_pool = np.full((nq, m), np.inf)
-    rank_lang = np.full((nq, m), np.inf)
-    top_idx = np.full((nq, k), -1, dtype=np.int64)
-    top_scores = np.zeros((nq, k), dtype=np.float32)
-
-    def count_segment(args):
-        # For one language segment: per relevant score v, #candidates above v and #equal to v;
-        # plus the segment's k best scores (for the top-k threshold).
-        S_np, V, (y, a, b) = args
-        srt = np.sort(S_np[:, a:b], axis=1)  # ascending, contiguous
-        srt_t = torch.from_numpy(srt)
-        at_most = torch.searchsorted(srt_t, V, right=True).numpy()
-        below = torch.searchsorted(srt_t, V, right=False).numpy()
-        return y, (b - a) - at_most, at_most - below, srt[:, -k:]
-
-    workers = max(1, min(len(segments), torch.get_num_threads()))
-    with torch.inference_mode(), ThreadPoolExecutor(workers) as pool:
-        for s0 in track(range(0, nq, score_rows), "score", show=show_progress):
-            e0 = min(nq, s0 + score_rows)
-            S = Qt[s0:e0] @ Ct.T  # (rows, nc), columns grouped by language
-            S_np = S.numpy()
-            vb = valid[s0:e0]
-            V = np.take_along_axis(S_np, rel_pos[s0:e0], axis=1)
-            V = torch.from_numpy(np.where(vb, V, np.inf).astype(np.float32))  # padding: above nothing
-            above = np.zeros((e0 - s0, m, n_lang), dtype=np.int64)
-            n_equal = np.zeros((e0 - s0, m), dtype=np.int64)
-            seg_tops = []
-            for y, n_above, n_eq, tops in pool.map(count_segment, [(S_np, V, seg) for seg in segments]):
-                above[:, :, y] = n_above
-                n_equal += n_eq
-                seg_tops.append(tops)
-            top_idx[s0:e0], top_scores[s0:e0] = _top_k_block(S_np, np.concatenate(seg_tops, axis=1), k, perm)
-            rl = np.maximum(rel_lang[s0:e0], 0)
-            r_lang = 1 + np.take_along_axis(above, rl[:, :, None], axis=2)[..., 0]
-            r_pool = 1 + above.sum(-1)
-            # Exact ties with other candidates (n_equal counts the item itself): lower index first.
-            for bi, ki in zip(*np.nonzero(vb & (n_equal > 1))):
-                row, v, c = S_np[bi], S_np[bi, rel_pos[s0 + bi, ki]], rel[s0 + bi, ki]
-                before = (row > v) | ((row == v) & (perm < c))
-                r_pool[bi, ki] = 1 + before.sum()
-                r_lang[bi, ki] = 1 + (before & (col_lang == rel_lang[s0 + bi, ki])).sum()
-            rank_pool[s0:e0] = np.where(vb, r_pool, np.inf)
-            rank_lang[s0:e0] = np.where(vb, r_lang, np.inf)
-    return LareqaRanks(rank_pool, rank_lang, rel_lang, top_idx, top_scores)
-
-
-def _top_k_block(S_np: np.ndarray, segment_tops: np.ndarray, k: int, col_orig: np.ndarray):
-    """Top-k per row, best first, equal scores ordered by original candidate index (lower first).
-
-    The k-th best score per row (from the per-language top scores) is a threshold; every candidate
-    at or above it is kept (ties at the threshold included), then each row is ordered exactly and cut.
-    """
-    threshold = np.sort(segment_tops, axis=1)[:, -k]
-    rows, cols = np.nonzero(S_np >= threshold[:, None])
-    scores = S_np[rows, cols]
-    orig = col_orig[cols]
-    order = np.lexsort((orig, -scores.astype(np.float64), rows))  # row, then score desc, then index
-    starts = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=S_np.shape[0]))[:-1]])
-    take = order[(starts[:, None] + np.arange(k)[None, :]).reshape(-1)].reshape(-1, k)
-    return orig[take], scores[take]
-
 
 # ---- metrics from ranks ---------------------------------------------------------------------
 
@@ -207,7 +68,9 @@ def _pair_means(pq: PerQuery, lang_id: dict[str, int], n_lang: int) -> tuple[np.
     return means.reshape(n_lang, n_lang), counts.reshape(n_lang, n_lang)
 
 
-def lareqa_metrics(ranks: LareqaRanks, dataset: LareqaDataset, per_query: dict[str, PerQuery] | None = None) -> dict[str, Any]:
+def lareqa_metrics(
+    ranks: LareqaRanks, dataset: LareqaDataset, per_query: dict[str, PerQuery] | None = None
+) -> dict[str, Any]:
     """The Mono / Cross / Multi / bias numbers of the results dict: per-language means of the
     per-query values (`lareqa_per_query`, computed from the ranks unless given), then macro means."""
     pq = lareqa_per_query(ranks, dataset) if per_query is None else per_query
@@ -226,7 +89,8 @@ def lareqa_metrics(ranks: LareqaRanks, dataset: LareqaDataset, per_query: dict[s
     np.fill_diagonal(pair_r1, by_lang("mono.recall@1")[0])
     np.fill_diagonal(pair_n, mono_n)
     mono_pl = {
-        l: {"map": pair_map[x, x], "recall@1": pair_r1[x, x], "n_questions": int(pair_n[x, x])} for x, l in enumerate(langs)
+        l: {"map": pair_map[x, x], "recall@1": pair_r1[x, x], "n_questions": int(pair_n[x, x])}
+        for x, l in enumerate(langs)
     }
     off = ~np.eye(n_lang, dtype=bool) & (pair_n > 0)
     cross_pl = {}
@@ -239,7 +103,9 @@ def lareqa_metrics(ranks: LareqaRanks, dataset: LareqaDataset, per_query: dict[s
         }
     per_pair = {
         f"{langs[x]}->{langs[y]}": {"map": pair_map[x, y], "recall@1": pair_r1[x, y], "n_questions": int(pair_n[x, y])}
-        for x in range(n_lang) for y in range(n_lang) if x != y and pair_n[x, y] > 0
+        for x in range(n_lang)
+        for y in range(n_lang)
+        if x != y and pair_n[x, y] > 0
     }
     k = f"recall@{MULTI_RECALL_K}"
     multi_map, multi_n = by_lang("multi.map")
@@ -251,8 +117,12 @@ def lareqa_metrics(ranks: LareqaRanks, dataset: LareqaDataset, per_query: dict[s
 
     return {
         "mono": {"map": macro(mono_pl, "map"), "recall@1": macro(mono_pl, "recall@1"), "per_language": mono_pl},
-        "cross": {"map": macro(cross_pl, "map"), "recall@1": macro(cross_pl, "recall@1"), "per_language": cross_pl,
-                  "per_pair": per_pair},
+        "cross": {
+            "map": macro(cross_pl, "map"),
+            "recall@1": macro(cross_pl, "recall@1"),
+            "per_language": cross_pl,
+            "per_pair": per_pair,
+        },
         "multi": {"map": macro(multi_pl, "map"), k: macro(multi_pl, k), "per_language": multi_pl},
         **_bias_metrics(by_lang, langs, dataset.candidate_lang_ids()),
         "map_matrix": {"languages": langs, "rows_query_cols_candidate": pair_map},
@@ -355,9 +225,16 @@ def evaluate_lareqa(
 
     out = output_dir(out_dir, "eval-lareqa", overwrite=overwrite)  # the output-folder policy, checked before encoding
     t_start = time.perf_counter()
-    q_emb = _encode_unique(model, dataset.question_texts(), "query", batch_size=batch_size, cache=cache, show_progress=show_progress)
+    q_emb = _encode_unique(
+        model, dataset.question_texts(), "query", batch_size=batch_size, cache=cache, show_progress=show_progress
+    )
     c_emb = _encode_unique(
-        model, dataset.candidate_texts(candidate), "passage", batch_size=batch_size, cache=cache, show_progress=show_progress
+        model,
+        dataset.candidate_texts(candidate),
+        "passage",
+        batch_size=batch_size,
+        cache=cache,
+        show_progress=show_progress,
     )
     encode_s = time.perf_counter() - t_start
     q_emb, c_emb, correction_info = correct_lareqa_embeddings(
@@ -365,8 +242,15 @@ def evaluate_lareqa(
     )
     scored, ranks = score_lareqa(q_emb, c_emb, dataset, top_k=top_k, show_progress=show_progress, return_ranks=True)
 
-    results = {"task": "lareqa", "dataset": dataset.name, "model": model_id(model), "model_name": model_name, "candidate": candidate,
-               "language_correction": correction_info, **scored}
+    results = {
+        "task": "lareqa",
+        "dataset": dataset.name,
+        "model": model_id(model),
+        "model_name": model_name,
+        "candidate": candidate,
+        "language_correction": correction_info,
+        **scored,
+    }
     results["timing"] = {"encode_s": encode_s, "score_s": scored["timing"]["score_s"]}
     results["runtime"] = describe_model(model)
     if out is None:
@@ -387,13 +271,19 @@ def correct_lareqa_embeddings(q_emb, c_emb, dataset: LareqaDataset, spec, *, mod
     q_langs = [q.lang for q in dataset.questions]
     c_langs = [c.lang for c in dataset.candidates]
     correction, info = resolve_correction(
-        spec, model, queries=group_by_language(q_emb, q_langs), passages=group_by_language(c_emb, c_langs),
+        spec,
+        model,
+        queries=group_by_language(q_emb, q_langs),
+        passages=group_by_language(c_emb, c_langs),
         model_name=model_name,
     )
     if correction is None:
         return q_emb, c_emb, info
-    return (correction.apply(q_emb, q_langs, "query", model_name=model_name),
-            correction.apply(c_emb, c_langs, "passage", model_name=model_name), info)
+    return (
+        correction.apply(q_emb, q_langs, "query", model_name=model_name),
+        correction.apply(c_emb, c_langs, "passage", model_name=model_name),
+        info,
+    )
 
 
 def lareqa(
@@ -419,8 +309,15 @@ def lareqa(
     else:
         model = model_name_or_model
     return evaluate_lareqa(
-        model, dataset, candidate=candidate, batch_size=batch_size, out_dir=out, cache=cache,
-        show_progress=show_progress, overwrite=overwrite, model_name=model_name,
+        model,
+        dataset,
+        candidate=candidate,
+        batch_size=batch_size,
+        out_dir=out,
+        cache=cache,
+        show_progress=show_progress,
+        overwrite=overwrite,
+        model_name=model_name,
         language_correction=language_correction,
     )
 
@@ -441,15 +338,43 @@ def report_markdown(results: dict) -> str:
     mono, cross, multi = results["mono"], results["cross"], results["multi"]
     rd, share = results["rank_distance"], results[own]
     rows = [
-        [l, mono["per_language"][l]["map"], mono["per_language"][l]["recall@1"], cross["per_language"][l]["map"],
-         cross["per_language"][l]["recall@1"], multi["per_language"][l]["map"], multi["per_language"][l][k],
-         rd["per_language"][l], share["per_language"][l]]
+        [
+            l,
+            mono["per_language"][l]["map"],
+            mono["per_language"][l]["recall@1"],
+            cross["per_language"][l]["map"],
+            cross["per_language"][l]["recall@1"],
+            multi["per_language"][l]["map"],
+            multi["per_language"][l][k],
+            rd["per_language"][l],
+            share["per_language"][l],
+        ]
         for l in langs
     ]
-    rows.append(["**avg**", mono["map"], mono["recall@1"], cross["map"], cross["recall@1"], multi["map"], multi[k],
-                 rd["mean"], share["mean"]])
-    headers = ["query lang", "Mono mAP", "Mono R@1", "Cross mAP", "Cross R@1", "Multi mAP", f"Multi R@{MULTI_RECALL_K}",
-               "rank dist.", f"top-{OWN_LANGUAGE_TOP_K} own-lang"]
+    rows.append(
+        [
+            "**avg**",
+            mono["map"],
+            mono["recall@1"],
+            cross["map"],
+            cross["recall@1"],
+            multi["map"],
+            multi[k],
+            rd["mean"],
+            share["mean"],
+        ]
+    )
+    headers = [
+        "query lang",
+        "Mono mAP",
+        "Mono R@1",
+        "Cross mAP",
+        "Cross R@1",
+        "Multi mAP",
+        f"Multi R@{MULTI_RECALL_K}",
+        "rank dist.",
+        f"top-{OWN_LANGUAGE_TOP_K} own-lang",
+    ]
     matrix = results["map_matrix"]["rows_query_cols_candidate"]
     mat_rows = [[l, *[matrix[i][j] for j in range(len(langs))]] for i, l in enumerate(langs)]
     t = results.get("timing", {})
@@ -465,16 +390,26 @@ def report_markdown(results: dict) -> str:
         f"- ties: {results.get('tie_breaking', TIE_BREAKING)}",
     ]
     rr = results["round_robin"]
-    lines.append(f"- the per-language rankings merged round-robin (no language preferred): Multi mAP {rr['map']:.4f}, "
-                 f"rank distance {rr['rank_distance']:.1f}; what is left of the Multi gap there is per-language "
-                 "ranking quality, the rest is language bias")
+    lines.append(
+        f"- the per-language rankings merged round-robin (no language preferred): Multi mAP {rr['map']:.4f}, "
+        f"rank distance {rr['rank_distance']:.1f}; what is left of the Multi gap there is per-language "
+        "ranking quality, the rest is language bias"
+    )
     if results.get("data_warnings"):
         lines.append("- data warnings: " + "; ".join(f"{n} x {msg}" for msg, n in results["data_warnings"].items()))
     if t:
         lines.append("- timing (s): " + ", ".join(f"{key} {val:.1f}" for key, val in t.items()))
-    lines += ["", "## Per query language", "", markdown_table(headers, rows), "",
-              "## mAP by query language (rows) and candidate language (columns); diagonal = Mono", "",
-              markdown_table(["query \\ cand.", *langs], mat_rows, floatfmt=".2f"), ""]
+    lines += [
+        "",
+        "## Per query language",
+        "",
+        markdown_table(headers, rows),
+        "",
+        "## mAP by query language (rows) and candidate language (columns); diagonal = Mono",
+        "",
+        markdown_table(["query \\ cand.", *langs], mat_rows, floatfmt=".2f"),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -483,12 +418,24 @@ def write_lareqa_extras(results: dict, ranks: LareqaRanks, dataset: LareqaDatase
     out = Path(out)
     langs = list(dataset.languages)
     save_heatmap(
-        np.asarray(results["map_matrix"]["rows_query_cols_candidate"], dtype=float), langs, langs,
-        out / "cross_map_heatmap.png", title=f"{dataset.name}: mAP (diagonal = Mono)",
-        xlabel="candidate language", ylabel="query language", cbar_label="mAP", vmin=0.0, vmax=1.0,
+        np.asarray(results["map_matrix"]["rows_query_cols_candidate"], dtype=float),
+        langs,
+        langs,
+        out / "cross_map_heatmap.png",
+        title=f"{dataset.name}: mAP (diagonal = Mono)",
+        xlabel="candidate language",
+        ylabel="query language",
+        cbar_label="mAP",
+        vmin=0.0,
+        vmax=1.0,
     )
-    write_trec_run(out / "multi.trec", run_from_arrays([q.key for q in dataset.questions], [c.cid for c in dataset.candidates],
-                                                       ranks.top_idx, ranks.top_scores), tag="polyret-lareqa-multi")
+    write_trec_run(
+        out / "multi.trec",
+        run_from_arrays(
+            [q.key for q in dataset.questions], [c.cid for c in dataset.candidates], ranks.top_idx, ranks.top_scores
+        ),
+        tag="polyret-lareqa-multi",
+    )
     write_trec_qrels(out / "qrels.trec", qrels_of(dataset))
 
 
@@ -526,10 +473,12 @@ def lareqa_per_query(ranks: LareqaRanks, dataset: LareqaDataset) -> dict[str, Pe
         "cross.recall@1": PerQuery.build(pair_ids, r1_qy[qi, yi], pair_groups, qids[qi]),
         "multi.map": PerQuery.build(keys, metrics.average_precision(ranks.rank_pool), src, qids),
         f"multi.recall@{MULTI_RECALL_K}": PerQuery.build(
-            keys, metrics.recall_at_k(ranks.rank_pool, MULTI_RECALL_K), src, qids),
+            keys, metrics.recall_at_k(ranks.rank_pool, MULTI_RECALL_K), src, qids
+        ),
         "rank_distance": PerQuery.build(keys, metrics.rank_distance(ranks.rank_pool), src, qids),
         f"top{OWN_LANGUAGE_TOP_K}_own_language_share": PerQuery.build(
-            keys, metrics.own_language_share(top_langs, q_lang), src, qids),
+            keys, metrics.own_language_share(top_langs, q_lang), src, qids
+        ),
         "round_robin.map": PerQuery.build(keys, metrics.average_precision(rr_ranks), src, qids),
         "round_robin.rank_distance": PerQuery.build(keys, metrics.rank_distance(rr_ranks), src, qids),
     }
@@ -548,8 +497,11 @@ def lareqa_summary(results: dict[str, Any], *, report: bool = True) -> EvalResul
     flat: dict[str, float] = {}
     headline: list[str] = []
     per_language: dict[str, list[str]] = {}
-    settings = (("mono", ("map", "recall@1")), ("cross", ("map", "recall@1")),
-                ("multi", ("map", f"recall@{MULTI_RECALL_K}")))
+    settings = (
+        ("mono", ("map", "recall@1")),
+        ("cross", ("map", "recall@1")),
+        ("multi", ("map", f"recall@{MULTI_RECALL_K}")),
+    )
     for setting, ks in settings:
         block = results[setting]
         for k in ks:

@@ -6,12 +6,21 @@ dev/train files have none). Passages are encoded as `title text`. If the supplie
 some judged passages (e.g. a shard), they count as not retrieved and their number is reported.
 MAP and MRR@10 are reported too (same run), for comparison with the BEIR numbers.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from polyret.data.beir import passage_text
-from polyret.data.miracl import check_lang, corpus_files, corpus_needed_message, default_files, iter_corpus, read_topics, read_trec_qrels
+from polyret.data.miracl import (
+    check_lang,
+    corpus_files,
+    corpus_needed_message,
+    default_files,
+    iter_corpus,
+    read_topics,
+    read_trec_qrels,
+)
 from polyret.encode import ENCODE_BATCH_SIZE
 from polyret.errors import PolyretError
 from polyret.evaluate.result import EvalResult
@@ -20,8 +29,14 @@ from polyret.correction import streaming_correction
 from polyret.search import SearchOptions
 
 
-def miracl_task(lang: str, corpus: str | Path | None, *, split: str = "dev",
-                topics: str | Path | None = None, qrels: str | Path | None = None) -> RetrievalTask:
+def miracl_task(
+    lang: str,
+    corpus: str | Path | None,
+    *,
+    split: str = "dev",
+    topics: str | Path | None = None,
+    qrels: str | Path | None = None,
+) -> RetrievalTask:
     check_lang(lang)
     if corpus is None:
         raise PolyretError(corpus_needed_message(lang))
@@ -45,11 +60,20 @@ def miracl_task(lang: str, corpus: str | Path | None, *, split: str = "dev",
         return ((d.id, passage_text(d.title, d.text)) for d in iter_corpus(corpus))
 
     return RetrievalTask(
-        name="miracl", queries=judged, qrels=judgements, docs=docs,
+        name="miracl",
+        queries=judged,
+        qrels=judgements,
+        docs=docs,
         query_langs={q: lang for q in judged},
         doc_lang=lang,
-        source={"lang": lang, "split": split, "topics": str(topics), "qrels": str(qrels), "corpus": str(corpus),
-                "n_topics_unjudged": len(queries) - len(judged)},
+        source={
+            "lang": lang,
+            "split": split,
+            "topics": str(topics),
+            "qrels": str(qrels),
+            "corpus": str(corpus),
+            "n_topics_unjudged": len(queries) - len(judged),
+        },
     )
 
 
@@ -84,11 +108,23 @@ def evaluate_miracl(
     data, lang = _data_and_lang(data, lang, corpus)
     correction, correction_info = streaming_correction(language_correction, None if encoders else model)
     task = miracl_task(lang, data, split=split, topics=topics, qrels=qrels)
-    enc = encoders or model_encoders(model, batch_size=batch_size, max_length=max_length, bf16=bf16,
-                                     show_progress=show_progress)
-    return run_retrieval(task, enc, out_dir=out_dir, index=index, k=100, map_depth=100,
-                         search_options=search_options, chunk_size=chunk_size, overwrite=overwrite,
-                         show_progress=show_progress, correction=correction, correction_info=correction_info)
+    enc = encoders or model_encoders(
+        model, batch_size=batch_size, max_length=max_length, bf16=bf16, show_progress=show_progress
+    )
+    return run_retrieval(
+        task,
+        enc,
+        out_dir=out_dir,
+        index=index,
+        k=100,
+        map_depth=100,
+        search_options=search_options,
+        chunk_size=chunk_size,
+        overwrite=overwrite,
+        show_progress=show_progress,
+        correction=correction,
+        correction_info=correction_info,
+    )
 
 
 def _data_and_lang(data, lang, corpus) -> tuple[str | Path | None, str]:

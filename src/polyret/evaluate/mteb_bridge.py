@@ -11,6 +11,7 @@
   question language, main score Multi mAP), written with `TaskResult.to_disk`, so they sit beside
   MTEB result files.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,9 +24,20 @@ from polyret.data.lareqa import LareqaDataset, first_paragraphs, load_lareqa
 from polyret.encode import encode_texts
 
 # ISO 639-1 -> MTEB's language-script codes (those of XQuADRetrieval plus the XQuAD-R/MLQA-R ones).
-MTEB_LANGS = {"ar": "arb-Arab", "de": "deu-Latn", "el": "ell-Grek", "en": "eng-Latn", "es": "spa-Latn",
-              "hi": "hin-Deva", "ro": "ron-Latn", "ru": "rus-Cyrl", "th": "tha-Thai", "tr": "tur-Latn",
-              "vi": "vie-Latn", "zh": "zho-Hans"}
+MTEB_LANGS = {
+    "ar": "arb-Arab",
+    "de": "deu-Latn",
+    "el": "ell-Grek",
+    "en": "eng-Latn",
+    "es": "spa-Latn",
+    "hi": "hin-Deva",
+    "ro": "ron-Latn",
+    "ru": "rus-Cyrl",
+    "th": "tha-Thai",
+    "tr": "tur-Latn",
+    "vi": "vie-Latn",
+    "zh": "zho-Hans",
+}
 SPLIT = "validation"
 
 
@@ -55,16 +67,30 @@ def _metadata(name: str, langs: Sequence[str], description: str, main_score: str
     from mteb.abstasks.task_metadata import TaskMetadata
 
     return TaskMetadata(
-        name=name, dataset={"path": f"local/{name}", "revision": "local"}, description=description,
-        reference="https://github.com/google-research-datasets/lareqa", type="Retrieval", category="t2t",
-        modalities=["text"], eval_splits=[split], eval_langs={l: [MTEB_LANGS.get(l, l)] for l in langs},
-        main_score=main_score, date=("2019-05-21", "2019-11-21"), domains=["Web", "Written"],
-        task_subtypes=["Question answering"], license="cc-by-sa-4.0", annotations_creators="human-annotated",
-        dialect=[], sample_creation="created", bibtex_citation="",
+        name=name,
+        dataset={"path": f"local/{name}", "revision": "local"},
+        description=description,
+        reference="https://github.com/google-research-datasets/lareqa",
+        type="Retrieval",
+        category="t2t",
+        modalities=["text"],
+        eval_splits=[split],
+        eval_langs={l: [MTEB_LANGS.get(l, l)] for l in langs},
+        main_score=main_score,
+        date=("2019-05-21", "2019-11-21"),
+        domains=["Web", "Written"],
+        task_subtypes=["Question answering"],
+        license="cc-by-sa-4.0",
+        annotations_creators="human-annotated",
+        dialect=[],
+        sample_creation="created",
+        bibtex_citation="",
     )
 
 
-def xquad_retrieval_task(data_dir: str | Path, langs: Sequence[str] | None = None, *, max_paragraphs: int | None = None):
+def xquad_retrieval_task(
+    data_dir: str | Path, langs: Sequence[str] | None = None, *, max_paragraphs: int | None = None
+):
     """An MTEB retrieval task (XQuADRetrieval's definition) over local XQuAD-R files."""
     from datasets import Dataset
     from mteb.abstasks.retrieval import AbsTaskRetrieval
@@ -75,16 +101,24 @@ def xquad_retrieval_task(data_dir: str | Path, langs: Sequence[str] | None = Non
     subsets = xquad_subsets(dataset)
 
     class LocalXQuADRetrieval(AbsTaskRetrieval):
-        metadata = _metadata("PolyretXQuADRetrieval", list(subsets),
-                             "XQuADRetrieval's definition (question -> its paragraph, per language) on local XQuAD-R files.",
-                             "ndcg_at_10", SPLIT)
+        metadata = _metadata(
+            "PolyretXQuADRetrieval",
+            list(subsets),
+            "XQuADRetrieval's definition (question -> its paragraph, per language) on local XQuAD-R files.",
+            "ndcg_at_10",
+            SPLIT,
+        )
 
         def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
             self.dataset = {
-                lang: {SPLIT: {
-                    "queries": Dataset.from_dict({"id": list(s["queries"]), "text": list(s["queries"].values())}),
-                    "corpus": Dataset.from_dict({"id": list(s["corpus"]), "text": list(s["corpus"].values())}),
-                    "relevant_docs": s["qrels"], "top_ranked": None}}
+                lang: {
+                    SPLIT: {
+                        "queries": Dataset.from_dict({"id": list(s["queries"]), "text": list(s["queries"].values())}),
+                        "corpus": Dataset.from_dict({"id": list(s["corpus"]), "text": list(s["corpus"].values())}),
+                        "relevant_docs": s["qrels"],
+                        "top_ranked": None,
+                    }
+                }
                 for lang, s in subsets.items()
             }
             self.data_loaded = True
@@ -110,8 +144,16 @@ def ndcg_at_10(scores: np.ndarray, relevant_col: np.ndarray, doc_ids: Sequence[s
     return np.where(rank <= 10, 1.0 / np.log2(1 + rank), 0.0)
 
 
-def xquad_ndcg10(model, dataset: LareqaDataset, *, language_correction="none", infer: bool = False,
-                 cache: bool = True, show_progress: bool = False, bf16: bool | None = False) -> dict[str, float]:
+def xquad_ndcg10(
+    model,
+    dataset: LareqaDataset,
+    *,
+    language_correction="none",
+    infer: bool = False,
+    cache: bool = True,
+    show_progress: bool = False,
+    bf16: bool | None = False,
+) -> dict[str, float]:
     """polyret's own nDCG@10 per language on the same subsets as `xquad_retrieval_task`: the same
     texts (paragraphs stripped, see `xquad_subsets`), qrels and tie rule (pytrec_eval's) as mteb.
 
@@ -122,8 +164,12 @@ def xquad_ndcg10(model, dataset: LareqaDataset, *, language_correction="none", i
     correction, _ = resolve_correction(language_correction, model)
     out = {}
     for lang, s in xquad_subsets(dataset).items():
-        q = encode_texts(model, list(s["queries"].values()), "query", cache=cache, show_progress=show_progress, bf16=bf16)
-        d = encode_texts(model, list(s["corpus"].values()), "passage", cache=cache, show_progress=show_progress, bf16=bf16)
+        q = encode_texts(
+            model, list(s["queries"].values()), "query", cache=cache, show_progress=show_progress, bf16=bf16
+        )
+        d = encode_texts(
+            model, list(s["corpus"].values()), "passage", cache=cache, show_progress=show_progress, bf16=bf16
+        )
         if correction is not None:
             q = correction.apply(q, infer_languages(q, correction, "query") if infer else lang, "query")
             d = correction.apply(d, infer_languages(d, correction, "passage") if infer else lang, "passage")
@@ -142,8 +188,14 @@ def lareqa_task_result(results: dict, *, evaluation_time: float | None = None):
     name = "PolyretLAReQA-" + str(results.get("dataset", "lareqa")).replace("/", "-")
 
     class LareqaTask(AbsTaskRetrieval):
-        metadata = _metadata(name, langs, "LAReQA (polyret): Multi = each question against the pooled candidates "
-                             "of all languages; Mono, Cross and rank distance as in polyret eval lareqa.", "map", "test")
+        metadata = _metadata(
+            name,
+            langs,
+            "LAReQA (polyret): Multi = each question against the pooled candidates "
+            "of all languages; Mono, Cross and rank distance as in polyret eval lareqa.",
+            "map",
+            "test",
+        )
 
     scores: dict[str, dict] = {"test": {}}
     for lang in langs:

@@ -42,6 +42,7 @@ same weights, all layers) did not do better on SNLI + SICK (lr 5e-5: 160 .515, 3
 960 .579; lr 1e-4: 160 .555, 320 .497) and would not test the sentence embeddings that alignment
 changes, so the head stays over `[u, v, |u-v|, u*v]`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -135,8 +136,11 @@ class FineTuneSettings:
         return replace(self, **{k: v for k, v in options.items() if v is not None})
 
     def describe(self, n_pairs: int) -> dict[str, Any]:
-        return asdict(self) | {"total_steps": self.total_steps(n_pairs), "loss": "SoftmaxLoss",
-                               "schedule": f"linear warm-up {self.warmup_steps} steps, then constant"}
+        return asdict(self) | {
+            "total_steps": self.total_steps(n_pairs),
+            "loss": "SoftmaxLoss",
+            "schedule": f"linear warm-up {self.warmup_steps} steps, then constant",
+        }
 
 
 # ----------------------------------------------------------------------------- batches
@@ -154,10 +158,26 @@ class _LengthBuckets:
     this module (every `polyret` start does, through the XNLI evaluator) stays cheap.
     """
 
-    def __init__(self, dataset, batch_size: int, drop_last: bool, valid_label_columns=None, generator=None,
-                 seed: int = 0, *, lengths: np.ndarray, pool_batches: int = 50) -> None:
-        super().__init__(dataset, batch_size=batch_size, drop_last=drop_last,
-                         valid_label_columns=valid_label_columns, generator=generator, seed=seed)
+    def __init__(
+        self,
+        dataset,
+        batch_size: int,
+        drop_last: bool,
+        valid_label_columns=None,
+        generator=None,
+        seed: int = 0,
+        *,
+        lengths: np.ndarray,
+        pool_batches: int = 50,
+    ) -> None:
+        super().__init__(
+            dataset,
+            batch_size=batch_size,
+            drop_last=drop_last,
+            valid_label_columns=valid_label_columns,
+            generator=generator,
+            seed=seed,
+        )
         lengths = np.asarray(lengths)
         if lengths.ndim != 2 or len(lengths) != len(dataset):
             raise PolyretError(f"length buckets: {len(lengths)} lengths for a dataset of {len(dataset)} rows")
@@ -193,8 +213,11 @@ def _length_bucket_sampler_class() -> type:
     """`LengthBucketBatchSampler`: the length-bucket logic over sentence-transformers' DefaultBatchSampler."""
     from sentence_transformers.base.sampler import DefaultBatchSampler
 
-    return type("LengthBucketBatchSampler", (_LengthBuckets, DefaultBatchSampler),
-                {"__module__": __name__, "__doc__": _LengthBuckets.__doc__})
+    return type(
+        "LengthBucketBatchSampler",
+        (_LengthBuckets, DefaultBatchSampler),
+        {"__module__": __name__, "__doc__": _LengthBuckets.__doc__},
+    )
 
 
 def __getattr__(name: str):
@@ -209,8 +232,9 @@ def pair_token_lengths(model, pairs: NLIPairs, prompt: str | None, max_length: i
     prefix = prompt or ""
     out = []
     for texts in (pairs.premises, pairs.hypotheses):
-        ids = model.tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=True,
-                              max_length=max_length)["input_ids"]
+        ids = model.tokenizer(
+            [prefix + t for t in texts], add_special_tokens=True, truncation=True, max_length=max_length
+        )["input_ids"]
         out.append(np.fromiter((len(x) for x in ids), np.int64, len(ids)))
     return np.stack(out, axis=1)
 
@@ -299,11 +323,19 @@ def fine_tune_nli(
         train_top_layers(tuned, s.train_layers)
     if s.freeze_word_embeddings:
         freeze_word_embeddings(tuned)
-    dim = tuned.get_embedding_dimension() if hasattr(tuned, "get_embedding_dimension") else tuned.get_sentence_embedding_dimension()
+    dim = (
+        tuned.get_embedding_dimension()
+        if hasattr(tuned, "get_embedding_dimension")
+        else tuned.get_sentence_embedding_dimension()
+    )
     torch.manual_seed(seed)  # the head's initialisation
     loss = SoftmaxLoss(
-        tuned, dim, num_labels=len(NLI_LABELS),
-        concatenation_sent_rep=True, concatenation_sent_difference=True, concatenation_sent_multiplication=True,
+        tuned,
+        dim,
+        num_labels=len(NLI_LABELS),
+        concatenation_sent_rep=True,
+        concatenation_sent_difference=True,
+        concatenation_sent_multiplication=True,
     )
     loss.classifier = pair_head(s.head, 4 * dim, len(NLI_LABELS), hidden=s.mlp_hidden, device=tuned.device)
     ds = Dataset.from_dict({"sentence1": train.premises, "sentence2": train.hypotheses, "label": train.labels.tolist()})
@@ -334,8 +366,9 @@ def fine_tune_nli(
         )
         if probe is not None:
             probe.loss = loss
-        trainer = SentenceTransformerTrainer(model=tuned, args=args, train_dataset=ds, loss=loss,
-                                             callbacks=[probe] if probe is not None else None)
+        trainer = SentenceTransformerTrainer(
+            model=tuned, args=args, train_dataset=ds, loss=loss, callbacks=[probe] if probe is not None else None
+        )
         trainer.train()
     tuned.max_seq_length = base_max_length
     tuned.eval()

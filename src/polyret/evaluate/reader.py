@@ -7,6 +7,7 @@ the evaluator's own function), per-language values under `languages` / `per_lang
 (XNLI's per-row `correct` lists), and experiment suite folders, whose `polyret_suite.json` marker
 holds the summary.
 """
+
 from __future__ import annotations
 
 import json

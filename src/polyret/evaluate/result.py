@@ -23,6 +23,7 @@ The one output layout, `EvalResult.save(out)` (read back by `polyret.evaluate.re
 
 Plots, TREC files and corpus embeddings an evaluator writes beside them are extras of that evaluator.
 """
+
 from __future__ import annotations
 
 import os
@@ -71,8 +72,12 @@ class PerQuery:
         groups = np.asarray(groups, dtype=str)
         if groups.ndim == 1:
             groups = groups[:, None]
-        return cls(np.asarray(ids, dtype=str)[ok], values[ok], groups[ok],
-                   None if clusters is None else np.asarray(clusters, dtype=str)[ok])
+        return cls(
+            np.asarray(ids, dtype=str)[ok],
+            values[ok],
+            groups[ok],
+            None if clusters is None else np.asarray(clusters, dtype=str)[ok],
+        )
 
     def macro_mean(self) -> float:
         return float(macro_weights([tuple(g) for g in self.groups.tolist()]) @ self.values)
@@ -107,18 +112,26 @@ class EvalResult(Mapping[str, Any]):
                 continue
             got, want = pq.macro_mean(), self.metrics[metric]
             if abs(got - want) > tol * max(1.0, abs(want)):
-                raise RuntimeError(f"{self.task} {metric}: per-query values average to {got}, the evaluator reports {want}")
+                raise RuntimeError(
+                    f"{self.task} {metric}: per-query values average to {got}, the evaluator reports {want}"
+                )
 
     def to_json(self) -> dict[str, Any]:
         """The summary part (no per-query arrays, no raw dict): what experiment markers store."""
-        return {"task": self.task, "metrics": dict(self.metrics), "headline": list(self.headline),
-                "per_language": dict(self.per_language)}
+        return {
+            "task": self.task,
+            "metrics": dict(self.metrics),
+            "headline": list(self.headline),
+            "per_language": dict(self.per_language),
+        }
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any], per_query: dict[str, PerQuery] | None = None) -> "EvalResult":
         """From `to_json()` (experiment markers) or a results.json `summary` (`language_tables`)."""
         tables = obj.get("language_tables", obj.get("per_language", {}))
-        return cls(obj.get("task", ""), dict(obj["metrics"]), list(obj.get("headline", [])), dict(tables), per_query or {})
+        return cls(
+            obj.get("task", ""), dict(obj["metrics"]), list(obj.get("headline", [])), dict(tables), per_query or {}
+        )
 
     def language_values(self) -> dict[str, dict[str, float]]:
         """Language code -> {metric: value}, from the flat `metric[lang]` entries."""
@@ -136,8 +149,12 @@ class EvalResult(Mapping[str, Any]):
         out.mkdir(parents=True, exist_ok=True)
         save_per_query(out / PER_QUERY_FILE, self.per_query)
         write_text(out / REPORT_FILE, self.report or self.default_report())
-        summary = {"task": self.task, "metrics": dict(self.metrics), "headline": list(self.headline),
-                   "language_tables": dict(self.per_language)}
+        summary = {
+            "task": self.task,
+            "metrics": dict(self.metrics),
+            "headline": list(self.headline),
+            "language_tables": dict(self.per_language),
+        }
         write_json(out / RESULTS_FILE, {**self.raw, SUMMARY_KEY: summary})
         return out
 
@@ -191,6 +208,7 @@ def load_per_query(path: str | Path) -> dict[str, PerQuery]:
                 out[metric] = PerQuery(z[f"m{i}_ids"], z[f"m{i}_values"], z[f"m{i}_groups"], clusters)
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
         # A file polyret wrote that no longer reads back: one line naming it, never a traceback.
-        raise PolyretError(f"{path} is damaged ({type(e).__name__}: {e}); delete it and re-run the command "
-                           "that wrote it") from None
+        raise PolyretError(
+            f"{path} is damaged ({type(e).__name__}: {e}); delete it and re-run the command that wrote it"
+        ) from None
     return out

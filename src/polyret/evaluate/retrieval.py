@@ -20,6 +20,7 @@ run.trec keeps the real scores. Averages follow
 results or no relevant judgement contributes 0; the number of queries without a relevant judgement
 is reported (and warned about) so such zeros are never silent.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,7 +40,9 @@ from polyret.data.beir import Qrels
 from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
 from polyret.evaluate.result import PER_QUERY_FILE, REPORT_FILE, EvalResult, PerQuery
-from polyret.io import OutputDir, output_dir, write_trec_run
+from polyret.io import OutputDir, output_dir
+from polyret.trec import write_trec_run
+from polyret.evaluate.retrieval_report import plot_retrieval_bars, retrieval_markdown
 from polyret.runtime import console, describe, is_main_process, precision_for, world_size
 from polyret.shard import encode_corpus_sharded
 from polyret.search import SearchOptions, search
@@ -85,7 +88,9 @@ def _for_trec_eval(run: Run, depth: int | None = None) -> dict[str, dict[str, fl
     return out
 
 
-def per_query_metrics(qrels: Qrels, run: Run, *, map_run: Run | None = None, map_name: str = "map@1000") -> dict[str, dict[str, float]]:
+def per_query_metrics(
+    qrels: Qrels, run: Run, *, map_run: Run | None = None, map_name: str = "map@1000"
+) -> dict[str, dict[str, float]]:
     """{qid: {ndcg@10, recall@100, mrr@10, <map_name>}} for every query in `qrels`, via pytrec_eval.
 
     Rankings are evaluated in the given order. `map_run` (default: `run`) is the run average
@@ -190,21 +195,37 @@ class Encoders:
     runtime: dict[str, Any] = field(default_factory=dict)  # device / precision, copied into results.json
 
 
-def model_encoders(model, *, batch_size: int = ENCODE_BATCH_SIZE, max_length: int | None = None, bf16: bool | None = None,
-                   cache: bool | str | Path = False, show_progress: bool = True) -> Encoders:
+def model_encoders(
+    model,
+    *,
+    batch_size: int = ENCODE_BATCH_SIZE,
+    max_length: int | None = None,
+    bf16: bool | None = None,
+    cache: bool | str | Path = False,
+    show_progress: bool = True,
+) -> Encoders:
     """Encoders over `polyret.encode.encode_texts` with the model's query / passage prompts."""
     precision = precision_for(str(model.device), "auto" if bf16 is None else bf16)
     mid = model_id(model)
 
     def make(kind: str, progress: bool):
-        return lambda texts: encode_texts(model, texts, kind, batch_size=batch_size, bf16=precision,
-                                          max_length=max_length, show_progress=progress, cache=cache)
+        return lambda texts: encode_texts(
+            model,
+            texts,
+            kind,
+            batch_size=batch_size,
+            bf16=precision,
+            max_length=max_length,
+            show_progress=progress,
+            cache=cache,
+        )
 
     # bf16=True/False keeps the identities (and corpus stores) of CPU runs made before fp16 existed.
     numerics = f"bf16={precision == 'bf16'}" if precision != "fp16" else "precision=fp16"
     identity = f"{mid}|max_length={max_length or model.max_seq_length}|{numerics}"
-    return Encoders(make("query", show_progress), make("passage", False), identity, mid,
-                    describe(str(model.device), precision))
+    return Encoders(
+        make("query", show_progress), make("passage", False), identity, mid, describe(str(model.device), precision)
+    )
 
 
 def corrected_encoders(encoders: Encoders, correction, *, doc_lang: str | None = None) -> Encoders:
@@ -214,13 +235,19 @@ def corrected_encoders(encoders: Encoders, correction, *, doc_lang: str | None =
     the corpus is monolingual, else the nearest language mean (`infer_languages`). The store's
     identity names the correction, so corrected and uncorrected vectors are never mixed on resume.
     """
+
     def passages(texts: list[str]) -> np.ndarray:
         emb = encoders.passages(texts)
         langs = doc_lang or infer_languages(emb, correction, "passage")
         return correction.apply(emb, langs, "passage")
 
-    return Encoders(encoders.queries, passages, f"{encoders.identity}|correction={correction.fingerprint()}",
-                    encoders.name, encoders.runtime)
+    return Encoders(
+        encoders.queries,
+        passages,
+        f"{encoders.identity}|correction={correction.fingerprint()}",
+        encoders.name,
+        encoders.runtime,
+    )
 
 
 def correct_queries(q_vecs: np.ndarray, qids: list[str], task: "RetrievalTask", correction) -> tuple[np.ndarray, str]:
@@ -279,8 +306,19 @@ def run_retrieval(
         run = _run_of(found, store, qids)
         per_query = _score(task, qids, run, q_vecs, store, judged, k=k, map_depth=map_depth, timing=timing)
         timing["total_s"] = time.perf_counter() - t_start
-        results = _results(task, encoders, store, qids, per_query, judged, k=k, map_depth=map_depth,
-                           search_info=found.info, correction_info=correction_info, timing=timing)
+        results = _results(
+            task,
+            encoders,
+            store,
+            qids,
+            per_query,
+            judged,
+            k=k,
+            map_depth=map_depth,
+            search_info=found.info,
+            correction_info=correction_info,
+            timing=timing,
+        )
         result = retrieval_result(results, per_query)
         if out_dir is not None:
             _write_outputs(work, result, {q: r[:k] for q, r in run.items()})
@@ -306,8 +344,10 @@ def _open_work_dir(task: RetrievalTask, out_dir, overwrite: bool) -> tuple[Outpu
     if sharded and out is None:
         raise PolyretError("under torchrun the corpus shards need a shared output folder: give --out")
     if sharded and out.fresh:
-        raise PolyretError(f"--overwrite does not combine with torchrun (each process would start its own fresh "
-                           f"folder): remove {out.final} or choose another --out")
+        raise PolyretError(
+            f"--overwrite does not combine with torchrun (each process would start its own fresh "
+            f"folder): remove {out.final} or choose another --out"
+        )
     if out is None:
         tmp = tempfile.mkdtemp(prefix="polyret-retrieval-")
         return None, Path(tmp), tmp
@@ -324,19 +364,34 @@ def _open_work_dir(task: RetrievalTask, out_dir, overwrite: bool) -> tuple[Outpu
     return out, work, None
 
 
-def _encode_corpus(task: RetrievalTask, encoders: Encoders, work: Path, chunk_size: int, show_progress: bool,
-                   timing: dict[str, float]) -> EmbeddingStore:
+def _encode_corpus(
+    task: RetrievalTask, encoders: Encoders, work: Path, chunk_size: int, show_progress: bool, timing: dict[str, float]
+) -> EmbeddingStore:
     """The corpus store; under torchrun encoded in shards by every rank (polyret.shard)."""
     t = time.perf_counter()
-    store = encode_corpus_sharded(task.docs, work / EMB_DIR, encoders.passages, identity=encoders.identity + "|passage",
-                                  chunk_size=chunk_size, overwrite=False, show_progress=show_progress,
-                                  description=f"{task.name}: encoding corpus")
+    store = encode_corpus_sharded(
+        task.docs,
+        work / EMB_DIR,
+        encoders.passages,
+        identity=encoders.identity + "|passage",
+        chunk_size=chunk_size,
+        overwrite=False,
+        show_progress=show_progress,
+        description=f"{task.name}: encoding corpus",
+    )
     timing["encode_corpus_s"] = time.perf_counter() - t
     return store
 
 
-def _encode_queries(task: RetrievalTask, encoders: Encoders, qids: list[str], dim: int, correction,
-                    correction_info: dict | None, timing: dict[str, float]) -> tuple[np.ndarray, dict]:
+def _encode_queries(
+    task: RetrievalTask,
+    encoders: Encoders,
+    qids: list[str],
+    dim: int,
+    correction,
+    correction_info: dict | None,
+    timing: dict[str, float],
+) -> tuple[np.ndarray, dict]:
     """Query vectors (language-corrected when a correction is given) and the correction's record."""
     t = time.perf_counter()
     q_vecs = np.asarray(encoders.queries([task.queries[q] for q in qids]), dtype=np.float32)
@@ -371,9 +426,13 @@ def _judged(task: RetrievalTask, qids: list[str], store: EmbeddingStore) -> _Jud
     no_rel = [q for q in qids if not relevant[q]]
     warnings = []
     if n_missing:
-        warnings.append(f"{n_missing} of {n_rel} judged-relevant documents are not in the corpus (they count as not retrieved)")
+        warnings.append(
+            f"{n_missing} of {n_rel} judged-relevant documents are not in the corpus (they count as not retrieved)"
+        )
     if no_rel:
-        warnings.append(f"{len(no_rel)} queries have no relevant judgement; they score 0 (trec_eval -c), e.g. {no_rel[0]!r}")
+        warnings.append(
+            f"{len(no_rel)} queries have no relevant judgement; they score 0 (trec_eval -c), e.g. {no_rel[0]!r}"
+        )
     return _Judged(relevant, row_of, n_rel, n_missing, no_rel, warnings)
 
 
@@ -387,17 +446,31 @@ def _run_of(found, store: EmbeddingStore, qids: list[str]) -> Run:
     return run
 
 
-def _score(task: RetrievalTask, qids: list[str], run: Run, q_vecs: np.ndarray, store: EmbeddingStore, judged: _Judged,
-           *, k: int, map_depth: int | None, timing: dict[str, float]) -> dict[str, dict[str, float]]:
+def _score(
+    task: RetrievalTask,
+    qids: list[str],
+    run: Run,
+    q_vecs: np.ndarray,
+    store: EmbeddingStore,
+    judged: _Judged,
+    *,
+    k: int,
+    map_depth: int | None,
+    timing: dict[str, float],
+) -> dict[str, dict[str, float]]:
     """Per-query metrics of the top-k run; MAP on the top-`map_depth` run, or the full ranking (None)."""
     if map_depth is None:
         t = time.perf_counter()
-        rel_rows = [np.array(sorted(judged.row_of[d] for d in judged.relevant[q] if d in judged.row_of), dtype=np.int64)
-                    for q in qids]
+        rel_rows = [
+            np.array(sorted(judged.row_of[d] for d in judged.relevant[q] if d in judged.row_of), dtype=np.int64)
+            for q in qids
+        ]
         full = full_ranking_run(q_vecs, store, rel_rows)
         docid_full = store.lookup_ids(np.unique(np.concatenate([r for r, _ in full] + [np.zeros(0, np.int64)])))
-        map_run = {qid: [(docid_full[int(rows[j])], float(scores[j])) for j in rank_rows(rows, scores)]
-                   for qid, (rows, scores) in zip(qids, full)}
+        map_run = {
+            qid: [(docid_full[int(rows[j])], float(scores[j])) for j in rank_rows(rows, scores)]
+            for qid, (rows, scores) in zip(qids, full)
+        }
         timing["full_ranking_s"] = time.perf_counter() - t
     else:
         map_run = {qid: r[:map_depth] for qid, r in run.items()}
@@ -405,9 +478,20 @@ def _score(task: RetrievalTask, qids: list[str], run: Run, q_vecs: np.ndarray, s
     return per_query_metrics(qrels, {q: r[:k] for q, r in run.items()}, map_run=map_run, map_name=map_key(map_depth))
 
 
-def _results(task: RetrievalTask, encoders: Encoders, store: EmbeddingStore, qids: list[str],
-             per_query: dict[str, dict[str, float]], judged: _Judged, *, k: int, map_depth: int | None,
-             search_info: dict, correction_info: dict, timing: dict[str, float]) -> dict[str, Any]:
+def _results(
+    task: RetrievalTask,
+    encoders: Encoders,
+    store: EmbeddingStore,
+    qids: list[str],
+    per_query: dict[str, dict[str, float]],
+    judged: _Judged,
+    *,
+    k: int,
+    map_depth: int | None,
+    search_info: dict,
+    correction_info: dict,
+    timing: dict[str, float],
+) -> dict[str, Any]:
     """The results dict (results.json): means over all judged queries and per query language."""
     langs = {q: task.query_langs.get(q) for q in qids}
     per_language = {}
@@ -442,13 +526,20 @@ def _write_outputs(work: Path, result: EvalResult, run: Run) -> None:
     """run.trec and the plot, then the common layout (results.json last: it marks the folder complete)."""
     results = result.raw
     write_trec_run(work / RUN_FILE, run)
-    results["files"] = {"run": RUN_FILE, "per_query": PER_QUERY_FILE, "embeddings": EMB_DIR,
-                        "report": REPORT_FILE, "plot": f"{results['task']}_bars.png"}
+    results["files"] = {
+        "run": RUN_FILE,
+        "per_query": PER_QUERY_FILE,
+        "embeddings": EMB_DIR,
+        "report": REPORT_FILE,
+        "plot": f"{results['task']}_bars.png",
+    }
     plot_retrieval_bars(results, work / f"{results['task']}_bars.png")
     result.save(work)
 
 
-def retrieval_result(results: dict[str, Any], per_query: dict[str, dict[str, float]], *, report: bool = True) -> EvalResult:
+def retrieval_result(
+    results: dict[str, Any], per_query: dict[str, dict[str, float]], *, report: bool = True
+) -> EvalResult:
     """Flat metrics (plain means over judged queries, per language as `metric[lang]`) and each
     query's values (one group: the headline is an unweighted mean)."""
     flat = {k: float(v) for k, v in results["metrics"].items()}
@@ -458,55 +549,6 @@ def retrieval_result(results: dict[str, Any], per_query: dict[str, dict[str, flo
     qids = list(per_query)
     pq = {m: PerQuery.build(qids, [per_query[q][m] for q in qids], np.full((len(qids), 1), "all")) for m in headline}
     per_language = {m: [m] for m in headline} if results["per_language"] else {}
-    return EvalResult(results["task"], flat, headline, per_language, pq, results, retrieval_markdown(results) if report else "")
-
-
-def retrieval_markdown(results: dict[str, Any]) -> str:
-    keys = list(results["metrics"])
-    info = results["search"]
-    recall_key = f"recall_vs_exact@{info['k']}"
-    search_note = (f"{info['kind']} (exact)" if info["kind"] == "flat" else
-                   f"{info['kind']} (recall vs exact@{info['k']} on {info['recall_sample_queries']} queries: {info[recall_key]:.4f})")
-    lines = [
-        f"# {results['task'].upper()} retrieval — model {results['model']}",
-        "",
-        f"{results['n_queries']} judged queries, {results['n_docs']:,} documents; search: {search_note}. "
-        "Metrics by pytrec_eval, averaged over all judged queries (trec_eval -c).",
-        "",
-        "| | " + " | ".join(keys) + " | queries |",
-        "|---|" + "---:|" * (len(keys) + 1),
-        "| all | " + " | ".join(f"{100 * results['metrics'][k]:.2f}" for k in keys) + f" | {results['n_queries']} |",
-    ]
-    for lang, m in results["per_language"].items():
-        lines.append(f"| {lang} | " + " | ".join(f"{100 * m[k]:.2f}" for k in keys) + f" | {m['n_queries']} |")
-    lines += ["", "Values in %."]
-    if results["warnings"]:
-        lines += ["", "Warnings:", *[f"- {w}" for w in results["warnings"]]]
-    lines += ["", "Timing (s): " + ", ".join(f"{k} {v:.1f}" for k, v in results["timing"].items()), "",
-              f"![bars]({results['task']}_bars.png)", ""]
-    return "\n".join(lines)
-
-
-def plot_retrieval_bars(results: dict[str, Any], path: Path) -> Path:
-    """One group of bars per language (or just 'all'), one bar per metric."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups = {"all": results["metrics"]} | results["per_language"]
-    keys = list(results["metrics"])
-    x = np.arange(len(groups))
-    width = 0.8 / len(keys)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(groups) + 2), 4))
-    for i, key in enumerate(keys):
-        ax.bar(x + (i - (len(keys) - 1) / 2) * width, [100 * g[key] for g in groups.values()], width, label=key)
-    ax.set_xticks(x, list(groups))
-    ax.set_ylabel("%")
-    ax.set_ylim(0, 100)
-    ax.set_title(f"{results['task'].upper()} — {results['n_queries']} queries, {results['n_docs']:,} docs")
-    ax.legend(loc="upper right", fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return EvalResult(
+        results["task"], flat, headline, per_language, pq, results, retrieval_markdown(results) if report else ""
+    )

@@ -15,6 +15,7 @@ change between calls) and returns flat metrics: `mono_map`, `cross_map`, `multi_
 and `multi_map_<lang>` per language, each prefixed with `name_`. `primary_metric` picks the one a
 trainer keeps its best checkpoint by; `greater_is_better` follows it (False for rank_distance).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -54,9 +55,16 @@ def _without_correction_module(model):
         return
     module = model._modules[names[-1]]
     meta = module.meta
-    correction = LanguageCorrection(meta["method"], module.stats, meta.get("model_id"), meta.get("source", ""),
-                                    meta.get("n_texts", {}), list(meta.get("uncorrected", [])),
-                                    int(meta.get("n_directions", 0)), meta.get("pivot", "en"))
+    correction = LanguageCorrection(
+        meta["method"],
+        module.stats,
+        meta.get("model_id"),
+        meta.get("source", ""),
+        meta.get("n_texts", {}),
+        list(meta.get("uncorrected", [])),
+        int(meta.get("n_directions", 0)),
+        meta.get("pivot", "en"),
+    )
     saved = dict(model._modules)
     for n in names:
         del model._modules[n]
@@ -108,11 +116,19 @@ class LareqaEvaluator(SentenceEvaluator):
         with _without_correction_module(model) as module_correction:
             # A pipeline that ends with polyret's correction module is evaluated with that correction,
             # applied with the dataset's known languages (the module itself would see no task here).
-            spec = module_correction if module_correction is not None and self.language_correction == "none" \
+            spec = (
+                module_correction
+                if module_correction is not None and self.language_correction == "none"
                 else self.language_correction
+            )
             result = evaluate_lareqa(
-                model, self.dataset, candidate=self.candidate, batch_size=self.batch_size, cache=False,
-                show_progress=self.show_progress, language_correction=spec,
+                model,
+                self.dataset,
+                candidate=self.candidate,
+                batch_size=self.batch_size,
+                cache=False,
+                show_progress=self.show_progress,
+                language_correction=spec,
             )
         self.last_result = result
         out = {key: float(result.metrics[src]) for key, src in METRICS.items()}

@@ -6,6 +6,7 @@ translation (same line). Reported in both directions (XXX→en, en→XXX) and th
 LASER / XTREME. Duplicate sentences count by line, as in LASER's scorer: retrieving an identical
 copy on another line counts as a miss.
 """
+
 from __future__ import annotations
 
 import time
@@ -15,8 +16,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from polyret.correction import AUTO, resolve_correction
-from polyret.data.tatoeba import (ISO1_TO_TATOEBA, Bitext, read_tatoeba, tatoeba_code, tatoeba_eval_texts,
-                                  tatoeba_files, tatoeba_side)
+from polyret.data.tatoeba import (
+    ISO1_TO_TATOEBA,
+    Bitext,
+    read_tatoeba,
+    tatoeba_code,
+    tatoeba_eval_texts,
+    tatoeba_files,
+    tatoeba_side,
+)
 from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
 from polyret.evaluate.result import RESULTS_FILE, EvalResult, PerQuery  # noqa: F401  (RESULTS_FILE: re-exported)
@@ -107,7 +115,13 @@ def evaluate_tatoeba(
         hits[lang, "en_to_xx"] = nearest_is_aligned(eng, other)
         x2e = int(hits[lang, "xx_to_en"].sum()) / len(other)
         e2x = int(hits[lang, "en_to_xx"].sum()) / len(eng)
-        per_language[lang] = {"tatoeba_code": bt.lang, "n": len(bt), "xx_to_en": x2e, "en_to_xx": e2x, "mean": (x2e + e2x) / 2}
+        per_language[lang] = {
+            "tatoeba_code": bt.lang,
+            "n": len(bt),
+            "xx_to_en": x2e,
+            "en_to_xx": e2x,
+            "mean": (x2e + e2x) / 2,
+        }
     metrics = ("xx_to_en", "en_to_xx", "mean")
     results: dict[str, Any] = {
         "task": "tatoeba",
@@ -139,8 +153,9 @@ def correction_language(lang: str) -> str:
     return TATOEBA_TO_ISO1.get(code, lang)
 
 
-def _corrected(emb: dict[str, tuple[np.ndarray, np.ndarray]], bitexts: dict[str, Bitext], spec, model,
-               kind: str | None) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
+def _corrected(
+    emb: dict[str, tuple[np.ndarray, np.ndarray]], bitexts: dict[str, Bitext], spec, model, kind: str | None
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:
     """Both sides of every bitext with the language correction `spec` applied, and its record.
     Statistics fitted on the evaluated texts (a method name without stored statistics) use every
     sentence of a language once (English: all English sides)."""
@@ -153,26 +168,45 @@ def _corrected(emb: dict[str, tuple[np.ndarray, np.ndarray]], bitexts: dict[str,
     if correction is None:
         return emb, info
     side = "passage" if kind == "passage" else "query"
-    fixed = {lang: (correction.apply(other, correction_language(lang), side), correction.apply(eng, "en", side))
-             for lang, (other, eng) in emb.items()}
-    return fixed, info | {"languages_applied": {lang: correction_language(lang) for lang in bitexts} | {"English": "en"}}
+    fixed = {
+        lang: (correction.apply(other, correction_language(lang), side), correction.apply(eng, "en", side))
+        for lang, (other, eng) in emb.items()
+    }
+    return fixed, info | {
+        "languages_applied": {lang: correction_language(lang) for lang in bitexts} | {"English": "en"}
+    }
 
 
-def tatoeba_result(results: dict[str, Any], hits: dict[tuple[str, str], np.ndarray] | None, *, report: bool = True) -> EvalResult:
+def tatoeba_result(
+    results: dict[str, Any], hits: dict[tuple[str, str], np.ndarray] | None, *, report: bool = True
+) -> EvalResult:
     """Flat accuracies and, per sentence and direction, hit@1 as the per-query values of
     `accuracy.mean` (groups: language, direction; a sentence's two directions form one cluster)."""
-    flat = {f"accuracy.{k}[{l}]": float(s[k]) for l, s in results["per_language"].items()
-            for k in ("xx_to_en", "en_to_xx", "mean")}
+    flat = {
+        f"accuracy.{k}[{l}]": float(s[k])
+        for l, s in results["per_language"].items()
+        for k in ("xx_to_en", "en_to_xx", "mean")
+    }
     headline = [f"accuracy.{k}" for k in ("xx_to_en", "en_to_xx", "mean")]
     flat |= {f"accuracy.{k}": float(results["mean"][k]) for k in ("xx_to_en", "en_to_xx", "mean")}
     per_query = {}
     if hits:  # None: a results.json read back without its per-query file
         keys = [(l, d, i) for (l, d), h in hits.items() for i in range(len(h))]
         per_query["accuracy.mean"] = PerQuery.build(
-            [f"{l}|{d}|{i}" for l, d, i in keys], np.concatenate(list(hits.values())).astype(float),
-            [[l, d] for l, d, _ in keys], [f"{l}|{i}" for l, _, i in keys])
-    return EvalResult("tatoeba", flat, headline, {"Tatoeba accuracy@1 (mean of directions)": ["accuracy.mean"]},
-                      per_query, results, tatoeba_markdown(results) if report else "")
+            [f"{l}|{d}|{i}" for l, d, i in keys],
+            np.concatenate(list(hits.values())).astype(float),
+            [[l, d] for l, d, _ in keys],
+            [f"{l}|{i}" for l, _, i in keys],
+        )
+    return EvalResult(
+        "tatoeba",
+        flat,
+        headline,
+        {"Tatoeba accuracy@1 (mean of directions)": ["accuracy.mean"]},
+        per_query,
+        results,
+        tatoeba_markdown(results) if report else "",
+    )
 
 
 def _model_name(model) -> str:

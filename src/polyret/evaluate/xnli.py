@@ -19,6 +19,7 @@ alignment side, 49.4k rows; only the evaluation side of dev is then scored), and
 scores the languages; no C to select then, and nothing is selected on any XNLI data at run time (the
 defaults were chosen once on English dev).
 """
+
 from __future__ import annotations
 
 import copy
@@ -133,8 +134,12 @@ def encode_pairs(
     for start in range(0, len(texts), step):
         parts.append(
             encode_texts(
-                model, texts[start : start + step], kind=kind, batch_size=batch_size,
-                show_progress=show_progress, cache=cache,
+                model,
+                texts[start : start + step],
+                kind=kind,
+                batch_size=batch_size,
+                show_progress=show_progress,
+                cache=cache,
             )
         )
     emb = np.concatenate(parts) if len(parts) > 1 else parts[0]
@@ -211,9 +216,15 @@ class XnliOptions:
 
     def settings(self) -> FineTuneSettings | None:
         return _fine_tune_settings(
-            self.fine_tune, steps=self.fine_tune_steps, epochs=self.fine_tune_epochs, batch_size=self.fine_tune_batch_size,
-            lr=self.fine_tune_lr, head=self.fine_tune_head, max_length=self.fine_tune_max_length,
-            train_layers=self.fine_tune_layers)
+            self.fine_tune,
+            steps=self.fine_tune_steps,
+            epochs=self.fine_tune_epochs,
+            batch_size=self.fine_tune_batch_size,
+            lr=self.fine_tune_lr,
+            head=self.fine_tune_head,
+            max_length=self.fine_tune_max_length,
+            train_layers=self.fine_tune_layers,
+        )
 
 
 @dataclass
@@ -287,12 +298,17 @@ def evaluate_xnli(
 
     timing: dict[str, float] = {}
     if inputs.settings is not None:
-        clf, correction_info = _fine_tuned_classifier(model, inputs, opts, language_correction, show_progress, log, timing)
+        clf, correction_info = _fine_tuned_classifier(
+            model, inputs, opts, language_correction, show_progress, log, timing
+        )
     else:
-        clf, correction_info = _probe_classifier(model, inputs, opts, language_correction, cache, show_progress, log, timing)
+        clf, correction_info = _probe_classifier(
+            model, inputs, opts, language_correction, cache, show_progress, log, timing
+        )
     t2 = time.perf_counter()
-    per_language = {lang: _score_language(clf, inputs, opts, i, lang, show_progress, log)
-                    for i, lang in enumerate(inputs.present)}
+    per_language = {
+        lang: _score_language(clf, inputs, opts, i, lang, show_progress, log) for i, lang in enumerate(inputs.present)
+    }
     timing["evaluate_s"] = time.perf_counter() - t2
     timing["total_s"] = time.perf_counter() - t_start
     results = _xnli_results(model, xnli_dir, inputs, opts, clf, per_language, correction_info, timing)
@@ -343,32 +359,56 @@ def _read_inputs(xnli_dir: Path, opts: XnliOptions, log) -> _XnliInputs:
     train = english_train if isinstance(english_train, NLIPairs) else load_english_train(english_train)
     train = train.head(opts.max_train)
     log(f"English training pairs: {len(train)} ({', '.join(train.parts)})")
-    return _XnliInputs(present, missing, settings, rows, eval_sets, row_index, premise_of_row, select_path,
-                       select_set, train)
+    return _XnliInputs(
+        present, missing, settings, rows, eval_sets, row_index, premise_of_row, select_path, select_set, train
+    )
 
 
-def _fine_tuned_classifier(model, inputs: _XnliInputs, opts: XnliOptions, language_correction, show_progress: bool,
-                           log, timing: dict[str, float]) -> tuple[_Classifier, dict]:
+def _fine_tuned_classifier(
+    model,
+    inputs: _XnliInputs,
+    opts: XnliOptions,
+    language_correction,
+    show_progress: bool,
+    log,
+    timing: dict[str, float],
+) -> tuple[_Classifier, dict]:
     """The fine-tuned protocol: a copy of the encoder trained with a head on English NLI."""
     settings = inputs.settings
     if language_correction not in (None, "none", AUTO):
-        raise PolyretError("a language correction describes the given encoder, not the copy --fine-tune trains; "
-                           "use --language-correction none or auto with --fine-tune")
-    log(f"fine-tuning the encoder with a {settings.head} head for {settings.total_steps(len(inputs.train))} steps "
+        raise PolyretError(
+            "a language correction describes the given encoder, not the copy --fine-tune trains; "
+            "use --language-correction none or auto with --fine-tune"
+        )
+    log(
+        f"fine-tuning the encoder with a {settings.head} head for {settings.total_steps(len(inputs.train))} steps "
         f"(batch {settings.batch_size}, lr {settings.lr}, top {settings.train_layers or 'all'} layers, "
-        f"max length {settings.max_length})")
+        f"max length {settings.max_length})"
+    )
     t0 = time.perf_counter()
-    enc_model, head = fine_tune_nli(model, inputs.train, settings, kind=opts.kind, seed=opts.seed, show_progress=show_progress)
+    enc_model, head = fine_tune_nli(
+        model, inputs.train, settings, kind=opts.kind, seed=opts.seed, show_progress=show_progress
+    )
     timing["fine_tune_s"] = time.perf_counter() - t0
-    selection = {"method": "none at run time (fixed hyperparameters chosen once on XNLI English dev; "
-                           "head trained jointly with the encoder)"}
+    selection = {
+        "method": "none at run time (fixed hyperparameters chosen once on XNLI English dev; "
+        "head trained jointly with the encoder)"
+    }
     # The cache is keyed by model identity; a tuned copy must neither read nor write it.
     clf = _Classifier(enc_model, False, lambda X: head_predict(head, X), selection, _model_name(enc_model))
     return clf, {"method": "none", "statistics": "not applied: the fine-tuned encoder is a new model"}
 
 
-def _probe_classifier(model, inputs: _XnliInputs, opts: XnliOptions, language_correction, cache, show_progress: bool,
-                      log, timing: dict[str, float]) -> tuple[_Classifier, dict]:
+def _probe_classifier(
+    model,
+    inputs: _XnliInputs,
+    opts: XnliOptions,
+    language_correction,
+    cache,
+    show_progress: bool,
+    log,
+    timing: dict[str, float],
+) -> tuple[_Classifier, dict]:
     """The frozen-encoder probe: logistic regression on (corrected) pair features, C chosen on English dev."""
     t0 = time.perf_counter()
     correction, info = resolve_correction(language_correction, model, model_name=_model_name(model))
@@ -377,8 +417,14 @@ def _probe_classifier(model, inputs: _XnliInputs, opts: XnliOptions, language_co
     su, sv = _pair_embeddings(clf, inputs.select_set, "en", opts, show_progress)
     timing["encode_train_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    fitted, sel = train_classifier(pair_features(u, v), inputs.train.labels, pair_features(su, sv),
-                                   inputs.select_set.labels, Cs=opts.Cs, seed=opts.seed)
+    fitted, sel = train_classifier(
+        pair_features(u, v),
+        inputs.train.labels,
+        pair_features(su, sv),
+        inputs.select_set.labels,
+        Cs=opts.Cs,
+        seed=opts.seed,
+    )
     timing["classifier_s"] = time.perf_counter() - t1
     log(f"selected C={sel['C']} on XNLI English dev (accuracy by C: {sel['selection_accuracy']})")
     clf.predict = fitted.predict
@@ -386,20 +432,23 @@ def _probe_classifier(model, inputs: _XnliInputs, opts: XnliOptions, language_co
     return clf, info
 
 
-def _pair_embeddings(clf: _Classifier, pairs: NLIPairs, lang: str, opts: XnliOptions,
-                     show_progress: bool) -> tuple[np.ndarray, np.ndarray]:
+def _pair_embeddings(
+    clf: _Classifier, pairs: NLIPairs, lang: str, opts: XnliOptions, show_progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Premise and hypothesis embeddings of `pairs` (all in `lang`), language-corrected when the
     classifier has a correction (the statistics of the prompt's kind; no prompt: query)."""
-    u, v = encode_pairs(clf.encoder, pairs, kind=opts.kind, cache=clf.cache, show_progress=show_progress,
-                        batch_size=opts.batch_size)
+    u, v = encode_pairs(
+        clf.encoder, pairs, kind=opts.kind, cache=clf.cache, show_progress=show_progress, batch_size=opts.batch_size
+    )
     if clf.correction is None:
         return u, v
     kind = "passage" if opts.kind == "passage" else "query"
     return clf.correction.apply(u, lang, kind), clf.correction.apply(v, lang, kind)
 
 
-def _score_language(clf: _Classifier, inputs: _XnliInputs, opts: XnliOptions, i: int, lang: str,
-                    show_progress: bool, log) -> dict[str, Any]:
+def _score_language(
+    clf: _Classifier, inputs: _XnliInputs, opts: XnliOptions, i: int, lang: str, show_progress: bool, log
+) -> dict[str, Any]:
     """One language's scores, bootstrap CIs and per-row predictions."""
     pairs = inputs.eval_sets[lang]
     pu, pv = _pair_embeddings(clf, pairs, lang, opts, show_progress)
@@ -415,8 +464,16 @@ def _score_language(clf: _Classifier, inputs: _XnliInputs, opts: XnliOptions, i:
     return scores
 
 
-def _xnli_results(model, xnli_dir: Path, inputs: _XnliInputs, opts: XnliOptions, clf: _Classifier,
-                  per_language: dict[str, dict[str, Any]], correction_info: dict, timing: dict[str, float]) -> dict[str, Any]:
+def _xnli_results(
+    model,
+    xnli_dir: Path,
+    inputs: _XnliInputs,
+    opts: XnliOptions,
+    clf: _Classifier,
+    per_language: dict[str, dict[str, Any]],
+    correction_info: dict,
+    timing: dict[str, float],
+) -> dict[str, Any]:
     """The results dict (results.json)."""
     settings, train = inputs.settings, inputs.train
     return {
@@ -425,8 +482,11 @@ def _xnli_results(model, xnli_dir: Path, inputs: _XnliInputs, opts: XnliOptions,
         "split": opts.split,
         "xnli_dir": str(xnli_dir),
         "protocol": {
-            "mode": (f"fine-tuned encoder + {settings.head} head" if settings is not None
-                     else "frozen encoder + logistic regression"),
+            "mode": (
+                f"fine-tuned encoder + {settings.head} head"
+                if settings is not None
+                else "frozen encoder + logistic regression"
+            ),
             "features": "[u, v, |u-v|, u*v]",
             "prompt": opts.kind,
             "english_train": {"sources": train.parts, "n": len(train), "label_counts": train.label_counts()},
@@ -462,9 +522,11 @@ def xnli_result(results: dict[str, Any], *, report: bool = True) -> EvalResult:
     langs = results["per_language"]
     flat = {f"{m}[{l}]": float(s[m]) for l, s in langs.items() for m in ("accuracy", "macro_f1")}
     headline = []
-    for prefix, block, keys in (("", results["mean"], ("accuracy", "macro_f1")),
-                                ("non_english.", results.get("mean_non_english"), ("accuracy",)),
-                                ("low_resource.", results.get("low_resource"), ("accuracy", "macro_f1"))):
+    for prefix, block, keys in (
+        ("", results["mean"], ("accuracy", "macro_f1")),
+        ("non_english.", results.get("mean_non_english"), ("accuracy",)),
+        ("low_resource.", results.get("low_resource"), ("accuracy", "macro_f1")),
+    ):
         for k in keys:
             if isinstance((block or {}).get(k), (int, float)):
                 flat[prefix + k] = float(block[k])
@@ -489,8 +551,15 @@ def xnli_result(results: dict[str, Any], *, report: bool = True) -> EvalResult:
     low = [l for l in (results.get("low_resource") or {}).get("per_language", {}) if l in langs]
     if low and "low_resource.accuracy" in flat:
         per_query["low_resource.accuracy"] = per_row(low)
-    return EvalResult("xnli", flat, headline, {"XNLI accuracy": ["accuracy"], "XNLI macro-F1": ["macro_f1"]},
-                      per_query, results, xnli_markdown(results) if report else "")
+    return EvalResult(
+        "xnli",
+        flat,
+        headline,
+        {"XNLI accuracy": ["accuracy"], "XNLI macro-F1": ["macro_f1"]},
+        per_query,
+        results,
+        xnli_markdown(results) if report else "",
+    )
 
 
 def _logger(show: bool):
@@ -498,5 +567,3 @@ def _logger(show: bool):
         return lambda msg: None
 
     return lambda msg: console.print(msg)
-
-

@@ -1,4 +1,5 @@
 """XNLI metrics: accuracy / macro-F1 / per-class F1, percentile-bootstrap CIs, means over languages."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -6,6 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from polyret.data.xnli import NLI_LABELS
+
 
 def classification_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     """Accuracy, macro-F1 and per-class F1 over the three NLI labels (scikit-learn)."""
@@ -108,5 +110,3 @@ def summarise_languages(
     else:
         out["transfer_gap"] = None
     return out
-
-

@@ -1,10 +1,12 @@
 """The XNLI report: markdown and the per-language bar plot (`polyret.evaluate.xnli` writes them)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 
 def _fmt_ci(ci: list[float]) -> str:
     return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
@@ -25,8 +27,7 @@ def xnli_markdown(results: dict[str, Any]) -> str:
         "",
         f"- Mode: {p['mode']}; features {p['features']}; prompt: {p['prompt'] or 'none'}.",
         f"- Language correction: {_correction_note(results.get('language_correction'))}.",
-        f"- English training data: {', '.join(p['english_train']['sources'])} "
-        f"({p['english_train']['n']} pairs).",
+        f"- English training data: {', '.join(p['english_train']['sources'])} ({p['english_train']['n']} pairs).",
         f"- Model selection: {p['selection']['method']}"
         + (f" → C = {p['selection']['C']}" if "C" in p["selection"] else "")
         + ".",
@@ -57,7 +58,9 @@ def xnli_markdown(results: dict[str, Any]) -> str:
     for key, label in (("mean", "Mean over languages"), ("mean_non_english", "Mean over non-English languages")):
         m = results.get(key)
         if m:
-            lines.append(f"- {label} ({m['n_languages']}): accuracy {100 * m['accuracy']:.1f}, macro-F1 {100 * m['macro_f1']:.1f}")
+            lines.append(
+                f"- {label} ({m['n_languages']}): accuracy {100 * m['accuracy']:.1f}, macro-F1 {100 * m['macro_f1']:.1f}"
+            )
     low = results["low_resource"]
     if low["mean"]:
         lines.append(
@@ -75,7 +78,13 @@ def xnli_markdown(results: dict[str, Any]) -> str:
             )
         )
     t = results["timing"]
-    lines += ["", "Timing (s): " + ", ".join(f"{k} {v:.1f}" for k, v in t.items()), "", "![XNLI bars](xnli_bars.png)", ""]
+    lines += [
+        "",
+        "Timing (s): " + ", ".join(f"{k} {v:.1f}" for k, v in t.items()),
+        "",
+        "![XNLI bars](xnli_bars.png)",
+        "",
+    ]
     return "\n".join(lines)
 
 

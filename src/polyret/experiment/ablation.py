@@ -13,6 +13,7 @@ experiments that differ only in training) is skipped: its delta is zero by const
     polyret ablation runs/alignment-grid runs/alignment-grid --suite "xquad-r corrected" --suite-b "xquad-r raw" \\
         --label-a corrected --label-b raw --out runs/correction-ablation
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -35,8 +36,10 @@ ABLATION_JSON, ABLATION_MD, ABLATION_PNG = "ablation.json", "ablation.md", "abla
 def _summary(exp_dir: Path) -> dict[str, Any]:
     path = exp_dir / SUMMARY_FILE
     if not path.is_file():
-        raise PolyretError(f"{exp_dir}: no {SUMMARY_FILE} — not a finished polyret experiment "
-                           "(`polyret experiment CONFIG --out DIR`, or `--report-only` on a partial one)")
+        raise PolyretError(
+            f"{exp_dir}: no {SUMMARY_FILE} — not a finished polyret experiment "
+            "(`polyret experiment CONFIG --out DIR`, or `--report-only` on a partial one)"
+        )
     return read_json(path)
 
 
@@ -60,7 +63,9 @@ def experiment_per_query(exp_dir: str | Path, suite: str) -> dict[str, tuple[dic
     for rec in summary["runs"]:
         folder = exp_dir / rec["dir"] / "eval" / sdir
         if finished_record(folder / SUITE_DONE) is not None and (folder / PER_QUERY_FILE).is_file():
-            runs.setdefault(rec["variant"], []).append((f"{rec['key']}/{sdir}", load_result(folder, raw=False).per_query))
+            runs.setdefault(rec["variant"], []).append(
+                (f"{rec['key']}/{sdir}", load_result(folder, raw=False).per_query)
+            )
     return {v: (seed_pooled([pq for _, pq in rs]), sorted(k for k, _ in rs)) for v, rs in runs.items()}
 
 
@@ -82,19 +87,25 @@ def ablation(
     a, b = Path(a), Path(b)
     suite_b = suite_b or suite
     if a.resolve() == b.resolve() and suite == suite_b:
-        raise PolyretError(f"{a}: both sides are the same experiment and suite {suite!r}; nothing to compare "
-                           "(give a second experiment dir, or --suite-b for another suite of this one)")
+        raise PolyretError(
+            f"{a}: both sides are the same experiment and suite {suite!r}; nothing to compare "
+            "(give a second experiment dir, or --suite-b for another suite of this one)"
+        )
     side_a, side_b = experiment_per_query(a, suite), experiment_per_query(b, suite_b)
     shared = [v for v in side_a if v in side_b]
     if variants:
         missing = [v for v in variants if v not in shared]
         if missing:
-            raise PolyretError(f"variant(s) {', '.join(map(repr, missing))} not finished on both sides "
-                               f"(shared: {', '.join(map(repr, shared)) or 'none'})")
+            raise PolyretError(
+                f"variant(s) {', '.join(map(repr, missing))} not finished on both sides "
+                f"(shared: {', '.join(map(repr, shared)) or 'none'})"
+            )
         shared = list(variants)
     if not shared:
-        raise PolyretError(f"{a} ({suite}) and {b} ({suite_b}) have no finished variant in common "
-                           f"(a: {', '.join(side_a) or 'none'}; b: {', '.join(side_b) or 'none'})")
+        raise PolyretError(
+            f"{a} ({suite}) and {b} ({suite_b}) have no finished variant in common "
+            f"(a: {', '.join(side_a) or 'none'}; b: {', '.join(side_b) or 'none'})"
+        )
     tests: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     for v in shared:
@@ -105,8 +116,9 @@ def ablation(
         for metric in sorted(set(pa) & set(pb)):
             if metrics and metric not in metrics:
                 continue
-            t = paired_test(pa[metric], pb[metric], metric, n_permutations=n_permutations,
-                            n_bootstrap=n_bootstrap, seed=seed)
+            t = paired_test(
+                pa[metric], pb[metric], metric, n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed
+            )
             if t is not None:
                 tests.append({"variant": v, "metric": metric} | t | {"n_seeds": [len(keys_a), len(keys_b)]})
     return {
@@ -136,10 +148,23 @@ def ablation_markdown(result: dict[str, Any], label_a: str = "a", label_b: str =
         lo, hi = t["delta_ci95"]
         d = f"{t['delta']:+.4f}" + (" ↓" if t["lower_is_better"] else "")
         p = fmt_p(t["p_holm"])
-        rows.append([t["variant"], t["metric"], d, f"[{lo:+.4f}, {hi:+.4f}]", fmt_p(t["p_value"]),
-                     "**" + p + "**" if t["significant"] else p, t["n_queries"], f"{t['n_seeds'][0]} / {t['n_seeds'][1]}"])
-    lines.append(markdown_table(["variant", "metric", "Δ", "95% CI", "p", "p (Holm)", "queries", "seeds a / b"], rows,
-                                align="llrlrrrl"))
+        rows.append(
+            [
+                t["variant"],
+                t["metric"],
+                d,
+                f"[{lo:+.4f}, {hi:+.4f}]",
+                fmt_p(t["p_value"]),
+                "**" + p + "**" if t["significant"] else p,
+                t["n_queries"],
+                f"{t['n_seeds'][0]} / {t['n_seeds'][1]}",
+            ]
+        )
+    lines.append(
+        markdown_table(
+            ["variant", "metric", "Δ", "95% CI", "p", "p (Holm)", "queries", "seeds a / b"], rows, align="llrlrrrl"
+        )
+    )
     if any(t["lower_is_better"] for t in result["tests"]):
         lines += ["", "↓: lower is better (a negative Δ favours " + label_a + ")."]
     for s in result["skipped"]:
@@ -147,8 +172,9 @@ def ablation_markdown(result: dict[str, Any], label_a: str = "a", label_b: str =
     return "\n".join(lines) + "\n"
 
 
-def plot_ablation(result: dict[str, Any], path: Path, label_a: str = "a", label_b: str = "b",
-                  metrics: Sequence[str] | None = None) -> Path | None:
+def plot_ablation(
+    result: dict[str, Any], path: Path, label_a: str = "a", label_b: str = "b", metrics: Sequence[str] | None = None
+) -> Path | None:
     """One panel per metric: each variant's delta with its 95% CI (a dot-and-whisker plot)."""
     tests = result["tests"]
     shown = list(metrics) if metrics else list(dict.fromkeys(t["metric"] for t in tests if "[" not in t["metric"]))
@@ -156,8 +182,9 @@ def plot_ablation(result: dict[str, Any], path: Path, label_a: str = "a", label_
     if not shown:
         return None
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown) + 1, 0.45 * len(tests) / len(shown) + 2.2),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(shown), figsize=(3.2 * len(shown) + 1, 0.45 * len(tests) / len(shown) + 2.2), squeeze=False
+    )
     for ax, m in zip(axes[0], shown):
         rows = [t for t in tests if t["metric"] == m]
         y = list(range(len(rows)))[::-1]

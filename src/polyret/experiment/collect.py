@@ -1,5 +1,6 @@
 """Collecting an experiment's results: per-run records, the aggregate over seeds, the paired tests,
 and summary.json + report.md. Reads only what the runner's markers say is finished."""
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,11 @@ def _suites_meta(layout: Layout, config: ExperimentConfig, runs: list[RunSpec]) 
     meta = {}
     for suite in config.suites:
         done = next((layout.suite_result(r, suite) for r in runs if layout.suite_done(r, suite)), None)
-        meta[suite_label(suite)] = ({"name": suite.name, "headline": done.headline, "per_language": done.per_language}
-                                    if done is not None else {"name": suite.name, "headline": [], "per_language": {}})
+        meta[suite_label(suite)] = (
+            {"name": suite.name, "headline": done.headline, "per_language": done.per_language}
+            if done is not None
+            else {"name": suite.name, "headline": [], "per_language": {}}
+        )
     return meta
 
 
@@ -61,8 +65,14 @@ def summarize(layout: Layout, config: ExperimentConfig, variants: list, runs: li
     for run, rec in zip(runs, records):
         by_variant.setdefault(run.label, []).append((run, rec))
     variants_meta = [
-        {"label": v.label(with_base), "base_model": v.base_model, "strategy": v.strategy, "alpha": v.alpha,
-         "merge_weight": v.merge_weight, "seeds": [r.seed for r, _ in by_variant.get(v.label(with_base), [])]}
+        {
+            "label": v.label(with_base),
+            "base_model": v.base_model,
+            "strategy": v.strategy,
+            "alpha": v.alpha,
+            "merge_weight": v.merge_weight,
+            "seeds": [r.seed for r, _ in by_variant.get(v.label(with_base), [])],
+        }
         for v in variants
     ]
     return {
@@ -78,8 +88,14 @@ def summarize(layout: Layout, config: ExperimentConfig, variants: list, runs: li
     }
 
 
-def write_summary(layout: Layout, config: ExperimentConfig, variants: list, runs: list[RunSpec],
-                  counts: dict[str, int], wall_s: float | None) -> dict[str, Any]:
+def write_summary(
+    layout: Layout,
+    config: ExperimentConfig,
+    variants: list,
+    runs: list[RunSpec],
+    counts: dict[str, int],
+    wall_s: float | None,
+) -> dict[str, Any]:
     """Aggregate whatever is finished; write summary.json, report.md and plots; returns the summary."""
     summary = summarize(layout, config, variants, runs)
     summary["timing"] = {"wall_s": wall_s}

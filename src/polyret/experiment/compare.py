@@ -6,6 +6,7 @@ metric's own macro average (the evaluator's `PerQuery.groups`), flipping whole c
 translations of one question) together; the delta's CI from a paired bootstrap; Cohen's d_z; Holm
 adjustment within each (suite, metric) family.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -93,16 +94,31 @@ def paired_tests(
             pa, na = pooled(a, suite)
             pb, nb = pooled(b, suite)
             for metric in sorted(set(pa) & set(pb)):
-                t = paired_test(pa[metric], pb[metric], metric, n_permutations=cfg.n_permutations,
-                                n_bootstrap=cfg.n_bootstrap, seed=cfg.seed)
+                t = paired_test(
+                    pa[metric],
+                    pb[metric],
+                    metric,
+                    n_permutations=cfg.n_permutations,
+                    n_bootstrap=cfg.n_bootstrap,
+                    seed=cfg.seed,
+                )
                 if t is not None:
-                    tests.append({"a": a.label(with_base), "b": b.label(with_base), "suite": suite_label(suite),
-                                  "metric": metric} | t | {"n_seeds": [na, nb]})
+                    tests.append(
+                        {
+                            "a": a.label(with_base),
+                            "b": b.label(with_base),
+                            "suite": suite_label(suite),
+                            "metric": metric,
+                        }
+                        | t
+                        | {"n_seeds": [na, nb]}
+                    )
     return holm_within(tests, ("suite", "metric"), cfg.level)
 
 
-def paired_test(qa: PerQuery, qb: PerQuery, metric: str, *, n_permutations: int, n_bootstrap: int,
-                seed: int) -> dict[str, Any] | None:
+def paired_test(
+    qa: PerQuery, qb: PerQuery, metric: str, *, n_permutations: int, n_bootstrap: int, seed: int
+) -> dict[str, Any] | None:
     """a − b on one metric's per-query values, over the queries both have (None when fewer than 2):
     sign-flip randomization p on the metric's macro average, paired-bootstrap CI, Cohen's d_z."""
     pos_b = {q: k for k, q in enumerate(qb.ids.tolist())}
@@ -116,9 +132,13 @@ def paired_test(qa: PerQuery, qb: PerQuery, metric: str, *, n_permutations: int,
     rt = paired_randomization_test(va, vb, weights=w, clusters=clusters, n_permutations=n_permutations, seed=seed)
     bs = paired_bootstrap(va, vb, weights=w, clusters=clusters, n_resamples=n_bootstrap, seed=seed)
     return {
-        "delta": rt.delta, "delta_ci95": list(bs.ci), "p_value": rt.p_value,
-        "p_bootstrap": bs.p_value, "effect_size_dz": cohens_dz(va, vb, clusters=clusters),
-        "n_queries": int(len(idx_a)), "n_units": rt.n_units,
+        "delta": rt.delta,
+        "delta_ci95": list(bs.ci),
+        "p_value": rt.p_value,
+        "p_bootstrap": bs.p_value,
+        "effect_size_dz": cohens_dz(va, vb, clusters=clusters),
+        "n_queries": int(len(idx_a)),
+        "n_units": rt.n_units,
         "method": f"paired sign-flip randomization, {n_permutations} permutations, macro-weighted",
         "lower_is_better": lower_is_better(metric),
     }

@@ -1,4 +1,5 @@
 """The experiment YAML (`polyret experiment CONFIG.yaml`): pydantic models, unknown keys rejected."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,7 +33,9 @@ class TrainSection(BaseModel):
     overrides: dict[str, Any] = Field(
         default_factory=dict, description="TrainConfig keys applied to every run (steps, batch_size, lr, ...)"
     )
-    keep_checkpoints: bool = Field(False, description="keep trainer checkpoints of finished runs (only a resume needs them)")
+    keep_checkpoints: bool = Field(
+        False, description="keep trainer checkpoints of finished runs (only a resume needs them)"
+    )
 
     @field_validator("overrides")
     @classmethod
@@ -52,9 +55,10 @@ class GridSection(BaseModel):
     strategies: list[Strategy] = Field(min_length=1)
     alphas: list[float] = Field(default_factory=lambda: [0.5], min_length=1, description="α values (Hybrid only)")
     merge_weights: list[float | Literal["auto"]] = Field(
-        default_factory=lambda: [1.0], min_length=1,
+        default_factory=lambda: [1.0],
+        min_length=1,
         description="λ in (0, 1]: merge with the base; 1 = unmerged; 'auto' = chosen per training run by the λ rule "
-                    "on its held-out groups (polyret.validation) among auto_merge_weights",
+        "on its held-out groups (polyret.validation) among auto_merge_weights",
     )
     auto_merge_weights: list[float] = Field(
         default_factory=lambda: [0.25, 0.5, 0.75, 1.0], min_length=1, description="the λ candidates of 'auto'"
@@ -103,7 +107,8 @@ class ExperimentConfig(BaseModel):
     name: str = "experiment"
     description: str | None = None
     base_models: list[str] = Field(
-        default_factory=lambda: ["default"], min_length=1,
+        default_factory=lambda: ["default"],
+        min_length=1,
         description="'default', 'tiny' (random test model), or a model dir; each is its own reference row",
     )
     train: TrainSection = Field(default_factory=TrainSection)

@@ -5,6 +5,7 @@ into an experiment with one strategy, one seed and λ ∈ {1, the config's merge
 `run_experiment` in `<out>/experiment` (the untrained model is the reference row; re-running reuses
 and resumes), then writes the before/after table to `<out>/report.md` and `<out>/report.json`.
 """
+
 from __future__ import annotations
 
 import time
@@ -25,8 +26,9 @@ RAW_SUITE = "xquad-r raw"  # the same embeddings, uncorrected
 COLUMNS = {"mono": "mono.map", "cross": "cross.map", "multi": "multi.map", "rd": "rank_distance"}
 
 
-def target_check(untrained: dict[str, float], model: dict[str, float],
-                 baseline: dict[str, float] | None = None) -> dict[str, bool]:
+def target_check(
+    untrained: dict[str, float], model: dict[str, float], baseline: dict[str, float] | None = None
+) -> dict[str, bool]:
     """What training must deliver: keep the base model's Mono (within 0.005), remove most of the
     language bias (rank distance at most half the raw base's), and -- against the training-free
     baseline (base + correction), when given -- do better on Mono, Cross and Multi."""
@@ -47,8 +49,9 @@ def table_markdown(rows: list[tuple[str, dict[str, float]]], title: str = "") ->
     return "\n".join(out) + "\n"
 
 
-def demo_experiment(config: str | Path, *, xquad_langs: Sequence[str] | None = None,
-                    every_nth_paragraph: int = 1) -> ExperimentConfig:
+def demo_experiment(
+    config: str | Path, *, xquad_langs: Sequence[str] | None = None, every_nth_paragraph: int = 1
+) -> ExperimentConfig:
     """The one-point grid of a training config (its strategy, α, seed and merge weight)."""
     cfg = load_train_config(config, {})
     lambdas = [1.0] + ([cfg.merge_weight] if cfg.merge_weight not in (None, 1.0) else [])
@@ -58,10 +61,16 @@ def demo_experiment(config: str | Path, *, xquad_langs: Sequence[str] | None = N
         base_models=[cfg.model],
         train=TrainSection(config=str(Path(config).resolve())),
         grid=GridSection(strategies=[cfg.strategy], alphas=[cfg.alpha], merge_weights=lambdas, seeds=[cfg.seed]),
-        suites=[SuiteConfig(name="lareqa", label=label, data="lareqa/xquad-r",
-                            langs=list(xquad_langs) if xquad_langs else None,
-                            options={"every_nth_paragraph": every_nth_paragraph, "language_correction": lc})
-                for label, lc in ((SUITE, CORRECTION), (RAW_SUITE, "none"))],
+        suites=[
+            SuiteConfig(
+                name="lareqa",
+                label=label,
+                data="lareqa/xquad-r",
+                langs=list(xquad_langs) if xquad_langs else None,
+                options={"every_nth_paragraph": every_nth_paragraph, "language_correction": lc},
+            )
+            for label, lc in ((SUITE, CORRECTION), (RAW_SUITE, "none"))
+        ],
         tests=TestsSection(pairs="none"),
     )
 
@@ -80,8 +89,9 @@ def quick_train_demo(
     cfg = load_train_config(config, {})
     exp = demo_experiment(config, xquad_langs=xquad_langs, every_nth_paragraph=every_nth_paragraph)
     t0 = time.perf_counter()
-    summary = run_experiment(exp, out / "experiment", config_dir=Path(config).resolve().parent,
-                             show_progress=show_progress)
+    summary = run_experiment(
+        exp, out / "experiment", config_dir=Path(config).resolve().parent, show_progress=show_progress
+    )
     names = {None: "untrained default model", 1.0: f"{cfg.strategy} (α={cfg.alpha}), {cfg.steps} steps"}
     rows = []
     for suite, how in ((RAW_SUITE, "raw"), (SUITE, "+ language correction")):
@@ -103,9 +113,11 @@ def quick_train_demo(
     }
     write_json(out / "report.json", report)
     md = table_markdown(rows, "XQuAD-R before / after (Mono, Cross, Multi mAP; mean rank distance)")
-    md += "\nTargets (trained + correction vs the raw base, and vs base + correction): " + ", ".join(
-        f"{k} {'yes' if v else 'no'}" for k, v in report["target"].items()
-    ) + "\n"
+    md += (
+        "\nTargets (trained + correction vs the raw base, and vs base + correction): "
+        + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in report["target"].items())
+        + "\n"
+    )
     md += f"\nPaired tests against the untrained model, per-language tables and plots: {out / 'experiment' / 'report.md'}\n"
     write_text(out / "report.md", md)
     return report

@@ -1,5 +1,6 @@
 """The grid of an experiment: variants (what seeds are averaged over) and runs (one model each),
 keyed by hashes of their full configs so a changed config only adds runs."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,5 +1,6 @@
 """Where an experiment keeps what (see polyret.experiment.runner for the tree), and the markers that
 say a part of it is finished (all through polyret.io's `mark_finished` / `finished_record`)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,6 +4,7 @@ Tables: one per suite with the headline metrics (mean ± half-width of the 95% t
 seeds) and ranx-style significance marks; per-source-language tables; the list of paired tests.
 Plots (matplotlib, Agg): bars with CIs, the α-sweep and λ-sweep curves, per-language heatmaps.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,9 +19,7 @@ from polyret.io import write_text
 from polyret.report import markdown_table
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
-SUPERSCRIPT = str.maketrans(
-    "abcdefghijklmnopqrstuvwxyz", "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖᑫʳˢᵗᵘᵛʷˣʸᶻ"
-)
+SUPERSCRIPT = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖᑫʳˢᵗᵘᵛʷˣʸᶻ")
 _LANG_RE = re.compile(r"^(?P<metric>.+)\[(?P<lang>[^\]]+)\]$")
 
 
@@ -115,8 +114,9 @@ def _header_lines(summary: dict[str, Any], labels: list[str], letters: dict[str,
     ]
 
 
-def _suite_lines(summary: dict[str, Any], suite: str, meta: dict[str, Any], labels: list[str],
-                 letters: dict[str, str]) -> list[str]:
+def _suite_lines(
+    summary: dict[str, Any], suite: str, meta: dict[str, Any], labels: list[str], letters: dict[str, str]
+) -> list[str]:
     """A suite's headline table (with significance letters) and its per-language tables."""
     lines = [f"## {suite}", ""]
     headline = meta.get("headline") or []
@@ -142,8 +142,9 @@ def _per_language_lines(summary: dict[str, Any], suite: str, title: str, prefix:
     langs = list(dict.fromkeys(lang for l in labels for lang in per[l]))
     if not langs:
         return []
-    rows = [[l, *[fmt_cell(per[l].get(lang)) for lang in langs], fmt_cell(aggs[l].get(prefix))]
-            for l in labels if per[l]]
+    rows = [
+        [l, *[fmt_cell(per[l].get(lang)) for lang in langs], fmt_cell(aggs[l].get(prefix))] for l in labels if per[l]
+    ]
     return [f"**{title}** per source language (`{prefix}`)", "", markdown_table(["variant", *langs, "mean"], rows), ""]
 
 
@@ -156,15 +157,29 @@ def _tests_lines(summary: dict[str, Any]) -> list[str]:
     for t in tests:
         lo, hi = t["delta_ci95"]
         star = " *" if t.get("significant") else ""
-        rows.append([t["a"], t["b"], t["suite"], t["metric"], f"{t['delta']:+.4f} [{lo:+.4f}, {hi:+.4f}]{star}",
-                     f"{t['effect_size_dz']:+.2f}", fmt_p(t["p_value"]), fmt_p(t["p_holm"]), t["n_queries"],
-                     f"{t['n_seeds'][0]}/{t['n_seeds'][1]}"])
+        rows.append(
+            [
+                t["a"],
+                t["b"],
+                t["suite"],
+                t["metric"],
+                f"{t['delta']:+.4f} [{lo:+.4f}, {hi:+.4f}]{star}",
+                f"{t['effect_size_dz']:+.2f}",
+                fmt_p(t["p_value"]),
+                fmt_p(t["p_holm"]),
+                t["n_queries"],
+                f"{t['n_seeds'][0]}/{t['n_seeds'][1]}",
+            ]
+        )
     lines += [
         "delta = a − b (weighted like the metric); CI: paired bootstrap over queries; d_z: Cohen's d "
         "for paired data; p: randomization test; p_holm: Holm-adjusted within (suite, metric).",
         "",
-        markdown_table(["a", "b", "suite", "metric", "delta [95% CI]", "d_z", "p", "p_holm", "queries", "seeds a/b"],
-                       rows, align="lllllrrrrl"),
+        markdown_table(
+            ["a", "b", "suite", "metric", "delta [95% CI]", "d_z", "p", "p_holm", "queries", "seeds a/b"],
+            rows,
+            align="lllllrrrrl",
+        ),
         "",
     ]
     missing = [s for s, m in summary["suites"].items() if m.get("headline") and not any(t["suite"] == s for t in tests)]
@@ -202,15 +217,23 @@ def plot_bars(summary: dict[str, Any], suite: str, path: Path) -> Path | None:
     plt = pyplot()
     panels = [[m for m in headline if not lower_is_better(m)], [m for m in headline if lower_is_better(m)]]
     panels = [p for p in panels if p]
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(6, 1.2 * len(headline) * len(labels) / 2 + 3), 4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(max(6, 1.2 * len(headline) * len(labels) / 2 + 3), 4), squeeze=False
+    )
     width = 0.8 / len(labels)
     for ax, metrics in zip(axes[0], panels):
         x = np.arange(len(metrics))
         for i, l in enumerate(labels):
             agg = summary["aggregate"][l][suite]
             vals = [_err(agg.get(m)) for m in metrics]
-            ax.bar(x + (i - (len(labels) - 1) / 2) * width, [v[0] for v in vals], width,
-                   yerr=np.array([[v[1] for v in vals], [v[2] for v in vals]]), capsize=3, label=l)
+            ax.bar(
+                x + (i - (len(labels) - 1) / 2) * width,
+                [v[0] for v in vals],
+                width,
+                yerr=np.array([[v[1] for v in vals], [v[2] for v in vals]]),
+                capsize=3,
+                label=l,
+            )
         ax.set_xticks(x, metrics, rotation=20, ha="right")
         ax.grid(axis="y", alpha=0.3)
         if any(lower_is_better(m) for m in metrics):
@@ -277,7 +300,9 @@ def plot_sweep(summary: dict[str, Any], axis: str, path: Path) -> Path | None:
     base_of = {v["base_model"]: v["label"] for v in summary["variants"] if v["strategy"] == "base"}
     for row, suite in enumerate(suites):
         headline = summary["suites"][suite]["headline"]
-        for col, metrics in enumerate(([m for m in headline if not lower_is_better(m)], [m for m in headline if lower_is_better(m)])):
+        for col, metrics in enumerate(
+            ([m for m in headline if not lower_is_better(m)], [m for m in headline if lower_is_better(m)])
+        ):
             ax = axes[row][col]
             if not metrics:
                 ax.axis("off")
@@ -287,17 +312,30 @@ def plot_sweep(summary: dict[str, Any], axis: str, path: Path) -> Path | None:
                 for m in metrics:
                     vals = [_err(summary["aggregate"][l].get(suite, {}).get(m)) for _, l in pts]
                     xs = [x for x, _ in pts]
-                    line = ax.errorbar(xs, [v[0] for v in vals], yerr=np.array([[v[1] for v in vals], [v[2] for v in vals]]),
-                                       marker="o", capsize=3, label=m + tag)
+                    line = ax.errorbar(
+                        xs,
+                        [v[0] for v in vals],
+                        yerr=np.array([[v[1] for v in vals], [v[2] for v in vals]]),
+                        marker="o",
+                        capsize=3,
+                        label=m + tag,
+                    )
                     if axis == "alpha" and key[0] in base_of:
                         b = summary["aggregate"][base_of[key[0]]].get(suite, {}).get(m)
                         if b:
                             ax.axhline(b["mean"], ls="--", lw=0.8, color=line[0].get_color())
-            ax.set_xlabel("α (share of X-X-mono batches; 0 = X-Y, 1 = X-X-mono)" if axis == "alpha" else "λ (weight of the fine-tuned model)")
+            ax.set_xlabel(
+                "α (share of X-X-mono batches; 0 = X-Y, 1 = X-X-mono)"
+                if axis == "alpha"
+                else "λ (weight of the fine-tuned model)"
+            )
             ax.set_title(f"{suite}" + (" (lower is better)" if col == 1 else ""))
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-    fig.suptitle(("α sweep (dashed: untrained base)" if axis == "alpha" else "λ sweep (λ = 0: untrained base)") + ", 95% CI over seeds")
+    fig.suptitle(
+        ("α sweep (dashed: untrained base)" if axis == "alpha" else "λ sweep (λ = 0: untrained base)")
+        + ", 95% CI over seeds"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -328,8 +366,15 @@ def plot_language_heatmap(summary: dict[str, Any], suite: str, prefix: str, path
                 bright = im.norm(mat[i, j]) > 0.5
                 if lower_is_better(prefix):
                     bright = not bright
-                ax.text(j, i, fmt_value(float(mat[i, j])), ha="center", va="center", fontsize=7,
-                        color="k" if bright else "w")
+                ax.text(
+                    j,
+                    i,
+                    fmt_value(float(mat[i, j])),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="k" if bright else "w",
+                )
     fig.colorbar(im, ax=ax)
     ax.set_title(f"{suite}: {prefix} per source language")
     fig.tight_layout()
@@ -352,7 +397,9 @@ def write_report(summary: dict[str, Any], out_dir: str | Path) -> Path:
         made = [plot_bars(summary, suite, pdir / f"bars_{_safe(suite)}.png")]
         for prefixes in (meta.get("per_language") or {}).values():
             for prefix in prefixes:
-                made.append(plot_language_heatmap(summary, suite, prefix, pdir / f"heatmap_{_safe(suite)}_{_safe(prefix)}.png"))
+                made.append(
+                    plot_language_heatmap(summary, suite, prefix, pdir / f"heatmap_{_safe(suite)}_{_safe(prefix)}.png")
+                )
         plots[suite] = [str(p.relative_to(out_dir)) for p in made if p is not None]
     for axis in ("alpha", "lambda"):
         p = plot_sweep(summary, axis, pdir / f"{axis}_sweep.png")

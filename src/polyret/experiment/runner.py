@@ -29,6 +29,7 @@ and finished markers are in polyret.experiment.layout. Training, merging, model 
 so the grid logic is testable with fakes; suites are looked up in `SUITES` (name -> callable). The
 runner computes no metric: each suite returns an `EvalResult` whose per-query values it stores.
 """
+
 from __future__ import annotations
 
 import os
@@ -70,8 +71,9 @@ Hook = Callable[[str, RunSpec, str | None], None]
 
 
 # ---------------------------------------------------------------------------------- planning
-def plan_experiment(config: ExperimentConfig, config_dir: Path, suites: dict[str, SuiteFn],
-                    load_train_config_fn: Callable | None = None) -> tuple[list, list[RunSpec]]:
+def plan_experiment(
+    config: ExperimentConfig, config_dir: Path, suites: dict[str, SuiteFn], load_train_config_fn: Callable | None = None
+) -> tuple[list, list[RunSpec]]:
     """(variants, runs) of the config's grid; an unknown suite is an error before anything runs."""
     unknown = [s.name for s in config.suites if s.name not in suites]
     if unknown:
@@ -134,8 +136,11 @@ class Runner:
     def write_marker(self) -> None:
         write_json(
             self.out_dir / EXPERIMENT_MARKER,
-            {"polyret_experiment": SCHEMA_VERSION, "config": self.config.model_dump(mode="json"),
-             "config_dir": str(self.config_dir)},
+            {
+                "polyret_experiment": SCHEMA_VERSION,
+                "config": self.config.model_dump(mode="json"),
+                "config_dir": str(self.config_dir),
+            },
         )
 
     def run_dir(self, run: RunSpec) -> Path:
@@ -166,7 +171,9 @@ class Runner:
         if tdir.exists() and not resume:
             shutil.rmtree(tdir)
         self.log(f"{'resuming' if resume else 'training'} {run.label} seed {run.seed} -> {tdir}")
-        model_dir = Path(self.train_fn(TrainConfig.model_validate(tconf), tdir, resume=resume, show_progress=self.show_progress))
+        model_dir = Path(
+            self.train_fn(TrainConfig.model_validate(tconf), tdir, resume=resume, show_progress=self.show_progress)
+        )
         self.counts["resumed" if resume else "trained"] += 1
         rel = os.path.relpath(model_dir, tdir)
         mark_finished(tdir / TRAIN_DONE, {"model_dir": rel, "config": run.train_config, "finished": time.time()})
@@ -213,8 +220,13 @@ class Runner:
         if not path.is_file():
             self.log(f"choosing λ for {run.label} seed {run.seed} on its held-out groups")
             choice = self.choose_merge_weight_fn(
-                base, tuned, self.layout.train_dir(run), self.config.grid.auto_merge_weights,
-                self.run_dir(run) / "lambda-search", merge_fn=self.merge_fn)
+                base,
+                tuned,
+                self.layout.train_dir(run),
+                self.config.grid.auto_merge_weights,
+                self.run_dir(run) / "lambda-search",
+                merge_fn=self.merge_fn,
+            )
             write_json(path, choice)
         return float(read_json(path)["weight"])
 
@@ -249,8 +261,15 @@ class Runner:
         result = self.suites[suite.name](model, suite, sdir, ctx)
         result.check_per_query()
         save_per_query(sdir / PER_QUERY_FILE, result.per_query)
-        mark_finished(sdir / SUITE_DONE, {"suite": label, "config": suite.model_dump(mode="json"), **result.to_json(),
-                                          "seconds": time.perf_counter() - t0})
+        mark_finished(
+            sdir / SUITE_DONE,
+            {
+                "suite": label,
+                "config": suite.model_dump(mode="json"),
+                **result.to_json(),
+                "seconds": time.perf_counter() - t0,
+            },
+        )
         self.counts["evaluated"] += 1
         self._fire("suite_done", run, label)
 
@@ -262,7 +281,9 @@ class Runner:
             with progress_bar(show=self.show_progress, title="runs", elapsed=True) as progress:
                 task = progress.add_task("experiment", total=len(self.runs))
                 for run in self.runs:
-                    progress.update(task, description=f"{run.label}" + (f" seed {run.seed}" if run.seed is not None else ""))
+                    progress.update(
+                        task, description=f"{run.label}" + (f" seed {run.seed}" if run.seed is not None else "")
+                    )
                     self.run_one(run)
                     progress.advance(task)
             return self.finish(wall_s=time.perf_counter() - t0)

@@ -4,6 +4,7 @@ An adapter resolves the suite's data directory and calls the benchmark's evaluat
 `EvalResult` with its own per-query values; an adapter computes no metric. Adding a benchmark is one
 evaluator and one line in `SUITES`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -68,14 +69,23 @@ def lareqa_suite(model, suite: SuiteConfig, out_dir: Path, ctx: SuiteContext) ->
 
 def xnli_suite(model, suite: SuiteConfig, out_dir: Path, ctx: SuiteContext) -> EvalResult:
     data = resolve_data_dir(suite.data, "xnli", ctx, suite_label(suite))
-    return evaluate_xnli(model, data, split=suite.split or "dev", langs=suite.langs, out_dir=out_dir,
-                         overwrite=True, **_options(suite, ctx))
+    return evaluate_xnli(
+        model,
+        data,
+        split=suite.split or "dev",
+        langs=suite.langs,
+        out_dir=out_dir,
+        overwrite=True,
+        **_options(suite, ctx),
+    )
 
 
 def tatoeba_suite(model, suite: SuiteConfig, out_dir: Path, ctx: SuiteContext) -> EvalResult:
     data = resolve_data_dir(suite.data, "tatoeba", ctx, suite_label(suite))
     if not suite.langs:
-        raise PolyretError(f"suite {suite_label(suite)}: list the Tatoeba languages under `langs` (e.g. [deu, swh, urd])")
+        raise PolyretError(
+            f"suite {suite_label(suite)}: list the Tatoeba languages under `langs` (e.g. [deu, swh, urd])"
+        )
     return evaluate_tatoeba(model, data, suite.langs, out_dir=out_dir, overwrite=True, **_options(suite, ctx))
 
 
