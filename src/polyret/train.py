@@ -387,8 +387,13 @@ def train(
         check_resume_config(cfg, out)
         return Path(done["final_model"])
     target = open_run_dir(cfg, out, resume, overwrite, world) if rank == 0 else None  # checks only
-    prep = prepare(cfg, world)
-    built = build_model_and_loss(cfg, device, world)
+    try:
+        prep = prepare(cfg, world)
+        built = build_model_and_loss(cfg, device, world)
+    except BaseException:
+        if target is not None:  # nothing was written: free --out's lock now, not when the object is collected
+            target.release()
+        raise
 
     # `work` is where this run writes (a sibling temporary folder under --overwrite, swapped in at the
     # end); `out` is where the run lives afterwards (paths recorded in run.json name `out`).
