@@ -197,3 +197,33 @@ def test_output_file_npy_suffix(tmp_path):
     with t.open("wb") as f:
         np.save(f, np.zeros(2, dtype=np.float32))
     assert np.load(tmp_path / "emb.npy").tolist() == [0.0, 0.0]
+
+
+def test_save_figure_is_atomic_and_closes_the_figure(tmp_path):
+    """A plot written by polyret.report.save_figure never leaves half a PNG: a save that fails midway
+    keeps the earlier file byte for byte, and either way the figure is closed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from polyret.report import save_figure
+
+    path = tmp_path / "plot.png"
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    save_figure(fig, path, dpi=50)
+    first = path.read_bytes()
+    assert first.startswith(b"\x89PNG") and not plt.fignum_exists(fig.number)
+
+    fig2, _ = plt.subplots()
+
+    def half_then_fail(f, **kw):
+        f.write(b"\x89PNG half")
+        raise RuntimeError("disk full")
+
+    fig2.savefig = half_then_fail
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_figure(fig2, path)
+    assert path.read_bytes() == first and not plt.fignum_exists(fig2.number)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plot.png"]  # no temp file left beside it

@@ -12,8 +12,23 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from polyret.io import atomic_open
+
 
 # ---- markdown -------------------------------------------------------------------------------
+
+
+def save_figure(fig, path: str | Path, *, dpi: int = 120) -> Path:
+    """Write a matplotlib figure atomically (a killed run never leaves half a PNG) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    try:
+        with atomic_open(path, "wb") as f:
+            fig.savefig(f, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
+    return path
 
 
 def format_value(value: Any, floatfmt: str = ".3f") -> str:
@@ -98,8 +113,7 @@ def save_heatmap(
         cb.set_label(cbar_label)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     return path
 
 
@@ -131,6 +145,5 @@ def save_grouped_bars(
         ax.legend()
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     return path

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from polyret.errors import PolyretError
-from polyret.io import read_text
+from polyret.io import read_text, write_text
 
 LAREQA_MASTER = "https://raw.githubusercontent.com/google-research-datasets/lareqa/master"
 LAREQA_MLQA_R = (
@@ -250,7 +250,7 @@ def download(
         extracted = path.with_name(path.name + ".extracted")
         if rf.dataset in ("xnli", "mlqa") and (status == "downloaded" or not extracted.exists()):
             _extract(rf, path, dest)
-            extracted.write_text(digest + "\n", encoding="utf-8")
+            write_text(extracted, digest + "\n")  # atomic: a killed run never leaves a half marker
         report.append(
             {"dataset": rf.dataset, "file": rf.rel_path, "status": status, "sha256": digest, "verified": bool(expected)}
         )

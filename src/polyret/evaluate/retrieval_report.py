@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from polyret.report import save_figure
+
 
 def retrieval_markdown(results: dict[str, Any]) -> str:
     keys = list(results["metrics"])
@@ -62,6 +64,5 @@ def plot_retrieval_bars(results: dict[str, Any], path: Path) -> Path:
     ax.set_title(f"{results['task'].upper()} — {results['n_queries']} queries, {results['n_docs']:,} docs")
     ax.legend(loc="upper right", fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     return path

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from polyret.report import save_figure
+
 
 def _fmt_ci(ci: list[float]) -> str:
     return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
@@ -113,6 +115,5 @@ def plot_xnli_bars(results: dict[str, Any], path: str | Path) -> Path:
     ax.legend(loc="lower left")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
     return path

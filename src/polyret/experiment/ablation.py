@@ -28,7 +28,7 @@ from polyret.experiment.config import SuiteConfig, suite_label
 from polyret.experiment.report import pyplot, fmt_p
 from polyret.experiment.runner import PER_QUERY_FILE, SUITE_DONE, SUMMARY_FILE, suite_dir_name
 from polyret.io import finished_record, read_json, write_json, write_text
-from polyret.report import markdown_table
+from polyret.report import markdown_table, save_figure
 
 ABLATION_JSON, ABLATION_MD, ABLATION_PNG = "ablation.json", "ablation.md", "ablation.png"
 
@@ -199,8 +199,7 @@ def plot_ablation(
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(f"{label_a} − {label_b}: Δ and 95% CI (blue: Holm p < {result['level']})", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return path
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from polyret.evaluate.result import lower_is_better
 from polyret.io import write_text
-from polyret.report import markdown_table
+from polyret.report import markdown_table, save_figure
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 SUPERSCRIPT = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖᑫʳˢᵗᵘᵛʷˣʸᶻ")
@@ -241,8 +241,7 @@ def plot_bars(summary: dict[str, Any], suite: str, path: Path) -> Path | None:
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{suite}: mean over seeds, 95% CI")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return path
 
 
@@ -337,8 +336,7 @@ def plot_sweep(summary: dict[str, Any], axis: str, path: Path) -> Path | None:
         + ", 95% CI over seeds"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return path
 
 
@@ -378,8 +376,7 @@ def plot_language_heatmap(summary: dict[str, Any], suite: str, prefix: str, path
     fig.colorbar(im, ax=ax)
     ax.set_title(f"{suite}: {prefix} per source language")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return path
 
 
