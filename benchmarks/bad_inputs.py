@@ -365,7 +365,7 @@ def cases(tiny: str):
         (
             "model prepare --out an existing file",
             lambda t: (t / "f").write_text("x") and None or ["model", "prepare", "--out", t / "f"],
-            "not a folder",
+            [["not a folder", "is a file"]],
             2,
             ["f"],
         ),
@@ -706,7 +706,7 @@ def more_cases(tiny: str, foreign, beir, lareqa_file, bad_par):
                     check=True,
                     capture_output=True,
                 )
-                and ["merge", "--base", tiny, "--tuned", t / "h16", "--weight", "0.5", "--out", t / "m"]
+                and ["merge", "--base", tiny, "--tuned", t / "h16" / "st", "--weight", "0.5", "--out", t / "m"]
             ),
             "shape",
             2,
