@@ -12,6 +12,8 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
@@ -116,6 +118,16 @@ class OutputLock:
 def release_lock(lock: OutputLock | None) -> None:
     if lock is not None:
         lock.release()
+
+
+@contextmanager
+def locked(out: Path, flag: str = "--out") -> Iterator[OutputLock | None]:
+    """`OutputLock.acquire(out, flag)` for the length of a `with` block, released however it ends."""
+    lock = OutputLock.acquire(out, flag)
+    try:
+        yield lock
+    finally:
+        release_lock(lock)
 
 
 def _same_file(fd: int, path: Path) -> bool:

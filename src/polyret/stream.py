@@ -38,7 +38,7 @@ import numpy as np
 from polyret.errors import PolyretError
 from polyret.integrity import DamagedFile, check_finite, checksum_file, verification_enabled, warn
 from polyret.io import is_atomic_temp, mark_finished
-from polyret.locking import OutputLock, release_lock
+from polyret.locking import locked
 from polyret.progress import counting
 
 EMBEDDINGS = "embeddings.npy"
@@ -266,74 +266,47 @@ def encode_corpus(
     """
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise PolyretError(f"{out_dir} exists and is not a directory")
-    lock = OutputLock.acquire(Path(out_dir), "corpus store")
-    try:
-        return _encode_corpus(
-            docs,
-            Path(out_dir),
-            encode_fn,
-            identity=identity,
-            chunk_size=chunk_size,
-            overwrite=overwrite,
-            show_progress=show_progress,
-            description=description,
-        )
-    finally:
-        release_lock(lock)
-
-
-def _encode_corpus(
-    docs: Callable[[], Iterable[tuple[str, str]]],
-    out_dir: Path,
-    encode_fn: EncodeFn,
-    *,
-    identity: str,
-    chunk_size: int = 4096,
-    overwrite: bool = False,
-    show_progress: bool = True,
-    description: str = "encoding corpus",
-) -> EmbeddingStore:
-    """`encode_corpus` once `out_dir` is locked."""
-    if chunk_size < 1:
-        raise PolyretError(f"chunk size must be positive, got {chunk_size}")
-    out = Path(out_dir)
-    marker = _open_store_dir(out, overwrite)
-    ids_tmp = out / (IDS + ".tmp")
-    n, fingerprint = _scan_corpus(docs(), identity, ids_tmp)
-    if n == 0:
-        ids_tmp.unlink()
-        raise PolyretError("the corpus holds no documents")
-    same_job = marker is not None and marker.get("fingerprint") == fingerprint and marker.get("n") == n
-    if same_job and marker.get("complete"):
-        store = _reusable(out)
-        if store is not None:
+    with locked(Path(out_dir), "corpus store"):
+        if chunk_size < 1:
+            raise PolyretError(f"chunk size must be positive, got {chunk_size}")
+        out = Path(out_dir)
+        marker = _open_store_dir(out, overwrite)
+        ids_tmp = out / (IDS + ".tmp")
+        n, fingerprint = _scan_corpus(docs(), identity, ids_tmp)
+        if n == 0:
             ids_tmp.unlink()
-            return store
-    start = _resume_point(out, marker, n) if same_job and not marker.get("complete") else None
-    if start is not None:
-        ids_tmp.unlink()
-    else:
-        if marker is not None and not overwrite and not same_job:
-            raise PolyretError(
-                f"{out} holds embeddings of a different corpus or encoder ({marker.get('identity')}); "
-                "use another output directory or pass --overwrite"
-            )
-        for name in (EMBEDDINGS, PROGRESS, IDS):
-            (out / name).unlink(missing_ok=True)
-        os.replace(ids_tmp, out / IDS)
-        marker = {
-            "n": n,
-            "dim": None,
-            "rows_done": 0,
-            "fingerprint": fingerprint,
-            "identity": identity,
-            "complete": False,
-        }
-        start = (0, None)
-    with counting(n, description, show=show_progress) as advance:
-        advance(start[0])
-        _encode_rows(docs(), out, encode_fn, marker, start, chunk_size, advance)
-    return EmbeddingStore.open(out, verify=False)  # just written and checksummed
+            raise PolyretError("the corpus holds no documents")
+        same_job = marker is not None and marker.get("fingerprint") == fingerprint and marker.get("n") == n
+        if same_job and marker.get("complete"):
+            store = _reusable(out)
+            if store is not None:
+                ids_tmp.unlink()
+                return store
+        start = _resume_point(out, marker, n) if same_job and not marker.get("complete") else None
+        if start is not None:
+            ids_tmp.unlink()
+        else:
+            if marker is not None and not overwrite and not same_job:
+                raise PolyretError(
+                    f"{out} holds embeddings of a different corpus or encoder ({marker.get('identity')}); "
+                    "use another output directory or pass --overwrite"
+                )
+            for name in (EMBEDDINGS, PROGRESS, IDS):
+                (out / name).unlink(missing_ok=True)
+            os.replace(ids_tmp, out / IDS)
+            marker = {
+                "n": n,
+                "dim": None,
+                "rows_done": 0,
+                "fingerprint": fingerprint,
+                "identity": identity,
+                "complete": False,
+            }
+            start = (0, None)
+        with counting(n, description, show=show_progress) as advance:
+            advance(start[0])
+            _encode_rows(docs(), out, encode_fn, marker, start, chunk_size, advance)
+        return EmbeddingStore.open(out, verify=False)  # just written and checksummed
 
 
 def _open_store_dir(out: Path, overwrite: bool) -> dict | None:

@@ -33,7 +33,7 @@ from polyret.correction import AUTO, group_by_language, resolve_correction
 from polyret.data.lareqa import LareqaDataset, load_lareqa
 from polyret.encode import ENCODE_BATCH_SIZE, encode_texts, model_id
 from polyret.errors import PolyretError
-from polyret.evaluate.lareqa_rank import (  # noqa: F401  (the ranking stage; its names stay importable here)
+from polyret.evaluate.lareqa_rank import (
     CANDIDATE_MODES,
     MULTI_RECALL_K,
     OWN_LANGUAGE_TOP_K,
