@@ -66,22 +66,30 @@ def _pairs_table(model_max_groups: int | None = None):
     return PairTable.from_groups(train_groups)
 
 
-def worker_ours(args) -> dict:
+def _timing_config(args, **extra):
+    """The training config both timed polyret runs share: no validation, no best-model selection, a log
+    line every step, no checkpoints in the way."""
     from polyret.config import TrainConfig
+
+    return TrainConfig(
+        model=args.model,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        max_seq_length=args.max_length,
+        validation_groups=0,
+        keep_best=False,
+        logging_steps=1,
+        save_steps=10**6,
+        save_total_limit=1,
+        **extra,
+    )
+
+
+def worker_ours(args) -> dict:
     from polyret.train import TRAIN_LOG, train
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(
-            model=args.model,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            max_seq_length=args.max_length,
-            validation_groups=0,
-            keep_best=False,
-            logging_steps=1,
-            save_steps=10**6,
-            save_total_limit=1,
-        )
+        cfg = _timing_config(args)
         train(cfg, Path(tmp) / "run", show_progress=False)
         log = [json.loads(l) for l in (Path(tmp) / "run" / TRAIN_LOG).read_text().splitlines()]
         t = {r["step"]: r["time"] for r in log if r.get("event") == "log" and "loss" in r}
@@ -203,23 +211,10 @@ def worker_memory(args) -> dict:
     if args.trainer == "st":
         _st_train(args, device, mini_batch_size=args.mini_batch_size, callbacks=[meter])
         return meter.result(device)
-    from polyret.config import TrainConfig
     from polyret.train import train
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(
-            model=args.model,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            max_seq_length=args.max_length,
-            validation_groups=0,
-            keep_best=False,
-            logging_steps=1,
-            save_steps=10**6,
-            save_total_limit=1,
-            mini_batch_size=args.mini_batch_size or None,
-            device=device,
-        )
+        cfg = _timing_config(args, mini_batch_size=args.mini_batch_size or None, device=device)
         train(cfg, Path(tmp) / "run", show_progress=False, callbacks=[meter])
     return meter.result(device)
 
