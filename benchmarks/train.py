@@ -2,12 +2,14 @@
 
     .venv/bin/python benchmarks/train.py [--steps 6] [--batch-size 32] [--max-length 128] [--model default]
     .venv/bin/python benchmarks/train.py memory [--batch-sizes 16,32,64] [--mini-batch-size 8] [--steps 2] [--device auto]
-    .venv/bin/python benchmarks/train.py recipe [--config configs/quick.yaml] [--teacher-cross 100] [--steps 5]
+    .venv/bin/python benchmarks/train.py recipe [--config configs/quick.yaml] [--candidate "FILE [KEY=VALUE ...]"] [--steps 5]
 
 `recipe` mode: the time per step of a shipped recipe as it trains (its data, batches, loss and teacher
-terms) and of the same recipe with the cross-lingual teacher term (`teacher_cross`) added, each in a
-fresh subprocess on CPU, as CPU seconds per step of one thread (the median of steps 2..N; step 1 warms
-up): issue 27 asks the term to cost <= 1.5x the recipe's step. No validation, checkpoints or correction fit.
+terms) and of each candidate recipe (`--candidate`, repeatable: a training config and overrides, e.g.
+"configs/quick-distill.yaml n_negatives=1 negatives_language=query"; default: the recipe with
+`teacher_cross=100`), each in a fresh subprocess on CPU, as CPU seconds per step of one thread (the
+median of steps 2..N; step 1 warms up): issue 27 asks a candidate to cost <= 1.5x the recipe's step.
+No validation, checkpoints or correction fit.
 
 `memory` mode: peak memory and time of the training steps per batch size, four trainers per batch
 size, each in a fresh subprocess: polyret with the plain in-batch loss, polyret with GradCache
@@ -147,13 +149,28 @@ class StepMeter(TrainerCallback):
         }
 
 
+def _candidate(spec: str) -> tuple[str, dict]:
+    """'FILE KEY=VALUE ...' -> (FILE, overrides); values are YAML (1, query, [a, b])."""
+    import yaml
+
+    path, *pairs = spec.split()
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--candidate {spec!r}: {pair!r} is not KEY=VALUE")
+        overrides[key] = yaml.safe_load(value)
+    return path, overrides
+
+
 def worker_recipe(args) -> dict:
-    """A few steps of args.config (+ teacher_cross args.teacher_cross when > 0), timed by a StepMeter."""
+    """A few steps of the training config `args.candidate` (FILE plus overrides), timed by a StepMeter."""
     from polyret.config import load_train_config
     from polyret.train import train
 
+    path, overrides = _candidate(args.candidate[0])
     meter = StepMeter("cpu")
-    overrides = {
+    overrides |= {
         "steps": args.steps,
         "validation_groups": 0,
         "keep_best": False,
@@ -161,44 +178,32 @@ def worker_recipe(args) -> dict:
         "eval_steps": 10**6,
         "language_correction": "none",
         "device": "cpu",
-        "teacher_cross": args.teacher_cross,
     }
     with tempfile.TemporaryDirectory() as tmp:
-        train(load_train_config(args.config, overrides), Path(tmp) / "run", show_progress=False, callbacks=[meter])
+        train(load_train_config(path, overrides), Path(tmp) / "run", show_progress=False, callbacks=[meter])
     return meter.result("cpu")
 
 
 def recipe_table(args) -> dict:
     import statistics
 
+    candidates = args.candidate or [f"{args.config} teacher_cross=100"]
     results = {}
-    for label, cross in (("recipe", 0.0), (f"recipe + teacher_cross {args.teacher_cross:g}", args.teacher_cross)):
-        cmd = [
-            sys.executable,
-            __file__,
-            "_worker",
-            "recipe",
-            "--steps",
-            str(args.steps),
-            "--config",
-            str(args.config),
-            "--teacher-cross",
-            str(cross),
-        ]
+    for spec in [str(args.config), *candidates]:
+        cmd = [sys.executable, __file__, "_worker", "recipe", "--steps", str(args.steps), "--candidate", spec]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise SystemExit(f"{label} worker failed:\n{proc.stderr[-3000:]}")
+            raise SystemExit(f"{spec} worker failed:\n{proc.stderr[-3000:]}")
         res = json.loads(proc.stdout.strip().splitlines()[-1])
         res["cpu_s_per_step"] = statistics.median(res["step_cpu_times"][1:])
         res["wall_s_per_step"] = statistics.median(res["step_times"][1:])
-        results[label] = res
-    base, cross = results.values()
-    ratio = cross["cpu_s_per_step"] / base["cpu_s_per_step"]
-    print(f"| {args.config} | CPU s/step | wall s/step |\n|---|---|---|")
-    for label, r in results.items():
-        print(f"| {label} | {r['cpu_s_per_step']:.2f} | {r['wall_s_per_step']:.2f} |")
-    print(f"ratio with/without the cross term, CPU s/step: {ratio:.2f}x (target <= 1.5)")
-    return {"results": results, "ratio": ratio}
+        results[spec] = res
+    base = results[str(args.config)]["cpu_s_per_step"]
+    ratios = {spec: r["cpu_s_per_step"] / base for spec, r in results.items()}
+    print("| recipe | CPU s/step | wall s/step | CPU × the recipe (target <= 1.5) |\n|---|---|---|---|")
+    for spec, r in results.items():
+        print(f"| {spec} | {r['cpu_s_per_step']:.2f} | {r['wall_s_per_step']:.2f} | {ratios[spec]:.2f}x |")
+    return {"results": results, "ratios": ratios}
 
 
 def worker_memory(args) -> dict:
@@ -405,7 +410,11 @@ def main() -> None:
         default=Path(__file__).resolve().parents[1] / "configs" / "quick.yaml",
         help="recipe mode: the training config to time",
     )
-    ap.add_argument("--teacher-cross", type=float, default=100.0, help="recipe mode: the cross-lingual term's weight")
+    ap.add_argument(
+        "--candidate",
+        action="append",
+        help="recipe mode: 'FILE [KEY=VALUE ...]', a candidate recipe to time against --config (repeatable)",
+    )
     args = ap.parse_args()
     if args.mode == "recipe":
         res = recipe_table(args)

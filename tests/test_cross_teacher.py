@@ -173,6 +173,7 @@ def test_quick_distill_is_quick_plus_the_cross_term_and_tatoeba():
 
     root = Path(__file__).resolve().parents[1] / "configs"
     quick, distill = (load_train_config(root / name).model_dump() for name in ("quick.yaml", "quick-distill.yaml"))
-    assert {k for k in quick if quick[k] != distill[k]} == {"data", "teacher_cross"}
+    assert {k for k in quick if quick[k] != distill[k]} == {"data", "teacher_cross", "validation_sources"}
+    assert distill["validation_sources"] == quick["data"]  # one held-out pool for both recipes
     assert (quick["teacher_cross"], distill["teacher_cross"]) == (0.0, 100.0)
     assert distill["data"] == [*quick["data"], "tatoeba-align"]

@@ -225,6 +225,14 @@ def test_mlqa_shape_matches_reference_and_skips_absent_targets(mlqa_like):
                 assert pair["n_questions"] == n < sum(q.lang == x for q in ds.questions)
     # 2-4 relevant items -> every question has a rank distance.
     assert sum(res["rank_distance"]["n_questions"].values()) == ds.n_questions
+    # Cross mAP into a language: the mean of its column over the query languages that reach it.
+    for y in MLQA_LANGS:
+        col = [
+            res["cross"]["per_pair"][f"{x}->{y}"]["map"] for x in MLQA_LANGS if f"{x}->{y}" in res["cross"]["per_pair"]
+        ]
+        assert res["cross"]["per_target_language"][y] == pytest.approx(np.mean(col))
+        assert result.metrics[f"cross.map_into[{y}]"] == pytest.approx(np.mean(col))
+    assert "Cross mAP into" in result.report
 
 
 def test_ties_are_broken_by_candidate_index(mlqa_like):

@@ -50,6 +50,12 @@ class TrainConfig(BaseModel):
         "pool (the answer sentence among its paragraph's sentences), even with n_negatives 0",
     )
     n_negatives: int = Field(0, ge=0, le=16, description="hard-negative columns per row (0 = pairs only)")
+    negatives_language: Literal["passage", "query"] = Field(
+        "passage",
+        description="language of a row's hard negatives: the passage's (its paragraph's other sentences), or "
+        "the query's (distractors in the question's own language that answer nothing: what crowds a "
+        "multilingual pool; from the group's paragraph in that language, else other groups' passages in it)",
+    )
 
     # --- batches --------------------------------------------------------------------------------
     strategy: Strategy = Field("hybrid", description="batch strategy: x-x-mono | x-x | x-y | hybrid")
@@ -129,6 +135,15 @@ class TrainConfig(BaseModel):
     validation_groups: int = Field(
         300, ge=0, description="training groups held out for validation loss / best checkpoint / recipe pool"
     )
+    validation_seed: int | None = Field(
+        None,
+        description="seed of the held-out split (None = seed): fix it to compare seeds on one held-out pool",
+    )
+    validation_sources: list[str] | None = Field(
+        None,
+        description="training sets the held-out groups are drawn from (None = all): recipes that add a set "
+        "keep the same held-out pool",
+    )
     eval_steps: int = Field(50, ge=1, description="validate every N steps")
     save_steps: int = Field(50, ge=1, description="checkpoint every N steps")
     save_total_limit: int | None = Field(2, ge=1, description="checkpoints kept (None = all)")
@@ -164,6 +179,8 @@ class TrainConfig(BaseModel):
             raise ValueError("n_negatives > 0 needs negatives: same-paragraph")
         if not self.data:
             raise ValueError("data: give at least one training set")
+        if self.n_negatives == 0 and self.negatives_language != "passage":
+            raise ValueError("negatives_language chooses hard negatives: set n_negatives >= 1")
         if self.keep_best and self.validation_groups == 0:
             raise ValueError("keep_best needs validation_groups > 0")
         if self.early_stopping_patience is not None and not self.keep_best:
@@ -191,6 +208,7 @@ class TrainConfig(BaseModel):
             "max_seq_length": self.max_seq_length,
             "negatives": self.negatives if self.n_negatives else "none",
             "n_negatives": self.n_negatives,
+            "negatives_language": self.negatives_language,
             "teacher_weight": self.teacher_weight,
             "teacher_cross": self.teacher_cross,
             "train_layers": self.train_layers,

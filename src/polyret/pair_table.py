@@ -16,6 +16,7 @@ from polyret.data.parallel import english_columns, english_source
 from polyret.errors import PolyretError
 
 NEGATIVE_POLICIES = ("fill", "drop")
+NEGATIVE_LANGUAGES = ("passage", "query")
 
 
 def text_key(text: str) -> int:
@@ -32,10 +33,13 @@ class PairTable:
     ``query_lang[r]``, ``passage_lang[r]``, ``source[r]``.
 
     Hard negatives (``n_negatives=k > 0``): each row takes k of its group's negatives in the passage
-    language (a seeded random choice when it has more). Rows with fewer than k:
-    - ``negatives_policy="fill"`` (default): the missing slots get positives of other groups of the
-      same source and passage language (random negatives, seeded). Those borrowed texts join the
-      row's group conflict keys, so the lending group never shares a batch with the borrower.
+    language (``negatives_language="passage"``) or in the query's language (``"query"``: distractors
+    in the question's own language that answer nothing, the texts that crowd a multilingual pool), a
+    seeded random choice when it has more. Rows with fewer than k:
+    - ``negatives_policy="fill"`` (default): the missing slots get positives of other groups in the
+      language (random negatives, seeded): of the same source for passage-language negatives, of the
+      other sources first for query-language ones (see `_NegativeChooser`). A text borrowed within the
+      source joins the row's group conflict keys, so the lending group never shares a batch with the borrower.
     - ``negatives_policy="drop"``: the row is removed (counted in ``stats["rows_dropped_negatives"]``).
     """
 
@@ -63,16 +67,20 @@ class PairTable:
         n_negatives: int = 0,
         negatives_policy: str = "fill",
         seed: int = 0,
+        negatives_language: str = "passage",
     ) -> "PairTable":
         if n_negatives < 0:
             raise PolyretError(f"n_negatives must be >= 0, got {n_negatives}")
         if negatives_policy not in NEGATIVE_POLICIES:
             raise PolyretError(f"negatives_policy must be one of {NEGATIVE_POLICIES}, got {negatives_policy!r}")
+        if negatives_language not in NEGATIVE_LANGUAGES:
+            raise PolyretError(f"negatives_language must be one of {NEGATIVE_LANGUAGES}, got {negatives_language!r}")
         if not groups:
             raise PolyretError("no training groups given")
         t = cls()
         t.n_negatives = n_negatives
-        negatives = _NegativeChooser(groups, n_negatives, negatives_policy, np.random.default_rng([seed, 7]))
+        rng = np.random.default_rng([seed, 7])
+        negatives = _NegativeChooser(groups, n_negatives, negatives_policy, rng, negatives_language)
         rows: list[tuple[int, str, str, str]] = []  # (group index, query language, passage language, source)
         for gi, g in enumerate(groups):
             t.group_ids.append(g.id)
@@ -80,7 +88,7 @@ class PairTable:
             gkeys = {text_key(s) for s in g.passage_texts}
             for q in sorted(g.queries):
                 for p in (p for p in sorted(g.positives) if g.positives[p] != g.queries[q]):  # bitexts: no x->x
-                    negs = negatives.for_row(gi, g, p, gkeys)
+                    negs = negatives.for_row(gi, g, p, q, gkeys)
                     if negs is None:
                         continue
                     t.anchors.append(g.queries[q])
@@ -159,12 +167,21 @@ class PairTable:
 
 
 class _NegativeChooser:
-    """The hard negatives of each row (see `PairTable`): the group's own in the passage language, a
-    seeded choice when it has more than k; missing slots filled from other groups' positives of the
-    same source and language (`fill`) or the row dropped (`drop`). Counts `dropped` and `filled`."""
+    """The hard negatives of each row (see `PairTable`): the group's own in the row's negatives language,
+    a seeded choice when it has more than k; missing slots filled from other groups' positives in that
+    language (`fill`) or the row dropped (`drop`). Counts `dropped` and `filled`.
 
-    def __init__(self, groups: Sequence[ParallelGroup], n: int, policy: str, rng: np.random.Generator) -> None:
-        self.n, self.policy, self.rng = n, policy, rng
+    Where the fill comes from: passage-language negatives borrow from the same source. Query-language
+    negatives borrow from the *other* sources first: a batch holds one source (polyret.batches), so a text
+    borrowed from another source is never a positive of the same batch and needs no conflict key. Same-
+    source borrowing must add one (the lender may not share the borrower's batch); every row of a
+    sentence-pair set such as XNLI's borrowing so would leave almost no two of its groups free to share
+    a batch."""
+
+    def __init__(
+        self, groups: Sequence[ParallelGroup], n: int, policy: str, rng: np.random.Generator, language: str
+    ) -> None:
+        self.n, self.policy, self.rng, self.language = n, policy, rng, language
         self.dropped = self.filled = 0
         # Positives by (source, language) for filling missing negatives: (text, group index).
         self.lenders: dict[tuple[str, str], list[tuple[str, int]]] = {}
@@ -175,11 +192,13 @@ class _NegativeChooser:
             seen.add((g.source, g.id))
             for lang, text in g.positives.items():
                 self.lenders.setdefault((g.source, lang), []).append((text, gi))
+        self._other_sources: dict[tuple[str, str], list[tuple[str, int]]] = {}
 
-    def for_row(self, gi: int, g: ParallelGroup, lang: str, gkeys: set[int]) -> list[str] | None:
-        """The row's k negatives (borrowed texts join `gkeys`), or None when the row is dropped."""
+    def for_row(self, gi: int, g: ParallelGroup, p_lang: str, q_lang: str, gkeys: set[int]) -> list[str] | None:
+        """The row's k negatives (texts borrowed within the source join `gkeys`), or None when the row is dropped."""
         if not self.n:
             return []
+        lang = q_lang if self.language == "query" else p_lang
         own = list(g.negatives.get(lang, []))
         if len(own) > self.n:
             pick = self.rng.permutation(len(own))[: self.n]
@@ -188,19 +207,34 @@ class _NegativeChooser:
             if self.policy == "drop":
                 self.dropped += 1
                 return None
-            self._fill(own, gi, g.positives[lang], self.lenders[(g.source, lang)], gkeys)
+            other = self.other_sources(g.source, lang) if self.language == "query" else []
+            if other:
+                self._fill(own, gi, g.positives.get(lang), other, None)
+            else:
+                self._fill(own, gi, g.positives.get(lang), self.lenders.get((g.source, lang), []), gkeys)
             if len(own) < self.n:
                 self.dropped += 1  # a source/language with too few other passages
                 return None
         return own
 
-    def _fill(self, own: list[str], gi: int, positive: str, pool: list[tuple[str, int]], gkeys: set[int]) -> None:
+    def other_sources(self, source: str, lang: str) -> list[tuple[str, int]]:
+        key = (source, lang)
+        if key not in self._other_sources:
+            self._other_sources[key] = [
+                t for (s, lg), texts in sorted(self.lenders.items()) if lg == lang and s != source for t in texts
+            ]
+        return self._other_sources[key]
+
+    def _fill(
+        self, own: list[str], gi: int, positive: str | None, pool: list[tuple[str, int]], gkeys: set[int] | None
+    ) -> None:
         # Up to 8 tries per slot to find another group's text not already used.
-        for _ in range((self.n - len(own)) * 8):
+        for _ in range((self.n - len(own)) * 8 if pool else 0):
             text, lender = pool[int(self.rng.integers(len(pool)))]
             if lender != gi and text not in own and text != positive:
                 own.append(text)
-                gkeys.add(text_key(text))
+                if gkeys is not None:
+                    gkeys.add(text_key(text))
                 self.filled += 1
                 if len(own) == self.n:
                     break

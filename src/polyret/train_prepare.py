@@ -58,9 +58,13 @@ def load_training_groups(cfg: TrainConfig) -> list:
     return groups
 
 
-def split_validation(groups: list, n_validation: int, seed: int) -> tuple[list, list]:
+def split_validation(groups: list, n_validation: int, seed: int, sources: list[str] | None = None) -> tuple[list, list]:
     """Hold out `n_validation` whole groups (never single pairs: a translation of a validation
     passage must not be trained on). Deterministic for a seed, independent of the input order.
+
+    sources: draw the held-out groups from these training sets only (None = all). The draw sees only
+    their groups, so a recipe that adds a training set holds out exactly what the one without it did,
+    and the two are compared on one pool.
 
     A training group that shares a passage with a held-out group (another question on the same
     paragraph: its answer sentence, or the paragraph itself in the paragraph unit) is left out of
@@ -68,21 +72,40 @@ def split_validation(groups: list, n_validation: int, seed: int) -> tuple[list, 
     and hides the forgetting it is there to show."""
     if n_validation == 0:
         return list(groups), []
-    if n_validation >= len(groups):
-        raise PolyretError(f"validation_groups={n_validation} leaves no training data ({len(groups)} groups in all)")
     keyed = sorted(groups, key=lambda g: (g.source, g.id))
-    order = list(range(len(keyed)))
+    drawable = keyed
+    if sources is not None:
+        have = sorted({g.source for g in keyed})
+        missing = [s for s in sources if s not in have]
+        if missing:
+            raise PolyretError(
+                f"validation_sources: no training group comes from {missing[0]!r} (the sets are {', '.join(have)})"
+            )
+        drawable = [g for g in keyed if g.source in sources]
+    if n_validation >= len(drawable):
+        raise PolyretError(
+            f"validation_groups={n_validation} leaves no training data ({len(drawable)} groups to hold out from)"
+        )
+    order = list(range(len(drawable)))
     random.Random(seed).shuffle(order)
-    held = set(order[:n_validation])
-    val = [g for i, g in enumerate(keyed) if i in held]
+    held = {id(drawable[i]) for i in order[:n_validation]}
+    val = [g for g in drawable if id(g) in held]
     held_texts = set().union(*(g.passage_texts for g in val))
-    train = [g for i, g in enumerate(keyed) if i not in held and not (g.passage_texts & held_texts)]
+    train = [g for g in keyed if id(g) not in held and not (g.passage_texts & held_texts)]
     if not train:
         raise PolyretError(
             f"validation_groups={n_validation}: every other group shares a passage with a "
             f"held-out one ({len(groups)} groups in all); lower validation_groups"
         )
     return train, val
+
+
+def heldout_split(cfg: TrainConfig, groups: list | None = None) -> tuple[list, list]:
+    """(training groups, held-out groups) of a config: what `prepare` trains on and holds out, and
+    the pool an experiment's `heldout` suite scores any model on."""
+    seed = cfg.seed if cfg.validation_seed is None else cfg.validation_seed
+    groups = load_training_groups(cfg) if groups is None else groups
+    return split_validation(groups, cfg.validation_groups, seed, cfg.validation_sources)
 
 
 class _PicklableSamplerFactory:
@@ -163,12 +186,13 @@ def prepare(cfg: TrainConfig, world: int = 1) -> Prepared:
 
     # The final steps' inputs first: they are quick to check, and the training data can take a while to read.
     corr_groups = correction_groups(cfg.language_correction)
-    train_groups, val_groups = split_validation(load_training_groups(cfg), cfg.validation_groups, cfg.seed)
-    train_table = PairTable.from_groups(train_groups, n_negatives=cfg.n_negatives, seed=cfg.seed)
+    train_groups, val_groups = heldout_split(cfg)
+    negs = {"n_negatives": cfg.n_negatives, "negatives_language": cfg.negatives_language, "seed": cfg.seed}
+    train_table = PairTable.from_groups(train_groups, **negs)
     train_ds = train_table.to_dataset(english=cfg.teacher_cross > 0)
     val_table = val_ds = None
     if val_groups:
-        val_table = PairTable.from_groups(val_groups, n_negatives=cfg.n_negatives, seed=cfg.seed)
+        val_table = PairTable.from_groups(val_groups, **negs)
         val_ds = val_table.to_dataset(english=cfg.teacher_cross > 0)
     sampler_factory = _sampler_factory(train_table, cfg, eval_table=val_table)
     if world == 1:  # under DDP the sampler's global batch depends on the process group, built later

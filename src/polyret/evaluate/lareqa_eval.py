@@ -101,6 +101,9 @@ def lareqa_metrics(
             "recall@1": float(pair_r1[x, ys].mean()) if ys.size else np.nan,
             "n_targets": int(ys.size),
         }
+    # Cross mAP *into* each language (its column: every other query language, first per pair): where a
+    # weak target language shows, which the per-query-language mean above averages away.
+    into = {l: float(pair_map[off[:, y], y].mean()) if off[:, y].any() else np.nan for y, l in enumerate(langs)}
     per_pair = {
         f"{langs[x]}->{langs[y]}": {"map": pair_map[x, y], "recall@1": pair_r1[x, y], "n_questions": int(pair_n[x, y])}
         for x in range(n_lang)
@@ -121,6 +124,7 @@ def lareqa_metrics(
             "map": macro(cross_pl, "map"),
             "recall@1": macro(cross_pl, "recall@1"),
             "per_language": cross_pl,
+            "per_target_language": into,
             "per_pair": per_pair,
         },
         "multi": {"map": macro(multi_pl, "map"), k: macro(multi_pl, k), "per_language": multi_pl},
@@ -337,6 +341,7 @@ def report_markdown(results: dict) -> str:
     k, own = f"recall@{MULTI_RECALL_K}", f"top{OWN_LANGUAGE_TOP_K}_own_language_share"
     mono, cross, multi = results["mono"], results["cross"], results["multi"]
     rd, share = results["rank_distance"], results[own]
+    into = cross.get("per_target_language", {})
     rows = [
         [
             l,
@@ -344,6 +349,7 @@ def report_markdown(results: dict) -> str:
             mono["per_language"][l]["recall@1"],
             cross["per_language"][l]["map"],
             cross["per_language"][l]["recall@1"],
+            into.get(l, float("nan")),
             multi["per_language"][l]["map"],
             multi["per_language"][l][k],
             rd["per_language"][l],
@@ -358,6 +364,7 @@ def report_markdown(results: dict) -> str:
             mono["recall@1"],
             cross["map"],
             cross["recall@1"],
+            metrics.macro_mean(list(into.values())) if into else float("nan"),
             multi["map"],
             multi[k],
             rd["mean"],
@@ -370,6 +377,7 @@ def report_markdown(results: dict) -> str:
         "Mono R@1",
         "Cross mAP",
         "Cross R@1",
+        "Cross mAP into",
         "Multi mAP",
         f"Multi R@{MULTI_RECALL_K}",
         "rank dist.",
@@ -510,6 +518,8 @@ def lareqa_summary(results: dict[str, Any], *, report: bool = True) -> EvalResul
             for lang, vals in block["per_language"].items():
                 flat[f"{setting}.{k}[{lang}]"] = float(vals[k])
         per_language[f"{setting.capitalize()} mAP"] = [f"{setting}.map"]
+    for lang, v in results["cross"].get("per_target_language", {}).items():  # absent in older results
+        flat[f"cross.map_into[{lang}]"] = float(v)
     own = f"top{OWN_LANGUAGE_TOP_K}_own_language_share"
     for extra, title in (("rank_distance", "Rank distance"), (own, f"Top-{OWN_LANGUAGE_TOP_K} own-language share")):
         flat[extra] = float(results[extra]["mean"])

@@ -16,7 +16,7 @@ class SuiteConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="evaluator: lareqa | xnli | tatoeba | beir (or a registered plugin)")
+    name: str = Field(description="evaluator: lareqa | heldout | xnli | tatoeba | beir (or a registered plugin)")
     label: str | None = Field(None, description="column/section name in reports (default: name, or name:data-dir)")
     data: str | None = Field(
         None, description="data dir: absolute, or relative to the experiment file's dir, else to the data dir"

@@ -64,7 +64,13 @@ class RunSpec:
 
 
 # Training options added after run keys were first written, with the default that keeps old keys.
-KEY_NEUTRAL_DEFAULTS = {"answerless": "error", "teacher_cross": 0.0}
+KEY_NEUTRAL_DEFAULTS = {
+    "answerless": "error",
+    "teacher_cross": 0.0,
+    "negatives_language": "passage",
+    "validation_seed": None,
+    "validation_sources": None,
+}
 
 
 def config_hash(obj: Any, length: int = 12) -> str:
@@ -75,6 +81,23 @@ def config_hash(obj: Any, length: int = 12) -> str:
 
 def norm_label(s: str) -> str:
     return " ".join(s.replace("alpha", "α").replace("lambda", "λ").split()).lower()
+
+
+def run_train_config(tcfg) -> dict[str, Any]:
+    """A resolved TrainConfig as a run records and hashes it (its train key)."""
+    tdict = tcfg.model_dump(mode="json")
+    if tdict.get("validation_seed") == tdict["seed"]:
+        tdict["validation_seed"] = None  # the same split: the same run
+    # Options added later leave a run's key unchanged while at their default, so an upgrade does not
+    # orphan (and retrain) every run an experiment dir holds.
+    for key, default in KEY_NEUTRAL_DEFAULTS.items():
+        if tdict.get(key) == default:
+            del tdict[key]
+    # The grid merges (one training serves every λ): the training itself must not, whatever the train
+    # YAML says (`polyret train` returns the merged dir when merge_weight is set, which would silently
+    # turn λ = 1 into a merge).
+    tdict["merge_weight"] = None
+    return tdict
 
 
 def expand_grid(
@@ -117,16 +140,7 @@ def expand_grid(
                             tcfg = load_train_config(train_path, overrides)
                         except PolyretError as e:
                             raise PolyretError(f"experiment train settings ({var.label()}, seed {seed}): {e}") from None
-                        tdict = tcfg.model_dump(mode="json")
-                        # Options added later leave a run's key unchanged while at their default, so
-                        # an upgrade does not orphan (and retrain) every run an experiment dir holds.
-                        for key, default in KEY_NEUTRAL_DEFAULTS.items():
-                            if tdict.get(key) == default:
-                                del tdict[key]
-                        # The grid merges (one training serves every λ): the training itself must
-                        # not, whatever the train YAML says (`polyret train` returns the merged dir
-                        # when merge_weight is set, which would silently turn λ = 1 into a merge).
-                        tdict["merge_weight"] = None
+                        tdict = run_train_config(tcfg)
                         tkey = config_hash(tdict)
                         rkey = config_hash({"base_model": base, "train": tdict, "merge_weight": lam})
                         if rkey in seen:

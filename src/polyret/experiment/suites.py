@@ -67,6 +67,27 @@ def lareqa_suite(model, suite: SuiteConfig, out_dir: Path, ctx: SuiteContext) ->
     return evaluate_lareqa(model, dataset, out_dir=out_dir, overwrite=True, **opts)
 
 
+def heldout_suite(model, suite: SuiteConfig, out_dir: Path, ctx: SuiteContext) -> EvalResult:
+    """The groups a training config holds out (`polyret.train_prepare.heldout_split`), scored as a LAReQA
+    pool (`polyret.validation`): where recipes are chosen, never an evaluation set. `data` is the training
+    config; `options.config_overrides` changes its keys (e.g. `validation_seed: 42`, so every seed and
+    the base are scored on one pool); the other options go to `evaluate_lareqa`."""
+    from polyret.config import load_train_config
+    from polyret.data.lareqa import LareqaDataset
+    from polyret.train_prepare import heldout_split
+
+    label = suite_label(suite)
+    if not suite.data:
+        raise PolyretError(f"suite {label}: give the training config whose held-out groups to score under `data`")
+    opts = _options(suite, ctx)
+    cfg = load_train_config(resolve_data_dir(suite.data, suite.data, ctx, label), opts.pop("config_overrides", {}))
+    _, held = heldout_split(cfg)
+    if not held:
+        raise PolyretError(f"suite {label}: {suite.data} holds out no groups (validation_groups: 0)")
+    pool = LareqaDataset.from_groups(held, name=f"held-out training groups ({len(held)}) of {Path(suite.data).name}")
+    return evaluate_lareqa(model, pool, out_dir=out_dir, overwrite=True, **opts)
+
+
 def xnli_suite(model, suite: SuiteConfig, out_dir: Path, ctx: SuiteContext) -> EvalResult:
     data = resolve_data_dir(suite.data, "xnli", ctx, suite_label(suite))
     return evaluate_xnli(
@@ -101,6 +122,7 @@ def beir_suite(model, suite: SuiteConfig, out_dir: Path, ctx: SuiteContext) -> E
 
 SUITES: dict[str, SuiteFn] = {
     "lareqa": lareqa_suite,
+    "heldout": heldout_suite,
     "xnli": xnli_suite,
     "tatoeba": tatoeba_suite,
     "beir": beir_suite,
