@@ -2,12 +2,12 @@
 
     .venv/bin/python benchmarks/train.py [--steps 6] [--batch-size 32] [--max-length 128] [--model default]
     .venv/bin/python benchmarks/train.py memory [--batch-sizes 16,32,64] [--mini-batch-size 8] [--steps 2] [--device auto]
-    .venv/bin/python benchmarks/train.py recipe [--config configs/quick.yaml] [--candidate "FILE [KEY=VALUE ...]"] [--steps 5]
+    .venv/bin/python benchmarks/train.py recipe [--config configs/quick-v2.yaml] [--candidate "FILE [KEY=VALUE ...]"] [--steps 5]
 
 `recipe` mode: the time per step of a shipped recipe as it trains (its data, batches, loss and teacher
 terms) and of each candidate recipe (`--candidate`, repeatable: a training config and overrides, e.g.
-"configs/quick-distill.yaml n_negatives=1 negatives_language=query"; default: the recipe with
-`teacher_cross=100`), each in a fresh subprocess on CPU, as CPU seconds per step of one thread (the
+"configs/quick.yaml n_negatives=1 negatives_language=query"; default: configs/quick.yaml against
+configs/quick-v2.yaml, the shipped recipe before issue 27), each in a fresh subprocess on CPU, as CPU seconds per step of one thread (the
 median of steps 2..N; step 1 warms up): issue 27 asks a candidate to cost <= 1.5x the recipe's step.
 No validation, checkpoints or correction fit.
 
@@ -187,7 +187,7 @@ def worker_recipe(args) -> dict:
 def recipe_table(args) -> dict:
     import statistics
 
-    candidates = args.candidate or [f"{args.config} teacher_cross=100"]
+    candidates = args.candidate or [str(Path(__file__).resolve().parents[1] / "configs" / "quick.yaml")]
     results = {}
     for spec in [str(args.config), *candidates]:
         cmd = [sys.executable, __file__, "_worker", "recipe", "--steps", str(args.steps), "--candidate", spec]
@@ -407,8 +407,8 @@ def main() -> None:
     ap.add_argument(
         "--config",
         type=Path,
-        default=Path(__file__).resolve().parents[1] / "configs" / "quick.yaml",
-        help="recipe mode: the training config to time",
+        default=Path(__file__).resolve().parents[1] / "configs" / "quick-v2.yaml",
+        help="recipe mode: the training config the candidates are timed against (default: the recipe before issue 27)",
     )
     ap.add_argument(
         "--candidate",

@@ -166,13 +166,13 @@ def test_training_feeds_the_cross_term_its_english_columns_and_mask(tiny_model, 
     assert sum(sum(s) for *_, s in calls) > 0
 
 
-def test_quick_distill_is_quick_plus_the_cross_term_and_tatoeba():
+def test_quick_is_quick_v2_plus_the_cross_term_and_tatoeba():
     from pathlib import Path
 
     from polyret.config import load_train_config
 
     root = Path(__file__).resolve().parents[1] / "configs"
-    quick, distill = (load_train_config(root / name).model_dump() for name in ("quick.yaml", "quick-distill.yaml"))
+    quick, distill = (load_train_config(root / name).model_dump() for name in ("quick-v2.yaml", "quick.yaml"))
     assert {k for k in quick if quick[k] != distill[k]} == {"data", "teacher_cross", "validation_sources"}
     assert distill["validation_sources"] == quick["data"]  # one held-out pool for both recipes
     assert (quick["teacher_cross"], distill["teacher_cross"]) == (0.0, 100.0)

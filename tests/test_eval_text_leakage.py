@@ -36,6 +36,17 @@ def _data_key(cfg):
     return (tuple(cfg.data), cfg.unit, cfg.negatives, cfg.answerless)
 
 
+_GROUPS: dict[tuple, list] = {}
+
+
+def _groups(cfg) -> list:
+    """A config's training groups, read once per data setting for the whole module."""
+    key = _data_key(cfg)
+    if key not in _GROUPS:
+        _GROUPS[key] = load_training_groups(cfg)
+    return _GROUPS[key]
+
+
 @pytest.fixture(scope="module")
 def evaluation_texts(shared_data):
     from polyret.data.lareqa import load_lareqa
@@ -67,7 +78,7 @@ def test_every_shipped_config_trains_on_no_evaluation_text(shared_data, evaluati
         if key in checked:
             continue
         trained = set()
-        for g in load_training_groups(cfg):
+        for g in _groups(cfg):
             trained.update(g.queries.values(), g.positives.values(), *g.negatives.values())
         trained = {t.strip() for t in trained}
         assert len(trained) > 1000, where
@@ -127,3 +138,33 @@ def test_experiments_that_train_on_tatoeba_score_only_its_evaluation_side():
             for suite in cfg.suites:
                 if suite.name == "tatoeba":
                     assert (suite.options or {}).get("side") == "eval", f"{p.name}: a tatoeba suite must set side: eval"
+
+
+def test_heldout_suites_score_exactly_what_every_training_held_out(shared_data, monkeypatch):
+    """The recipe comparisons (issue 27) choose on one pool: every training run of an experiment with a
+    `heldout` suite holds out exactly that suite's groups (whatever training sets it adds), and trains
+    on no passage of them."""
+    from polyret.experiment.suites import SuiteContext, resolve_data_dir
+    from polyret.train_prepare import heldout_split
+
+    monkeypatch.setenv("POLYRET_DATA", str(shared_data))
+    compared = 0
+    for p in sorted((CONFIGS / "experiments").glob("*.yaml")):
+        exp, where = load_experiment_config(p)
+        suites = [s for s in exp.suites if s.name == "heldout"]
+        if not suites:
+            continue
+        _, runs = expand_grid(exp, where)
+        for suite in suites:
+            pool_path = resolve_data_dir(suite.data, suite.data, SuiteContext(where), "heldout")
+            pool_cfg = load_train_config(pool_path, suite.options.get("config_overrides", {}))
+            pool = [(g.source, g.id) for g in heldout_split(pool_cfg, _groups(pool_cfg))[1]]
+            assert len(pool) == pool_cfg.validation_groups, p.name
+            for run in (r for r in runs if r.train_config):
+                cfg = config_from_dict(run.train_config)
+                train, held = heldout_split(cfg, _groups(cfg))
+                assert [(g.source, g.id) for g in held] == pool, f"{p.name} {run.label} seed {run.seed}"
+                held_texts = set().union(*(g.passage_texts for g in held))
+                assert not any(g.passage_texts & held_texts for g in train)
+                compared += 1
+    assert compared >= 10  # distill-*.yaml: 4 recipes x 3 seeds, and the batchings

@@ -159,7 +159,7 @@ def test_shipped_configs_load():
         "default",
         "hybrid",
         0.5,
-        ["mlqa-test", "xnli-align"],
+        ["mlqa-test", "xnli-align", "tatoeba-align"],
     )
     assert (quick.unit, quick.answerless, quick.negatives, quick.n_negatives) == (
         "sentence",
@@ -167,7 +167,8 @@ def test_shipped_configs_load():
         "same-paragraph",
         0,
     )
-    assert (quick.teacher_weight, quick.language_correction) == (100.0, "center-both")
+    assert (quick.teacher_weight, quick.teacher_cross, quick.language_correction) == (100.0, 100.0, "center-both")
+    assert quick.validation_sources == ["mlqa-test", "xnli-align"]
     v1 = load_train_config(root / "quick-v1.yaml", {})  # the recipe the alignment experiments report
     assert (v1.unit, v1.teacher_weight) == ("paragraph", 10.0)
     paper = load_train_config(root / "paper.yaml", {})
