@@ -335,8 +335,8 @@ def qrels_of(dataset: LareqaDataset) -> dict[str, dict[str, int]]:
     return {q.key: {cids[c]: 1 for c in rel.tolist()} for q, rel in zip(dataset.questions, dataset.relevant)}
 
 
-def report_markdown(results: dict) -> str:
-    """Paper-style tables: one row per source language, plus the macro average."""
+def _language_table(results: dict) -> tuple[list[list], list[str]]:
+    """report.md's per-query-language rows (plus the macro average) and their headers."""
     langs = results["languages"]
     k, own = f"recall@{MULTI_RECALL_K}", f"top{OWN_LANGUAGE_TOP_K}_own_language_share"
     mono, cross, multi = results["mono"], results["cross"], results["multi"]
@@ -383,6 +383,13 @@ def report_markdown(results: dict) -> str:
         "rank dist.",
         f"top-{OWN_LANGUAGE_TOP_K} own-lang",
     ]
+    return rows, headers
+
+
+def report_markdown(results: dict) -> str:
+    """Paper-style tables: one row per source language, plus the macro average."""
+    langs = results["languages"]
+    rows, headers = _language_table(results)
     matrix = results["map_matrix"]["rows_query_cols_candidate"]
     mat_rows = [[l, *[matrix[i][j] for j in range(len(langs))]] for i, l in enumerate(langs)]
     t = results.get("timing", {})
