@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from polyret.data.lareqa import every_nth_paragraph, first_paragraphs, load_lareqa
+from polyret.config import load_train_config
+from polyret.data.lareqa import LareqaDataset, every_nth_paragraph, first_paragraphs, load_lareqa
 from polyret.errors import PolyretError
 from polyret.evaluate.beir import evaluate_beir
 from polyret.evaluate.lareqa_eval import evaluate_lareqa
@@ -21,6 +22,7 @@ from polyret.evaluate.tatoeba import evaluate_tatoeba
 from polyret.evaluate.xnli import evaluate_xnli
 from polyret.experiment.config import SuiteConfig, suite_label
 from polyret.paths import data_path
+from polyret.train_prepare import heldout_split
 
 
 @dataclass
@@ -72,10 +74,6 @@ def heldout_suite(model, suite: SuiteConfig, out_dir: Path, ctx: SuiteContext) -
     pool (`polyret.validation`): where recipes are chosen, never an evaluation set. `data` is the training
     config; `options.config_overrides` changes its keys (e.g. `validation_seed: 42`, so every seed and
     the base are scored on one pool); the other options go to `evaluate_lareqa`."""
-    from polyret.config import load_train_config
-    from polyret.data.lareqa import LareqaDataset
-    from polyret.train_prepare import heldout_split
-
     label = suite_label(suite)
     if not suite.data:
         raise PolyretError(f"suite {label}: give the training config whose held-out groups to score under `data`")
